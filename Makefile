@@ -1,0 +1,42 @@
+# The README's two commands: `make demo` and `make test`. Both bootstrap everything they need.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+
+.PHONY: all test lint unit demo bench clean tmux
+
+all: test
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+tmux:
+	@command -v tmux >/dev/null 2>&1 || { \
+	  echo "installing tmux with apt-get"; \
+	  (apt-get update -qq && apt-get install -y -qq tmux) || \
+	  (sudo apt-get update -qq && sudo apt-get install -y -qq tmux); }
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: $(STAMP) tmux lint
+	$(BIN)/pytest
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit -q
+
+demo: $(STAMP) tmux
+	$(BIN)/python -m zmqswarm.demo
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.throughput
+	$(BIN)/python -m bench.latency
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,109 @@
+"""Shared plumbing for the benchmarks: processes, endpoints, and the raw pyzmq ceiling."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+CTX = mp.get_context("spawn")  # a clean interpreter per peer, like real deployments
+
+
+def endpoint(tag: str) -> str:
+    return f"ipc://{tempfile.mkdtemp(prefix='zs-bench-')}/{tag}"
+
+
+def wait_path(url: str, timeout: float = 10.0) -> None:
+    path = Path(url[len("ipc://") :])
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} never appeared")
+        time.sleep(0.005)
+
+
+def ceiling_router(url: str, n: int) -> None:
+    """The fastest honest Python forwarder: fixed-arity recv/send, no decode, no acks."""
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.ROUTER)
+    sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # block on a full pipe instead of dropping
+    sock.bind(url)
+    recv, send, more = sock.recv, sock.send, zmq.SNDMORE
+    for _ in range(n):
+        recv()  # sender identity
+        to = recv()
+        payload = recv()
+        send(to, more)
+        send(payload)
+    sock.close()
+    ctx.term()
+
+
+def run_zs_router(url: str) -> None:
+    from zmqswarm.router import Router
+
+    router = Router([url])
+    router.install_signal_handlers()
+    router.run()
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def write_json(path: str, data: Any) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(data, indent=2))
+
+
+@contextmanager
+def raw_path(n: int, sink: Callable[..., None]) -> Iterator[tuple[zmq.Socket[bytes], Any]]:
+    """The ceiling's processes: ``ceiling_router`` forwarding ``n`` messages, and ``sink(url,
+    n, q)`` (which puts "ready", then its result, on ``q``). Yields (source DEALER, q)."""
+    url = endpoint("raw")
+    q: Any = CTX.Queue()
+    router = CTX.Process(target=ceiling_router, args=(url, n))
+    router.start()
+    wait_path(url)
+    consumer = CTX.Process(target=sink, args=(url, n, q))
+    consumer.start()
+    assert q.get(timeout=30) == "ready"
+    ctx = zmq.Context()
+    src = ctx.socket(zmq.DEALER)
+    src.connect(url)
+    time.sleep(0.2)  # bench only: the sink's connection must reach the router first
+    try:
+        yield src, q
+    finally:
+        router.join(30)
+        consumer.join(30)
+        src.close(0)
+        ctx.term()
+
+
+@contextmanager
+def zs_path(n: int, sink: Callable[..., None]) -> Iterator[tuple[str, Any]]:
+    """A zs router process and ``sink(url, n, q)`` (a zmqswarm peer named "sink" that puts
+    "ready", then its result, on ``q``). Yields (router url, q)."""
+    url = endpoint("zs")
+    q: Any = CTX.Queue()
+    router = CTX.Process(target=run_zs_router, args=(url,))
+    router.start()
+    wait_path(url)
+    consumer = CTX.Process(target=sink, args=(url, n, q))
+    consumer.start()
+    assert q.get(timeout=30) == "ready"
+    try:
+        yield url, q
+    finally:
+        consumer.join(30)
+        router.terminate()
+        router.join(30)

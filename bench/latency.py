@@ -1,0 +1,124 @@
+"""`python -m bench.latency`: send -> recv latency at a fixed offered rate, open loop.
+
+Each message carries the time it was *scheduled* to be sent, so a sender that falls behind
+cannot hide the queueing it causes (no coordinated omission). Both paths are measured in the
+same run: (a) raw DEALER -> Python ROUTER -> DEALER, (b) zmqswarm Client -> router -> Client
+with receipts and acks. Percentiles come from a histogram; the first second is warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import struct
+import time
+from typing import Any
+
+import zmq
+
+from bench._hist import Histogram
+from bench._procs import median, raw_path, write_json, zs_path
+
+STAMP = struct.Struct("<q")
+PCTS = (50.0, 90.0, 99.0, 99.9)
+
+
+def _paced(send: Any, rate: int, seconds: float, size: int) -> None:
+    """Send at ``rate``/s for ``seconds``; each payload starts with its scheduled time.
+
+    Sleeps until the next message is due and then sends every message already due: no core
+    is burnt spinning (this machine has two, shared by three processes), and a message sent
+    late still counts from when it was due, so lateness shows up as latency."""
+    pad = b"x" * max(0, size - STAMP.size)
+    interval = 1_000_000_000 // rate
+    start = time.monotonic_ns() + 50_000_000
+    n = int(rate * seconds)
+    i = 0
+    while i < n:
+        now = time.monotonic_ns()
+        while i < n and start + i * interval <= now:
+            send(STAMP.pack(start + i * interval) + pad)
+            i += 1
+        if i < n:
+            time.sleep(max(0, start + i * interval - time.monotonic_ns()) / 1e9)
+
+
+def _summarize(latencies: list[int], warmup: int) -> dict[str, float]:
+    hist = Histogram()
+    for ns in latencies[warmup:]:
+        hist.record(ns)
+    return {f"p{p:g}": hist.percentile(p) / 1000 for p in PCTS} | {"max": hist.max / 1000}
+
+
+def _raw_sink(url: str, n: int, q: Any) -> None:
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.ROUTING_ID, b"sink")
+    sock.connect(url)
+    q.put("ready")
+    lat = []
+    for _ in range(n):
+        payload = sock.recv()
+        lat.append(time.monotonic_ns() - STAMP.unpack_from(payload)[0])
+    q.put(lat)
+
+
+def raw(rate: int, seconds: float, size: int) -> list[int]:
+    with raw_path(int(rate * seconds), _raw_sink) as (src, q):
+        more = zmq.SNDMORE
+
+        def send(payload: bytes) -> None:
+            src.send(b"sink", more)
+            src.send(payload)
+
+        _paced(send, rate, seconds, size)
+        lat: list[int] = q.get(timeout=60)
+    return lat
+
+
+def _zs_sink(url: str, n: int, q: Any) -> None:
+    from zmqswarm.client import Client
+
+    with Client("sink", router=url) as client:
+        q.put("ready")
+        lat = []
+        for _ in range(n):
+            msg = client.recv(timeout=30)
+            lat.append(time.monotonic_ns() - STAMP.unpack_from(msg.payload)[0])
+        q.put(lat)
+
+
+def zmqswarm(rate: int, seconds: float, size: int) -> list[int]:
+    from zmqswarm.client import Client
+
+    n = int(rate * seconds) + 1  # + the message that opens the session
+    with zs_path(n, _zs_sink) as (url, q), Client("source", router=url) as client:
+        client.send("sink", STAMP.pack(0)).wait("accepted")  # session up before the clock
+        _paced(lambda p: client.send("sink", p), rate, seconds, size)
+        lat: list[int] = q.get(timeout=60)
+    return lat[1:]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rate", type=int, default=10_000, help="offered messages per second")
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--json", default="bench/results/latency.json")
+    args = ap.parse_args()
+    warmup = args.rate  # the first second
+    rows = []
+    print(f"open loop, {args.rate:,} msg/s offered, {args.size} B, {args.seconds:g} s, us:")
+    print(f"{'path':<28}" + "".join(f"{f'p{p:g}':>9}" for p in PCTS) + f"{'max':>9}")
+    for label, fn in (("raw pyzmq router", raw), ("zmqswarm send -> recv", zmqswarm)):
+        runs = [
+            _summarize(fn(args.rate, args.seconds, args.size), warmup) for _ in range(args.runs)
+        ]
+        med = {k: median([r[k] for r in runs]) for k in runs[0]}
+        print(f"{label:<28}" + "".join(f"{med[k]:>9.0f}" for k in med))
+        rows.append({"path": label, "median_of_runs_us": med, "runs_us": runs})
+    write_json(args.json, {"rate": args.rate, "size": args.size, "rows": rows})
+
+
+if __name__ == "__main__":
+    main()

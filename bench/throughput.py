@@ -1,0 +1,99 @@
+"""`python -m bench.throughput`: messages per second through a router, zmqswarm against a raw
+pyzmq ceiling measured in the same run (this machine is shared and noisy: read the ratio).
+
+(a) ceiling: DEALER -> Python ROUTER (fixed-arity recv/send) -> DEALER. No receipts, no acks.
+(b) zmqswarm: Client -> zs router -> Client, each in its own process, with receipts, delivery
+    acks and dedup; the clock runs from the first message received to the last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import zmq
+
+from bench._procs import median, raw_path, write_json, zs_path
+
+
+def _ceiling_sink(url: str, n: int, q: Any) -> None:
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.ROUTING_ID, b"sink")
+    sock.connect(url)
+    q.put("ready")
+    sock.recv()
+    start = time.perf_counter()
+    for _ in range(n - 1):
+        sock.recv()
+    q.put((n - 1) / (time.perf_counter() - start))
+
+
+def ceiling(size: int, n: int) -> float:
+    with raw_path(n, _ceiling_sink) as (src, q):
+        payload = b"x" * size
+        send, more = src.send, zmq.SNDMORE
+        for _ in range(n):
+            send(b"sink", more)
+            send(payload)
+        rate: float = q.get(timeout=120)
+    return rate
+
+
+def _zs_sink(url: str, n: int, q: Any) -> None:
+    from zmqswarm.client import Client
+
+    with Client("sink", router=url) as client:
+        q.put("ready")
+        client.recv(timeout=30)
+        start = time.perf_counter()
+        for _ in range(n - 1):
+            client.recv(timeout=30)
+        q.put((n - 1) / (time.perf_counter() - start))
+
+
+def zmqswarm(size: int, n: int, batch: int) -> float:
+    from zmqswarm.client import Client
+
+    n -= n % batch  # whole batches only: the sink counts exactly what is sent
+    payload = b"x" * size
+    with zs_path(n, _zs_sink) as (url, q), Client("source", router=url) as client:
+        if batch > 1:
+            chunk = [payload] * batch
+            for _ in range(n // batch):
+                client.send_many("sink", chunk)
+        else:
+            for _ in range(n):
+                client.send("sink", payload)
+        rate: float = q.get(timeout=300)
+    return rate
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--n", type=int, default=100_000, help="messages per run")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--json", default="bench/results/throughput.json")
+    args = ap.parse_args()
+    rows = []
+    print(f"{'payload':>8} {'path':<22} {'msgs/s (median)':>16} {'of ceiling':>11}  runs")
+    for size in (64, 1024):
+        ceil = [ceiling(size, args.n) for _ in range(args.runs)]
+        c = median(ceil)
+        print(f"{size:>7}B {'raw pyzmq ceiling':<22} {c:>16,.0f} {'100%':>11}  {ceil_fmt(ceil)}")
+        rows.append({"payload": size, "path": "ceiling", "median": c, "runs": ceil})
+        for label, batch in (("zmqswarm send()", 1), ("zmqswarm send_many(64)", 64)):
+            runs = [zmqswarm(size, args.n, batch) for _ in range(args.runs)]
+            m = median(runs)
+            print(f"{size:>7}B {label:<22} {m:>16,.0f} {m / c:>11.1%}  {ceil_fmt(runs)}")
+            rows.append({"payload": size, "path": label, "median": m, "ratio": m / c, "runs": runs})
+    write_json(args.json, rows)
+
+
+def ceil_fmt(runs: list[float]) -> str:
+    return " / ".join(f"{r / 1000:.0f}k" for r in sorted(runs))
+
+
+if __name__ == "__main__":
+    main()

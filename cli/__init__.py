@@ -1,0 +1,1 @@
+"""zmqswarm command line: `zs`."""

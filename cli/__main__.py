@@ -1,0 +1,5 @@
+"""`python -m zmqswarm.cli` == `zs`."""
+
+from .entry import main
+
+main()

@@ -1,0 +1,112 @@
+"""`zs agent`: deliver messages for NAME into a tmux pane."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Annotated
+
+import typer
+
+from .exits import USAGE, exit_codes, fail
+
+
+def agent_command(
+    name: Annotated[str, typer.Option("--name", "-n", help="Peer name to receive as.")],
+    pane: Annotated[
+        str | None,
+        typer.Option(
+            "--pane", "-p", help="Target pane, e.g. %3. Default: the pane tagged with NAME."
+        ),
+    ] = None,
+    socket_name: Annotated[str | None, typer.Option("-L", help="tmux socket name.")] = None,
+    socket_path: Annotated[str | None, typer.Option("-S", help="tmux socket path.")] = None,
+    router: Annotated[str | None, typer.Option("--router", "-r", help="Router URL.")] = None,
+    journal: Annotated[
+        str | None, typer.Option(help="Intent journal (default: $XDG_STATE_HOME/zmqswarm/).")
+    ] = None,
+    profile: Annotated[
+        str, typer.Option(help="Readiness profile: a name in configs/profiles, or a path.")
+    ] = "plain",
+    quiet: Annotated[
+        float | None, typer.Option(help="Seconds the pane must be unchanged (overrides).")
+    ] = None,
+) -> None:
+    import msgspec
+
+    from zmqswarm.agent import run_agent
+    from zmqswarm.profiles import load_profile
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+
+    with exit_codes():
+        chosen = load_profile(profile)
+    if quiet is not None:
+        chosen = msgspec.structs.replace(chosen, quiet=quiet)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_agent(
+            name,
+            pane,
+            router=router,
+            socket_name=socket_name,
+            socket_path=socket_path,
+            journal=journal,
+            profile=chosen,
+            stop=stop,
+        )
+
+    with exit_codes():
+        asyncio.run(main())
+
+
+def tag_command(
+    target: Annotated[str, typer.Argument(help="Pane to tag, e.g. %3 or session:window.pane.")],
+    name: Annotated[str, typer.Argument(help="Agent name the pane belongs to.")],
+    socket_name: Annotated[str | None, typer.Option("-L", help="tmux socket name.")] = None,
+    socket_path: Annotated[str | None, typer.Option("-S", help="tmux socket path.")] = None,
+) -> None:
+    """Set @zs_agent=NAME on a pane, so `zs agent --name NAME` delivers there."""
+    from zmqswarm.agent import TAG
+
+    set_pane_option(socket_name, socket_path, target, TAG, name)
+
+
+def hook_command(
+    state: Annotated[str, typer.Argument(help="idle (ready for a message) or busy.")],
+    pane: Annotated[
+        str | None, typer.Option("--pane", help="Pane (default: $TMUX_PANE, the caller's).")
+    ] = None,
+    socket_name: Annotated[str | None, typer.Option("-L", help="tmux socket name.")] = None,
+    socket_path: Annotated[str | None, typer.Option("-S", help="tmux socket path.")] = None,
+) -> None:
+    """For an agent's lifecycle hooks (Claude Code Stop/UserPromptSubmit, Codex notify)."""
+    import os
+
+    from zmqswarm.agent import STATE
+
+    if state not in ("idle", "busy"):
+        raise fail(USAGE, f"state must be idle or busy, not {state!r}")
+    target = pane or os.environ.get("TMUX_PANE")
+    if not target:
+        raise SystemExit("zs: no --pane and no $TMUX_PANE: not inside tmux?")
+    set_pane_option(socket_name, socket_path, target, STATE, state)
+
+
+def set_pane_option(
+    socket_name: str | None, socket_path: str | None, pane: str, option: str, value: str
+) -> None:
+    """One ``tmux set-option -p``; a tmux error becomes one line and exit code 1."""
+    import subprocess
+
+    from zmqswarm.tmux import tmux_argv
+
+    argv = [*tmux_argv(socket_name, socket_path), "set-option", "-p", "-t", pane, option, value]
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"zs: tmux: {done.stderr.strip()}")

@@ -1,0 +1,47 @@
+"""Exit codes of `zs` (documented in README) and the one place errors become them."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+OK = 0
+ERROR = 1  # anything unexpected
+USAGE = 2  # bad arguments (typer/click uses 2 as well)
+UNREACHABLE = 3  # router did not answer in time, or refused the session
+FAILED = 4  # the message was refused, expired or is dead
+IN_USE = 5  # a live router already holds the endpoint
+CONFIG = 6  # the config file is invalid
+
+
+def fail(code: int, message: str) -> SystemExit:
+    """Print the one error line; return the exit to raise (typer lets SystemExit through,
+    and the fast `zs send` path has no typer at all)."""
+    sys.stderr.write(f"zs: {message}\n")
+    return SystemExit(code)
+
+
+@contextmanager
+def exit_codes() -> Iterator[None]:
+    """Turn zmqswarm errors into one clear line on stderr and a documented exit code."""
+    from zmqswarm.errors import (
+        ConfigError,
+        DeliveryError,
+        RouterInUseError,
+        RouterUnavailableError,
+        ZsTimeoutError,
+    )
+
+    try:
+        yield
+    except ConfigError as exc:
+        raise fail(CONFIG, str(exc)) from None
+    except RouterInUseError as exc:
+        raise fail(IN_USE, str(exc)) from None
+    except DeliveryError as exc:
+        raise fail(FAILED, str(exc)) from None
+    except (RouterUnavailableError, ZsTimeoutError) as exc:
+        raise fail(UNREACHABLE, str(exc)) from None
+    except ValueError as exc:
+        raise fail(USAGE, str(exc)) from None

@@ -1,0 +1,32 @@
+"""`zs`: the zmqswarm command line. One module per command; this one wires them together
+and maps errors to exit codes. Heavy imports (rich, asyncio, the router) stay inside the
+commands that need them, so `zs send` starts fast."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from .agent import agent_command, hook_command, tag_command
+from .router import router_command
+from .send import recv_command, send_command
+
+app = typer.Typer(
+    name="zs",
+    help="zmqswarm: messaging for swarms of AI coding agents.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("router", help="Run a router.")(router_command)
+app.command("agent", help="Deliver messages for a name into a tmux pane.")(agent_command)
+app.command("tag", help="Tag a tmux pane as the one an agent name delivers into.")(tag_command)
+app.command("hook", help="Report idle/busy from an agent's lifecycle hooks.")(hook_command)
+app.command("send", help="Send one message; prints its ticket.")(send_command)
+app.command("recv", help="Receive messages as NAME; one line (or JSON object) each.")(recv_command)
+
+
+def main() -> None:
+    """`zs` through typer for every command (the console script uses cli/entry.py)."""
+    sys.exit(app())

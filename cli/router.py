@@ -1,0 +1,38 @@
+"""`zs router`: run a router until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .exits import exit_codes
+
+
+def router_command(
+    bind: Annotated[
+        list[str] | None,
+        typer.Option("--bind", "-b", help="Endpoint to bind (repeatable). Default: $ZS_ROUTER."),
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML config file.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    from zmqswarm.config import load_config
+    from zmqswarm.router import Router
+    from zmqswarm.transport import resolve_router_url
+
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    with exit_codes():
+        cfg = load_config(config)
+        binds = bind or cfg.router.bind or [resolve_router_url(None, cfg.client.router)]
+        router = Router(binds, options=cfg.router.options(), drain_timeout=cfg.router.drain_timeout)
+        router.install_signal_handlers()
+        logging.getLogger("zmqswarm.router").warning(
+            "zs router listening on %s", " ".join(router.endpoints)
+        )
+        router.run()

@@ -1,0 +1,52 @@
+"""`zs` as a user runs it: real processes against a real router."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..conftest import Procs
+
+ZS = [sys.executable, "-m", "zmqswarm.cli"]
+
+
+def zs(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*ZS, *args], input=stdin, capture_output=True, text=True, timeout=30)
+
+
+def test_send_then_recv_round_trip(procs: Procs) -> None:
+    procs.router()
+    first = zs("send", "bob", "hello bob", "--router", procs.url)
+    assert first.returncode == 0, first.stderr
+    second = zs("send", "bob", "--router", procs.url, "--json", stdin="from stdin")
+    assert json.loads(second.stdout)["state"] == "accepted"
+    got = zs("recv", "bob", "--router", procs.url, "--count", "2", "--json", "--timeout", "10")
+    lines = [json.loads(line) for line in got.stdout.splitlines()]
+    assert [m["payload"] for m in lines] == ["hello bob", "from stdin"]
+    assert lines[0]["ticket"] == first.stdout.strip()
+
+
+def test_unreachable_router_is_one_line_and_exit_3_within_the_timeout(tmp_path: Path) -> None:
+    start = time.monotonic()
+    result = zs("send", "bob", "hi", "--router", f"ipc://{tmp_path}/nobody", "--timeout", "1")
+    assert result.returncode == 3
+    assert "did not answer within 1.0 s" in result.stderr
+    assert time.monotonic() - start < 10  # 1 s wait + interpreter start, never 2 x timeout
+
+
+def test_a_second_router_on_a_live_endpoint_exits_5(procs: Procs) -> None:
+    procs.router()
+    result = zs("router", "--bind", procs.url)
+    assert result.returncode == 5
+    assert "already serving" in result.stderr
+
+
+def test_a_crashed_routers_endpoint_is_taken_over(procs: Procs) -> None:
+    first = procs.router()
+    first.kill()  # SIGKILL: lock released by the kernel, socket file left behind
+    first.wait(10)
+    procs.router()
+    assert zs("send", "bob", "hi", "--router", procs.url).returncode == 0

@@ -1,0 +1,88 @@
+"""A test program for a tmux pane: enables bracketed paste, reads raw input, and appends one
+JSON line per submission to OUT: {"paste": <text inside the markers>, "typed": <other text>}.
+A submission ends at Enter (CR) outside a paste. Run: python recorder.py OUT [BUSY_SECONDS]
+
+With BUSY_SECONDS it first works (prints a line every 50 ms) for that long; anything typed or
+pasted meanwhile is recorded as {"during_busy": ...}: a delivery that did not wait."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import sys
+import termios
+import time
+import tty
+
+START, END = b"\x1b[200~", b"\x1b[201~"
+
+
+def busy(fd: int, out: str, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < end:
+        n += 1
+        os.write(sys.stdout.fileno(), f"working {n}\r\n".encode())
+        if select.select([fd], [], [], 0.05)[0]:
+            with open(out, "a") as f:
+                f.write(json.dumps({"during_busy": os.read(fd, 65536).decode()}) + "\n")
+
+
+def main(out: str, busy_seconds: float = 0.0) -> None:
+    fd = sys.stdin.fileno()
+    old = termios.tcgetattr(fd)
+    tty.setraw(fd)
+    if busy_seconds:
+        busy(fd, out, busy_seconds)
+    os.write(sys.stdout.fileno(), b"\x1b[?2004hREADY> ")
+    buf = b""
+    paste: list[bytes] = []
+    typed = b""
+    in_paste = False
+    try:
+        with open(out, "a") as f:
+            while True:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    return
+                buf += chunk
+                while buf:
+                    if in_paste:
+                        end = buf.find(END)
+                        if end < 0:
+                            keep = len(END) - 1  # an end marker may be split across reads
+                            paste.append(buf[:-keep] if len(buf) > keep else b"")
+                            buf = buf[-keep:] if len(buf) > keep else buf
+                            break
+                        paste.append(buf[:end])
+                        buf = buf[end + len(END) :]
+                        in_paste = False
+                        continue
+                    start = buf.find(START)
+                    cr = buf.find(b"\r")
+                    if cr >= 0 and (start < 0 or cr < start):
+                        typed += buf[:cr]
+                        buf = buf[cr + 1 :]
+                        record = {"paste": b"".join(paste).decode(), "typed": typed.decode()}
+                        f.write(json.dumps(record) + "\n")
+                        f.flush()
+                        paste, typed = [], b""
+                        shown = record["paste"].splitlines()[:1] or [""]
+                        os.write(sys.stdout.fileno(), f"\r\nGOT {shown[0]}\r\nREADY> ".encode())
+                        continue
+                    if start >= 0:
+                        typed += buf[:start]
+                        buf = buf[start + len(START) :]
+                        in_paste = True
+                        continue
+                    if len(buf) < len(START) and START.startswith(buf[:1]) and buf[:1] == b"\x1b":
+                        break  # maybe a split start marker
+                    typed += buf
+                    buf = b""
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, old)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 0.0)

@@ -1,0 +1,203 @@
+"""`zs agent` end to end: router process, agent process, a real program in a private pane."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from zmqswarm import Client, ZsTimeoutError
+from zmqswarm.delivery import sanitize
+
+from ..conftest import Procs, wait_for
+
+RECORDER = Path(__file__).with_name("recorder.py")
+
+
+def records(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def bodies(path: Path, expect: int = 0) -> list[str]:
+    """What each submission pasted, minus the envelope line; first waits (bounded) until
+    the program has recorded ``expect`` of them: "delivered" means the Enter went out, not
+    that the program has processed it yet."""
+    wait_for(lambda: len(records(path)) >= expect, 10, f"{expect} records in {path.name}")
+    return [r["paste"].partition("\n")[2] for r in records(path) if "paste" in r]
+
+
+def start_recorder(socket: str, out: Path, session: str = "work", busy: float = 0) -> str:
+    pane = subprocess.run(
+        [
+            "tmux",
+            "-L",
+            socket,
+            "new-session",
+            "-d",
+            "-s",
+            session,
+            "-P",
+            "-F",
+            "#{pane_id}",
+            f"{sys.executable} {RECORDER} {out} {busy}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+    def started() -> bool:
+        shown = subprocess.run(
+            ["tmux", "-L", socket, "capture-pane", "-p", "-t", pane], capture_output=True, text=True
+        ).stdout
+        return ("READY>" in shown) or ("working" in shown)
+
+    wait_for(started, 10, "the recorder to start")
+    return pane
+
+
+def agent_args(name: str, pane: str, socket: str, url: str, tmp: Path) -> list[str]:
+    return [
+        "-m", "zmqswarm.cli", "agent", "--name", name, "--pane", pane, "-L", socket,
+        "--router", url, "--journal", str(tmp / f"{name}.journal"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("point", ["before_paste", "after_paste"])
+def test_agent_killed_around_a_paste_neither_loses_nor_repeats(
+    procs: Procs, tmux_socket: str, tmp_path: Path, point: str
+) -> None:
+    """SIGKILL the agent just before / just after pasting message 3, start it again: every
+    message is in the pane exactly once, in order."""
+    procs.router()
+    out = tmp_path / "pane.jsonl"
+    pane = start_recorder(tmux_socket, out)
+    args = agent_args("bob", pane, tmux_socket, procs.url, tmp_path)
+    doomed = procs.spawn(*args, env={"ZS_AGENT_CRASH": f"{point}:3"})
+    texts = [f"step {i}" for i in range(6)]
+    with Client("alice", router=procs.url) as alice:
+        tickets = [alice.send("bob", text.encode(), notify=True) for text in texts]
+        assert doomed.wait(30) == -9  # killed at the crash point
+        procs.spawn(*args)  # same journal, no crash point
+        for ticket in tickets:
+            ticket.wait("delivered", timeout=30)
+    assert bodies(out, len(texts)) == texts
+
+
+def test_messages_sent_to_a_name_land_in_its_pane_in_order(
+    procs: Procs, tmux_socket: str, tmp_path: Path
+) -> None:
+    procs.router()
+    out = tmp_path / "pane.jsonl"
+    pane = start_recorder(tmux_socket, out)
+    procs.spawn(*agent_args("bob", pane, tmux_socket, procs.url, tmp_path))
+    texts = [f"task {i}: fix 'the' $bug in #{{file}}; then\nrun tests\t(all)" for i in range(20)]
+    with Client("alice", router=procs.url) as alice:
+        tickets = [alice.send("bob", text.encode(), notify=True) for text in texts]
+        for ticket in tickets:
+            ticket.wait("delivered", timeout=30)  # acked only after the Enter went out
+    bodies(out, len(texts))  # wait until the program has recorded them all
+    got = records(out)
+    assert len(got) == len(texts)
+    for ticket, body, record in zip(tickets, texts, got, strict=True):
+        head, _, text = record["paste"].partition("\n")
+        assert head == f"[zs] from alice · ticket {ticket} · reply: zs send alice '...'"
+        assert text == sanitize(body)
+        assert record["typed"] == ""
+
+
+def test_a_killed_pane_keeps_its_mail_at_the_router_until_a_new_pane_takes_the_name(
+    procs: Procs, tmux_socket: str, tmp_path: Path
+) -> None:
+    procs.router()
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    pane = start_recorder(tmux_socket, first)
+    zs = [sys.executable, "-m", "zmqswarm.cli"]
+    subprocess.run([*zs, "tag", pane, "bob", "-L", tmux_socket], check=True)
+    args = agent_args("bob", pane, tmux_socket, procs.url, tmp_path)
+    procs.spawn(*[a for a in args if a not in ("--pane", pane)])  # follow the tag
+    with Client("alice", router=procs.url) as alice:
+        early = [alice.send("bob", f"early {i}".encode(), notify=True) for i in range(3)]
+        for ticket in early:
+            ticket.wait("delivered", timeout=30)
+        subprocess.run(["tmux", "-L", tmux_socket, "kill-pane", "-t", pane], check=True)
+        late = [alice.send("bob", f"late {i}".encode(), notify=True) for i in range(3)]
+        for ticket in late:
+            ticket.wait("accepted", timeout=10)  # the router holds them
+        with pytest.raises(ZsTimeoutError):
+            late[0].wait("delivered", timeout=1.5)  # no pane: nothing is pasted anywhere
+        new_pane = start_recorder(tmux_socket, second, session="work2")
+        subprocess.run([*zs, "tag", new_pane, "bob", "-L", tmux_socket], check=True)
+        for ticket in late:
+            ticket.wait("delivered", timeout=30)
+    assert bodies(first, 3) == [f"early {i}" for i in range(3)]
+    assert bodies(second, 3) == [f"late {i}" for i in range(3)]
+
+
+def test_a_busy_program_gets_its_messages_after_it_goes_quiet(
+    procs: Procs, tmux_socket: str, tmp_path: Path
+) -> None:
+    procs.router()
+    out = tmp_path / "pane.jsonl"
+    pane = start_recorder(tmux_socket, out, busy=3.0)  # prints a line every 50 ms for 3 s
+    procs.spawn(*agent_args("bob", pane, tmux_socket, procs.url, tmp_path))
+    with Client("alice", router=procs.url) as alice:
+        tickets = [alice.send("bob", f"after work {i}".encode(), notify=True) for i in range(3)]
+        for ticket in tickets:
+            ticket.wait("delivered", timeout=30)
+    assert bodies(out, 3) == [f"after work {i}" for i in range(3)]
+    assert not [r for r in records(out) if "during_busy" in r], "pasted into a busy program"
+
+
+def test_a_human_draft_is_never_overwritten(procs: Procs, tmux_socket: str, tmp_path: Path) -> None:
+    """bash with a half-typed command: the message waits; once the draft is gone it lands
+    (its envelope a comment) and runs."""
+    procs.router()
+    tmux = ["tmux", "-L", tmux_socket]
+    pane = subprocess.run(
+        [*tmux, "new-session", "-d", "-s", "sh", "-x", "120", "-P", "-F", "#{pane_id}"]
+        + ["env PS1='zs$ ' bash --norc --noprofile"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+
+    def screen() -> str:
+        return subprocess.run(
+            [*tmux, "capture-pane", "-p", "-t", pane], capture_output=True, text=True
+        ).stdout
+
+    wait_for(lambda: "zs$" in screen(), 10, "the prompt")
+    subprocess.run([*tmux, "send-keys", "-t", pane, "-l", "git commit -m 'half"], check=True)
+    procs.spawn(*agent_args("bob", pane, tmux_socket, procs.url, tmp_path), "--profile", "shell")
+    with Client("alice", router=procs.url) as alice:
+        ticket = alice.send("bob", b"echo delivered-$((40+2))", notify=True)
+        ticket.wait("accepted", timeout=10)
+        with pytest.raises(ZsTimeoutError):
+            ticket.wait("delivered", timeout=2)  # the draft is still there: nothing pasted
+        assert screen().rstrip().endswith("zs$ git commit -m 'half")
+        subprocess.run([*tmux, "send-keys", "-t", pane, "C-u"], check=True)  # the human gives up
+        ticket.wait("delivered", timeout=30)
+    wait_for(lambda: "\ndelivered-42" in screen(), 10, "the command's output")
+
+
+def test_the_agent_s_own_hook_beats_screen_scraping(
+    procs: Procs, tmux_socket: str, tmp_path: Path
+) -> None:
+    procs.router()
+    out = tmp_path / "pane.jsonl"
+    pane = start_recorder(tmux_socket, out)
+    zs = [sys.executable, "-m", "zmqswarm.cli"]
+    hook = [*zs, "hook", "--pane", pane, "-L", tmux_socket]
+    subprocess.run([*hook, "busy"], check=True)  # e.g. from a UserPromptSubmit hook
+    procs.spawn(*agent_args("bob", pane, tmux_socket, procs.url, tmp_path))
+    with Client("alice", router=procs.url) as alice:
+        ticket = alice.send("bob", b"when you are done", notify=True)
+        with pytest.raises(ZsTimeoutError):
+            ticket.wait("delivered", timeout=1.5)  # quiet screen, but the agent says busy
+        subprocess.run([*hook, "idle"], check=True)  # e.g. from a Stop hook
+        ticket.wait("delivered", timeout=30)
+    assert bodies(out, 1) == ["when you are done"]

@@ -1,0 +1,194 @@
+"""RouterCore decisions, frame by frame, with no socket."""
+
+from __future__ import annotations
+
+import msgspec
+
+from zmqswarm.protocol import (
+    PROTOCOL_VERSION,
+    Ack,
+    Code,
+    Deliver,
+    Delivered,
+    DeliverItem,
+    Hello,
+    Nack,
+    Receipt,
+    RouterCore,
+    RouterOptions,
+    Send,
+    SendItem,
+    Welcome,
+    decode,
+    encode,
+)
+
+from .sim import Sim
+
+
+def hello(core: RouterCore, name: str, epoch: int = 1, now: float = 0.0, **kw: object) -> bytes:
+    identity = f"{name}/{epoch}".encode()
+    core.handle(identity, [encode(Hello(PROTOCOL_VERSION, name, epoch, **kw))], now)  # type: ignore[arg-type]
+    return identity
+
+
+def replies(core: RouterCore, now: float = 0.0) -> list[tuple[bytes, object]]:
+    return [(ident, decode(parts[0])) for ident, parts, _ in core.take_output(now)]
+
+
+def send(core: RouterCore, ident: bytes, items: list[SendItem], base: int = 1) -> None:
+    parts = [encode(Send(base, items)), *(b"x" for _ in items)]
+    core.handle(ident, parts, 0.0)
+
+
+def test_store_and_forward_to_a_never_seen_recipient() -> None:
+    core = RouterCore(epoch=7)
+    alice = hello(core, "alice")
+    replies(core)
+    send(core, alice, [SendItem(1, "bob"), SendItem(2, "bob", prev=1)])
+    assert (alice, Receipt(2, [])) in replies(core)
+    bob = hello(core, "bob")
+    out = replies(core)
+    delivers = [f for i, f in out if i == bob and isinstance(f, Deliver)]
+    assert delivers == [
+        Deliver(2, [DeliverItem(1, "alice", 1, 1, 1), DeliverItem(2, "alice", 1, 2, 1)])
+    ]
+
+
+def test_a_live_name_is_refused_unless_taken_over() -> None:
+    core = RouterCore(epoch=7)
+    first = hello(core, "bob", epoch=1)
+    second = hello(core, "bob", epoch=2)
+    out = replies(core)
+    assert any(i == second and isinstance(f, Nack) and f.code == Code.NAME_TAKEN for i, f in out)
+    hello(core, "bob", epoch=2, takeover=True)
+    out = replies(core)
+    assert any(i == first and isinstance(f, Nack) and f.code == Code.TAKEN_OVER for i, f in out)
+    assert any(i == second and isinstance(f, Welcome) for i, f in out)
+
+
+def test_a_dead_holder_is_replaced_without_takeover() -> None:
+    core = RouterCore(epoch=7, options=RouterOptions(heartbeat=1.0))
+    hello(core, "bob", epoch=1, now=0.0)
+    second = hello(core, "bob", epoch=2, now=10.0)
+    assert any(i == second and isinstance(f, Welcome) for i, f in replies(core))
+
+
+def test_bad_input_is_refused_counted_and_the_router_keeps_serving() -> None:
+    core = RouterCore(epoch=7)
+    alice = hello(core, "alice")
+    bob = hello(core, "bob")
+    replies(core)
+    garbage = [
+        [b"\xc1garbage"],  # not MessagePack
+        [msgspec.msgpack.encode([99, 1])],  # unknown kind
+        [encode(Send(1, [SendItem(1, "bob")]))],  # payload part missing
+        [encode(Ack(1, 1)), b"extra part"],
+        [encode(Deliver(1, [DeliverItem(1, "carol", 1, 1)])), b"forged"],  # claims a sender
+    ]
+    for parts in garbage:
+        core.handle(alice, parts, 0.0)
+    out = replies(core)
+    codes = [f.code for i, f in out if i == alice and isinstance(f, Nack)]
+    assert codes == [
+        Code.BAD_FRAME,
+        Code.UNKNOWN_KIND,
+        Code.BAD_FRAME,
+        Code.BAD_FRAME,
+        Code.BAD_FRAME,
+    ]
+    assert core.stats["bad_frames"] == 5
+    send(core, alice, [SendItem(1, "bob")])
+    out = replies(core)
+    assert (alice, Receipt(1, [])) in out
+    assert any(i == bob and isinstance(f, Deliver) for i, f in out)
+
+
+def test_wrong_version_and_invalid_names() -> None:
+    core = RouterCore(epoch=7)
+    core.handle(b"x", [encode(Hello(PROTOCOL_VERSION + 1, "bob", 1))], 0.0)
+    core.handle(b"y", [encode(Hello(PROTOCOL_VERSION, "$dead", 1))], 0.0)
+    alice = hello(core, "alice")
+    send(core, alice, [SendItem(1, "no spaces allowed")])
+    out = replies(core)
+    assert (
+        b"x",
+        Nack(
+            0,
+            Code.BAD_VERSION,
+            f"protocol version {PROTOCOL_VERSION + 1} not supported (want {PROTOCOL_VERSION})",
+        ),
+    ) in out
+    assert any(i == b"y" and isinstance(f, Nack) and f.code == Code.INVALID_NAME for i, f in out)
+    assert any(
+        i == alice and isinstance(f, Nack) and f.seq == 1 and f.code == Code.INVALID_NAME
+        for i, f in out
+    )
+
+
+def test_frames_before_hello_get_not_welcomed_once_a_second() -> None:
+    core = RouterCore(epoch=7)
+    for _ in range(5):
+        core.handle(b"ghost", [encode(Ack(1, 1))], 0.5)
+    out = replies(core)
+    assert out == [(b"ghost", Nack(0, Code.NOT_WELCOMED, "say Hello first"))]
+
+
+def test_a_full_mailbox_pushes_back_then_accepts() -> None:
+    core = RouterCore(epoch=7, options=RouterOptions(mailbox_max_messages=2))
+    alice = hello(core, "alice")
+    replies(core)
+    send(core, alice, [SendItem(1, "bob"), SendItem(2, "bob", 1), SendItem(3, "bob", 2)])
+    out = replies(core)
+    assert (alice, Receipt(2, [])) in out
+    nacks = [f for i, f in out if isinstance(f, Nack)]
+    assert [(n.seq, n.code) for n in nacks] == [(3, Code.MAILBOX_FULL)]
+    assert nacks[0].retry_ms > 0
+    bob = hello(core, "bob")
+    replies(core)
+    core.handle(bob, [encode(Ack(2, 2))], 0.1)  # session 2: the second Hello
+    replies(core)
+    send(core, alice, [SendItem(3, "bob", 2)], base=3)
+    assert (alice, Receipt(3, [])) in replies(core)
+
+
+def test_expired_and_undeliverable_messages_become_dead_letters_with_a_notice() -> None:
+    core = RouterCore(epoch=7, options=RouterOptions(max_attempts=2, heartbeat=1.0))
+    alice = hello(core, "alice")
+    send(
+        core,
+        alice,
+        [SendItem(1, "bob", notify=True, ttl_ms=500), SendItem(2, "carol", notify=True)],
+    )
+    replies(core)
+    core.tick(1.0)  # the ttl passes while bob is away: dead letter, notice to alice
+    alice = hello(core, "alice", now=1.0, attempt=1)
+    out = replies(core, 1.0)
+    assert any(isinstance(f, Delivered) and f.seq == 1 and f.status == "expired" for _, f in out)
+    assert core.dead[0].code is Code.EXPIRED and core.dead[0].to == "bob"
+    for attempt in range(3):  # carol takes the message and dies without acking, three times
+        hello(core, "carol", epoch=10 + attempt, now=1.0, takeover=True)
+        replies(core, 1.0)
+    assert core.stats["dead"] == 2
+    assert core.dead[1].code is Code.MAX_ATTEMPTS
+
+
+def test_simulated_swarm_delivers_in_order() -> None:
+    sim = Sim(["a", "b", "c"])
+    for i in range(50):
+        sim.send("abc"[i % 3], "abc"[(i + 1) % 3])
+    sim.settle()
+    assert dict(sim.got) == dict(sim.sent)
+
+
+def test_inflight_bytes_bound_deliveries_besides_the_count_window() -> None:
+    core = RouterCore(epoch=7, options=RouterOptions(max_inflight_bytes=2500))
+    alice = hello(core, "alice")
+    items = [SendItem(i, "bob", i - 1) for i in range(1, 6)]
+    core.handle(alice, [encode(Send(1, items)), *(b"x" * 1000 for _ in items)], 0.0)
+    bob = hello(core, "bob", window=100)
+    first = [f for i, f in replies(core) if i == bob and isinstance(f, Deliver)]
+    assert [d.dseq for f in first for d in f.items] == [1, 2, 3]  # 3000 B >= 2500: stop
+    core.handle(bob, [encode(Ack(2, 3))], 0.0)
+    more = [f for i, f in replies(core) if i == bob and isinstance(f, Deliver)]
+    assert [d.dseq for f in more for d in f.items] == [4, 5]

@@ -1,0 +1,93 @@
+"""zmqswarm: ZeroMQ messaging for swarms of AI coding agents.
+
+from zmqswarm import Client
+with Client("alice") as alice:
+    alice.send("bob", b"hello").wait("accepted")
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# errors has no dependencies: import it now. Everything else resolves on first use.
+from zmqswarm.errors import (
+    BackpressureError,
+    ClientClosedError,
+    ConfigError,
+    DeliveryError,
+    LocalProtocolError,
+    NameTakenError,
+    ProtocolError,
+    RemoteProtocolError,
+    RouterInUseError,
+    RouterUnavailableError,
+    ZmqswarmError,
+    ZsTimeoutError,
+)
+
+if TYPE_CHECKING:
+    from zmqswarm.aio import AsyncClient, AsyncTicket
+    from zmqswarm.client import Client, Ticket
+    from zmqswarm.config import ClientConfig, Config, RouterConfig, load_config
+    from zmqswarm.protocol import ClientOptions, RouterOptions
+    from zmqswarm.router import Router
+    from zmqswarm.tickets import Message, TicketId
+
+__version__ = "0.1.0"
+
+# Names resolve on first use (PEP 562), so `zs send` never pays for asyncio or the router.
+_WHERE = {
+    "AsyncClient": "aio",
+    "AsyncTicket": "aio",
+    "Client": "client",
+    "Ticket": "client",
+    "ClientConfig": "config",
+    "Config": "config",
+    "RouterConfig": "config",
+    "load_config": "config",
+    "ClientOptions": "protocol",
+    "RouterOptions": "protocol",
+    "Router": "router",
+    "Message": "tickets",
+    "TicketId": "tickets",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zmqswarm' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"zmqswarm.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "AsyncClient",
+    "AsyncTicket",
+    "BackpressureError",
+    "Client",
+    "ClientClosedError",
+    "ClientConfig",
+    "ClientOptions",
+    "Config",
+    "ConfigError",
+    "DeliveryError",
+    "LocalProtocolError",
+    "Message",
+    "NameTakenError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "Router",
+    "RouterConfig",
+    "RouterInUseError",
+    "RouterOptions",
+    "RouterUnavailableError",
+    "Ticket",
+    "TicketId",
+    "ZmqswarmError",
+    "ZsTimeoutError",
+    "__version__",
+    "load_config",
+]

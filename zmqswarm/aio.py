@@ -1,0 +1,222 @@
+"""``AsyncClient``: the asyncio driver. The Engine runs in the event loop itself: a reader
+task feeds it frames and fires its timers; ``send()`` submits and flushes in place."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from zmqswarm.engine import Engine, PeerBase, TicketBase
+from zmqswarm.errors import BackpressureError, DeliveryError, ZsTimeoutError
+from zmqswarm.protocol import ClientOptions
+from zmqswarm.tickets import Message, TicketId, WaitFor
+from zmqswarm.transport import drain, routing_id, send_parts, tune
+
+__all__ = ["AsyncClient", "AsyncTicket"]
+
+
+class AsyncTicket(TicketBase["AsyncClient"]):
+    """A sent message's ticket; ``await ticket.wait()`` until the router reports a state."""
+
+    __slots__ = ()
+
+    async def wait(self, state: WaitFor = "accepted", timeout: float | None = 10.0) -> AsyncTicket:
+        await self._client._wait_ticket(self.seq, state, timeout)
+        return self
+
+
+class AsyncClient(PeerBase):
+    """The asyncio twin of ``Client`` (same arguments), driving the same Engine.
+
+    Use as ``async with AsyncClient("alice") as c: await (c.send("bob", b"hi")).wait()``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        router: str | None = None,
+        auto_ack: bool = True,
+        block: bool = True,
+        options: ClientOptions | None = None,
+        context: zmq.asyncio.Context | None = None,
+    ) -> None:
+        super().__init__(name, router, auto_ack, block, options)
+        self._engine = Engine(name, self.epoch, self.options)
+        self._ctx = context or zmq.asyncio.Context.instance()
+        self._sock: zmq.asyncio.Socket | None = None
+        self._raw: zmq.Socket[bytes] | None = None  # the same socket, for non-blocking I/O
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()  # something changed: run the engine
+        self._arrived = asyncio.Event()  # inbox got messages, or the state changed
+        self._progress = asyncio.Event()  # the engine ran: receipts may have settled tickets
+        self._closed = False
+
+    async def __aenter__(self) -> AsyncClient:
+        self.start()
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def start(self) -> None:
+        sock = self._ctx.socket(zmq.DEALER)
+        tune(sock)
+        sock.setsockopt(zmq.ROUTING_ID, routing_id(self.name, self.epoch))
+        sock.connect(self.url)
+        self._sock = sock
+        self._raw = zmq.Socket.shadow(sock.underlying)
+        self._engine.on_state = self._arrived.set
+        self._engine.core.connect(self._engine.now())
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"zs-{self.name}")
+
+    # -- the loop -------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        assert self._sock is not None and self._raw is not None
+        engine, sock, raw = self._engine, self._sock, self._raw
+        while True:
+            wait = self._step()
+            self._wake.clear()
+            poll = asyncio.ensure_future(sock.poll(int(min(wait, 0.5) * 1000) + 1))
+            woke = asyncio.ensure_future(self._wake.wait())
+            await asyncio.wait((poll, woke), return_when=asyncio.FIRST_COMPLETED)
+            woke.cancel()
+            if not poll.done():
+                poll.cancel()
+            now = engine.now()
+            for parts in drain(raw, 1024):
+                engine.feed(parts, now)
+            if self._closed:
+                return
+
+    def _step(self) -> float:
+        assert self._raw is not None
+        raw = self._raw
+        wait = self._engine.step(self._engine.now(), lambda parts: send_parts(raw, parts))
+        self._progress.set()
+        if self._engine.inbox:
+            self._arrived.set()
+        return wait
+
+    # -- API ------------------------------------------------------------------------------
+
+    def send(
+        self, to: str, payload: bytes, *, notify: bool = False, ttl: float | None = None
+    ) -> AsyncTicket:
+        """Queue ``payload`` for ``to``; return its ticket at once."""
+        return self.send_many(to, [payload], notify=notify, ttl=ttl)[0]
+
+    def send_many(
+        self, to: str, payloads: list[bytes], *, notify: bool = False, ttl: float | None = None
+    ) -> list[AsyncTicket]:
+        """``send()`` for a batch to one recipient."""
+        self._check_open()
+        for payload in payloads:
+            self._validate_send(to, payload)
+        core = self._engine.core
+        if len(core.window) + len(payloads) > self.options.max_outbox:
+            raise BackpressureError(self.options.max_outbox)
+        ttl_ms = int(ttl * 1000) if ttl else 0
+        now = self._engine.now()
+        seqs = [core.submit(to, p, now, notify=notify, ttl_ms=ttl_ms) for p in payloads]
+        self._wake.set()
+        return [AsyncTicket(self, seq) for seq in seqs]
+
+    async def send_wait(self, to: str, payload: bytes, **kw: Any) -> AsyncTicket:
+        """``send()`` that waits for room in the outbox instead of raising."""
+        while len(self._engine.core.window) >= self.options.max_outbox:
+            self._check_open()
+            self._progress.clear()
+            await self._progress.wait()
+        return self.send(to, payload, **kw)
+
+    async def _wait_ticket(self, seq: int, state: WaitFor, timeout: float | None) -> None:
+        future: asyncio.Future[tuple[str, DeliveryError | None]] = (
+            asyncio.get_running_loop().create_future()
+        )
+
+        def done(outcome: tuple[str, DeliveryError | None]) -> None:
+            if not future.done():
+                future.set_result(outcome)
+
+        book = self._engine.book
+        book.wait(seq, state, self._engine.unsettled, done)
+        try:
+            _, error = await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            book.cancel(seq, done)
+            raise ZsTimeoutError(f"ticket {seq} not {state} within {timeout} s") from None
+        if error is not None:
+            raise error
+
+    async def recv(self, timeout: float | None = None) -> Message:
+        """The next message; ZsTimeoutError if none arrives within ``timeout`` seconds."""
+        inbox = self._engine.inbox
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while not inbox:
+            self._check_open()
+            self._arrived.clear()
+            left = None if deadline is None else deadline - loop.time()
+            if left is not None and left <= 0:
+                raise ZsTimeoutError(f"no message within {timeout} s")
+            try:
+                await asyncio.wait_for(self._arrived.wait(), left)
+            except TimeoutError:
+                continue
+        ev = inbox.popleft()
+        key = ev.message.key
+        msg = Message(key[0], ev.message.payload, TicketId(*key), ev.message.attempt)
+        msg._ack = lambda: self._ack(key)
+        if self.auto_ack:
+            msg.ack()
+        return msg
+
+    def _ack(self, key: tuple[str, int, int]) -> None:
+        self._engine.core.ack(key)
+        self._wake.set()
+
+    def __aiter__(self) -> AsyncIterator[Message]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Message]:
+        while not self._closed:
+            yield await self.recv()
+
+    async def close(self, timeout: float = 5.0) -> list[TicketId]:
+        """Wait up to ``timeout`` s for receipts, leave; return the unreceipted tickets."""
+        if self._closed or self._task is None:
+            self._closed = True
+            return []
+        engine = self._engine
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(engine.core.window) and engine.core.refusal is None:
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            self._progress.clear()
+            try:
+                await asyncio.wait_for(self._progress.wait(), left)
+            except TimeoutError:
+                break
+        unsent = [TicketId(self.name, self.epoch, s) for s in engine.core.window.pending]
+        engine.core.close(engine.now())
+        self._step()
+        self._closed = True
+        self._wake.set()
+        await self._task
+        assert self._sock is not None
+        self._sock.close(linger=200)
+        return unsent
+
+    def _check_open(self) -> None:
+        self._raise_if_unusable(self._closed, self._engine.core.refusal)

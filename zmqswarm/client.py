@@ -1,0 +1,397 @@
+"""``Client``: the blocking driver. Its router socket lives in a background I/O thread; callers
+reach that thread over inproc sockets (one per calling thread), never through a lock.
+
+Messages to send and acks travel on two deques (append/popleft are atomic: no lock), and the
+caller sends a one-byte wake-up over its inproc socket only when the I/O thread is asleep in
+poll. Under load the thread never sleeps, so a send costs a deque append, not a socket hop:
+measured 2-3x the throughput of one inproc message per send. Ordering with the ``sleeping``
+flag: the thread sets it, then looks at the deques, then polls; a caller appends, then reads
+it. Either the thread sees the item, or the caller sees the flag and wakes it.
+
+Caller → I/O thread, one multipart message per command::
+
+    [b"K"]                                                    wake up (the deques have work)
+    [b"R", req, max]                                          recv: reply when messages exist
+    [b"W", req, seq, want]                                    wait for a ticket state
+    [b"P", req, limit]                                        wait until the outbox is below limit
+    [b"X", req, timeout]                                      close: flush, Bye, report
+
+Received messages wait in the engine's inbox deque; ``recv()`` pops them directly and asks over
+the pipe (``[b"R", req, b""]``) only when it is empty. I/O thread → caller: ``[b"M", req]``
+(the inbox has mail) or ``[b"T", req, outcome]``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import deque
+from types import TracebackType
+from typing import Any
+
+import msgspec
+import zmq
+
+from zmqswarm.engine import Engine, PeerBase, TicketBase
+from zmqswarm.errors import BackpressureError, ClientClosedError, DeliveryError, ZsTimeoutError
+from zmqswarm.protocol import ClientOptions
+from zmqswarm.tickets import Message, TicketId, WaitFor
+from zmqswarm.transport import drain, routing_id, send_parts, tune
+
+__all__ = ["Client", "Ticket"]
+
+
+_OUTCOME = msgspec.msgpack.Encoder()
+
+
+class Ticket(TicketBase["Client"]):
+    """A sent message's ticket; ``wait()`` blocks until the router reports a state."""
+
+    __slots__ = ()
+
+    def wait(self, state: WaitFor = "accepted", timeout: float | None = 10.0) -> Ticket:
+        """Block until the ticket is ``state`` (``"delivered"`` needs ``notify=True``).
+        Raises DeliveryError if it failed, ZsTimeoutError if time ran out."""
+        self._client._wait_ticket(self.seq, state, timeout)
+        return self
+
+
+class Client(PeerBase):
+    """A named peer: ``send()`` returns a Ticket at once; ``recv()`` hands messages over.
+
+    Args:
+        name: this peer's name (unique among live peers of the router).
+        router: endpoint URL; default ``$ZS_ROUTER``, then the built-in ipc endpoint.
+        auto_ack: ack each message as ``recv()`` returns it; with False call ``msg.ack()``.
+        block: when the outbox is full, ``send()`` waits (True) or raises BackpressureError.
+        options: reliability tuning (windows, heartbeat, resend backoff, takeover).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        router: str | None = None,
+        auto_ack: bool = True,
+        block: bool = True,
+        options: ClientOptions | None = None,
+        context: zmq.Context[Any] | None = None,
+    ) -> None:
+        super().__init__(name, router, auto_ack, block, options)
+        self._ctx = context or zmq.Context.instance()
+        self._seq = itertools.count(1)
+        self._req = itertools.count(1)
+        self._local = threading.local()
+        self._callers: list[zmq.Socket[bytes]] = []
+        self._closed = False
+        self._io = _IOThread(self)
+        self._io.start()
+
+    # -- context manager ------------------------------------------------------------------
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- sending --------------------------------------------------------------------------
+
+    def send(
+        self, to: str, payload: bytes, *, notify: bool = False, ttl: float | None = None
+    ) -> Ticket:
+        """Queue ``payload`` for ``to``; return its Ticket at once (no round trip)."""
+        return Ticket(self, self._submit(to, [payload], notify, ttl)[0])
+
+    def send_many(
+        self, to: str, payloads: list[bytes], *, notify: bool = False, ttl: float | None = None
+    ) -> list[Ticket]:
+        """``send()`` for a batch to one recipient: one hop to the I/O thread for all of them."""
+        return [Ticket(self, seq) for seq in self._submit(to, payloads, notify, ttl)]
+
+    def _submit(self, to: str, payloads: list[bytes], notify: bool, ttl: float | None) -> list[int]:
+        self._check_open()
+        for payload in payloads:
+            self._validate_send(to, payload)
+        if not payloads:
+            raise ValueError("send_many needs at least one payload")
+        limit = self.options.max_outbox
+        if self._io.issued - self._io.settled >= limit:
+            if not self.block:
+                raise BackpressureError(limit)
+            self._request([b"P", b"", str(limit).encode()], None)
+        ttl_ms = int(ttl * 1000) if ttl else 0
+        io = self._io
+        seqs = []
+        for payload in payloads:  # other threads may interleave seqs: the I/O thread reorders
+            seq = next(self._seq)
+            io.outq.append((seq, to, payload, notify, ttl_ms))
+            seqs.append(seq)
+        io.issued = max(io.issued, seqs[-1])
+        if io.sleeping:
+            self._wake()
+        return seqs
+
+    def _wait_ticket(self, seq: int, state: WaitFor, timeout: float | None) -> None:
+        reply = self._request([b"W", b"", str(seq).encode(), state.encode()], timeout)
+        outcome, code, reason = msgspec.msgpack.decode(reply[2])
+        if outcome == "failed":
+            raise DeliveryError(str(TicketId(self.name, self.epoch, seq)), code, reason)
+
+    # -- receiving ------------------------------------------------------------------------
+
+    def recv(self, timeout: float | None = None) -> Message:
+        """The next message; ZsTimeoutError if none arrives within ``timeout`` seconds."""
+        inbox = self._io.engine.inbox
+        deadline = None if timeout is None else Engine.now() + timeout
+        while True:
+            self._check_open()
+            try:
+                received = inbox.popleft()  # atomic: the I/O thread only appends
+            except IndexError:
+                left = None if deadline is None else max(0.0, deadline - Engine.now())
+                self._request([b"R", b"", b""], left)  # returns once there is mail
+                continue
+            sender, epoch, seq = received.message.key
+            ticket = TicketId(sender, epoch, seq)
+            msg = Message(sender, received.message.payload, ticket, received.message.attempt)
+            msg._ack = self._acker(sender, epoch, seq)
+            if self.auto_ack:
+                msg.ack()
+            return msg
+
+    def __iter__(self) -> Client:
+        return self
+
+    def __next__(self) -> Message:
+        try:
+            return self.recv()
+        except ClientClosedError:
+            raise StopIteration from None
+
+    # -- closing --------------------------------------------------------------------------
+
+    def close(self, timeout: float = 5.0) -> list[TicketId]:
+        """Wait up to ``timeout`` s for receipts, leave, and return the tickets the router
+        never receipted (they were not handed over; the caller decides what to do)."""
+        if self._closed:
+            return []
+        unsent: list[TicketId] = []
+        if self._io.is_alive():
+            try:
+                reply = self._request([b"X", b"", str(timeout).encode()], timeout + 5)
+                seqs: list[int] = msgspec.msgpack.decode(reply[2])
+                unsent = [TicketId(self.name, self.epoch, s) for s in seqs]
+            except (ZsTimeoutError, ClientClosedError):
+                pass
+        self._closed = True
+        self._io.join(timeout + 5)
+        for sock in self._callers:
+            sock.close(0)
+        if unsent:
+            import logging
+
+            logging.getLogger("zmqswarm.client").warning(
+                "%s closed with %d unreceipted messages", self.name, len(unsent)
+            )
+        return unsent
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        # core.refusal is set once, by the I/O thread; reading an attribute needs no lock.
+        self._raise_if_unusable(self._closed, self._io.engine.core.refusal)
+
+    def _caller(self) -> zmq.Socket[bytes]:
+        sock: zmq.Socket[bytes] | None = getattr(self._local, "sock", None)
+        if sock is None:
+            sock = self._ctx.socket(zmq.DEALER)
+            tune(sock)
+            sock.connect(self._io.pipe_url)
+            self._local.sock = sock
+            self._callers.append(sock)
+        return sock
+
+    def _request(self, frames: list[bytes], timeout: float | None) -> list[bytes]:
+        """Send a command and block for its reply (replies to earlier, timed-out requests
+        are dropped: they carry no data)."""
+        sock = self._caller()
+        req = str(next(self._req)).encode()
+        frames[1] = req
+        sock.send_multipart(frames)
+        deadline = None if timeout is None else Engine.now() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - Engine.now())
+            if not sock.poll(None if left is None else int(left * 1000) + 1):
+                if not self._io.is_alive():
+                    raise ClientClosedError(f"client {self.name!r} is closed")
+                if frames[0] == b"R":
+                    sock.send_multipart([b"C", req])
+                raise ZsTimeoutError(f"no answer within {timeout} s")
+            reply = sock.recv_multipart()
+            if reply[1] == req:
+                return reply
+
+    def _wake(self) -> None:
+        """The I/O thread sleeps in poll (or waits for the GIL after it): wake it, and yield
+        the GIL once. Without the yield a caller thread that never blocks (a busy loop)
+        starved the I/O thread for seconds (measured: every message of a 2 s paced run
+        arrived at its end); with it, p50 latency at 1000 msg/s was 0.6 ms."""
+        self._caller().send(b"K")
+        time.sleep(0)
+
+    def _acker(self, sender: str, epoch: int, seq: int) -> Any:
+        io = self._io
+
+        def ack() -> None:
+            io.acks.append((sender, epoch, seq))
+            if io.sleeping:
+                self._wake()
+
+        return ack
+
+
+class _IOThread(threading.Thread):
+    """Owns the router socket and the Engine. Talks to callers only over inproc."""
+
+    def __init__(self, client: Client) -> None:
+        super().__init__(name=f"zmqswarm-io-{client.name}", daemon=True)
+        self.client = client
+        self.engine = Engine(client.name, client.epoch, client.options)
+        self.pipe_url = f"inproc://zmqswarm-client-{client.epoch:x}"
+        self.issued = 0  # highest seq a caller took (written by callers)
+        self.settled = 0  # tickets settled so far (written here, read by callers)
+        ctx = client._ctx
+        self.pipe = ctx.socket(zmq.ROUTER)
+        tune(self.pipe)
+        self.pipe.bind(self.pipe_url)  # bound before any caller can connect
+        self.sock = ctx.socket(zmq.DEALER)
+        tune(self.sock)
+        self.sock.setsockopt(zmq.ROUTING_ID, routing_id(client.name, client.epoch))
+        self.sock.connect(client.url)
+        self.outq: deque[tuple[int, str, bytes, bool, int]] = deque()  # appended by callers
+        self.acks: deque[tuple[str, int, int]] = deque()  # appended by callers
+        self.sleeping = False  # in poll: a caller that appends must send a wake-up
+        self._staged: dict[int, tuple[str, bytes, bool, int]] = {}
+        self._next = 1
+        self._recvs: deque[tuple[bytes, bytes]] = deque()
+        self._capacity: list[tuple[bytes, bytes, int]] = []
+        self._closing: tuple[bytes, bytes, float] | None = None
+
+    def run(self) -> None:
+        try:
+            self._loop()
+        except zmq.ContextTerminated:
+            pass
+        finally:
+            self.sock.close(linger=200)  # time for a Bye to leave; the heartbeat covers the rest
+            self.pipe.close(0)
+
+    def _loop(self) -> None:
+        engine, sock, pipe = self.engine, self.sock, self.pipe
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(pipe, zmq.POLLIN)
+        now = engine.now()
+        engine.core.connect(now)
+
+        def send(parts: list[bytes]) -> None:
+            send_parts(sock, parts)
+
+        while True:
+            self._take_queued(now)
+            wait = engine.step(now, send)
+            self._serve(now)
+            if self._closing is not None and self._finish_close(now):
+                return
+            self.sleeping = True
+            if self.outq or self.acks:  # appended before the flag was up: do not sleep
+                wait = 0.0
+            ready = dict(poller.poll(int(min(wait, 0.5) * 1000) + (wait > 0)))
+            self.sleeping = False
+            now = engine.now()
+            if sock in ready:
+                for parts in drain(sock, 1024):
+                    engine.feed(parts, now)
+            if pipe in ready:
+                for cmd in drain(pipe, 4096):
+                    self._command(cmd, now)
+
+    def _command(self, cmd: list[bytes], now: float) -> None:
+        caller, op = cmd[0], cmd[1]
+        kind = op[:1]
+        if kind == b"K":
+            pass  # a wake-up: the deques are read every turn
+        elif kind == b"R":
+            self._recvs.append((caller, cmd[2]))
+        elif kind == b"C":
+            self._recvs = deque(r for r in self._recvs if r[1] != cmd[2])
+        elif kind == b"W":
+            self._watch(caller, cmd[2], int(cmd[3]), cmd[4].decode())  # type: ignore[arg-type]
+        elif kind == b"P":
+            self._capacity.append((caller, cmd[2], int(cmd[3])))
+        elif kind == b"X":
+            self._closing = (caller, cmd[2], now + float(cmd[3]))
+
+    def _take_queued(self, now: float) -> None:
+        """Move what callers appended into the core: sends in seq order, then acks."""
+        core, outq, staged = self.engine.core, self.outq, self._staged
+        while outq:
+            seq, to, payload, notify, ttl_ms = outq.popleft()
+            if seq == self._next and not staged:  # the common case: one caller, in order
+                core.submit(to, payload, now, notify=notify, ttl_ms=ttl_ms)
+                self._next += 1
+                continue
+            staged[seq] = (to, payload, notify, ttl_ms)
+            while self._next in staged:  # callers in several threads raced: reorder
+                to, payload, notify, ttl_ms = staged.pop(self._next)
+                core.submit(to, payload, now, notify=notify, ttl_ms=ttl_ms)
+                self._next += 1
+        acks = self.acks
+        while acks:
+            core.ack(acks.popleft())
+
+    def _watch(self, caller: bytes, req: bytes, seq: int, want: WaitFor) -> None:
+        def reply(outcome: tuple[str, DeliveryError | None]) -> None:
+            state, err = outcome
+            code, reason = (err.code, err.reason) if err else ("", "")
+            self.pipe.send_multipart([caller, b"T", req, _OUTCOME.encode((state, code, reason))])
+
+        self.engine.book.wait(seq, want, self.engine.unsettled, reply)
+
+    def _serve(self, now: float) -> None:
+        engine = self.engine
+        self.settled = self._next - 1 - len(engine.core.window)
+        if engine.core.refusal is not None:
+            for caller, req in self._recvs:  # wake blocked recv() calls: they raise
+                self.pipe.send_multipart([caller, b"T", req, _OUTCOME.encode(("refused", "", ""))])
+            self._recvs.clear()
+        if engine.inbox and self._recvs:  # wake every waiting recv(); they pop the inbox
+            for caller, req in self._recvs:
+                self.pipe.send_multipart([caller, b"M", req])
+            self._recvs.clear()
+        if self._capacity:
+            outstanding = self.issued - self.settled
+            keep = []
+            for caller, req, limit in self._capacity:
+                if outstanding < limit:
+                    self.pipe.send_multipart([caller, b"T", req, _OUTCOME.encode(("ok", "", ""))])
+                else:
+                    keep.append((caller, req, limit))
+            self._capacity = keep
+
+    def _finish_close(self, now: float) -> bool:
+        assert self._closing is not None
+        caller, req, deadline = self._closing
+        core = self.engine.core
+        if len(core.window) and now < deadline and core.refusal is None:
+            return False
+        core.close(now)
+        for parts in core.outgoing(now):
+            self.sock.send_multipart(parts)
+        unsent = list(core.window.pending)
+        self.pipe.send_multipart([caller, b"T", req, msgspec.msgpack.encode(unsent)])
+        return True

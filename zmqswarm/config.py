@@ -1,0 +1,84 @@
+"""Typed configuration: frozen msgspec Structs loaded from TOML. Unknown keys fail loudly.
+
+A config file has optional ``[router]`` and ``[client]`` tables; configs/ holds examples.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import msgspec
+
+from zmqswarm.errors import ConfigError
+from zmqswarm.protocol.client_core import ClientOptions
+
+if TYPE_CHECKING:
+    from zmqswarm.protocol.router_core import RouterOptions
+
+__all__ = ["ClientConfig", "Config", "RouterConfig", "load_config"]
+
+
+OptionsT = TypeVar("OptionsT")
+
+
+class _Base(msgspec.Struct, forbid_unknown_fields=True, rename="kebab", frozen=True):
+    """forbid_unknown_fields: a typo is an error, not a silently ignored key.
+    rename="kebab": TOML keys are written ``max-payload``."""
+
+    def _to(self, cls: type[OptionsT]) -> OptionsT:
+        """The options object ``cls`` (a dataclass) from the fields it shares with us."""
+        mine = msgspec.structs.asdict(self)
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        shared: dict[str, Any] = {k: v for k, v in mine.items() if k in names}
+        return cls(**shared)
+
+
+class RouterConfig(_Base, frozen=True):
+    bind: list[str] = []
+    heartbeat: float = 1.0
+    max_payload: int = 1 << 20
+    mailbox_max_messages: int = 100_000
+    mailbox_max_bytes: int = 64 << 20
+    max_bytes: int = 1 << 30
+    max_attempts: int = 10
+    dead_max: int = 10_000
+    drain_timeout: float = 2.0
+
+    def options(self) -> RouterOptions:
+        from zmqswarm.protocol.router_core import RouterOptions  # the client never needs it
+
+        return self._to(RouterOptions)
+
+
+class ClientConfig(_Base, frozen=True):
+    router: str | None = None
+    window: int = 4096
+    recv_window: int = 8192
+    max_outbox: int = 100_000
+    heartbeat: float = 1.0
+    resend_after: float = 2.0
+
+    def options(self) -> ClientOptions:
+        return self._to(ClientOptions)
+
+
+class Config(_Base, frozen=True):
+    router: RouterConfig = RouterConfig()
+    client: ClientConfig = ClientConfig()
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Load and validate a TOML config; ``None`` gives the defaults."""
+    if path is None:
+        return Config()
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    try:
+        return msgspec.toml.decode(data, type=Config)
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc

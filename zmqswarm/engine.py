@@ -1,0 +1,116 @@
+"""What both clients do with the core, minus sockets and threads: feed frames, fire timers,
+fold events into tickets and an inbox. The sync and async drivers each wrap one Engine."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from zmqswarm.errors import ClientClosedError, NameTakenError, RouterUnavailableError
+from zmqswarm.protocol import ClientCore, ClientOptions, Code, valid_name
+from zmqswarm.protocol.client_core import Received, Refused, SessionDown, SessionUp
+from zmqswarm.tickets import TicketBook, TicketId
+from zmqswarm.transport import new_epoch, resolve_router_url
+
+__all__ = ["Engine", "PeerBase", "TicketBase"]
+
+Send = Callable[[list[bytes]], Any]
+
+
+class Engine:
+    def __init__(self, name: str, epoch: int, options: ClientOptions) -> None:
+        self.core = ClientCore(name, epoch=epoch, options=options)
+        self.book = TicketBook(name, epoch)
+        self.inbox: deque[Received] = deque()
+        self.connected = False
+        self.on_state: Callable[[], None] | None = None  # session up/down/refused
+
+    @staticmethod
+    def now() -> float:
+        return time.monotonic()
+
+    def unsettled(self, seq: int) -> bool:
+        return seq in self.core.window.pending or seq >= self.core.window.next_seq
+
+    def feed(self, parts: list[bytes], now: float) -> None:
+        self.core.receive(parts, now)
+
+    def step(self, now: float, send: Send) -> float:
+        """Fire timers, fold events, send what is due. Returns seconds until the next timer."""
+        core = self.core
+        core.tick(now)
+        events = core.events()
+        if events:
+            self.book.on_events(events)
+            changed = False
+            for ev in events:
+                if isinstance(ev, Received):
+                    self.inbox.append(ev)
+                elif isinstance(ev, SessionUp | SessionDown | Refused):
+                    self.connected = isinstance(ev, SessionUp)
+                    changed = True
+            if changed and self.on_state is not None:
+                self.on_state()
+        for parts in core.outgoing(now):
+            send(parts)
+        return max(0.0, core.next_deadline() - now)
+
+
+class PeerBase:
+    """What Client and AsyncClient share before any socket exists: who we are, where the
+    router is, and the checks every call makes."""
+
+    def __init__(
+        self,
+        name: str,
+        router: str | None,
+        auto_ack: bool,
+        block: bool,
+        options: ClientOptions | None,
+    ) -> None:
+        if not valid_name(name):
+            raise ValueError(f"invalid peer name {name!r}")
+        self.name = name
+        self.epoch = new_epoch()
+        self.url = resolve_router_url(router)
+        self.options = options or ClientOptions()
+        self.auto_ack = auto_ack
+        self.block = block
+
+    def _validate_send(self, to: str, payload: bytes) -> None:
+        if not valid_name(to):
+            raise ValueError(f"invalid recipient name {to!r}")
+        if len(payload) > self.options.max_payload:
+            raise ValueError(f"payload of {len(payload)} bytes > {self.options.max_payload}")
+
+    def _raise_if_unusable(self, closed: bool, refusal: Refused | None) -> None:
+        if closed:
+            raise ClientClosedError(f"client {self.name!r} is closed")
+        if refusal is not None:
+            cls = NameTakenError if refusal.code is Code.NAME_TAKEN else RouterUnavailableError
+            raise cls(refusal.reason, url=self.url)
+
+
+P = TypeVar("P", bound=PeerBase)
+
+
+class TicketBase(Generic[P]):
+    """A sent message's ticket: its TicketId plus the client that can wait for it."""
+
+    __slots__ = ("_client", "seq")
+
+    def __init__(self, client: P, seq: int) -> None:
+        self._client = client
+        self.seq = seq
+
+    @property
+    def id(self) -> TicketId:
+        return TicketId(self._client.name, self._client.epoch, self.seq)
+
+    def __str__(self) -> str:
+        return str(self.id)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.id}>"

@@ -1,0 +1,121 @@
+"""The one exception tree of zmqswarm.
+
+::
+
+    ZmqswarmError
+    ├── ConfigError                 a config file or option is wrong (typos fail loudly)
+    ├── ProtocolError               a frame broke the wire protocol
+    │   ├── LocalProtocolError      ... and it was ours (a bug, or misuse of the core)
+    │   └── RemoteProtocolError     ... and it came from the peer
+    ├── ClientClosedError           you closed the client; nothing more can be done with it
+    ├── RouterUnavailableError      the router could not be reached or refused the session
+    │   └── NameTakenError          another live peer holds the name (use takeover=True)
+    ├── RouterInUseError            a live router already holds the endpoint
+    ├── DeliveryError               a ticket ended without reaching the state asked for
+    ├── BackpressureError           the outbox is full and the caller chose not to wait
+    └── ZsTimeoutError              a wait ran out of time (also a builtin TimeoutError)
+
+Errors carry data (``DeliveryError.code``, ``BackpressureError.limit``...) and a ``retriable``
+class attribute that says whether trying the same thing again later can succeed.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "BackpressureError",
+    "ClientClosedError",
+    "ConfigError",
+    "DeliveryError",
+    "LocalProtocolError",
+    "NameTakenError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "RouterInUseError",
+    "RouterUnavailableError",
+    "ZmqswarmError",
+    "ZsTimeoutError",
+]
+
+
+class ZmqswarmError(Exception):
+    """Root of every error zmqswarm raises on purpose."""
+
+    retriable: ClassVar[bool] = False
+
+
+class ConfigError(ZmqswarmError, ValueError):
+    """A config file, option or argument is invalid."""
+
+
+class ProtocolError(ZmqswarmError):
+    """A frame broke the wire protocol."""
+
+
+class LocalProtocolError(ProtocolError):
+    """We were about to break the protocol: a bug or a misuse of the core."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something the protocol does not allow."""
+
+
+class ClientClosedError(ZmqswarmError):
+    """The client was closed by its owner; nothing more can be sent or received."""
+
+
+class RouterUnavailableError(ZmqswarmError):
+    """The router did not answer in time, or refused the session."""
+
+    retriable = True
+
+    def __init__(self, message: str, *, url: str = "") -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class NameTakenError(RouterUnavailableError):
+    """Another live peer already holds this name; pass ``takeover=True`` to take it over."""
+
+    retriable = False
+
+
+class RouterInUseError(ZmqswarmError):
+    """A live router already holds this endpoint."""
+
+    def __init__(self, endpoint: str, pid: int | None) -> None:
+        who = f" (pid {pid})" if pid else ""
+        super().__init__(f"a router is already serving {endpoint}{who}")
+        self.endpoint = endpoint
+        self.pid = pid
+
+
+class DeliveryError(ZmqswarmError):
+    """A ticket ended without reaching the state that was asked for.
+
+    ``code`` is the wire error code (see ``zmqswarm.protocol.Code``) or a status such as
+    ``"expired"``; ``reason`` is the human-readable detail.
+    """
+
+    def __init__(self, ticket: str, code: str, reason: str) -> None:
+        super().__init__(f"ticket {ticket}: {code}: {reason}")
+        self.ticket = ticket
+        self.code = code
+        self.reason = reason
+
+
+class BackpressureError(ZmqswarmError):
+    """The outbox holds ``limit`` messages already; wait, or slow down."""
+
+    retriable = True
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"outbox full ({limit} unreceipted messages)")
+        self.limit = limit
+
+
+class ZsTimeoutError(ZmqswarmError, TimeoutError):
+    """A wait ran out of time. Also a builtin ``TimeoutError``."""
+
+    retriable = True

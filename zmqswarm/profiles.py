@@ -1,0 +1,66 @@
+"""Agent profiles: how to tell that the program in a pane can take a message. Data, in TOML
+(configs/profiles/*.toml), loaded into a frozen Struct; unknown keys fail loudly.
+
+A profile says how long the screen must be quiet, optionally a ``prompt`` regex for the
+cursor line (with a ``draft`` group: what a human has typed; non-empty means wait), and how
+the envelope line is prefixed (``# `` makes it a comment in shells and REPLs).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import msgspec
+
+from zmqswarm.errors import ConfigError
+
+__all__ = ["Profile", "Screen", "load_profile", "profile_dirs"]
+
+
+class Profile(msgspec.Struct, forbid_unknown_fields=True, rename="kebab", frozen=True):
+    quiet: float = 0.2
+    prompt: str | None = None
+    envelope_prefix: str = ""
+
+    def read(self, cursor_line: str) -> Screen:
+        """What the cursor line says: ready, a draft to protect, or busy."""
+        if self.prompt is None:
+            return Screen(ready=True, draft="")
+        match = re.search(self.prompt, cursor_line.rstrip())
+        if match is None:
+            return Screen(ready=False, draft="")
+        draft = (match.groupdict().get("draft") or "").strip()
+        return Screen(ready=not draft, draft=draft)
+
+
+class Screen(msgspec.Struct, frozen=True):
+    ready: bool
+    draft: str
+
+
+def profile_dirs() -> list[Path]:
+    """Where profiles are looked up by name: $ZS_PROFILES, then configs/profiles of the tree
+    this package runs from."""
+    dirs = [Path(p) for p in os.environ.get("ZS_PROFILES", "").split(os.pathsep) if p]
+    return [*dirs, Path(__file__).resolve().parents[1] / "configs" / "profiles"]
+
+
+def load_profile(name_or_path: str) -> Profile:
+    path = Path(name_or_path)
+    if not path.suffix:
+        found = [d / f"{name_or_path}.toml" for d in profile_dirs()]
+        path = next((p for p in found if p.exists()), found[-1])
+    try:
+        profile = msgspec.toml.decode(path.read_bytes(), type=Profile)
+    except OSError as exc:
+        raise ConfigError(f"profile {name_or_path!r}: cannot read {path}: {exc.strerror}") from exc
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"profile {path}: {exc}") from exc
+    if profile.prompt is not None:
+        try:
+            re.compile(profile.prompt)
+        except re.error as exc:
+            raise ConfigError(f"profile {path}: bad prompt regex: {exc}") from exc
+    return profile

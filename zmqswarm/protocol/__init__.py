@@ -1,0 +1,96 @@
+"""The sans-IO heart of zmqswarm: frames, codec, and the reliability and routing cores.
+
+Nothing in this package imports zmq, asyncio, threading, socket, subprocess or time: every
+function takes bytes and a ``now`` and returns bytes and decisions. The drivers in the parent
+package (router, client, aio) move the bytes; tests drive these cores with no socket at all.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .client_core import ClientCore, ClientOptions
+    from .codec import MAX_BATCH, MAX_HEADER, DecodeFailure, decode, encode, valid_name
+    from .frames import (
+        PROTOCOL_VERSION,
+        Ack,
+        AnyFrame,
+        Bye,
+        Code,
+        Deliver,
+        Delivered,
+        DeliverItem,
+        Frame,
+        Heartbeat,
+        Hello,
+        Nack,
+        Receipt,
+        Send,
+        SendItem,
+        Status,
+        Welcome,
+    )
+    from .receiver import Inbound, Inbox, MessageKey
+    from .router_core import DeadLetter, RouterCore, RouterOptions
+    from .sender import Failed, SendWindow
+
+
+# Names resolve on first use (PEP 562): a client never loads the router's core.
+_WHERE = {
+    **dict.fromkeys(["ClientCore", "ClientOptions"], "client_core"),
+    **dict.fromkeys(
+        ["MAX_BATCH", "MAX_HEADER", "DecodeFailure", "decode", "encode", "valid_name"], "codec"
+    ),
+    **dict.fromkeys(["Inbound", "Inbox", "MessageKey"], "receiver"),
+    **dict.fromkeys(["DeadLetter", "RouterCore", "RouterOptions"], "router_core"),
+    **dict.fromkeys(["Failed", "SendWindow"], "sender"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name, "frames")
+    try:
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    except AttributeError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "MAX_BATCH",
+    "MAX_HEADER",
+    "PROTOCOL_VERSION",
+    "Ack",
+    "AnyFrame",
+    "Bye",
+    "ClientCore",
+    "ClientOptions",
+    "Code",
+    "DeadLetter",
+    "DecodeFailure",
+    "Deliver",
+    "DeliverItem",
+    "Delivered",
+    "Failed",
+    "Frame",
+    "Heartbeat",
+    "Hello",
+    "Inbound",
+    "Inbox",
+    "MessageKey",
+    "Nack",
+    "Receipt",
+    "RouterCore",
+    "RouterOptions",
+    "Send",
+    "SendItem",
+    "SendWindow",
+    "Status",
+    "Welcome",
+    "decode",
+    "encode",
+    "valid_name",
+]

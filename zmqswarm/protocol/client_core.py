@@ -1,0 +1,317 @@
+"""ClientCore: everything a peer does, minus the I/O. Client and AsyncClient drive it.
+
+Feed it frames (``receive``), tell it the time (``tick``), ask it what to send (``outgoing``)
+and what happened (``events``). It never blocks, never sleeps and never touches a socket.
+
+Session states::
+
+    new ──connect()──► hello ──Welcome──► ready ──close()──► closed
+                         ▲                  │
+                         └──router lost /───┘        Nack NAME_TAKEN / TAKEN_OVER /
+                            NOT_WELCOMED                BAD_VERSION ──► refused
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from zmqswarm.errors import LocalProtocolError
+
+from .codec import MAX_BATCH, DecodeFailure, decode, encode, valid_name
+from .frames import (
+    PROTOCOL_VERSION,
+    Ack,
+    AnyFrame,
+    Bye,
+    Code,
+    Deliver,
+    Delivered,
+    Heartbeat,
+    Hello,
+    Nack,
+    Receipt,
+    Send,
+    SendItem,
+    Welcome,
+)
+from .receiver import Inbound, Inbox, MessageKey
+from .sender import INF, Failed, SendWindow
+
+__all__ = [
+    "ClientCore",
+    "ClientOptions",
+    "Event",
+    "Notified",
+    "Received",
+    "Refused",
+    "SessionDown",
+    "SessionUp",
+    "Accepted",
+    "Failed",
+]
+
+
+@dataclass(slots=True, frozen=True)
+class ClientOptions:
+    """Tuning of one peer. The defaults suit a local router; all are keyword-only overrides
+    on Client/AsyncClient."""
+
+    window: int = 4096  # unreceipted messages on the wire at once
+    recv_window: int = 8192  # unacked deliveries the router may have out to us (credit)
+    max_outbox: int = 100_000  # unreceipted messages held before send() pushes back
+    max_payload: int = 1 << 20
+    heartbeat: float = 1.0  # seconds of quiet before a Heartbeat; 3 of them lose the router
+    resend_after: float = 2.0
+    max_resend_after: float = 30.0
+    max_attempts: int = 0  # 0: resend until receipted or the ttl runs out
+    takeover: bool = False
+
+
+@dataclass(slots=True, frozen=True)
+class Accepted:
+    """The router has these seqs: they are in their recipients' mailboxes."""
+
+    seqs: list[int]
+
+
+@dataclass(slots=True, frozen=True)
+class Received:
+    message: Inbound
+
+
+@dataclass(slots=True, frozen=True)
+class Notified:
+    """The router's final word on a ticket sent with ``notify``."""
+
+    seq: int
+    status: str
+    code: int
+    detail: str
+
+
+@dataclass(slots=True, frozen=True)
+class SessionUp:
+    router_epoch: int
+
+
+@dataclass(slots=True, frozen=True)
+class SessionDown:
+    reason: str
+
+
+@dataclass(slots=True, frozen=True)
+class Refused:
+    """The router refused the session for good (name taken, taken over, bad version)."""
+
+    code: Code
+    reason: str
+
+
+Event = Accepted | Failed | Received | Notified | SessionUp | SessionDown | Refused
+
+
+class ClientCore:
+    def __init__(
+        self, name: str, *, epoch: int, options: ClientOptions | None = None, seed: int = 0
+    ) -> None:
+        if not valid_name(name):
+            raise LocalProtocolError(f"invalid peer name {name!r}")
+        self.name = name
+        self.epoch = epoch
+        self.options = opts = options or ClientOptions()
+        self.window = SendWindow(
+            window=opts.window,
+            resend_after=opts.resend_after,
+            max_resend_after=opts.max_resend_after,
+            max_attempts=opts.max_attempts,
+            rng=random.Random(seed or epoch),
+        )
+        self.inbox = Inbox()
+        self.state = "new"
+        self.router_epoch = 0
+        self.refusal: Refused | None = None
+        self._out: list[list[bytes]] = []
+        self._events: list[Event] = []
+        self._awaiting: set[int] = set()  # accepted tickets waiting for a Delivered notice
+        self._last_rx = 0.0
+        self._last_tx = 0.0
+        self._hello_due = INF
+        self.bad_frames = 0  # a router never sends garbage: counted, then ignored
+        self._hello_tries = 0
+        self._hellos = 0  # every Hello sent: the Welcome must echo the latest
+
+    # -- driver API -----------------------------------------------------------------------
+
+    def connect(self, now: float) -> None:
+        self._last_rx = now
+        self._say_hello(now)
+
+    def submit(
+        self, to: str, payload: bytes, now: float, *, notify: bool = False, ttl_ms: int = 0
+    ) -> int:
+        """Queue a message; return its seq. Raises LocalProtocolError on a bad argument."""
+        if not valid_name(to):
+            raise LocalProtocolError(f"invalid recipient name {to!r}")
+        if len(payload) > self.options.max_payload:
+            raise LocalProtocolError(
+                f"payload of {len(payload)} bytes > max_payload {self.options.max_payload}"
+            )
+        return self.window.submit(to, payload, now, notify, ttl_ms)
+
+    def ack(self, key: MessageKey) -> None:
+        self.inbox.ack(key)
+
+    def receive(self, parts: list[bytes], now: float) -> None:
+        """Feed one multipart message from the router."""
+        self._last_rx = now
+        try:
+            frame: AnyFrame = decode(parts[0])
+        except DecodeFailure:
+            self.bad_frames += 1
+            return
+        match frame:
+            case Receipt(upto=upto, seqs=seqs):
+                self._accepted(*self.window.on_receipt(upto, seqs))
+            case Deliver():
+                if self.state != "ready":
+                    return  # an old session's delivery: it comes again after Welcome
+                if frame.session > self.inbox.session:
+                    # The router opened a session whose Welcome we never saw: start again.
+                    self._lost("missed a Welcome", now)
+                    return
+                if len(parts) != len(frame.items) + 1:
+                    self.bad_frames += 1
+                    return
+                for msg in self.inbox.on_deliver(frame, parts[1:]):
+                    self._events.append(Received(msg))
+            case Delivered(seq=seq, status=status, code=code, detail=detail):
+                self._awaiting.discard(seq)
+                self._events.append(Notified(seq, status, code, detail))
+            case Nack(seq=seq, code=code, reason=reason, retry_ms=retry_ms):
+                self._on_nack(seq, code, reason, retry_ms, now)
+            case Welcome():
+                self._on_welcome(frame, now)
+            case Heartbeat():
+                pass
+            case _:
+                pass  # kinds a router never sends to a peer: ignore
+
+    def tick(self, now: float) -> None:
+        """Fire timers: resends, expiries, heartbeats, router liveness."""
+        self._events.extend(self.window.tick(now))
+        hb = self.options.heartbeat
+        if self.state == "ready":
+            if now - self._last_rx > 3 * hb:
+                self._lost("no frame from the router for 3 heartbeats", now)
+            elif now - self._last_tx >= hb:
+                self._emit([encode(Heartbeat())], now)
+        elif self.state == "hello" and now >= self._hello_due:
+            self._say_hello(now)
+
+    def next_deadline(self) -> float:
+        hb = self.options.heartbeat
+        if self.state == "ready":
+            beat = min(self._last_tx + hb, self._last_rx + 3 * hb)
+        elif self.state == "hello":
+            beat = self._hello_due
+        else:
+            beat = INF
+        return min(beat, self.window.next_deadline())
+
+    def outgoing(self, now: float) -> list[list[bytes]]:
+        """Multipart messages to send now, in order."""
+        if self.state == "ready":
+            upto = self.inbox.pending_ack()
+            if upto is not None:
+                self._emit([encode(Ack(self.inbox.session, upto))], now)
+            while self.window.has_ready():
+                batch = self.window.take(now, MAX_BATCH)
+                items = [SendItem(m.seq, m.to, m.prev, m.notify, m.ttl_ms) for m in batch]
+                header = encode(Send(self.window.base, items))
+                self._emit([header, *(m.payload for m in batch)], now)
+        out, self._out = self._out, []
+        return out
+
+    def events(self) -> list[Event]:
+        out, self._events = self._events, []
+        return out
+
+    def reconnect(self, now: float, reason: str) -> None:
+        """Start the session again (the driver replaced its socket, or knows the link broke):
+        say Hello, and on Welcome resend everything unreceipted."""
+        if self.state in ("ready", "hello"):
+            self._lost(reason, now)
+
+    def close(self, now: float) -> None:
+        if self.state == "ready":
+            upto = self.inbox.pending_ack()  # what was handed over must not come again
+            if upto is not None:
+                self._emit([encode(Ack(self.inbox.session, upto))], now)
+        if self.state in ("ready", "hello"):
+            self._emit([encode(Bye())], now)
+        self.state = "closed"
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _emit(self, parts: list[bytes], now: float) -> None:
+        self._out.append(parts)
+        self._last_tx = now
+
+    def _say_hello(self, now: float) -> None:
+        self.state = "hello"
+        o = self.options
+        self._hellos += 1
+        hello = Hello(
+            PROTOCOL_VERSION, self.name, self.epoch, o.recv_window, o.takeover, self._hellos
+        )
+        self._emit([encode(hello)], now)
+        self._hello_tries += 1
+        self._hello_due = now + min(o.heartbeat * 2 ** min(self._hello_tries - 1, 3), 5.0)
+
+    def _on_welcome(self, frame: Welcome, now: float) -> None:
+        if self.state != "hello" or frame.attempt != self._hellos:
+            return  # not the answer to our latest Hello
+        if (frame.router_epoch, frame.session) <= (self.router_epoch, self.inbox.session):
+            return  # a stale Welcome (an earlier router or session)
+        restarted = self.router_epoch not in (0, frame.router_epoch)
+        self.router_epoch = frame.router_epoch
+        self.state = "ready"
+        self._hello_tries = 0
+        self._hello_due = INF
+        self._accepted(*self.window.on_receipt(frame.acked, ()))
+        self.window.requeue_all()
+        self.inbox.reset_session(frame.session)
+        if restarted and self._awaiting:
+            # The old router took these; whether they were delivered died with it.
+            for seq in sorted(self._awaiting):
+                detail = "router restarted before the delivery was confirmed"
+                self._events.append(Notified(seq, "unknown", 0, detail))
+            self._awaiting.clear()
+        self._events.append(SessionUp(frame.router_epoch))
+
+    def _on_nack(self, seq: int, code_int: int, reason: str, retry_ms: int, now: float) -> None:
+        try:
+            code = Code(code_int)
+        except ValueError:
+            code = Code.BAD_FRAME
+        if seq:
+            self._events.extend(self.window.on_nack(seq, code, reason, retry_ms, now))
+        elif code is Code.NOT_WELCOMED:
+            if self.state == "ready":
+                self._lost("router forgot the session (restarted?)", now)
+        elif code in (Code.NAME_TAKEN, Code.TAKEN_OVER, Code.BAD_VERSION, Code.INVALID_NAME):
+            self.state = "refused"
+            self.refusal = Refused(code, reason)
+            self._events.append(self.refusal)
+        # Any other session-level Nack (BAD_FRAME...) reports a bug of ours; nothing to undo.
+
+    def _lost(self, reason: str, now: float) -> None:
+        self._events.append(SessionDown(reason))
+        self._hello_tries = 0
+        self._say_hello(now)
+
+    def _accepted(self, seqs: list[int], notify: list[int]) -> None:
+        if seqs:
+            self._awaiting.update(notify)
+            self._events.append(Accepted(seqs))

@@ -1,0 +1,81 @@
+"""Headers to bytes and back, with the protocol's size and name rules.
+
+One Encoder and one Decoder are built once and reused (msgspec perf tip). Payload parts never
+pass through here: the codec only ever sees headers.
+"""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+
+from zmqswarm.errors import RemoteProtocolError
+
+from .frames import AnyFrame, Code, Frame
+
+__all__ = [
+    "MAX_BATCH",
+    "MAX_HEADER",
+    "MAX_NAME",
+    "DecodeFailure",
+    "decode",
+    "encode",
+    "valid_name",
+]
+
+MAX_HEADER = 64 * 1024  # bytes in one header part
+MAX_BATCH = 1024  # items in one Send or Deliver
+MAX_NAME = 128  # characters in a peer name
+
+# A name starts with a letter or digit; '$' is reserved for the router's own mailboxes.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+\-]*\Z")
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder: msgspec.msgpack.Decoder[AnyFrame] = msgspec.msgpack.Decoder(AnyFrame)
+_KNOWN_TAGS = frozenset(t.__struct_config__.tag for t in AnyFrame.__args__)
+
+encode = _encoder.encode
+"""``encode(frame) -> bytes``: a header part."""
+
+
+class DecodeFailure(RemoteProtocolError):
+    """A header could not be decoded. ``code`` says why (BAD_FRAME, UNKNOWN_KIND, TOO_LARGE)."""
+
+    def __init__(self, code: Code, detail: str) -> None:
+        super().__init__(f"{code.name}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
+def decode(header: bytes) -> AnyFrame:
+    """Decode one header part; raise ``DecodeFailure`` with a precise code otherwise."""
+    if len(header) > MAX_HEADER:
+        raise DecodeFailure(Code.TOO_LARGE, f"header of {len(header)} bytes > {MAX_HEADER}")
+    try:
+        return _decoder.decode(header)
+    except (msgspec.DecodeError, ValueError) as exc:  # ValueError: e.g. invalid UTF-8
+        raise _classify(header, exc) from exc
+
+
+def _classify(header: bytes, exc: Exception) -> DecodeFailure:
+    # Only on the error path: tell an unknown kind (a newer peer) from plain garbage.
+    try:
+        raw = msgspec.msgpack.decode(header)
+    except (msgspec.DecodeError, ValueError):
+        return DecodeFailure(Code.BAD_FRAME, "not MessagePack")
+    if isinstance(raw, list) and raw and isinstance(raw[0], int) and raw[0] not in _KNOWN_TAGS:
+        return DecodeFailure(Code.UNKNOWN_KIND, f"unknown frame kind {raw[0]}")
+    return DecodeFailure(Code.BAD_FRAME, str(exc))
+
+
+def valid_name(name: str) -> bool:
+    """Whether ``name`` may be used as a peer name or recipient."""
+    return 0 < len(name) <= MAX_NAME and _NAME.match(name) is not None
+
+
+def tag_of(frame: Frame) -> int:
+    """The integer tag of a frame's kind (for logs and counters)."""
+    tag = type(frame).__struct_config__.tag
+    assert isinstance(tag, int)
+    return tag

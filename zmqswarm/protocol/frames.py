@@ -1,0 +1,199 @@
+"""Every frame of the zmqswarm wire protocol, one msgspec Struct per kind.
+
+A zmqswarm message on the wire is a ZeroMQ multipart message. Its first part is the header:
+one of the Structs below, MessagePack-encoded as an array whose first element is the kind's
+integer tag. ``Send`` and ``Deliver`` carry a batch of items, and after the header come exactly
+``len(items)`` payload parts, one per item, in order: opaque bytes nobody decodes. Every other
+kind is a single part. docs/protocol.md is the full specification.
+
+Evolution rules (msgspec's array_like schema evolution): fields are only ever appended, each new
+field gets a default, and decoders accept (ignore) trailing fields they do not know.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+import msgspec
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "Ack",
+    "AnyFrame",
+    "Bye",
+    "Code",
+    "Deliver",
+    "DeliverItem",
+    "Delivered",
+    "Frame",
+    "Heartbeat",
+    "Hello",
+    "Nack",
+    "Receipt",
+    "Send",
+    "SendItem",
+    "Status",
+    "Welcome",
+]
+
+PROTOCOL_VERSION = 1
+
+
+class Code(IntEnum):
+    """Error codes carried by ``Nack.code`` (and ``Delivered.code`` for failures)."""
+
+    BAD_FRAME = 1  # header undecodable or part count wrong
+    UNKNOWN_KIND = 2  # header tag not known to this router
+    BAD_VERSION = 3  # Hello.version not supported
+    NOT_WELCOMED = 4  # a frame before Hello (e.g. after a router restart): say Hello again
+    NAME_TAKEN = 5  # another live session holds the name
+    INVALID_NAME = 6  # name or recipient does not match the name rules
+    TOO_LARGE = 7  # payload or header over the size limit
+    MAILBOX_FULL = 8  # recipient's mailbox at its limit: retry later
+    ROUTER_FULL = 9  # router-wide memory limit reached: retry later
+    OUT_OF_ORDER = 10  # the previous message of this pair is not accepted yet: resend both
+    SHUTTING_DOWN = 11  # router is draining for shutdown: retry (after reconnect)
+    WINDOW = 12  # seq beyond the sender's window: resend later
+    EXPIRED = 13  # ttl passed before the message could be delivered
+    MAX_ATTEMPTS = 14  # delivered max-attempts times without an ack
+    TAKEN_OVER = 15  # another peer took this name over; this session is closed
+
+    @property
+    def retriable(self) -> bool:
+        return self in _RETRIABLE
+
+
+_RETRIABLE = frozenset(
+    {Code.NOT_WELCOMED, Code.MAILBOX_FULL, Code.ROUTER_FULL}
+    | {Code.OUT_OF_ORDER, Code.SHUTTING_DOWN, Code.WINDOW}
+)
+
+
+class Status:
+    """Values of ``Delivered.status``."""
+
+    DELIVERED = "delivered"
+    EXPIRED = "expired"
+    DEAD = "dead"
+
+
+class Frame(msgspec.Struct, array_like=True, frozen=True, tag=True):
+    """Base of every header. Never sent itself."""
+
+
+class Hello(Frame, tag=1, frozen=True):
+    """Peer → router, first frame of a session (and again to resume one).
+
+    ``epoch`` names this incarnation of the peer: (name, epoch, seq) identifies a message
+    forever. ``window`` is how many deliveries may be unacked at once (credit). ``attempt``
+    counts this peer's Hellos: the Welcome echoes it, and the router ignores a Hello older
+    than one it has answered (a stale copy must not reset a newer session).
+    """
+
+    version: int
+    name: str
+    epoch: int
+    window: int = 1024
+    takeover: bool = False
+    attempt: int = 0
+
+
+class Welcome(Frame, tag=2, frozen=True):
+    """Router → peer: the session is open. ``session`` numbers it (Deliver and Ack carry it, so
+    frames of an earlier session are recognised as stale). ``acked`` is the router's watermark
+    for this (name, epoch) stream: every seq up to it is accepted; the peer resends the rest."""
+
+    version: int
+    router_epoch: int
+    session: int
+    acked: int
+    heartbeat_ms: int
+    max_payload: int
+    attempt: int = 0
+
+
+class SendItem(msgspec.Struct, array_like=True, frozen=True):
+    """One message in a ``Send`` batch. ``prev`` is the seq of the sender's previous message
+    to the same recipient (0 if none): the router accepts this one only after that one, which
+    keeps per-pair order across losses and resends."""
+
+    seq: int
+    to: str
+    prev: int = 0
+    notify: bool = False
+    ttl_ms: int = 0
+
+
+class Send(Frame, tag=3, frozen=True):
+    """Peer → router: a batch of messages, followed by one payload part per item.
+
+    ``base`` is the sender's lowest unsettled seq: everything below it is settled at the
+    sender (receipted or abandoned), so the router may forget it."""
+
+    base: int
+    items: list[SendItem]
+
+
+class Receipt(Frame, tag=4, frozen=True):
+    """Router → sender: every seq ≤ ``upto`` and every seq in ``seqs`` is accepted."""
+
+    upto: int
+    seqs: list[int] = []
+
+
+class Nack(Frame, tag=5, frozen=True):
+    """Router → peer: a message (``seq`` > 0) or the frame/session (``seq`` = 0) is refused.
+    ``retry_ms`` hints when a retriable refusal is worth retrying."""
+
+    seq: int
+    code: int
+    reason: str = ""
+    retry_ms: int = 0
+
+
+class DeliverItem(msgspec.Struct, array_like=True, frozen=True):
+    """One message in a ``Deliver`` batch. ``dseq`` numbers deliveries within the session;
+    (sender, epoch, seq) is the sender's ticket; ``attempt`` counts deliveries of it."""
+
+    dseq: int
+    sender: str
+    epoch: int
+    seq: int
+    attempt: int = 1
+
+
+class Deliver(Frame, tag=6, frozen=True):
+    """Router → recipient: a batch of messages, followed by one payload part per item.
+    Within a session, dseqs are consecutive and the recipient takes them only in order."""
+
+    session: int
+    items: list[DeliverItem]
+
+
+class Ack(Frame, tag=7, frozen=True):
+    """Recipient → router: every delivery of ``session`` with dseq ≤ ``upto`` is handed over."""
+
+    session: int
+    upto: int
+
+
+class Delivered(Frame, tag=8, frozen=True):
+    """Router → sender, for tickets sent with ``notify``: the final outcome of message ``seq``.
+    ``status`` is one of ``Status``; ``code``/``detail`` explain a failure."""
+
+    seq: int
+    status: str
+    code: int = 0
+    detail: str = ""
+
+
+class Heartbeat(Frame, tag=9, frozen=True):
+    """Either way. A peer sends one when it has been quiet for a heartbeat interval; the
+    router answers each with one."""
+
+
+class Bye(Frame, tag=10, frozen=True):
+    """Peer → router: the session ends cleanly (undelivered mail stays in the mailbox)."""
+
+
+AnyFrame = Hello | Welcome | Send | Receipt | Nack | Deliver | Ack | Delivered | Heartbeat | Bye

@@ -1,0 +1,115 @@
+"""The recipient's half of the reliability engine: deduplicate, then ack what was handed over.
+
+Rule 1: a message is handed to the application at most once per (sender, epoch, seq) in this
+process; every delivery is acked exactly when the application has it (or when it is recognised
+as a duplicate). Rule 2: no I/O and no clock.
+
+Dedup is by watermark, not by a time window: the router forwards each (sender, recipient) pair
+in order, so per (sender, epoch) the highest seq handed over so far decides whether a delivery
+is new. Acks are cumulative over the session's delivery numbers (dseq); an application that acks
+out of order (``auto_ack=False``) holds the cumulative ack back until the gap closes, which is
+what bounds unacked work at the router's credit window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .frames import Deliver, DeliverItem
+
+__all__ = ["Inbound", "Inbox", "MessageKey"]
+
+MessageKey = tuple[str, int, int]
+"""(sender, sender epoch, seq): the ticket of a message, unique forever."""
+
+
+@dataclass(slots=True, frozen=True)
+class Inbound:
+    """A new message for the application."""
+
+    key: MessageKey
+    payload: bytes
+    attempt: int
+
+
+@dataclass(slots=True)
+class Inbox:
+    max_streams: int = 100_000  # (sender, epoch) watermarks kept; the oldest half go past it
+
+    session: int = 0  # the router session whose deliveries are current
+    _expected: int = 1  # next dseq to take: deliveries are taken strictly in order
+    _high: dict[tuple[str, int], int] = field(default_factory=dict)
+    _unacked: dict[MessageKey, int] = field(default_factory=dict)  # handed, not acked -> dseq
+    _acked_upto: int = 0
+    _acked_above: set[int] = field(default_factory=set)
+    _sent_upto: int = 0  # cumulative ack last told to the router
+
+    def reset_session(self, session: int) -> None:
+        """A new router session: delivery numbers start again at 1."""
+        self.session = session
+        self._expected = 1
+        self._acked_upto = 0
+        self._acked_above.clear()
+        self._sent_upto = 0
+        self._unacked = dict.fromkeys(self._unacked, 0)  # dseq unknown until redelivered
+
+    def on_deliver(self, frame: Deliver, payloads: list[bytes]) -> list[Inbound]:
+        new: list[Inbound] = []
+        if frame.session != self.session:
+            return new  # a stale session's frame: its messages come again in this one
+        high = self._high
+        for item, payload in zip(frame.items, payloads, strict=True):
+            if item.dseq != self._expected:
+                if item.dseq < self._expected:
+                    self._redelivered(item)  # a resend of one we took
+                continue  # a gap: what follows it comes again, in order
+            self._expected += 1
+            stream = (item.sender, item.epoch)
+            if item.seq <= high.get(stream, 0):
+                self._redelivered(item)
+                continue
+            high[stream] = item.seq
+            self._unacked[(item.sender, item.epoch, item.seq)] = item.dseq
+            new.append(Inbound((item.sender, item.epoch, item.seq), payload, item.attempt))
+        if len(high) > self.max_streams:
+            for stale in list(high)[: len(high) // 2]:
+                del high[stale]
+        return new
+
+    def ack(self, key: MessageKey) -> None:
+        """The application has message ``key``."""
+        dseq = self._unacked.pop(key, None)
+        if dseq:
+            self._ack_dseq(dseq)
+
+    def pending_ack(self) -> int | None:
+        """The cumulative ack to send, if it moved since the last one sent."""
+        if self._acked_upto > self._sent_upto:
+            self._sent_upto = self._acked_upto
+            return self._acked_upto
+        return None
+
+    @property
+    def unacked(self) -> int:
+        return len(self._unacked)
+
+    def _redelivered(self, item: DeliverItem) -> None:
+        key = (item.sender, item.epoch, item.seq)
+        if key in self._unacked:
+            self._unacked[key] = item.dseq  # still with the app: its ack will cover this dseq
+        else:
+            self._ack_dseq(item.dseq)  # handed over before: ack at once, never hand again
+            self._sent_upto = 0  # the router resent, so our ack was lost: say it again
+
+    def _ack_dseq(self, dseq: int) -> None:
+        if dseq <= self._acked_upto:
+            return  # an old session's number, or acked already
+        if dseq != self._acked_upto + 1:
+            self._acked_above.add(dseq)
+            return
+        upto = dseq
+        above = self._acked_above
+        while upto + 1 in above:
+            upto += 1
+            above.discard(upto)
+        self._acked_upto = upto

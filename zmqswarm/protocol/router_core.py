@@ -1,0 +1,574 @@
+"""RouterCore: the router's decisions, minus the I/O. ``zmqswarm.router`` drives it.
+
+Rule 1: everything that decides whether a message is accepted, where it waits, when it is
+delivered, redelivered or declared dead lives here. Rule 2: no sockets, no clock: the driver
+passes ``now`` and sends what ``take_output`` returns.
+
+The shapes::
+
+    session   one connected peer (routing identity -> name, epoch, credit window)
+    stream    one sender incarnation (name, epoch): the watermark that deduplicates its seqs
+    mailbox   one recipient name: queue (accepted, not yet out) + inflight (out, not acked)
+
+A message is accepted when it enters its recipient's mailbox; the receipt says so. Mailboxes
+exist for names that are offline or never seen (store and forward). A mailbox is forwarded in
+order with at most ``window`` unacked deliveries; on a session change (reconnect, expiry,
+takeover) its inflight deliveries go back to the front of the queue and are delivered again.
+Payloads are carried as the bytes objects they arrived in: never decoded, never copied.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .codec import MAX_BATCH, DecodeFailure, decode, encode, valid_name
+from .frames import (
+    PROTOCOL_VERSION,
+    Ack,
+    Bye,
+    Code,
+    Deliver,
+    Delivered,
+    DeliverItem,
+    Heartbeat,
+    Hello,
+    Nack,
+    Receipt,
+    Send,
+    Status,
+    Welcome,
+)
+from .sender import INF
+
+__all__ = ["DeadLetter", "Output", "RouterCore", "RouterOptions"]
+
+log = logging.getLogger("zmqswarm.router")
+
+DEAD = "$dead"  # the dead-letter mailbox's name; '$' names are the router's own
+
+
+@dataclass(slots=True, frozen=True)
+class RouterOptions:
+    heartbeat: float = 1.0  # a session silent for 3 of these is gone
+    max_payload: int = 1 << 20
+    mailbox_max_messages: int = 100_000
+    mailbox_max_bytes: int = 64 << 20
+    max_bytes: int = 1 << 30  # all payloads held, router-wide
+    max_mailboxes: int = 100_000
+    max_attempts: int = 10  # deliveries without an ack before a message is dead
+    dead_max: int = 10_000  # dead letters kept (oldest dropped, counted)
+    stream_ttl: float = 3600.0  # forget an idle sender's dedup watermark after this
+    retry_ms: int = 200  # hint sent with MAILBOX_FULL / ROUTER_FULL
+    max_inflight_bytes: int = 16 << 20  # per session, besides the peer's count window
+    redeliver_after: float = 5.0  # unacked this long on a live session: send the same again
+
+
+class Entry:
+    """One accepted message."""
+
+    __slots__ = ("attempts", "epoch", "expires", "notify", "payload", "sender", "seq")
+
+    def __init__(
+        self, sender: str, epoch: int, seq: int, payload: bytes, notify: bool, expires: float
+    ) -> None:
+        self.sender = sender
+        self.epoch = epoch
+        self.seq = seq
+        self.payload = payload
+        self.notify = notify
+        self.expires = expires
+        self.attempts = 0
+
+
+@dataclass(slots=True, frozen=True)
+class DeadLetter:
+    to: str
+    sender: str
+    epoch: int
+    seq: int
+    payload: bytes
+    code: Code
+    at: float
+
+
+@dataclass(slots=True)
+class Mailbox:
+    queue: deque[Entry] = field(default_factory=deque)
+    inflight: deque[tuple[int, Entry]] = field(default_factory=deque)
+    nbytes: int = 0
+    with_ttl: int = 0
+    progress: float = 0.0  # last time inflight was sent or acked
+    inflight_bytes: int = 0
+
+
+@dataclass(slots=True)
+class Session:
+    identity: bytes
+    name: str
+    epoch: int
+    window: int
+    last_seen: float
+    sid: int  # session number, carried by Welcome, Deliver and Ack
+    hello: int = 0  # the Hello.attempt this session answered
+    dseq: int = 0
+
+
+@dataclass(slots=True)
+class Stream:
+    wm: int  # every seq <= wm is accepted (or settled at the sender)
+    above: set[int]  # accepted seqs > wm
+    last_seen: float
+
+
+Output = tuple[bytes, list[bytes], int]
+"""(identity, parts, first dseq of a Deliver or 0): one multipart message to send."""
+
+
+class RouterCore:
+    """``reachable(identity)`` is injected like the clock: the driver answers whether a peer's
+    connection is still up (a name held by a crashed peer is then free at once)."""
+
+    def __init__(
+        self,
+        *,
+        epoch: int,
+        options: RouterOptions | None = None,
+        reachable: Callable[[bytes], bool] = lambda identity: True,
+    ) -> None:
+        self.epoch = epoch
+        self.reachable = reachable
+        self.options = options or RouterOptions()
+        self.sessions: dict[bytes, Session] = {}
+        self.by_name: dict[str, Session] = {}
+        self.streams: dict[tuple[str, int], Stream] = {}
+        self.mailboxes: dict[str, Mailbox] = {}
+        self.dead: deque[DeadLetter] = deque(maxlen=self.options.dead_max)
+        self.nbytes = 0
+        self.draining = False
+        self.stats: dict[str, int] = dict.fromkeys(
+            ("accepted", "duplicates", "delivered", "acked", "redelivered", "dead", "bad_frames"),
+            0,
+        )
+        self._out: list[Output] = []
+        self._touched: set[str] = set()  # mailboxes to pump
+        # identity -> (stream, seqs to receipt, the stream's watermark before this turn)
+        self._receipts: dict[bytes, tuple[Stream, list[int], int]] = {}
+        self._nacked: set[tuple[bytes, str]] = set()  # (identity, to) refused in this batch
+        self._notices: dict[tuple[str, int], list[Delivered]] = {}  # for offline senders
+        self._unwelcome: dict[bytes, float] = {}  # NOT_WELCOMED rate limit
+        self._logged: dict[str, float] = {}  # log rate limit
+        self._next_sweep = 0.0
+        self._sessions_opened = 0
+
+    # -- input ----------------------------------------------------------------------------
+
+    def handle(self, identity: bytes, parts: list[bytes], now: float) -> None:
+        """One multipart message from a peer (the identity part already split off)."""
+        try:
+            frame = decode(parts[0])
+        except DecodeFailure as exc:
+            self._bad(identity, exc.code, exc.detail, now)
+            return
+        session = self.sessions.get(identity)
+        nparts = len(parts)
+        if type(frame) is Send:
+            if nparts != len(frame.items) + 1 or not frame.items:
+                self._bad(identity, Code.BAD_FRAME, "Send part count != items + 1", now)
+            elif session is None:
+                self._unwelcomed(identity, now)
+            else:
+                session.last_seen = now
+                self._on_send(session, frame, parts, now)
+            return
+        if nparts != 1:
+            self._bad(identity, Code.BAD_FRAME, f"{type(frame).__name__} with {nparts} parts", now)
+            return
+        if type(frame) is Hello:
+            self._on_hello(identity, frame, now)
+            return
+        if session is None:
+            self._unwelcomed(identity, now)
+            return
+        session.last_seen = now
+        match frame:
+            case Ack(session=sid, upto=upto):
+                if sid == session.sid:
+                    self._on_ack(session, upto, now)
+            case Heartbeat():
+                self._out.append((identity, [_HEARTBEAT], 0))
+            case Bye():
+                self._end_session(session)
+            case _:
+                kind = type(frame).__name__
+                self._bad(identity, Code.BAD_FRAME, f"{kind} is not accepted from peers", now)
+
+    def take_output(self, now: float) -> list[Output]:
+        """Everything to send after a batch of input: receipts, deliveries, notices."""
+        out = self._out
+        for identity, (stream, touched, wm_before) in self._receipts.items():
+            if touched or stream.wm > wm_before:  # nothing accepted, nothing to say
+                fresh = sorted(s for s in touched if s > stream.wm)
+                out.append((identity, [encode(Receipt(stream.wm, fresh))], 0))
+        self._receipts.clear()
+        self._nacked.clear()
+        for name in self._touched:
+            self._pump(name, now)
+        self._touched.clear()
+        self._out = []
+        return out
+
+    def undeliver(self, identity: bytes, first_dseq: int) -> None:
+        """The driver could not send the Deliver starting at ``first_dseq`` (peer gone or its
+        queue full): put those messages back at the front of the mailbox."""
+        session = self.sessions.get(identity)
+        if session is None:
+            return
+        mb = self.mailboxes.get(session.name)
+        if mb is None:
+            return
+        back: list[Entry] = []
+        while mb.inflight and mb.inflight[-1][0] >= first_dseq:
+            entry = mb.inflight.pop()[1]
+            mb.inflight_bytes -= len(entry.payload)
+            entry.attempts -= 1
+            back.append(entry)
+        mb.queue.extendleft(back)  # back is newest-first: extendleft restores the order
+        session.dseq = first_dseq - 1
+
+    # -- timers ---------------------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + self.options.heartbeat / 2
+        limit = 3 * self.options.heartbeat
+        for session in [s for s in self.sessions.values() if now - s.last_seen > limit]:
+            self._end_session(session)
+        for name, mb in list(self.mailboxes.items()):
+            if mb.with_ttl:
+                self._expire(name, mb, now)
+            if mb.inflight and now - mb.progress > self.options.redeliver_after:
+                self._resend_inflight(name, mb, now)
+            self._touched.add(name)
+        stale = [k for k, s in self.streams.items() if now - s.last_seen > self.options.stream_ttl]
+        for key in stale:
+            del self.streams[key]
+        if len(self._unwelcome) > 10_000:
+            self._unwelcome.clear()
+
+    def next_deadline(self) -> float:
+        return self._next_sweep
+
+    def begin_drain(self) -> None:
+        """Stop accepting (Nack SHUTTING_DOWN); keep delivering what is held."""
+        self.draining = True
+
+    def drained(self) -> bool:
+        """Nothing left that a connected recipient could still take."""
+        for name in self.by_name:
+            mb = self.mailboxes.get(name)
+            if mb is not None and (mb.queue or mb.inflight):
+                return False
+        return True
+
+    # -- sessions -------------------------------------------------------------------------
+
+    def _on_hello(self, identity: bytes, hello: Hello, now: float) -> None:
+        if hello.version != PROTOCOL_VERSION:
+            reason = f"protocol version {hello.version} not supported (want {PROTOCOL_VERSION})"
+            self._nack(identity, 0, Code.BAD_VERSION, reason)
+            return
+        if not valid_name(hello.name):
+            self._nack(identity, 0, Code.INVALID_NAME, f"invalid peer name {hello.name!r}")
+            return
+        holder = self.by_name.get(hello.name)
+        if holder is not None and holder.identity != identity:
+            alive = now - holder.last_seen <= 3 * self.options.heartbeat
+            alive = alive and self.reachable(holder.identity)
+            if alive and not hello.takeover:
+                reason = f"{hello.name!r} is held by a live peer; connect with takeover to take it"
+                self._nack(identity, 0, Code.NAME_TAKEN, reason)
+                self._log("name_taken", f"refused a second {hello.name!r}", now)
+                return
+            self._end_session(holder)
+            if alive:
+                self._nack(holder.identity, 0, Code.TAKEN_OVER, "another peer took this name over")
+        old = self.sessions.get(identity)
+        if old is not None and old.name == hello.name and hello.attempt <= old.hello:
+            return  # a stale copy of a Hello already answered
+        if old is not None:
+            self._end_session(old)  # a resume: what was out goes again, numbered anew
+        self._sessions_opened += 1
+        sid = self._sessions_opened
+        session = Session(
+            identity, hello.name, hello.epoch, max(1, hello.window), now, sid, hello.attempt
+        )
+        self.sessions[identity] = session
+        self.by_name[hello.name] = session
+        stream = self.streams.get((hello.name, hello.epoch))
+        acked = stream.wm if stream else 0
+        o = self.options
+        hb_ms = int(o.heartbeat * 1000)
+        welcome = Welcome(
+            PROTOCOL_VERSION, self.epoch, sid, acked, hb_ms, o.max_payload, hello.attempt
+        )
+        self._out.append((identity, [encode(welcome)], 0))
+        for notice in self._notices.pop((hello.name, hello.epoch), []):
+            self._out.append((identity, [encode(notice)], 0))
+        self._touched.add(hello.name)
+
+    def _end_session(self, session: Session) -> None:
+        self._requeue_inflight(session)
+        self.sessions.pop(session.identity, None)
+        if self.by_name.get(session.name) is session:
+            del self.by_name[session.name]
+
+    def _requeue_inflight(self, session: Session) -> None:
+        mb = self.mailboxes.get(session.name)
+        if mb is not None and mb.inflight:
+            mb.queue.extendleft(entry for _, entry in reversed(mb.inflight))
+            self.stats["redelivered"] += len(mb.inflight)
+            mb.inflight.clear()
+            mb.inflight_bytes = 0
+        session.dseq = 0
+
+    # -- accepting ------------------------------------------------------------------------
+
+    def _on_send(self, session: Session, frame: Send, parts: list[bytes], now: float) -> None:
+        identity = session.identity
+        key = (session.name, session.epoch)
+        stream = self.streams.get(key)
+        if stream is None:
+            stream = self.streams[key] = Stream(frame.base - 1, set(), now)
+        stream.last_seen = now
+        receipt = self._receipts.get(identity)
+        if receipt is None:
+            receipt = self._receipts[identity] = (stream, [], stream.wm)
+        if frame.base - 1 > stream.wm:
+            stream.wm = frame.base - 1
+            stream.above = {s for s in stream.above if s > stream.wm}
+        fresh = receipt[1]
+        o = self.options
+        mailboxes, stats, nacked = self.mailboxes, self.stats, self._nacked
+        for item, payload in zip(frame.items, parts[1:], strict=True):
+            seq = item.seq
+            if seq <= stream.wm or seq in stream.above:
+                stats["duplicates"] += 1
+                fresh.append(seq)
+                continue
+            to = item.to
+            if self.draining:
+                self._refuse(identity, seq, to, Code.SHUTTING_DOWN, len(payload), now)
+                continue
+            prev = item.prev
+            if prev > stream.wm and prev not in stream.above:
+                if (identity, to) not in nacked:
+                    nacked.add((identity, to))
+                    self._nack(identity, seq, Code.OUT_OF_ORDER, f"waiting for seq {prev}")
+                continue
+            mb = mailboxes.get(to)
+            if mb is None:
+                code = self._refuse_new_mailbox(to)
+                if code is not None:
+                    self._refuse(identity, seq, to, code, len(payload), now)
+                    continue
+                mb = mailboxes[to] = Mailbox()
+            size = len(payload)
+            if (
+                size > o.max_payload
+                or len(mb.queue) + len(mb.inflight) >= o.mailbox_max_messages
+                or mb.nbytes + size > o.mailbox_max_bytes
+                or self.nbytes + size > o.max_bytes
+            ):
+                self._refuse(identity, seq, to, self._why_full(mb, size), size, now)
+                continue
+            expires = now + item.ttl_ms / 1000 if item.ttl_ms > 0 else INF
+            mb.queue.append(Entry(session.name, session.epoch, seq, payload, item.notify, expires))
+            mb.nbytes += size
+            self.nbytes += size
+            if item.ttl_ms > 0:
+                mb.with_ttl += 1
+            if seq == stream.wm + 1:
+                stream.wm = seq
+                above = stream.above
+                while stream.wm + 1 in above:
+                    stream.wm += 1
+                    above.discard(stream.wm)
+            else:
+                stream.above.add(seq)
+                fresh.append(seq)
+            stats["accepted"] += 1
+            self._touched.add(to)
+
+    def _refuse_new_mailbox(self, to: str) -> Code | None:
+        if not valid_name(to):
+            return Code.INVALID_NAME
+        if len(self.mailboxes) >= self.options.max_mailboxes:
+            return Code.ROUTER_FULL
+        return None
+
+    def _why_full(self, mb: Mailbox, size: int) -> Code:
+        o = self.options
+        if size > o.max_payload:
+            return Code.TOO_LARGE
+        if self.nbytes + size > o.max_bytes:
+            return Code.ROUTER_FULL
+        return Code.MAILBOX_FULL
+
+    def _refuse(
+        self, identity: bytes, seq: int, to: str, code: Code, size: int, now: float
+    ) -> None:
+        if code.retriable:
+            if (identity, to) in self._nacked:
+                return  # one retriable refusal per pair per batch: the sender resends the chain
+            self._nacked.add((identity, to))
+            self._nack(identity, seq, code, f"{to}: {code.name.lower()}", self.options.retry_ms)
+        else:
+            detail = f"{size} bytes > {self.options.max_payload}" if code is Code.TOO_LARGE else to
+            self._nack(identity, seq, code, detail)
+        self._log(code.name, f"refused seq {seq} to {to!r}: {code.name}", now)
+
+    # -- delivering -----------------------------------------------------------------------
+
+    def _pump(self, name: str, now: float) -> None:
+        mb = self.mailboxes.get(name)
+        if mb is None:
+            return
+        session = self.by_name.get(name)
+        if session is None:
+            if not mb.queue and not mb.inflight:
+                del self.mailboxes[name]
+            return
+        room = session.window - len(mb.inflight)
+        max_attempts = self.options.max_attempts
+        while room > 0 and mb.queue:
+            items: list[DeliverItem] = []
+            parts: list[bytes] = [b""]
+            first = session.dseq + 1
+            byte_cap = self.options.max_inflight_bytes
+            while mb.queue and len(items) < min(room, MAX_BATCH):
+                if mb.inflight_bytes >= byte_cap and (items or mb.inflight):
+                    room = 0  # the byte credit is spent: wait for acks
+                    break
+                entry = mb.queue.popleft()
+                if entry.expires <= now or entry.attempts >= max_attempts:
+                    code = Code.EXPIRED if entry.expires <= now else Code.MAX_ATTEMPTS
+                    self._bury(name, mb, entry, code, now)
+                    continue
+                entry.attempts += 1
+                session.dseq += 1
+                mb.inflight.append((session.dseq, entry))
+                mb.inflight_bytes += len(entry.payload)
+                items.append(
+                    DeliverItem(session.dseq, entry.sender, entry.epoch, entry.seq, entry.attempts)
+                )
+                parts.append(entry.payload)
+            if not items:
+                break
+            parts[0] = encode(Deliver(session.sid, items))
+            mb.progress = now
+            self._out.append((session.identity, parts, first))
+            room = max(0, room - len(items)) if room else 0
+            self.stats["delivered"] += len(items)
+
+    def _on_ack(self, session: Session, upto: int, now: float) -> None:
+        mb = self.mailboxes.get(session.name)
+        if mb is None:
+            return
+        inflight = mb.inflight
+        acked = 0
+        while inflight and inflight[0][0] <= upto:
+            entry = inflight.popleft()[1]
+            mb.inflight_bytes -= len(entry.payload)
+            acked += 1
+            self._release(mb, entry)
+            if entry.notify:
+                self._notify(entry, Delivered(entry.seq, Status.DELIVERED))
+        if acked:
+            self.stats["acked"] += acked
+            mb.progress = now
+        self._touched.add(session.name)
+
+    def _resend_inflight(self, name: str, mb: Mailbox, now: float) -> None:
+        """Unacked for too long on a live session: a frame was lost. Send the same deliveries
+        again, same numbers (go-back-N); the recipient drops what it already took."""
+        session = self.by_name.get(name)
+        if session is None:
+            return
+        mb.progress = now
+        self.stats["redelivered"] += len(mb.inflight)
+        batch = list(mb.inflight)
+        for i in range(0, len(batch), MAX_BATCH):
+            chunk = batch[i : i + MAX_BATCH]
+            items = []
+            for dseq, e in chunk:
+                e.attempts += 1
+                items.append(DeliverItem(dseq, e.sender, e.epoch, e.seq, e.attempts))
+            header = encode(Deliver(session.sid, items))
+            self._out.append((session.identity, [header, *(e.payload for _, e in chunk)], 0))
+
+    def _release(self, mb: Mailbox, entry: Entry) -> None:
+        size = len(entry.payload)
+        mb.nbytes -= size
+        self.nbytes -= size
+        if entry.expires < INF:
+            mb.with_ttl -= 1
+
+    def _bury(self, name: str, mb: Mailbox, entry: Entry, code: Code, now: float) -> None:
+        self._release(mb, entry)
+        self.stats["dead"] += 1
+        self.dead.append(
+            DeadLetter(name, entry.sender, entry.epoch, entry.seq, entry.payload, code, now)
+        )
+        if entry.notify:
+            status = Status.EXPIRED if code is Code.EXPIRED else Status.DEAD
+            detail = f"{code.name.lower()} after {entry.attempts} deliveries"
+            self._notify(entry, Delivered(entry.seq, status, int(code), detail))
+
+    def _expire(self, name: str, mb: Mailbox, now: float) -> None:
+        keep: deque[Entry] = deque()
+        for entry in mb.queue:
+            if entry.expires <= now:
+                self._bury(name, mb, entry, Code.EXPIRED, now)
+            else:
+                keep.append(entry)
+        mb.queue = keep
+
+    def _notify(self, entry: Entry, notice: Delivered) -> None:
+        sender = self.by_name.get(entry.sender)
+        if sender is not None and sender.epoch == entry.epoch:
+            self._out.append((sender.identity, [encode(notice)], 0))
+        else:
+            held = self._notices.setdefault((entry.sender, entry.epoch), [])
+            if len(held) < 10_000:
+                held.append(notice)
+
+    # -- refusals and bad input -----------------------------------------------------------
+
+    def _nack(self, identity: bytes, seq: int, code: Code, reason: str, retry_ms: int = 0) -> None:
+        key = f"nack_{code.name.lower()}"
+        self.stats[key] = self.stats.get(key, 0) + 1
+        self._out.append((identity, [encode(Nack(seq, int(code), reason, retry_ms))], 0))
+
+    def _unwelcomed(self, identity: bytes, now: float) -> None:
+        # After a router restart every queued frame of a peer lands here: answer once a second.
+        if now - self._unwelcome.get(identity, -INF) >= 1.0:
+            self._unwelcome[identity] = now
+            self._nack(identity, 0, Code.NOT_WELCOMED, "say Hello first")
+
+    def _bad(self, identity: bytes, code: Code, detail: str, now: float) -> None:
+        self.stats["bad_frames"] += 1
+        self._nack(identity, 0, code, detail)
+        self._log("bad_frame", f"bad frame from {identity!r}: {code.name}: {detail}", now)
+
+    def _log(self, key: str, message: str, now: float) -> None:
+        """Log once per key per 10 s; counters carry the totals."""
+        if now - self._logged.get(key, -INF) >= 10.0:
+            self._logged[key] = now
+            log.warning("%s (further ones for 10 s only counted)", message)
+
+
+_HEARTBEAT = encode(Heartbeat())

@@ -1,0 +1,180 @@
+"""``Router``: the poll loop around RouterCore. One thread owns the ROUTER socket.
+
+Per turn: wait for input or the next timer, drain up to ``batch`` messages without blocking,
+let the core decide, then send everything it produced (receipts coalesced per sender per
+turn). A send that libzmq refuses (peer gone, or its pipe full) is handed back to the core,
+which keeps the messages in the mailbox: ROUTER_MANDATORY means nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import zmq
+
+from zmqswarm.errors import RouterInUseError
+from zmqswarm.protocol import Heartbeat, RouterCore, RouterOptions, encode
+from zmqswarm.transport import ipc_path, send_parts
+
+__all__ = ["Router"]
+
+log = logging.getLogger("zmqswarm.router")
+_HEARTBEAT = encode(Heartbeat())
+_MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
+
+
+class Router:
+    """A zmqswarm router bound to one or more endpoints.
+
+    Args:
+        binds: endpoints (``ipc://path``, ``tcp://127.0.0.1:5555``...).
+        options: limits and timers (see RouterOptions).
+        batch: messages drained per turn before output is flushed.
+        drain_timeout: on shutdown, seconds to keep delivering what connected peers can take.
+    """
+
+    def __init__(
+        self,
+        binds: list[str],
+        *,
+        options: RouterOptions | None = None,
+        batch: int = 512,
+        drain_timeout: float = 2.0,
+        context: zmq.Context[Any] | None = None,
+    ) -> None:
+        self.binds = binds
+        self.core = RouterCore(
+            epoch=int(time.time() * 1000), options=options, reachable=self._reachable
+        )
+        self.batch = batch
+        self.drain_timeout = drain_timeout
+        self._ctx = context or zmq.Context.instance()
+        self._locks: list[int] = []
+        self._stop_at: float | None = None
+        self.endpoints: list[str] = []
+        self.sock = self._bind()
+
+    def _bind(self) -> zmq.Socket[bytes]:
+        sock: zmq.Socket[bytes] = self._ctx.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        sock.setsockopt(zmq.SNDHWM, 100_000)
+        sock.setsockopt(zmq.RCVHWM, 100_000)
+        # libzmq's own guard against absurd frames; the core Nacks anything over max_payload.
+        sock.setsockopt(zmq.MAXMSGSIZE, 4 * self.core.options.max_payload + (1 << 16))
+        try:
+            for url in self.binds:
+                path = ipc_path(url)
+                if path is not None:
+                    self._lock(url, path)
+                try:
+                    sock.bind(url)
+                except zmq.ZMQError as exc:
+                    if exc.errno == errno.EADDRINUSE:
+                        raise RouterInUseError(url, None) from exc
+                    raise
+                if path is not None:
+                    path.chmod(0o600)
+                self.endpoints.append(sock.getsockopt_string(zmq.LAST_ENDPOINT))
+        except BaseException:
+            sock.close(0)
+            self._unlock()
+            raise
+        return sock
+
+    def _lock(self, url: str, path: Path) -> None:
+        """Binding an ipc path would silently steal the socket file from a live router, so
+        hold an flock beside it. A crashed router's lock is released by the kernel."""
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.read(fd, 32).decode(errors="replace").strip()
+            os.close(fd)
+            raise RouterInUseError(url, int(pid) if pid.isdigit() else None) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._locks.append(fd)
+
+    def _unlock(self) -> None:
+        for fd in self._locks:
+            os.close(fd)
+        self._locks.clear()
+
+    # -- running --------------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT start a clean shutdown (drain, then exit)."""
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            self.stop()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def stop(self) -> None:
+        """Stop accepting; deliver to connected peers for up to ``drain_timeout``; exit."""
+        if self._stop_at is None:
+            self._stop_at = time.monotonic() + self.drain_timeout
+            self.core.begin_drain()
+
+    def run(self) -> None:
+        core, sock = self.core, self.sock
+        handle, recv, batch = core.handle, sock.recv_multipart, self.batch
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        try:
+            while True:
+                now = time.monotonic()
+                if self._stop_at is not None and (now >= self._stop_at or core.drained()):
+                    break
+                wait = min(max(0.0, core.next_deadline() - now), 0.1)
+                if poller.poll(int(wait * 1000) + 1):
+                    now = time.monotonic()
+                    for _ in range(batch):
+                        try:
+                            parts = recv(zmq.NOBLOCK)
+                        except zmq.Again:
+                            break
+                        handle(parts[0], parts[1:], now)
+                core.tick(now)
+                self._flush(now)
+        except zmq.ContextTerminated:
+            pass
+        finally:
+            self.close()
+
+    def _reachable(self, identity: bytes) -> bool:
+        """Probe with a Heartbeat: ROUTER_MANDATORY fails at once if the peer is gone."""
+        try:
+            self.sock.send_multipart([identity, _HEARTBEAT], zmq.NOBLOCK)
+        except zmq.ZMQError as exc:
+            return exc.errno != errno.EHOSTUNREACH
+        return True
+
+    def _flush(self, now: float) -> None:
+        sock = self.sock
+        for identity, parts, first_dseq in self.core.take_output(now):
+            try:
+                sock.send(identity, _MORE_NOBLOCK)  # EAGAIN/EHOSTUNREACH come here or never
+                send_parts(sock, parts)
+            except zmq.ZMQError as exc:
+                # EHOSTUNREACH: the peer is gone; EAGAIN: its pipe is full. Keep the mail.
+                if first_dseq:
+                    self.core.undeliver(identity, first_dseq)
+                if exc.errno not in (errno.EHOSTUNREACH, errno.EAGAIN):
+                    log.warning("send to %r failed: %s", identity, exc)
+
+    def close(self) -> None:
+        if not self.sock.closed:
+            self.sock.close(0)
+        self._unlock()

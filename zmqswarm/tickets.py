@@ -1,0 +1,140 @@
+"""Tickets and messages as the application sees them, and the bookkeeping both clients share.
+
+``TicketBook`` folds the core's events into "where is ticket N now" and calls back whoever
+waits for a state. It has no I/O: the sync client runs it in its I/O thread, the async client
+in the event loop.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from zmqswarm.errors import DeliveryError
+from zmqswarm.protocol.client_core import Accepted, Event, Failed, Notified
+
+__all__ = ["Message", "TicketBook", "TicketId", "TicketState", "WaitFor"]
+
+WaitFor = Literal["accepted", "delivered"]
+TicketState = Literal["pending", "accepted", "delivered", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class TicketId:
+    """(sender, epoch, seq): names one message forever. ``str()`` gives its printed form."""
+
+    sender: str
+    epoch: int
+    seq: int
+
+    def __str__(self) -> str:
+        return f"{self.sender}/{self.epoch:x}/{self.seq}"
+
+
+@dataclass(slots=True)
+class Message:
+    """A message handed to the application."""
+
+    sender: str
+    payload: bytes
+    ticket: TicketId
+    attempt: int = 1  # deliveries of it so far (>1: an earlier recipient took it and died)
+    _ack: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+
+    def ack(self) -> None:
+        """Tell the router this message is handled (only with ``auto_ack=False``)."""
+        if self._ack is not None:
+            self._ack()
+            self._ack = None
+
+    @property
+    def text(self) -> str:
+        return self.payload.decode("utf-8", errors="replace")
+
+
+Outcome = tuple[TicketState, DeliveryError | None]
+Callback = Callable[[Outcome], None]
+
+
+class TicketBook:
+    """Where each ticket of this sender is, with bounded memory.
+
+    A seq below the window's base that is neither failed nor waiting for a notice is accepted;
+    failures and final notices are remembered for the last ``keep`` tickets.
+    """
+
+    def __init__(self, sender: str, epoch: int, keep: int = 100_000) -> None:
+        self.sender, self.epoch, self.keep = sender, epoch, keep
+        self._final: OrderedDict[int, Outcome] = OrderedDict()  # failed / delivered / notices
+        self._waiters: dict[int, list[tuple[WaitFor, Callback]]] = {}
+
+    def state(self, seq: int, unsettled: Callable[[int], bool]) -> Outcome:
+        if seq in self._final:
+            return self._final[seq]
+        if unsettled(seq):
+            return ("pending", None)
+        return ("accepted", None)
+
+    def wait(
+        self, seq: int, want: WaitFor, unsettled: Callable[[int], bool], callback: Callback
+    ) -> None:
+        """Call ``callback`` once ticket ``seq`` reaches ``want`` (or fails): now if it has."""
+        outcome = self.state(seq, unsettled)
+        if self._reached(outcome, want, seq):
+            callback(outcome)
+        else:
+            self._waiters.setdefault(seq, []).append((want, callback))
+
+    def cancel(self, seq: int, callback: Callback) -> None:
+        waiters = self._waiters.get(seq)
+        if waiters:
+            waiters[:] = [w for w in waiters if w[1] is not callback]
+
+    def on_events(self, events: list[Event]) -> None:
+        for ev in events:
+            if isinstance(ev, Accepted):
+                if self._waiters:  # usually nobody waits: skip the per-seq work
+                    for seq in ev.seqs:
+                        if seq in self._waiters:
+                            self._fire(seq, ("accepted", None))
+            elif isinstance(ev, Failed):
+                error = DeliveryError(self._name(ev.seq), ev.code.name.lower(), ev.reason)
+                self._finish(ev.seq, ("failed", error))
+            elif isinstance(ev, Notified):
+                if ev.status == "delivered":
+                    self._finish(ev.seq, ("delivered", None))
+                else:
+                    detail = ev.detail or ev.status
+                    self._finish(
+                        ev.seq, ("failed", DeliveryError(self._name(ev.seq), ev.status, detail))
+                    )
+
+    def _reached(self, outcome: Outcome, want: WaitFor, seq: int) -> bool:
+        state = outcome[0]
+        if state in ("failed", "delivered"):
+            return True
+        return state == "accepted" and want == "accepted"
+
+    def _finish(self, seq: int, outcome: Outcome) -> None:
+        self._final[seq] = outcome
+        if len(self._final) > self.keep:
+            self._final.popitem(last=False)
+        self._fire(seq, outcome)
+
+    def _fire(self, seq: int, outcome: Outcome) -> None:
+        waiters = self._waiters.pop(seq, None)
+        if not waiters:
+            return
+        rest = []
+        for want, callback in waiters:
+            if self._reached(outcome, want, seq):
+                callback(outcome)
+            else:
+                rest.append((want, callback))
+        if rest:
+            self._waiters[seq] = rest
+
+    def _name(self, seq: int) -> str:
+        return str(TicketId(self.sender, self.epoch, seq))
