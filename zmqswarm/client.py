@@ -11,14 +11,18 @@ it. Either the thread sees the item, or the caller sees the flag and wakes it.
 Caller → I/O thread, one multipart message per command::
 
     [b"K"]                                                    wake up (the deques have work)
-    [b"R", req, max]                                          recv: reply when messages exist
     [b"W", req, seq, want]                                    wait for a ticket state
     [b"P", req, limit]                                        wait until the outbox is below limit
     [b"X", req, timeout]                                      close: flush, Bye, report
 
-Received messages wait in the engine's inbox deque; ``recv()`` pops them directly and asks over
-the pipe (``[b"R", req, b""]``) only when it is empty. I/O thread → caller: ``[b"M", req]``
-(the inbox has mail) or ``[b"T", req, outcome]``.
+Received messages wait in the engine's inbox deque; ``recv()`` pops them directly. When it is
+empty the caller puts its pipe identity in the ``waiting`` set, looks again, and sleeps on its
+socket; the I/O thread appends to the inbox, then wakes everyone in ``waiting`` with ``[b"M"]``
+(the same flag-then-look ordering as ``sleeping``). Replies: ``[b"T", req, outcome]``.
+
+Acks never wake the I/O thread: it polls the ``acks`` deque every turn, and while delivered
+messages are still unacked it sleeps at most ``ack_delay`` (backing off to 64 ms when the
+application holds them longer), since the core coalesces acks at that pace anyway.
 """
 
 from __future__ import annotations
@@ -82,6 +86,7 @@ class Client(PeerBase):
         self._ctx = context or zmq.Context.instance()
         self._seq = itertools.count(1)
         self._req = itertools.count(1)
+        self._idents = itertools.count(1)
         self._local = threading.local()
         self._callers: list[zmq.Socket[bytes]] = []
         self._closed = False
@@ -145,15 +150,15 @@ class Client(PeerBase):
 
     def recv(self, timeout: float | None = None) -> Message:
         """The next message; ZsTimeoutError if none arrives within ``timeout`` seconds."""
-        inbox = self._io.engine.inbox
+        io = self._io
+        inbox = io.engine.inbox
         deadline = None if timeout is None else Engine.now() + timeout
         while True:
             self._check_open()
             try:
                 received = inbox.popleft()  # atomic: the I/O thread only appends
             except IndexError:
-                left = None if deadline is None else max(0.0, deadline - Engine.now())
-                self._request([b"R", b"", b""], left)  # returns once there is mail
+                self._await_mail(deadline, timeout)
                 continue
             sender, epoch, seq = received.message.key
             ticket = TicketId(sender, epoch, seq)
@@ -210,8 +215,11 @@ class Client(PeerBase):
         if sock is None:
             sock = self._ctx.socket(zmq.DEALER)
             tune(sock)
+            ident = b"c%d" % next(self._idents)  # next() on a count is atomic
+            sock.setsockopt(zmq.ROUTING_ID, ident)
             sock.connect(self._io.pipe_url)
             self._local.sock = sock
+            self._local.ident = ident
             self._callers.append(sock)
         return sock
 
@@ -228,12 +236,30 @@ class Client(PeerBase):
             if not sock.poll(None if left is None else int(left * 1000) + 1):
                 if not self._io.is_alive():
                     raise ClientClosedError(f"client {self.name!r} is closed")
-                if frames[0] == b"R":
-                    sock.send_multipart([b"C", req])
                 raise ZsTimeoutError(f"no answer within {timeout} s")
             reply = sock.recv_multipart()
-            if reply[1] == req:
+            if len(reply) > 1 and reply[1] == req:  # else an M or a stale reply
                 return reply
+
+    def _await_mail(self, deadline: float | None, timeout: float | None) -> None:
+        """Sleep until the I/O thread says the inbox has mail (or the deadline passes)."""
+        io, sock = self._io, self._caller()
+        ident: bytes = self._local.ident
+        io.waiting.add(ident)
+        try:
+            while not io.engine.inbox:  # looked at after joining ``waiting``: no lost wake-up
+                self._check_open()
+                left = None if deadline is None else deadline - Engine.now()
+                if left is not None and left <= 0:
+                    raise ZsTimeoutError(f"no message within {timeout} s")
+                slice_ms = 1000 if left is None else min(1000, int(left * 1000) + 1)
+                if sock.poll(slice_ms):
+                    sock.recv_multipart()  # an M, or a late reply to a timed-out request
+                    io.waiting.add(ident)  # the I/O thread removed us when it woke us
+                elif not io.is_alive():
+                    raise ClientClosedError(f"client {self.name!r} is closed")
+        finally:
+            io.waiting.discard(ident)
 
     def _wake(self) -> None:
         """The I/O thread sleeps in poll (or waits for the GIL after it): wake it, and yield
@@ -247,9 +273,7 @@ class Client(PeerBase):
         io = self._io
 
         def ack() -> None:
-            io.acks.append((sender, epoch, seq))
-            if io.sleeping:
-                self._wake()
+            io.acks.append((sender, epoch, seq))  # picked up within ack_delay: no wake-up
 
         return ack
 
@@ -275,9 +299,10 @@ class _IOThread(threading.Thread):
         self.outq: deque[tuple[int, str, bytes, bool, int]] = deque()  # appended by callers
         self.acks: deque[tuple[str, int, int]] = deque()  # appended by callers
         self.sleeping = False  # in poll: a caller that appends must send a wake-up
+        self.waiting: set[bytes] = set()  # callers asleep in recv(): wake them on mail
+        self._ack_poll = client.options.ack_delay
         self._staged: dict[int, tuple[str, bytes, bool, int]] = {}
         self._next = 1
-        self._recvs: deque[tuple[bytes, bytes]] = deque()
         self._capacity: list[tuple[bytes, bytes, int]] = []
         self._closing: tuple[bytes, bytes, float] | None = None
 
@@ -308,8 +333,10 @@ class _IOThread(threading.Thread):
             if self._closing is not None and self._finish_close(now):
                 return
             self.sleeping = True
-            if self.outq or self.acks:  # appended before the flag was up: do not sleep
+            if self.outq:  # appended before the flag was up: do not sleep
                 wait = 0.0
+            elif engine.core.inbox.unacked:  # handed over: the acks come without a wake-up
+                wait = min(wait, self._ack_poll)
             ready = dict(poller.poll(int(min(wait, 0.5) * 1000) + (wait > 0)))
             self.sleeping = False
             now = engine.now()
@@ -325,10 +352,6 @@ class _IOThread(threading.Thread):
         kind = op[:1]
         if kind == b"K":
             pass  # a wake-up: the deques are read every turn
-        elif kind == b"R":
-            self._recvs.append((caller, cmd[2]))
-        elif kind == b"C":
-            self._recvs = deque(r for r in self._recvs if r[1] != cmd[2])
         elif kind == b"W":
             self._watch(caller, cmd[2], int(cmd[3]), cmd[4].decode())  # type: ignore[arg-type]
         elif kind == b"P":
@@ -351,8 +374,12 @@ class _IOThread(threading.Thread):
                 core.submit(to, payload, now, notify=notify, ttl_ms=ttl_ms)
                 self._next += 1
         acks = self.acks
-        while acks:
-            core.ack(acks.popleft())
+        if acks:
+            self._ack_poll = core.options.ack_delay
+            while acks:
+                core.ack(acks.popleft())
+        else:  # the application holds its messages: look less often
+            self._ack_poll = min(self._ack_poll * 2, 0.064)
 
     def _watch(self, caller: bytes, req: bytes, seq: int, want: WaitFor) -> None:
         def reply(outcome: tuple[str, DeliveryError | None]) -> None:
@@ -365,14 +392,17 @@ class _IOThread(threading.Thread):
     def _serve(self, now: float) -> None:
         engine = self.engine
         self.settled = self._next - 1 - len(engine.core.window)
-        if engine.core.refusal is not None:
-            for caller, req in self._recvs:  # wake blocked recv() calls: they raise
-                self.pipe.send_multipart([caller, b"T", req, _OUTCOME.encode(("refused", "", ""))])
-            self._recvs.clear()
-        if engine.inbox and self._recvs:  # wake every waiting recv(); they pop the inbox
-            for caller, req in self._recvs:
-                self.pipe.send_multipart([caller, b"M", req])
-            self._recvs.clear()
+        if engine.inbox:  # mail for the application: its acks will follow soon
+            self._ack_poll = engine.core.options.ack_delay
+        waiting = self.waiting
+        if waiting and (engine.inbox or engine.core.refusal is not None):
+            # Wake every waiting recv(): they pop the inbox, or raise the refusal.
+            while waiting:
+                try:
+                    caller = waiting.pop()
+                except KeyError:
+                    break  # the caller left on its own meanwhile
+                self.pipe.send_multipart([caller, b"M"])
         if self._capacity:
             outstanding = self.issued - self.settled
             keep = []

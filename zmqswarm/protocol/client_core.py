@@ -61,6 +61,10 @@ class ClientOptions:
     recv_window: int = 8192  # unacked deliveries the router may have out to us (credit)
     max_outbox: int = 100_000  # unreceipted messages held before send() pushes back
     max_payload: int = 1 << 20
+    # Acks are coalesced: the first after a quiet spell goes at once, then at most one per
+    # ack_delay (or sooner once a quarter of recv_window waits). They only return credit, so
+    # holding them back costs no latency and saves a frame and a router turn per message.
+    ack_delay: float = 0.002
     heartbeat: float = 1.0  # seconds of quiet before a Heartbeat; 3 of them lose the router
     resend_after: float = 2.0
     max_resend_after: float = 30.0
@@ -136,6 +140,8 @@ class ClientCore:
         self._awaiting: set[int] = set()  # accepted tickets waiting for a Delivered notice
         self._last_rx = 0.0
         self._last_tx = 0.0
+        self._last_ack = -INF
+        self._ack_batch = max(1, opts.recv_window // 4)
         self._hello_due = INF
         self.bad_frames = 0  # a router never sends garbage: counted, then ignored
         self._hello_tries = 0
@@ -213,6 +219,8 @@ class ClientCore:
         hb = self.options.heartbeat
         if self.state == "ready":
             beat = min(self._last_tx + hb, self._last_rx + 3 * hb)
+            if self.inbox.ack_backlog > 0:
+                beat = min(beat, self._last_ack + self.options.ack_delay)
         elif self.state == "hello":
             beat = self._hello_due
         else:
@@ -222,9 +230,11 @@ class ClientCore:
     def outgoing(self, now: float) -> list[list[bytes]]:
         """Multipart messages to send now, in order."""
         if self.state == "ready":
-            upto = self.inbox.pending_ack()
-            if upto is not None:
-                self._emit([encode(Ack(self.inbox.session, upto))], now)
+            backlog = self.inbox.ack_backlog
+            if backlog > 0 and (
+                backlog >= self._ack_batch or now >= self._last_ack + self.options.ack_delay
+            ):
+                self._send_ack(now)
             while self.window.has_ready():
                 batch = self.window.take(now, MAX_BATCH)
                 items = [SendItem(m.seq, m.to, m.prev, m.notify, m.ttl_ms) for m in batch]
@@ -245,9 +255,7 @@ class ClientCore:
 
     def close(self, now: float) -> None:
         if self.state == "ready":
-            upto = self.inbox.pending_ack()  # what was handed over must not come again
-            if upto is not None:
-                self._emit([encode(Ack(self.inbox.session, upto))], now)
+            self._send_ack(now)  # what was handed over must not come again
         if self.state in ("ready", "hello"):
             self._emit([encode(Bye())], now)
         self.state = "closed"
@@ -257,6 +265,12 @@ class ClientCore:
     def _emit(self, parts: list[bytes], now: float) -> None:
         self._out.append(parts)
         self._last_tx = now
+
+    def _send_ack(self, now: float) -> None:
+        upto = self.inbox.pending_ack()
+        if upto is not None:
+            self._emit([encode(Ack(self.inbox.session, upto))], now)
+            self._last_ack = now
 
     def _say_hello(self, now: float) -> None:
         self.state = "hello"

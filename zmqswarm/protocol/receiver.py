@@ -90,6 +90,11 @@ class Inbox:
         return None
 
     @property
+    def ack_backlog(self) -> int:
+        """How far the cumulative ack moved since the router was last told."""
+        return self._acked_upto - self._sent_upto
+
+    @property
     def unacked(self) -> int:
         return len(self._unacked)
 

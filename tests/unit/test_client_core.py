@@ -1,0 +1,75 @@
+"""ClientCore on its own: what it sends, and when, for a given clock."""
+
+from __future__ import annotations
+
+from zmqswarm.protocol import (
+    Ack,
+    ClientCore,
+    ClientOptions,
+    Deliver,
+    DeliverItem,
+    Welcome,
+    decode,
+    encode,
+)
+from zmqswarm.protocol.client_core import Received
+from zmqswarm.protocol.frames import PROTOCOL_VERSION
+
+
+def ready_core(ack_delay: float) -> ClientCore:
+    options = ClientOptions(recv_window=16, ack_delay=ack_delay)
+    core = ClientCore("bob", epoch=7, options=options)
+    core.connect(0.0)
+    core.outgoing(0.0)  # the Hello
+    core.receive([encode(Welcome(PROTOCOL_VERSION, 1, 1, 0, 1000, 1 << 20, 1))], 0.0)
+    assert core.state == "ready"
+    core.events()
+    return core
+
+
+def deliver(core: ClientCore, first: int, n: int, now: float) -> list[Received]:
+    items = [DeliverItem(d, "alice", 3, d, 1) for d in range(first, first + n)]
+    core.receive([encode(Deliver(1, items)), *(b"x" for _ in items)], now)
+    return [ev for ev in core.events() if isinstance(ev, Received)]
+
+
+def acks(core: ClientCore, now: float) -> list[int]:
+    return [f.upto for parts in core.outgoing(now) if isinstance(f := decode(parts[0]), Ack)]
+
+
+def test_the_first_ack_goes_at_once_then_acks_are_coalesced() -> None:
+    core = ready_core(ack_delay=0.002)
+    for msg in deliver(core, 1, 1, 1.0):
+        core.ack(msg.message.key)
+    assert acks(core, 1.0) == [1]  # after a quiet spell: no delay
+    for msg in deliver(core, 2, 2, 1.0005):
+        core.ack(msg.message.key)
+    assert acks(core, 1.0005) == []  # held: one Ack per ack_delay
+    assert core.next_deadline() == 1.002  # ...and the driver is told when to come back
+    assert acks(core, 1.002) == [3]
+    assert core.next_deadline() > 1.002  # nothing left to ack
+
+
+def test_a_quarter_of_the_credit_window_is_acked_without_waiting() -> None:
+    core = ready_core(ack_delay=10.0)
+    for msg in deliver(core, 1, 1, 1.0):
+        core.ack(msg.message.key)
+    assert acks(core, 1.0) == [1]
+    for msg in deliver(core, 2, 3, 1.0):
+        core.ack(msg.message.key)
+    assert acks(core, 1.0) == []  # 3 < 16 // 4
+    for msg in deliver(core, 5, 1, 1.0):
+        core.ack(msg.message.key)
+    assert acks(core, 1.0) == [5]  # 4 waiting: the router must get its credit back
+
+
+def test_close_flushes_a_held_ack() -> None:
+    core = ready_core(ack_delay=10.0)
+    for msg in deliver(core, 1, 2, 1.0):
+        core.ack(msg.message.key)
+    core.outgoing(1.0)
+    for msg in deliver(core, 3, 1, 1.0):
+        core.ack(msg.message.key)
+    assert acks(core, 1.0) == []
+    core.close(1.0)
+    assert [decode(p[0]) for p in core.outgoing(1.0)][0] == Ack(1, 3)
