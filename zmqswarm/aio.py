@@ -26,7 +26,7 @@ class AsyncTicket(TicketBase["AsyncClient"]):
     __slots__ = ()
 
     async def wait(self, state: WaitFor = "accepted", timeout: float | None = 10.0) -> AsyncTicket:
-        await self._client._wait_ticket(self.seq, state, timeout)
+        self.note = await self._client._wait_ticket(self.seq, state, timeout)
         return self
 
 
@@ -138,7 +138,7 @@ class AsyncClient(PeerBase):
             await self._progress.wait()
         return self.send(to, payload, **kw)
 
-    async def _wait_ticket(self, seq: int, state: WaitFor, timeout: float | None) -> None:
+    async def _wait_ticket(self, seq: int, state: WaitFor, timeout: float | None) -> str:
         future: asyncio.Future[tuple[str, DeliveryError | None]] = (
             asyncio.get_running_loop().create_future()
         )
@@ -156,6 +156,7 @@ class AsyncClient(PeerBase):
             raise ZsTimeoutError(f"ticket {seq} not {state} within {timeout} s") from None
         if error is not None:
             raise error
+        return book.notes.get(seq, "")
 
     async def recv(self, timeout: float | None = None) -> Message:
         """The next message; ZsTimeoutError if none arrives within ``timeout`` seconds."""
@@ -175,13 +176,13 @@ class AsyncClient(PeerBase):
         ev = inbox.popleft()
         key = ev.message.key
         msg = Message(key[0], ev.message.payload, TicketId(*key), ev.message.attempt)
-        msg._ack = lambda: self._ack(key)
+        msg._ack = lambda note="": self._ack(key, note)
         if self.auto_ack:
             msg.ack()
         return msg
 
-    def _ack(self, key: tuple[str, int, int]) -> None:
-        self._engine.core.ack(key)
+    def _ack(self, key: tuple[str, int, int], note: str = "") -> None:
+        self._engine.core.ack(key, note)
         self._wake.set()
 
     def __aiter__(self) -> AsyncIterator[Message]:

@@ -57,7 +57,7 @@ class Ticket(TicketBase["Client"]):
     def wait(self, state: WaitFor = "accepted", timeout: float | None = 10.0) -> Ticket:
         """Block until the ticket is ``state`` (``"delivered"`` needs ``notify=True``).
         Raises DeliveryError if it failed, ZsTimeoutError if time ran out."""
-        self._client._wait_ticket(self.seq, state, timeout)
+        self.note = self._client._wait_ticket(self.seq, state, timeout)
         return self
 
 
@@ -140,11 +140,13 @@ class Client(PeerBase):
             self._wake()
         return seqs
 
-    def _wait_ticket(self, seq: int, state: WaitFor, timeout: float | None) -> None:
+    def _wait_ticket(self, seq: int, state: WaitFor, timeout: float | None) -> str:
+        """Block for the ticket; return the recipient's note (delivered tickets only)."""
         reply = self._request([b"W", b"", str(seq).encode(), state.encode()], timeout)
         outcome, code, reason = msgspec.msgpack.decode(reply[2])
         if outcome == "failed":
             raise DeliveryError(str(TicketId(self.name, self.epoch, seq)), code, reason)
+        return str(reason)
 
     # -- receiving ------------------------------------------------------------------------
 
@@ -272,8 +274,8 @@ class Client(PeerBase):
     def _acker(self, sender: str, epoch: int, seq: int) -> Any:
         io = self._io
 
-        def ack() -> None:
-            io.acks.append((sender, epoch, seq))  # picked up within ack_delay: no wake-up
+        def ack(note: str = "") -> None:
+            io.acks.append(((sender, epoch, seq), note))  # taken within ack_delay: no wake-up
 
         return ack
 
@@ -297,7 +299,7 @@ class _IOThread(threading.Thread):
         self.sock.setsockopt(zmq.ROUTING_ID, routing_id(client.name, client.epoch))
         self.sock.connect(client.url)
         self.outq: deque[tuple[int, str, bytes, bool, int]] = deque()  # appended by callers
-        self.acks: deque[tuple[str, int, int]] = deque()  # appended by callers
+        self.acks: deque[tuple[tuple[str, int, int], str]] = deque()  # appended by callers
         self.sleeping = False  # in poll: a caller that appends must send a wake-up
         self.waiting: set[bytes] = set()  # callers asleep in recv(): wake them on mail
         self._ack_poll = client.options.ack_delay
@@ -377,7 +379,7 @@ class _IOThread(threading.Thread):
         if acks:
             self._ack_poll = core.options.ack_delay
             while acks:
-                core.ack(acks.popleft())
+                core.ack(*acks.popleft())
         else:  # the application holds its messages: look less often
             self._ack_poll = min(self._ack_poll * 2, 0.064)
 
@@ -385,6 +387,8 @@ class _IOThread(threading.Thread):
         def reply(outcome: tuple[str, DeliveryError | None]) -> None:
             state, err = outcome
             code, reason = (err.code, err.reason) if err else ("", "")
+            if state == "delivered":
+                reason = self.engine.book.notes.get(seq, "")
             self.pipe.send_multipart([caller, b"T", req, _OUTCOME.encode((state, code, reason))])
 
         self.engine.book.wait(seq, want, self.engine.unsettled, reply)

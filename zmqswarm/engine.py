@@ -99,11 +99,12 @@ P = TypeVar("P", bound=PeerBase)
 class TicketBase(Generic[P]):
     """A sent message's ticket: its TicketId plus the client that can wait for it."""
 
-    __slots__ = ("_client", "seq")
+    __slots__ = ("_client", "note", "seq")
 
     def __init__(self, client: P, seq: int) -> None:
         self._client = client
         self.seq = seq
+        self.note = ""  # after wait("delivered"): how it went, if the recipient said
 
     @property
     def id(self) -> TicketId:

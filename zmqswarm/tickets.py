@@ -41,12 +41,14 @@ class Message:
     payload: bytes
     ticket: TicketId
     attempt: int = 1  # deliveries of it so far (>1: an earlier recipient took it and died)
-    _ack: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+    _ack: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
 
-    def ack(self) -> None:
-        """Tell the router this message is handled (only with ``auto_ack=False``)."""
+    def ack(self, note: str = "") -> None:
+        """Tell the router this message is handled (only with ``auto_ack=False``). ``note``
+        (at most 512 bytes) says how; a sender that asked for ``notify`` gets it with the
+        Delivered notice, as ``ticket.note``."""
         if self._ack is not None:
-            self._ack()
+            self._ack(note)
             self._ack = None
 
     @property
@@ -69,6 +71,9 @@ class TicketBook:
         self.sender, self.epoch, self.keep = sender, epoch, keep
         self._final: OrderedDict[int, Outcome] = OrderedDict()  # failed / delivered / notices
         self._waiters: dict[int, list[tuple[WaitFor, Callback]]] = {}
+        # How delivered tickets ended, in the recipient's words (a tmux agent's outcome and
+        # timings); bounded like _final.
+        self.notes: OrderedDict[int, str] = OrderedDict()
 
     def state(self, seq: int, unsettled: Callable[[int], bool]) -> Outcome:
         if seq in self._final:
@@ -104,6 +109,10 @@ class TicketBook:
                 self._finish(ev.seq, ("failed", error))
             elif isinstance(ev, Notified):
                 if ev.status == "delivered":
+                    if ev.detail:
+                        self.notes[ev.seq] = ev.detail
+                        if len(self.notes) > self.keep:
+                            self.notes.popitem(last=False)
                     self._finish(ev.seq, ("delivered", None))
                 else:
                     detail = ev.detail or ev.status

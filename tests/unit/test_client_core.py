@@ -73,3 +73,12 @@ def test_close_flushes_a_held_ack() -> None:
     assert acks(core, 1.0) == []
     core.close(1.0)
     assert [decode(p[0]) for p in core.outgoing(1.0)][0] == Ack(1, 3)
+
+
+def test_an_ack_note_travels_with_the_ack_that_covers_it() -> None:
+    core = ready_core(ack_delay=0.0)
+    first, second = deliver(core, 1, 2, 1.0)
+    core.ack(first.message.key, "submitted in 90 ms")
+    core.ack(second.message.key)
+    frames = [decode(parts[0]) for parts in core.outgoing(1.0)]
+    assert frames == [Ack(1, 2, [(1, "submitted in 90 ms")])]

@@ -192,3 +192,18 @@ def test_inflight_bytes_bound_deliveries_besides_the_count_window() -> None:
     core.handle(bob, [encode(Ack(2, 3))], 0.0)
     more = [f for i, f in replies(core) if i == bob and isinstance(f, Deliver)]
     assert [d.dseq for f in more for d in f.items] == [4, 5]
+
+
+def test_an_ack_note_reaches_the_sender_in_its_delivered_notice() -> None:
+    core = RouterCore(epoch=7)
+    alice = hello(core, "alice")
+    bob = hello(core, "bob")
+    replies(core)
+    send(core, alice, [SendItem(1, "bob", notify=True), SendItem(2, "bob", prev=1, notify=True)])
+    deliver = next(f for i, f in replies(core) if i == bob and isinstance(f, Deliver))
+    core.handle(bob, [encode(Ack(deliver.session, 2, [(1, "submitted in 180 ms")]))], 0.0)
+    notices = [f for i, f in replies(core) if i == alice and isinstance(f, Delivered)]
+    assert notices == [
+        Delivered(1, "delivered", 0, "submitted in 180 ms"),
+        Delivered(2, "delivered", 0, ""),
+    ]

@@ -165,8 +165,8 @@ class ClientCore:
             )
         return self.window.submit(to, payload, now, notify, ttl_ms)
 
-    def ack(self, key: MessageKey) -> None:
-        self.inbox.ack(key)
+    def ack(self, key: MessageKey, note: str = "") -> None:
+        self.inbox.ack(key, note)
 
     def receive(self, parts: list[bytes], now: float) -> None:
         """Feed one multipart message from the router."""
@@ -269,7 +269,8 @@ class ClientCore:
     def _send_ack(self, now: float) -> None:
         upto = self.inbox.pending_ack()
         if upto is not None:
-            self._emit([encode(Ack(self.inbox.session, upto))], now)
+            notes = self.inbox.take_notes(upto)
+            self._emit([encode(Ack(self.inbox.session, upto, notes))], now)
             self._last_ack = now
 
     def _say_hello(self, now: float) -> None:

@@ -171,10 +171,13 @@ class Deliver(Frame, tag=6, frozen=True):
 
 
 class Ack(Frame, tag=7, frozen=True):
-    """Recipient → router: every delivery of ``session`` with dseq ≤ ``upto`` is handed over."""
+    """Recipient → router: every delivery of ``session`` with dseq ≤ ``upto`` is handed over.
+    ``notes`` optionally say how some of them ended (dseq, outcome), e.g. a tmux agent's
+    ``submitted in 182 ms``; the router passes a note on in the sender's Delivered notice."""
 
     session: int
     upto: int
+    notes: list[tuple[int, str]] = []
 
 
 class Delivered(Frame, tag=8, frozen=True):

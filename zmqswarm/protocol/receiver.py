@@ -19,6 +19,8 @@ from .frames import Deliver, DeliverItem
 
 __all__ = ["Inbound", "Inbox", "MessageKey"]
 
+MAX_NOTE = 512  # bytes of an ack note worth carrying: an outcome and its timings
+
 MessageKey = tuple[str, int, int]
 """(sender, sender epoch, seq): the ticket of a message, unique forever."""
 
@@ -43,6 +45,7 @@ class Inbox:
     _acked_upto: int = 0
     _acked_above: set[int] = field(default_factory=set)
     _sent_upto: int = 0  # cumulative ack last told to the router
+    _notes: list[tuple[int, str]] = field(default_factory=list)  # (dseq, note) to send
 
     def reset_session(self, session: int) -> None:
         """A new router session: delivery numbers start again at 1."""
@@ -51,6 +54,7 @@ class Inbox:
         self._acked_upto = 0
         self._acked_above.clear()
         self._sent_upto = 0
+        self._notes.clear()  # their dseqs meant the old session's deliveries
         self._unacked = dict.fromkeys(self._unacked, 0)  # dseq unknown until redelivered
 
     def on_deliver(self, frame: Deliver, payloads: list[bytes]) -> list[Inbound]:
@@ -76,11 +80,19 @@ class Inbox:
                 del high[stale]
         return new
 
-    def ack(self, key: MessageKey) -> None:
-        """The application has message ``key``."""
+    def ack(self, key: MessageKey, note: str = "") -> None:
+        """The application has message ``key``; ``note`` says how that went (optional)."""
         dseq = self._unacked.pop(key, None)
         if dseq:
+            if note:
+                self._notes.append((dseq, note[:MAX_NOTE]))
             self._ack_dseq(dseq)
+
+    def take_notes(self, upto: int) -> list[tuple[int, str]]:
+        """Notes of deliveries the next Ack (up to ``upto``) covers."""
+        notes = [n for n in self._notes if n[0] <= upto]
+        self._notes = [n for n in self._notes if n[0] > upto]
+        return notes
 
     def pending_ack(self) -> int | None:
         """The cumulative ack to send, if it moved since the last one sent."""

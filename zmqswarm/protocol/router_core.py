@@ -194,9 +194,9 @@ class RouterCore:
             return
         session.last_seen = now
         match frame:
-            case Ack(session=sid, upto=upto):
+            case Ack(session=sid, upto=upto, notes=notes):
                 if sid == session.sid:
-                    self._on_ack(session, upto, now)
+                    self._on_ack(session, upto, now, dict(notes) if notes else None)
             case Heartbeat():
                 self._out.append((identity, [_HEARTBEAT], 0))
             case Bye():
@@ -474,19 +474,22 @@ class RouterCore:
             room = max(0, room - len(items)) if room else 0
             self.stats["delivered"] += len(items)
 
-    def _on_ack(self, session: Session, upto: int, now: float) -> None:
+    def _on_ack(
+        self, session: Session, upto: int, now: float, notes: dict[int, str] | None = None
+    ) -> None:
         mb = self.mailboxes.get(session.name)
         if mb is None:
             return
         inflight = mb.inflight
         acked = 0
         while inflight and inflight[0][0] <= upto:
-            entry = inflight.popleft()[1]
+            dseq, entry = inflight.popleft()
             mb.inflight_bytes -= len(entry.payload)
             acked += 1
             self._release(mb, entry)
             if entry.notify:
-                self._notify(entry, Delivered(entry.seq, Status.DELIVERED))
+                note = notes.get(dseq, "") if notes else ""
+                self._notify(entry, Delivered(entry.seq, Status.DELIVERED, detail=note))
         if acked:
             self.stats["acked"] += acked
             mb.progress = now
