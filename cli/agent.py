@@ -13,7 +13,16 @@ from .exits import USAGE, exit_codes, fail
 
 
 def agent_command(
-    name: Annotated[str, typer.Option("--name", "-n", help="Peer name to receive as.")],
+    ctx: typer.Context,
+    name: Annotated[
+        str | None, typer.Option("--name", "-n", help="Peer name to receive as.")
+    ] = None,
+    tagged: Annotated[
+        bool,
+        typer.Option(
+            "--tagged", help="Serve every pane tagged @zs_agent=NAME, each as its own NAME."
+        ),
+    ] = False,
     pane: Annotated[
         str | None,
         typer.Option(
@@ -33,6 +42,13 @@ def agent_command(
         float | None, typer.Option(help="Seconds the pane must be unchanged (overrides).")
     ] = None,
 ) -> None:
+    if ctx.invoked_subcommand is not None:
+        return  # `zs agent tag ...` / `zs agent hook ...`
+    if not name and not tagged:
+        raise fail(USAGE, "give --name NAME (with or without --pane), or --tagged")
+    if pane and not name:
+        raise fail(USAGE, "--pane needs --name")
+
     import msgspec
 
     from zmqswarm.agent import run_agent
@@ -53,6 +69,7 @@ def agent_command(
         await run_agent(
             name,
             pane,
+            tagged=tagged,
             router=router,
             socket_name=socket_name,
             socket_path=socket_path,

@@ -20,9 +20,20 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("router", help="Run a router.")(router_command)
-app.command("agent", help="Deliver messages for a name into a tmux pane.")(agent_command)
-app.command("tag", help="Tag a tmux pane as the one an agent name delivers into.")(tag_command)
-app.command("hook", help="Report idle/busy from an agent's lifecycle hooks.")(hook_command)
+agent_app = typer.Typer(
+    no_args_is_help=False,
+    invoke_without_command=True,
+    help="Deliver messages into tmux panes (`zs agent --name N --pane P`, or `--tagged`).",
+)
+agent_app.callback(invoke_without_command=True)(agent_command)
+agent_app.command("tag", help="Tag a tmux pane as the one an agent name delivers into.")(
+    tag_command
+)
+agent_app.command("hook", help="Report idle/busy from an agent's lifecycle hooks.")(hook_command)
+app.add_typer(agent_app, name="agent")
+# Short forms, as the README has used them.
+app.command("tag", help="Same as `zs agent tag`.")(tag_command)
+app.command("hook", help="Same as `zs agent hook`.")(hook_command)
 app.command("send", help="Send one message; prints its ticket.")(send_command)
 app.command("recv", help="Receive messages as NAME; one line (or JSON object) each.")(recv_command)
 

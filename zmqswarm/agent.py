@@ -1,40 +1,54 @@
-"""``zs agent``: a peer that delivers each message it receives into one tmux pane.
+"""``zs agent``: a peer that delivers each message it receives into a tmux pane.
 
-One pane, one writer, messages in order, each pasted whole with an envelope line and
-submitted by its own Enter, and acked to the router only after the Enter went out.
+One process serves one pane (``--pane``), the pane tagged with one name, or every tagged pane
+of a tmux server (``--tagged``), each under its own peer name. Per name there is one writer
+(``PaneWriter``) with its own client: one FIFO queue, one message in the pane at a time, each
+pasted whole with an envelope line, submitted by its own Enter, verified, and acked to the
+router only then, with its outcome and timings as the ack's note (the sender's Delivered
+notice carries it). A message the agent cannot deliver stays unacked, so at the router.
 
-Exactly once across agent crashes: an intent is journaled (fsynced) before each paste. A
-message that comes again (attempt > 1) with an unresolved intent was maybe pasted: the agent
-looks for its ticket, which the envelope carries, in the pane's history, and acks without
-pasting if it is there. This needs the pane's program to show what it was given (agents
-echo their input; a program that shows nothing cannot be checked and gets the paste again).
+All tmux traffic goes over two persistent control-mode clients (lanes): the write lane carries
+set-buffer / paste-buffer / send-keys, the query lane (``PaneWatch``) carries list-panes,
+captures and history searches, so a large capture never delays an Enter.
 
-Readiness comes from a profile (zmqswarm.profiles, configs/profiles/*.toml): the screen quiet
-for a while, and, where the profile knows the prompt, the cursor line at an empty prompt. A
-human's draft after the prompt defers the delivery; it is never overwritten.
-Agents with lifecycle hooks call ``zs hook idle|busy`` (pane option ``@zs_state``), which
-beats scraping: busy waits, idle needs no quiet period (a draft still defers).
-Not yet here (issue 3): a paste whose Enter did not go out, serving many tagged panes
-from one process, and outcomes reported with the ack.
+Readiness: the pane exists, is not dead, not in copy mode and takes input (else: defer, never
+cancel); the agent's own hook state (``zs hook idle|busy`` sets ``@zs_state``) beats scraping;
+otherwise the screen must have been still for the profile's ``quiet`` seconds and, if the
+profile knows the prompt, the cursor line must be an empty prompt. A human's draft defers the
+delivery; it is never overwritten, and Ctrl-C is never sent.
+
+Exactly once across agent crashes: the intent is journaled (fsynced) before the paste and the
+paste recorded after it (zmqswarm.journal). A message that comes again with an open intent is
+looked for in the pane's history (the envelope carries its ticket): found, or pasted per the
+journal, means it is never pasted again; at most Enter is pressed, if the text still waits in
+the input line.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
+from dataclasses import dataclass, field
 
 from zmqswarm.aio import AsyncClient
-from zmqswarm.delivery import paste_and_submit
+from zmqswarm.delivery import paste, press_enter, sanitize
 from zmqswarm.journal import Journal
+from zmqswarm.panes import STATE, TAG, Pane, PaneWatch
 from zmqswarm.profiles import Profile
+from zmqswarm.protocol import ClientOptions
 from zmqswarm.tickets import Message
 from zmqswarm.tmux import ControlClient, TmuxError
 
-__all__ = ["envelope", "run_agent"]
+__all__ = ["STATE", "TAG", "Agent", "Outcome", "envelope", "run_agent"]
 
 log = logging.getLogger("zmqswarm.agent")
+
+# Deliveries in flight to one agent name: each waits for its pane anyway, and unacked mail
+# stays the router's, where it survives this process.
+AGENT_OPTIONS = ClientOptions(recv_window=32)
 
 
 def envelope(msg: Message) -> str:
@@ -42,144 +56,308 @@ def envelope(msg: Message) -> str:
     return f"[zs] from {msg.sender} · ticket {msg.ticket} · reply: zs send {msg.sender} '...'"
 
 
-TAG = "@zs_agent"  # pane user option naming the agent a pane belongs to
-STATE = "@zs_state"  # pane user option set by the agent's own hooks: idle | busy
-
-
-async def tagged_pane(tmux: ControlClient, name: str) -> str | None:
-    """The live pane tagged ``@zs_agent=<name>``, from one batched list-panes."""
-    lines = await tmux.command("list-panes", "-a", "-F", f"#{{pane_id}} #{{pane_dead}} #{{{TAG}}}")
-    for line in lines:
-        pane, dead, tag = (line.split(" ", 2) + ["", ""])[:3]
-        if tag == name and dead == "0":
-            return pane
-    return None
-
-
-async def pane_alive(tmux: ControlClient, pane: str) -> bool:
-    try:
-        lines = await tmux.command("display-message", "-p", "-t", pane, "#{pane_id} #{pane_dead}")
-    except TmuxError:
-        return False
-    return bool(lines) and lines[0] == f"{pane} 0"  # an empty reply: no such pane
-
-
-async def pane_shows(tmux: ControlClient, pane: str, marker: str) -> bool:
-    """Whether ``marker`` appears anywhere in the pane's history (lines joined)."""
-    lines = await tmux.command("capture-pane", "-p", "-J", "-S", "-", "-t", pane)
-    return any(marker in line for line in lines)
-
-
 def crash_point(name: str, count: int) -> None:
     """Fault injection for tests: ``ZS_AGENT_CRASH=<point>:<n>`` SIGKILLs the agent at that
-    point while handling its n-th message (points: before_paste, after_paste)."""
+    point while handling its n-th message (points: before_paste, before_enter, after_paste)."""
     spec = os.environ.get("ZS_AGENT_CRASH")
     if spec and spec == f"{name}:{count}":
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-async def wait_until_ready(
-    tmux: ControlClient, pane: str, profile: Profile, stop: asyncio.Event, poll: float = 0.04
-) -> bool:
-    """Wait until the pane's screen has not changed for ``profile.quiet`` seconds and its
-    cursor line reads as ready (a prompt with no draft, if the profile knows the prompt).
-    A human's draft is never touched: the delivery waits until it is gone. False if
-    ``stop`` was set meanwhile."""
-    last: list[str] | None = None
-    since = 0.0
-    told = ""
-    loop = asyncio.get_running_loop()
-    while not stop.is_set():
-        info = await tmux.command(
-            "display-message", "-p", "-t", pane, f"#{{cursor_y}} #{{{STATE}}}"
+@dataclass(slots=True)
+class Outcome:
+    """How one delivery ended; ``note()`` is what goes back with the ack."""
+
+    status: str  # submitted | typed_not_submitted | no_evidence | recovered
+    wait_ms: float = 0.0  # receipt -> ready
+    paste_ms: float = 0.0  # ready -> pasted
+    submit_ms: float = 0.0  # pasted -> Enter sent
+    verify_ms: float = 0.0  # Enter -> verified
+    enters: int = 1
+
+    def note(self) -> str:
+        return (
+            f"{self.status} wait={self.wait_ms:.0f} paste={self.paste_ms:.0f}"
+            f" submit={self.submit_ms:.0f} verify={self.verify_ms:.0f} ms enters={self.enters}"
         )
-        cursor, _, hooked = (info[0] if info else "").partition(" ")
-        screen = await tmux.command("capture-pane", "-p", "-t", pane)
-        now = loop.time()
-        if screen != last:
-            last, since = screen, now
-        # The agent's own hook beats scraping: busy waits, idle needs no quiet period.
-        quiet_enough = hooked == "idle" or now - since >= profile.quiet
-        if hooked != "busy" and quiet_enough:
-            y = int(cursor) if cursor.isdigit() else len(screen) - 1
-            state = profile.read(screen[y] if 0 <= y < len(screen) else "")
-            if state.ready:
-                return True
-            if state.draft and state.draft != told:
-                log.warning("a draft is typed in %s (%r): deferring", pane, state.draft[:40])
-                told = state.draft
+
+
+@dataclass
+class Stats:
+    delivered: int = 0
+    deferred: int = 0  # deliveries that had to wait (draft, copy mode, busy)
+    dead: int = 0  # times a writer found its pane dead or gone
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+class Agent:
+    """The process: the lanes, the pane watch, the journal and one writer per name.
+
+    Args:
+        names: pane per name to serve; a pane of None follows the pane tagged with the name.
+        tagged: also serve every name found in ``@zs_agent`` tags, as they appear.
+    """
+
+    def __init__(
+        self,
+        names: dict[str, str | None],
+        *,
+        tagged: bool = False,
+        router: str | None = None,
+        socket_name: str | None = None,
+        socket_path: str | None = None,
+        journal: str,
+        profile: Profile | None = None,
+        max_paste: int = 16 * 1024,
+        spool: str | None = None,
+    ) -> None:
+        self.names = names
+        self.tagged = tagged
+        self.router = router
+        self.profile = profile or Profile()
+        self.max_paste = max_paste
+        self.spool = spool or os.path.join(os.path.dirname(journal), "bodies")
+        self.write = ControlClient(socket_name, socket_path=socket_path)
+        self.watch = PaneWatch(socket_name, socket_path=socket_path)
+        self.journal = Journal(journal)
+        self.writers: dict[str, PaneWriter] = {}
+        self.stats = Stats()
+        self.handled = 0  # messages taken so far, for crash points
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.watch.start()
         try:
-            await asyncio.wait_for(stop.wait(), poll)
-        except TimeoutError:
-            pass
-    return False
+            for name, pane in self.names.items():
+                self._serve(name, pane)
+            while not stop.is_set():
+                if self.tagged:
+                    for name in sorted(self.watch.tags() - set(self.writers)):
+                        self._serve(name, None)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.5)
+        finally:
+            for writer in self.writers.values():
+                writer.task.cancel()
+            for writer in self.writers.values():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer.task
+                await writer.client.close(timeout=1.0)
+            self.journal.close()
+            await self.watch.close()
+            await self.write.close()
+
+    def _serve(self, name: str, pane: str | None) -> None:
+        log.info("serving %s in %s", name, pane or f"the pane tagged {TAG}={name}")
+        self.writers[name] = PaneWriter(self, name, pane)
 
 
-async def wait_for_pane(
-    tmux: ControlClient, name: str, pane: str | None, stop: asyncio.Event
-) -> str | None:
-    """The pane to deliver into now, waiting while there is none; None once ``stop`` is set."""
-    warned = False
-    while not stop.is_set():
-        target = await tagged_pane(tmux, name) if pane is None else pane
-        if target is not None and await pane_alive(tmux, target):
-            return target
-        if not warned:
-            log.warning("no live pane for %s (%s): holding its messages", name, pane or TAG)
-            warned = True
-        try:
-            await asyncio.wait_for(stop.wait(), 0.5)
-        except TimeoutError:
-            pass
-    return None
+class PaneWriter:
+    """One agent name: its client, its FIFO, and the one coroutine that writes to its pane."""
+
+    def __init__(self, agent: Agent, name: str, pane: str | None) -> None:
+        self.agent = agent
+        self.name = name
+        self.fixed = pane
+        self.client = AsyncClient(name, router=agent.router, auto_ack=False, options=AGENT_OPTIONS)
+        self.client.start()
+        self.task = asyncio.get_running_loop().create_task(self._run(), name=f"zs-agent-{name}")
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                msg = await self.client.recv(timeout=1.0)
+            except TimeoutError:
+                continue
+            outcome = await self.deliver(msg)
+            msg.ack(outcome.note())
+            self.agent.journal.done(str(msg.ticket))
+            stats = self.agent.stats
+            stats.delivered += 1
+            stats.outcomes[outcome.status] = stats.outcomes.get(outcome.status, 0) + 1
+            if outcome.status != "submitted":
+                log.warning("%s: %s %s", self.name, msg.ticket, outcome.note())
+
+    # -- one message ----------------------------------------------------------------------
+
+    async def deliver(self, msg: Message) -> Outcome:
+        agent, watch, journal = self.agent, self.agent.watch, self.agent.journal
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        pane = await self.ready_pane()
+        t_ready = loop.time()
+        agent.handled += 1
+        ticket = str(msg.ticket)
+        head = agent.profile.envelope_prefix + envelope(msg)
+        body = self.body(msg, head)
+        stage = journal.open.get(ticket)
+        if stage is not None:
+            shown = await watch.history_shows(pane, f"ticket {ticket} ")
+            if shown or stage == "P":
+                log.warning("%s was pasted before a crash: not pasting it again", ticket)
+                return await self.recover(pane, body, shown)
+        journal.intend(ticket)
+        crash_point("before_paste", agent.handled)
+        await paste(agent.write, pane, body)
+        journal.pasted(ticket)
+        watch.touched(pane)
+        t_pasted = loop.time()
+        crash_point("before_enter", agent.handled)
+        await asyncio.sleep(agent.profile.settle)  # let the program take the paste first
+        await press_enter(agent.write, pane)
+        t_enter = loop.time()
+        crash_point("after_paste", agent.handled)
+        outcome = await self.verify(pane, body, entered=True)
+        outcome.wait_ms = (t_ready - t0) * 1000
+        outcome.paste_ms = (t_pasted - t_ready) * 1000
+        outcome.submit_ms = (t_enter - t_pasted) * 1000
+        outcome.verify_ms = (loop.time() - t_enter) * 1000
+        return outcome
+
+    async def recover(self, pane: str, body: str, shown: bool) -> Outcome:
+        """A paste went out before a crash: make sure it is submitted, never paste it again."""
+        if self.agent.profile.prompt is not None:
+            outcome = await self.verify(pane, body, entered=False)
+        elif shown:
+            outcome = Outcome("submitted", enters=0)  # the program showed it: it took it
+        else:
+            await press_enter(self.agent.write, pane)  # pasted, unseen: the Enter never went
+            outcome = Outcome("submitted", enters=1)
+        if outcome.status == "submitted":
+            outcome.status = "recovered"
+        return outcome
+
+    def body(self, msg: Message, head: str) -> str:
+        """The text to paste: envelope line + body, or a pointer to a file for a large one."""
+        text = sanitize(msg.text).rstrip("\n")
+        if len(text) <= self.agent.max_paste:
+            return f"{head}\n{text}"
+        os.makedirs(self.agent.spool, mode=0o700, exist_ok=True)
+        path = os.path.join(self.agent.spool, f"{str(msg.ticket).replace('/', '-')}.txt")
+        with open(path, "w") as f:
+            f.write(msg.text)
+        return f"{head}\nthe message is {len(msg.payload)} bytes: read {path}"
+
+    # -- where and when -------------------------------------------------------------------
+
+    def target(self) -> Pane | None:
+        watch = self.agent.watch
+        if self.fixed is None:
+            return watch.tagged(self.name)
+        pane = watch.panes.get(self.fixed)
+        return pane if pane is not None and not pane.dead else None
+
+    async def ready_pane(self, poll: float = 0.04) -> str:
+        """Wait for a live pane that can take a message now."""
+        watch, profile = self.agent.watch, self.agent.profile
+        loop = asyncio.get_running_loop()
+        told = ""
+        while True:
+            pane = self.target()
+            if pane is None:
+                if told != "dead":
+                    self.agent.stats.dead += 1
+                    log.warning("%s: no live pane (dead): holding its messages", self.name)
+                    told = "dead"
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(watch.changed().wait(), 1.0)
+                continue
+            watch.served.add(pane.id)
+            try:
+                cursor, hooked, blocked = await watch.state(pane.id)
+                screen, since = await watch.sample(pane.id)
+            except TmuxError:
+                await watch.refresh()  # the pane went away meanwhile
+                continue
+            why = self.not_ready(screen, cursor, hooked, blocked, loop.time() - since, profile)
+            if not why:
+                return pane.id
+            if why != told and why != "quiet":
+                self.agent.stats.deferred += 1
+                log.warning("%s: deferring delivery into %s: %s", self.name, pane.id, why)
+            told = why
+            await asyncio.sleep(poll)
+
+    @staticmethod
+    def not_ready(
+        screen: list[str], cursor: int, hooked: str, blocked: bool, quiet: float, profile: Profile
+    ) -> str:
+        """Why the pane cannot take a message now ("" if it can)."""
+        if blocked:
+            return "copy mode or input off"
+        if hooked == "busy":
+            return "busy (its hook said so)"
+        if hooked != "idle" and quiet < profile.quiet:
+            return "quiet"
+        if profile.busy_pattern() is not None and profile.shows_busy(screen):
+            return "busy (its screen says so)"
+        state = profile.read(screen[cursor] if 0 <= cursor < len(screen) else "")
+        if state.draft:
+            return f"a draft is typed: {state.draft[:40]!r}"
+        return "" if state.ready else "not at its prompt"
+
+    async def verify(self, pane: str, body: str, *, entered: bool) -> Outcome:
+        """Was the message submitted? Where the profile can read the input line and our text
+        is still in it, press Enter again (at most twice more). Never paste again."""
+        watch, profile = self.agent.watch, self.agent.profile
+        enters = 1 if entered else 0
+        if profile.prompt is None:  # no input line to read: the Enter went out, that is all
+            return Outcome("submitted" if entered else "no_evidence", enters=enters)
+        tail = body.splitlines()[-1].strip() if body.strip() else ""
+        for delay in (0.05, 0.3, 0.8):
+            await asyncio.sleep(delay)
+            try:
+                cursor, _, _ = await watch.state(pane)
+                screen, _ = await watch.sample(pane)
+            except TmuxError:
+                return Outcome("no_evidence", enters=enters)  # the pane died meanwhile
+            line = screen[cursor] if 0 <= cursor < len(screen) else ""
+            if not still_typed(profile.read(line).draft, tail):
+                return Outcome("submitted", enters=enters)
+            if enters >= 3:
+                break
+            await press_enter(self.agent.write, pane)
+            watch.touched(pane)
+            enters += 1
+            entered = True
+        return Outcome("typed_not_submitted", enters=enters)
 
 
-def default_journal(name: str) -> str:
+def still_typed(draft: str, tail: str) -> bool:
+    """Whether the input line's ``draft`` is the end of our text (last line ``tail``)."""
+    if not draft or not tail:
+        return False
+    probe = draft[-24:]
+    return probe in tail or tail[-24:] in draft
+
+
+def default_journal(label: str) -> str:
     base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
-    return os.path.join(base, "zmqswarm", f"agent-{name}.journal")
+    return os.path.join(base, "zmqswarm", f"agent-{label}.journal")
 
 
 async def run_agent(
-    name: str,
+    name: str | None,
     pane: str | None,
     *,
+    tagged: bool = False,
     router: str | None = None,
     socket_name: str | None = None,
     socket_path: str | None = None,
     journal: str | None = None,
     profile: Profile | None = None,
     stop: asyncio.Event | None = None,
-) -> None:
-    """Serve ``pane`` as peer ``name`` until ``stop`` is set. With ``pane`` None, serve the
-    live pane tagged ``@zs_agent=<name>``, looked up again for every message: when that pane
-    dies, messages wait (unacked, so the router keeps them) until a new pane takes the tag."""
-    stop = stop or asyncio.Event()
-    profile = profile or Profile()
-    tmux = ControlClient(socket_name, socket_path=socket_path)
-    intents = Journal(journal or default_journal(name))
-    handled = 0
-    async with AsyncClient(name, router=router, auto_ack=False) as client:
-        try:
-            while not stop.is_set():
-                try:
-                    msg = await client.recv(timeout=0.5)
-                except TimeoutError:
-                    continue
-                target = await wait_for_pane(tmux, name, pane, stop)
-                if target is None or not await wait_until_ready(tmux, target, profile, stop):
-                    return  # stopping: the message stays unacked, so at the router
-                handled += 1
-                ticket = str(msg.ticket)
-                if ticket in intents.open and await pane_shows(tmux, target, f"ticket {ticket} "):
-                    log.warning("%s was pasted before a crash: not pasting it again", ticket)
-                else:
-                    intents.intend(ticket)
-                    crash_point("before_paste", handled)
-                    head = profile.envelope_prefix + envelope(msg)
-                    await paste_and_submit(tmux, target, f"{head}\n{msg.text}")
-                    crash_point("after_paste", handled)
-                msg.ack()
-                intents.done(ticket)
-        finally:
-            intents.close()
-            await tmux.close()
+) -> Agent:
+    """Serve ``pane`` as peer ``name`` (or the pane tagged with ``name``; with ``tagged``,
+    every tagged pane) until ``stop`` is set."""
+    label = name or f"tagged-{socket_name or 'default'}"
+    agent = Agent(
+        {name: pane} if name else {},
+        tagged=tagged,
+        router=router,
+        socket_name=socket_name,
+        socket_path=socket_path,
+        journal=journal or default_journal(label),
+        profile=profile,
+    )
+    await agent.run(stop or asyncio.Event())
+    return agent

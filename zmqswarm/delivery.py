@@ -14,7 +14,7 @@ import uuid
 
 from zmqswarm.tmux import ControlClient
 
-__all__ = ["paste_and_submit", "sanitize"]
+__all__ = ["paste", "paste_and_submit", "press_enter", "sanitize"]
 
 # C0 controls except TAB and LF, DEL, and C1 controls. ESC goes too: an embedded end-of-paste
 # sequence (ESC[201~) would otherwise break out of the bracketed paste on tmux < 3.7.
@@ -27,6 +27,18 @@ def sanitize(text: str) -> str:
     return _CONTROLS.sub("", text)
 
 
+async def paste(tmux: ControlClient, pane: str, body: str) -> None:
+    """Stage ``body`` (already sanitized) in a uniquely named buffer and paste it in one
+    server command: bracketed if the program asked for it, LF kept, the buffer deleted."""
+    buffer = f"zs-{uuid.uuid4().hex}"
+    await tmux.command("set-buffer", "-b", buffer, "--", body)
+    await tmux.command("paste-buffer", "-p", "-r", "-d", "-b", buffer, "-t", pane)
+
+
+async def press_enter(tmux: ControlClient, pane: str) -> None:
+    await tmux.command("send-keys", "-t", pane, "Enter")  # the key name: Codex tells C-m apart
+
+
 async def paste_and_submit(
     tmux: ControlClient, pane: str, text: str, *, settle: float = 0.05
 ) -> str:
@@ -35,9 +47,7 @@ async def paste_and_submit(
     ``settle``: seconds between the paste and the Enter, so that a program reading the paste
     in chunks sees the Enter after it, not inside it."""
     body = sanitize(text)
-    buffer = f"zs-{uuid.uuid4().hex}"
-    await tmux.command("set-buffer", "-b", buffer, "--", body)
-    await tmux.command("paste-buffer", "-p", "-r", "-d", "-b", buffer, "-t", pane)
+    await paste(tmux, pane, body)
     await asyncio.sleep(settle)
-    await tmux.command("send-keys", "-t", pane, "Enter")
+    await press_enter(tmux, pane)
     return body

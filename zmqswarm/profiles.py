@@ -8,6 +8,7 @@ the envelope line is prefixed (``# `` makes it a comment in shells and REPLs).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
@@ -20,15 +21,24 @@ __all__ = ["Profile", "Screen", "load_profile", "profile_dirs"]
 
 
 class Profile(msgspec.Struct, forbid_unknown_fields=True, rename="kebab", frozen=True):
-    quiet: float = 0.2
-    prompt: str | None = None
+    quiet: float = 0.2  # seconds the screen must be unchanged
+    prompt: str | None = None  # regex for the cursor line when ready; group "draft"
+    busy: str | None = None  # regex: anywhere on the screen means working (spinner, "esc to...")
     envelope_prefix: str = ""
+    settle: float = 0.05  # seconds between the paste and the Enter
+
+    def busy_pattern(self) -> re.Pattern[str] | None:
+        return _compiled(self.busy) if self.busy else None
+
+    def shows_busy(self, screen: list[str]) -> bool:
+        pattern = self.busy_pattern()
+        return pattern is not None and any(pattern.search(line) for line in screen)
 
     def read(self, cursor_line: str) -> Screen:
         """What the cursor line says: ready, a draft to protect, or busy."""
         if self.prompt is None:
             return Screen(ready=True, draft="")
-        match = re.search(self.prompt, cursor_line.rstrip())
+        match = _compiled(self.prompt).search(cursor_line.rstrip())
         if match is None:
             return Screen(ready=False, draft="")
         draft = (match.groupdict().get("draft") or "").strip()
@@ -58,9 +68,17 @@ def load_profile(name_or_path: str) -> Profile:
         raise ConfigError(f"profile {name_or_path!r}: cannot read {path}: {exc.strerror}") from exc
     except msgspec.DecodeError as exc:
         raise ConfigError(f"profile {path}: {exc}") from exc
-    if profile.prompt is not None:
-        try:
-            re.compile(profile.prompt)
-        except re.error as exc:
-            raise ConfigError(f"profile {path}: bad prompt regex: {exc}") from exc
+    for key, regex in (("prompt", profile.prompt), ("busy", profile.busy)):
+        if regex is not None:
+            try:
+                re.compile(regex)
+            except re.error as exc:
+                raise ConfigError(f"profile {path}: bad {key} regex: {exc}") from exc
+    if profile.quiet < 0 or profile.settle < 0:
+        raise ConfigError(f"profile {path}: quiet and settle must be >= 0")
     return profile
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(regex: str) -> re.Pattern[str]:
+    return re.compile(regex)

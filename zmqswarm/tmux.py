@@ -12,6 +12,8 @@ Control-mode rules this module keeps (research/tmux-delivery.md §c, §5):
 - the error text of ``%error`` is the block's content;
 - ``%exit`` (the server died or detached us) fails what is pending; the next command
   reconnects, and a plain subprocess serves meanwhile.
+
+Other notifications (``%window-close``, ``%layout-change``...) go to ``on_notify`` if given.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Callable
 
 from zmqswarm.errors import ZmqswarmError
 
@@ -70,9 +73,15 @@ class ControlClient:
     """
 
     def __init__(
-        self, socket_name: str | None = None, *, socket_path: str | None = None, tmux: str = "tmux"
+        self,
+        socket_name: str | None = None,
+        *,
+        socket_path: str | None = None,
+        tmux: str = "tmux",
+        on_notify: Callable[[str], None] | None = None,
     ) -> None:
         self.base = tmux_argv(socket_name, socket_path, tmux)
+        self.on_notify = on_notify
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._pending: deque[tuple[str, asyncio.Future[list[str]]]] = deque()
@@ -133,6 +142,7 @@ class ControlClient:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.DEVNULL,
+                limit=1 << 24,  # a captured line can be long
             )
             ready: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
             self._pending.append(("attach-session", ready))  # attaching answers with a block
@@ -172,7 +182,8 @@ class ControlClient:
                 block = []
             elif line.startswith("%exit"):
                 reason = line[len("%exit") :].strip() or reason
-            # every other line is a notification: no-output keeps them few; ignored here
+            elif self.on_notify is not None:
+                self.on_notify(line)
         self._fail_pending(reason)
 
     def _answer(self, lines: list[str], *, error: bool) -> None:

@@ -68,7 +68,7 @@ def agent_args(name: str, pane: str, socket: str, url: str, tmp: Path) -> list[s
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("point", ["before_paste", "after_paste"])
+@pytest.mark.parametrize("point", ["before_paste", "before_enter", "after_paste"])
 def test_agent_killed_around_a_paste_neither_loses_nor_repeats(
     procs: Procs, tmux_socket: str, tmp_path: Path, point: str
 ) -> None:

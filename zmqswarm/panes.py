@@ -1,0 +1,192 @@
+"""What the agent knows about the panes of one tmux server, kept fresh cheaply.
+
+``PaneWatch`` owns the query lane (a control client of its own, so that a large capture never
+delays a writer's Enter on the write lane). It keeps:
+
+- ``panes``: one batched ``list-panes -a -F`` snapshot, taken again on every structural
+  notification the control client gets (``%window-close``, ``%unlinked-window-close``,
+  ``%window-pane-changed``, ``%layout-change``, ``%sessions-changed``...; debounced), and every
+  ``reconcile`` seconds anyway, so that a pane death no notification announced is seen within
+  that time. (tmux 3.3 sends control clients no notice of ``pane-exited`` hooks, which is why
+  there are none here.)
+- per served pane, when its screen last changed: a background sampler captures each served
+  pane every ``sample_every`` seconds (0.1 ms of tmux time each over control mode), so a
+  message for a pane that has been quiet for a while is delivered without first waiting a
+  full quiet period. A control client only gets ``%output`` for its own session, which is the
+  hidden anchor, so output notifications cannot serve here.
+
+Waiters block on ``changed()``, an event replaced on every snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import msgspec
+
+from zmqswarm.tmux import ControlClient, TmuxError
+
+__all__ = ["Pane", "PaneWatch", "parse_panes"]
+
+log = logging.getLogger("zmqswarm.agent")
+
+TAG = "@zs_agent"  # pane user option naming the agent a pane belongs to
+STATE = "@zs_state"  # pane user option set by the agent's own hooks: idle | busy
+
+FIELDS = (
+    "pane_id",
+    "pane_dead",
+    "pane_in_mode",
+    "pane_input_off",
+    "pane_current_command",
+    TAG,
+    STATE,
+)
+FORMAT = "\t".join(f"#{{{f}}}" for f in FIELDS)
+
+_STRUCTURAL = (
+    "%window-close",
+    "%unlinked-window-close",
+    "%layout-change",
+    "%sessions-changed",
+    "%window-add",
+    "%unlinked-window-add",
+    "%window-pane-changed",
+    "%pane-mode-changed",
+)
+
+
+class Pane(msgspec.Struct, frozen=True):
+    id: str
+    dead: bool
+    in_mode: bool
+    input_off: bool
+    command: str
+    tag: str
+    state: str
+
+
+def parse_panes(lines: list[str]) -> dict[str, Pane]:
+    """One ``list-panes -a -F FORMAT`` reply, by pane id (lines that do not parse are skipped)."""
+    panes = {}
+    for line in lines:
+        f = line.split("\t")
+        if len(f) != len(FIELDS) or not f[0].startswith("%"):
+            continue
+        panes[f[0]] = Pane(f[0], f[1] == "1", f[2] not in ("", "0"), f[3] == "1", f[4], f[5], f[6])
+    return panes
+
+
+class PaneWatch:
+    def __init__(
+        self,
+        socket_name: str | None = None,
+        *,
+        socket_path: str | None = None,
+        reconcile: float = 1.0,
+        sample_every: float = 0.25,
+    ) -> None:
+        self.tmux = ControlClient(socket_name, socket_path=socket_path, on_notify=self._notified)
+        self.reconcile = reconcile
+        self.sample_every = sample_every
+        self.panes: dict[str, Pane] = {}
+        self.served: set[str] = set()  # panes the sampler keeps an eye on
+        self._screens: dict[str, tuple[int, float]] = {}  # pane -> (screen hash, since)
+        self._changed = asyncio.Event()
+        self._dirty = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self.refresh()
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._reconcile(), name="zs-pane-reconcile"),
+            loop.create_task(self._sampler(), name="zs-pane-sampler"),
+        ]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.tmux.close()
+
+    # -- what the writers ask -------------------------------------------------------------
+
+    def tagged(self, name: str) -> Pane | None:
+        """The live pane tagged ``@zs_agent=<name>`` (the lowest id if several)."""
+        live = [p for p in self.panes.values() if p.tag == name and not p.dead]
+        return min(live, key=lambda p: int(p.id[1:])) if live else None
+
+    def tags(self) -> set[str]:
+        return {p.tag for p in self.panes.values() if p.tag and not p.dead}
+
+    def changed(self) -> asyncio.Event:
+        """An event set at the next snapshot of ``panes``."""
+        return self._changed
+
+    async def sample(self, pane: str) -> tuple[list[str], float]:
+        """The pane's screen now, and the loop time since which it has looked like this."""
+        screen = await self.tmux.command("capture-pane", "-p", "-t", pane)
+        now = asyncio.get_running_loop().time()
+        digest = hash(tuple(screen))
+        seen = self._screens.get(pane)
+        if seen is None or seen[0] != digest:
+            self._screens[pane] = seen = (digest, now)
+        return screen, seen[1]
+
+    def touched(self, pane: str) -> None:
+        """We just wrote to ``pane``: whatever it shows now is not quiet yet."""
+        self._screens.pop(pane, None)
+
+    async def state(self, pane: str) -> tuple[int, str, bool]:
+        """Live (cursor line index, hook state, in a mode or input off) of one pane."""
+        fmt = f"#{{cursor_y}}\t#{{{STATE}}}\t#{{pane_in_mode}}\t#{{pane_input_off}}"
+        lines = await self.tmux.command("display-message", "-p", "-t", pane, fmt)
+        f = (lines[0] if lines else "").split("\t")
+        if len(f) != 4:
+            raise TmuxError("display-message", f"no such pane {pane}")
+        y = int(f[0]) if f[0].isdigit() else -1
+        return y, f[1], f[2] not in ("", "0") or f[3] == "1"
+
+    async def history_shows(self, pane: str, marker: str) -> bool:
+        """Whether ``marker`` appears anywhere in the pane's history (wrapped lines joined)."""
+        lines = await self.tmux.command("capture-pane", "-p", "-J", "-S", "-", "-t", pane)
+        return any(marker in line for line in lines)
+
+    async def refresh(self) -> None:
+        try:
+            lines = await self.tmux.command("list-panes", "-a", "-F", FORMAT)
+        except TmuxError as exc:
+            log.warning("list-panes failed: %s", exc)  # keep the last snapshot
+            return
+        self.panes = parse_panes(lines)
+        for gone in set(self._screens) - set(self.panes):
+            del self._screens[gone]
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _notified(self, line: str) -> None:
+        if line.startswith(_STRUCTURAL):
+            self._dirty.set()
+
+    async def _reconcile(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._dirty.wait(), self.reconcile)
+                await asyncio.sleep(0.02)  # debounce: a kill-session closes many panes
+            self._dirty.clear()
+            await self.refresh()
+
+    async def _sampler(self) -> None:
+        while True:
+            await asyncio.sleep(self.sample_every)
+            for pane in list(self.served):
+                if pane in self.panes:
+                    with contextlib.suppress(TmuxError):
+                        await self.sample(pane)
