@@ -133,6 +133,7 @@ class Agent:
                 if self.tagged:
                     for name in sorted(self.watch.tags() - set(self.writers)):
                         self._serve(name, None)
+                self._keep_sampling()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 0.5)
         finally:
@@ -149,6 +150,13 @@ class Agent:
     def _serve(self, name: str, pane: str | None) -> None:
         log.info("serving %s in %s", name, pane or f"the pane tagged {TAG}={name}")
         self.writers[name] = PaneWriter(self, name, pane)
+        self._keep_sampling()
+
+    def _keep_sampling(self) -> None:
+        """Sample the screens of the panes we serve, before any message comes for them: a
+        pane seen quiet for long enough takes its first message at once."""
+        served = {p.id for w in self.writers.values() if (p := w.target()) is not None}
+        self.watch.served = served
 
 
 class PaneWriter:
@@ -261,7 +269,7 @@ class PaneWriter:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(watch.changed().wait(), 1.0)
                 continue
-            watch.served.add(pane.id)
+            watch.served.add(pane.id)  # until the next _keep_sampling, if it is a new one
             try:
                 cursor, hooked, blocked = await watch.state(pane.id)
                 screen, since = await watch.sample(pane.id)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 import msgspec
 
@@ -43,6 +44,7 @@ FIELDS = (
     "pane_current_command",
     TAG,
     STATE,
+    "window_activity",
 )
 FORMAT = "\t".join(f"#{{{f}}}" for f in FIELDS)
 
@@ -66,6 +68,7 @@ class Pane(msgspec.Struct, frozen=True):
     command: str
     tag: str
     state: str
+    activity: int  # wall-clock second of the window's last output (tmux keeps no per-pane one)
 
 
 def parse_panes(lines: list[str]) -> dict[str, Pane]:
@@ -75,7 +78,10 @@ def parse_panes(lines: list[str]) -> dict[str, Pane]:
         f = line.split("\t")
         if len(f) != len(FIELDS) or not f[0].startswith("%"):
             continue
-        panes[f[0]] = Pane(f[0], f[1] == "1", f[2] not in ("", "0"), f[3] == "1", f[4], f[5], f[6])
+        activity = int(f[7]) if f[7].isdigit() else 0
+        panes[f[0]] = Pane(
+            f[0], f[1] == "1", f[2] not in ("", "0"), f[3] == "1", f[4], f[5], f[6], activity
+        )
     return panes
 
 
@@ -134,13 +140,24 @@ class PaneWatch:
         now = asyncio.get_running_loop().time()
         digest = hash(tuple(screen))
         seen = self._screens.get(pane)
-        if seen is None or seen[0] != digest:
+        if seen is None:
+            self._screens[pane] = seen = (digest, now - self._quiet_for(pane))
+        elif seen[0] != digest:
             self._screens[pane] = seen = (digest, now)
         return screen, seen[1]
 
+    def _quiet_for(self, pane: str) -> float:
+        """On first sight: how long the pane's window has shown no output, by tmux's
+        whole-second ``window_activity`` (rounded down, so one second is taken off)."""
+        info = self.panes.get(pane)
+        if info is None or not info.activity:
+            return 0.0
+        return max(0.0, time.time() - info.activity - 1.0)
+
     def touched(self, pane: str) -> None:
-        """We just wrote to ``pane``: whatever it shows now is not quiet yet."""
-        self._screens.pop(pane, None)
+        """We just wrote to ``pane``: whatever it shows next is not quiet yet (and the
+        snapshot's window_activity predates the write: it must not vouch for quiet)."""
+        self._screens[pane] = (0, asyncio.get_running_loop().time())  # 0: no screen's hash
 
     async def state(self, pane: str) -> tuple[int, str, bool]:
         """Live (cursor line index, hook state, in a mode or input off) of one pane."""

@@ -8,6 +8,7 @@ from zmqswarm.protocol import (
     ClientOptions,
     Deliver,
     DeliverItem,
+    Heartbeat,
     Welcome,
     decode,
     encode,
@@ -82,3 +83,24 @@ def test_an_ack_note_travels_with_the_ack_that_covers_it() -> None:
     core.ack(second.message.key)
     frames = [decode(parts[0]) for parts in core.outgoing(1.0)]
     assert frames == [Ack(1, 2, [(1, "submitted in 90 ms")])]
+
+
+def test_a_recipient_that_only_acks_still_pings_a_silent_router() -> None:
+    """Acks keep the link busy one way; if nothing comes back for a heartbeat, ping, so the
+    router's answer keeps the session alive (it was lost after 3 s before)."""
+    core = ready_core(ack_delay=0.0)
+    msgs = deliver(core, 1, 40, 0.0)
+    now = 0.0
+    sent: list[str] = []
+    pinged = False
+    for msg in msgs:  # one ack every 0.1 s for 4 s, nothing from the router
+        now += 0.1
+        core.ack(msg.message.key)
+        core.tick(now)
+        sent += [type(decode(p[0])).__name__ for p in core.outgoing(now)]
+        if "Heartbeat" in sent:
+            core.receive([encode(Heartbeat())], now)  # the router answers
+            sent.clear()
+            pinged = True
+    assert pinged
+    assert core.state == "ready"

@@ -140,6 +140,7 @@ class ClientCore:
         self._awaiting: set[int] = set()  # accepted tickets waiting for a Delivered notice
         self._last_rx = 0.0
         self._last_tx = 0.0
+        self._last_ping = -INF  # last Heartbeat sent
         self._last_ack = -INF
         self._ack_batch = max(1, opts.recv_window // 4)
         self._hello_due = INF
@@ -210,15 +211,24 @@ class ClientCore:
         if self.state == "ready":
             if now - self._last_rx > 3 * hb:
                 self._lost("no frame from the router for 3 heartbeats", now)
-            elif now - self._last_tx >= hb:
+            elif now - self._last_tx >= hb or (
+                now - self._last_rx >= hb and now - self._last_ping >= hb
+            ):
+                # Quiet, or talking (acks) but hearing nothing: the router answers each
+                # Heartbeat, so a recipient that only acks does not lose its session.
                 self._emit([encode(Heartbeat())], now)
+                self._last_ping = now
         elif self.state == "hello" and now >= self._hello_due:
             self._say_hello(now)
 
     def next_deadline(self) -> float:
         hb = self.options.heartbeat
         if self.state == "ready":
-            beat = min(self._last_tx + hb, self._last_rx + 3 * hb)
+            beat = min(
+                self._last_tx + hb,
+                max(self._last_rx, self._last_ping) + hb,
+                self._last_rx + 3 * hb,
+            )
             if self.inbox.ack_backlog > 0:
                 beat = min(beat, self._last_ack + self.options.ack_delay)
         elif self.state == "hello":
