@@ -87,10 +87,20 @@ def tag_command(
     name: Annotated[str, typer.Argument(help="Agent name the pane belongs to.")],
     socket_name: Annotated[str | None, typer.Option("-L", help="tmux socket name.")] = None,
     socket_path: Annotated[str | None, typer.Option("-S", help="tmux socket path.")] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(help="Readiness profile of the program in the pane (@zs_profile)."),
+    ] = None,
 ) -> None:
     """Set @zs_agent=NAME on a pane, so `zs agent --name NAME` delivers there."""
-    from zmqswarm.agent import TAG
+    from zmqswarm.panes import PROFILE, TAG
 
+    if profile is not None:
+        from zmqswarm.profiles import load_profile
+
+        with exit_codes():
+            load_profile(profile)  # a typo fails here, not in the agent later
+        set_pane_option(socket_name, socket_path, target, PROFILE, profile)
     set_pane_option(socket_name, socket_path, target, TAG, name)
 
 

@@ -35,9 +35,10 @@ from dataclasses import dataclass, field
 
 from zmqswarm.aio import AsyncClient
 from zmqswarm.delivery import paste, press_enter, sanitize
+from zmqswarm.errors import ConfigError
 from zmqswarm.journal import Journal
 from zmqswarm.panes import STATE, TAG, Pane, PaneWatch
-from zmqswarm.profiles import Profile
+from zmqswarm.profiles import Profile, load_profile
 from zmqswarm.protocol import ClientOptions
 from zmqswarm.tickets import Message
 from zmqswarm.tmux import ControlClient, TmuxError
@@ -123,6 +124,7 @@ class Agent:
         self.writers: dict[str, PaneWriter] = {}
         self.stats = Stats()
         self.handled = 0  # messages taken so far, for crash points
+        self._profiles: dict[str, Profile] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.watch.start()
@@ -147,6 +149,21 @@ class Agent:
             await self.watch.close()
             await self.write.close()
 
+    def profile_for(self, pane: Pane) -> Profile:
+        """The pane's own profile (``@zs_profile``, set by ``zs agent tag --profile``), else
+        the agent's. A bad one is reported once and the agent's used instead."""
+        if not pane.profile:
+            return self.profile
+        found = self._profiles.get(pane.profile)
+        if found is None:
+            try:
+                found = load_profile(pane.profile)
+            except ConfigError as exc:
+                log.error("%s: %s; using the agent's profile", pane.id, exc)
+                found = self.profile
+            self._profiles[pane.profile] = found
+        return found
+
     def _serve(self, name: str, pane: str | None) -> None:
         log.info("serving %s in %s", name, pane or f"the pane tagged {TAG}={name}")
         self.writers[name] = PaneWriter(self, name, pane)
@@ -166,6 +183,7 @@ class PaneWriter:
         self.agent = agent
         self.name = name
         self.fixed = pane
+        self.profile = agent.profile  # of the pane being served: set for each message
         self.client = AsyncClient(name, router=agent.router, auto_ack=False, options=AGENT_OPTIONS)
         self.client.start()
         self.task = asyncio.get_running_loop().create_task(self._run(), name=f"zs-agent-{name}")
@@ -195,7 +213,7 @@ class PaneWriter:
         t_ready = loop.time()
         agent.handled += 1
         ticket = str(msg.ticket)
-        head = agent.profile.envelope_prefix + envelope(msg)
+        head = self.profile.envelope_prefix + envelope(msg)
         body = self.body(msg, head)
         stage = journal.open.get(ticket)
         if stage is not None:
@@ -210,7 +228,7 @@ class PaneWriter:
         watch.touched(pane)
         t_pasted = loop.time()
         crash_point("before_enter", agent.handled)
-        await asyncio.sleep(agent.profile.settle)  # let the program take the paste first
+        await asyncio.sleep(self.profile.settle)  # let the program take the paste first
         await press_enter(agent.write, pane)
         t_enter = loop.time()
         crash_point("after_paste", agent.handled)
@@ -223,7 +241,7 @@ class PaneWriter:
 
     async def recover(self, pane: str, body: str, shown: bool) -> Outcome:
         """A paste went out before a crash: make sure it is submitted, never paste it again."""
-        if self.agent.profile.prompt is not None:
+        if self.profile.prompt is not None:
             outcome = await self.verify(pane, body, entered=False)
         elif shown:
             outcome = Outcome("submitted", enters=0)  # the program showed it: it took it
@@ -237,6 +255,8 @@ class PaneWriter:
     def body(self, msg: Message, head: str) -> str:
         """The text to paste: envelope line + body, or a pointer to a file for a large one."""
         text = sanitize(msg.text).rstrip("\n")
+        if self.profile.expand_tabs:
+            text = text.replace("\t", " " * self.profile.expand_tabs)
         if len(text) <= self.agent.max_paste:
             return f"{head}\n{text}"
         os.makedirs(self.agent.spool, mode=0o700, exist_ok=True)
@@ -256,7 +276,7 @@ class PaneWriter:
 
     async def ready_pane(self, poll: float = 0.04) -> str:
         """Wait for a live pane that can take a message now."""
-        watch, profile = self.agent.watch, self.agent.profile
+        watch = self.agent.watch
         loop = asyncio.get_running_loop()
         told = ""
         while True:
@@ -270,6 +290,7 @@ class PaneWriter:
                     await asyncio.wait_for(watch.changed().wait(), 1.0)
                 continue
             watch.served.add(pane.id)  # until the next _keep_sampling, if it is a new one
+            self.profile = profile = self.agent.profile_for(pane)
             try:
                 cursor, hooked, blocked = await watch.state(pane.id)
                 screen, since = await watch.sample(pane.id)
@@ -306,7 +327,7 @@ class PaneWriter:
     async def verify(self, pane: str, body: str, *, entered: bool) -> Outcome:
         """Was the message submitted? Where the profile can read the input line and our text
         is still in it, press Enter again (at most twice more). Never paste again."""
-        watch, profile = self.agent.watch, self.agent.profile
+        watch, profile = self.agent.watch, self.profile
         enters = 1 if entered else 0
         if profile.prompt is None:  # no input line to read: the Enter went out, that is all
             return Outcome("submitted" if entered else "no_evidence", enters=enters)

@@ -35,6 +35,7 @@ log = logging.getLogger("zmqswarm.agent")
 
 TAG = "@zs_agent"  # pane user option naming the agent a pane belongs to
 STATE = "@zs_state"  # pane user option set by the agent's own hooks: idle | busy
+PROFILE = "@zs_profile"  # pane user option: the readiness profile of the program in it
 
 FIELDS = (
     "pane_id",
@@ -45,6 +46,7 @@ FIELDS = (
     TAG,
     STATE,
     "window_activity",
+    PROFILE,
 )
 FORMAT = "\t".join(f"#{{{f}}}" for f in FIELDS)
 
@@ -69,6 +71,7 @@ class Pane(msgspec.Struct, frozen=True):
     tag: str
     state: str
     activity: int  # wall-clock second of the window's last output (tmux keeps no per-pane one)
+    profile: str = ""
 
 
 def parse_panes(lines: list[str]) -> dict[str, Pane]:
@@ -80,7 +83,7 @@ def parse_panes(lines: list[str]) -> dict[str, Pane]:
             continue
         activity = int(f[7]) if f[7].isdigit() else 0
         panes[f[0]] = Pane(
-            f[0], f[1] == "1", f[2] not in ("", "0"), f[3] == "1", f[4], f[5], f[6], activity
+            f[0], f[1] == "1", f[2] not in ("", "0"), f[3] == "1", f[4], f[5], f[6], activity, f[8]
         )
     return panes
 

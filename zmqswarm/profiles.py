@@ -26,6 +26,9 @@ class Profile(msgspec.Struct, forbid_unknown_fields=True, rename="kebab", frozen
     busy: str | None = None  # regex: anywhere on the screen means working (spinner, "esc to...")
     envelope_prefix: str = ""
     settle: float = 0.05  # seconds between the paste and the Enter
+    # >0: each TAB becomes this many spaces. For programs that take a paste as typing (no
+    # bracketed paste), where a TAB is the completion key and would never arrive.
+    expand_tabs: int = 0
 
     def busy_pattern(self) -> re.Pattern[str] | None:
         return _compiled(self.busy) if self.busy else None
@@ -74,8 +77,8 @@ def load_profile(name_or_path: str) -> Profile:
                 re.compile(regex)
             except re.error as exc:
                 raise ConfigError(f"profile {path}: bad {key} regex: {exc}") from exc
-    if profile.quiet < 0 or profile.settle < 0:
-        raise ConfigError(f"profile {path}: quiet and settle must be >= 0")
+    if profile.quiet < 0 or profile.settle < 0 or profile.expand_tabs < 0:
+        raise ConfigError(f"profile {path}: quiet, settle and expand-tabs must be >= 0")
     return profile
 
 
