@@ -294,6 +294,8 @@ class PaneWriter:
             try:
                 cursor, hooked, blocked = await watch.state(pane.id)
                 screen, since = await watch.sample(pane.id)
+                if profile.ignore_dim:
+                    screen = await watch.capture_styled(pane.id)
             except TmuxError:
                 await watch.refresh()  # the pane went away meanwhile
                 continue
@@ -319,7 +321,7 @@ class PaneWriter:
             return "quiet"
         if profile.busy_pattern() is not None and profile.shows_busy(screen):
             return "busy (its screen says so)"
-        state = profile.read(screen[cursor] if 0 <= cursor < len(screen) else "")
+        state = profile.read_screen(screen, cursor)
         if state.draft:
             return f"a draft is typed: {state.draft[:40]!r}"
         return "" if state.ready else "not at its prompt"
@@ -337,10 +339,11 @@ class PaneWriter:
             try:
                 cursor, _, _ = await watch.state(pane)
                 screen, _ = await watch.sample(pane)
+                if profile.ignore_dim:
+                    screen = await watch.capture_styled(pane)
             except TmuxError:
                 return Outcome("no_evidence", enters=enters)  # the pane died meanwhile
-            line = screen[cursor] if 0 <= cursor < len(screen) else ""
-            if not still_typed(profile.read(line).draft, tail):
+            if not still_typed(profile.read_screen(screen, cursor).draft, tail):
                 return Outcome("submitted", enters=enters)
             if enters >= 3:
                 break

@@ -157,6 +157,10 @@ class PaneWatch:
             return 0.0
         return max(0.0, time.time() - info.activity - 1.0)
 
+    async def capture_styled(self, pane: str) -> list[str]:
+        """The screen with its SGR attributes (``capture-pane -e``), for dim-aware reading."""
+        return await self.tmux.command("capture-pane", "-p", "-e", "-t", pane)
+
     def touched(self, pane: str) -> None:
         """We just wrote to ``pane``: whatever it shows next is not quiet yet (and the
         snapshot's window_activity predates the write: it must not vouch for quiet)."""

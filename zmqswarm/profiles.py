@@ -4,6 +4,11 @@
 A profile says how long the screen must be quiet, optionally a ``prompt`` regex for the
 cursor line (with a ``draft`` group: what a human has typed; non-empty means wait), and how
 the envelope line is prefixed (``# `` makes it a comment in shells and REPLs).
+
+Full-screen agent TUIs (Claude Code, Codex) draw their composer anywhere and grey out
+placeholder text: ``prompt-anywhere`` looks for the prompt on any line, bottom up, and
+``ignore-dim`` reads the screen with its attributes and drops dim/grey text first, so a
+placeholder ("Try \"fix lint errors\"") is not taken for a human's draft.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import msgspec
 
 from zmqswarm.errors import ConfigError
 
-__all__ = ["Profile", "Screen", "load_profile", "profile_dirs"]
+__all__ = ["Profile", "Screen", "load_profile", "profile_dirs", "visible"]
 
 
 class Profile(msgspec.Struct, forbid_unknown_fields=True, rename="kebab", frozen=True):
@@ -29,6 +34,8 @@ class Profile(msgspec.Struct, forbid_unknown_fields=True, rename="kebab", frozen
     # >0: each TAB becomes this many spaces. For programs that take a paste as typing (no
     # bracketed paste), where a TAB is the completion key and would never arrive.
     expand_tabs: int = 0
+    prompt_anywhere: bool = False  # the prompt may be on any line (bottom-most match wins)
+    ignore_dim: bool = False  # dim/grey text (placeholders) is not part of a draft
 
     def busy_pattern(self) -> re.Pattern[str] | None:
         return _compiled(self.busy) if self.busy else None
@@ -36,6 +43,18 @@ class Profile(msgspec.Struct, forbid_unknown_fields=True, rename="kebab", frozen
     def shows_busy(self, screen: list[str]) -> bool:
         pattern = self.busy_pattern()
         return pattern is not None and any(pattern.search(line) for line in screen)
+
+    def read_screen(self, screen: list[str], cursor: int) -> Screen:
+        """What the screen says; ``screen`` holds SGR sequences if ``ignore_dim`` is set."""
+        if self.ignore_dim:
+            screen = [visible(line) for line in screen]
+        if not self.prompt_anywhere:
+            return self.read(screen[cursor] if 0 <= cursor < len(screen) else "")
+        for line in reversed(screen):
+            state = self.read(line)
+            if state.ready or state.draft:
+                return state
+        return Screen(ready=False, draft="")
 
     def read(self, cursor_line: str) -> Screen:
         """What the cursor line says: ready, a draft to protect, or busy."""
@@ -80,6 +99,50 @@ def load_profile(name_or_path: str) -> Profile:
     if profile.quiet < 0 or profile.settle < 0 or profile.expand_tabs < 0:
         raise ConfigError(f"profile {path}: quiet, settle and expand-tabs must be >= 0")
     return profile
+
+
+_SGR = re.compile(r"\x1b\[([0-9;:]*)m")
+_OTHER_ESC = re.compile(r"\x1b(?:\[[0-9;:?]*[A-Za-z]|\][^\x07\x1b]*(?:\x07|\x1b\\)|.)")
+
+
+def visible(line: str) -> str:
+    """``line`` (from ``capture-pane -e``) without its escape sequences and without the
+    text drawn dim (SGR 2), bright black (90) or grey (256-colour 8 and 240-250, or an RGB
+    grey darker than #a0a0a0): how TUIs draw placeholders and hints."""
+    out: list[str] = []
+    dim = False
+    pos = 0
+    for m in _SGR.finditer(line):
+        if not dim:
+            out.append(line[pos : m.start()])
+        pos = m.end()
+        dim = _dim_after(m.group(1), dim)
+    if not dim:
+        out.append(line[pos:])
+    return _OTHER_ESC.sub("", "".join(out))
+
+
+def _dim_after(params: str, dim: bool) -> bool:
+    codes = [int(c) if c.isdigit() else 0 for c in params.replace(":", ";").split(";")]
+    i = 0
+    while i < len(codes):
+        c = codes[i]
+        if c in (0, 22, 39):
+            dim = False
+        elif c in (2, 90):
+            dim = True
+        elif c in (30, 31, 32, 33, 34, 35, 36, 37, 91, 92, 93, 94, 95, 96, 97):
+            dim = False
+        elif c == 38 and i + 2 < len(codes) and codes[i + 1] == 5:
+            n = codes[i + 2]
+            dim = n == 8 or 240 <= n <= 250
+            i += 2
+        elif c == 38 and i + 4 < len(codes) and codes[i + 1] == 2:
+            r, g, b = codes[i + 2 : i + 5]
+            dim = r == g == b and r < 160
+            i += 4
+        i += 1
+    return dim
 
 
 @functools.lru_cache(maxsize=64)

@@ -2,6 +2,9 @@
 JSON line per submission to OUT: {"paste": <text inside the markers>, "typed": <other text>}.
 A submission ends at Enter (CR) outside a paste. Run: python recorder.py OUT [BUSY_SECONDS]
 
+With ZS_PLACEHOLDER set, each prompt shows that text dim after it, with the cursor before
+it, the way agent TUIs show a placeholder in an empty composer.
+
 With BUSY_SECONDS it first works (prints a line every 50 ms) for that long; anything typed or
 pasted meanwhile is recorded as {"during_busy": ...}: a delivery that did not wait."""
 
@@ -35,7 +38,11 @@ def main(out: str, busy_seconds: float = 0.0) -> None:
     tty.setraw(fd)
     if busy_seconds:
         busy(fd, out, busy_seconds)
-    os.write(sys.stdout.fileno(), b"\x1b[?2004hREADY> ")
+    placeholder = os.environ.get("ZS_PLACEHOLDER", "").encode()
+    prompt = b"READY> "
+    if placeholder:  # dim text, then the cursor back to where typing starts
+        prompt += b"\x1b[2m" + placeholder + b"\x1b[0m" + b"\x1b[%dD" % len(placeholder)
+    os.write(sys.stdout.fileno(), b"\x1b[?2004h" + prompt)
     buf = b""
     paste: list[bytes] = []
     typed = b""
@@ -69,7 +76,8 @@ def main(out: str, busy_seconds: float = 0.0) -> None:
                         f.flush()
                         paste, typed = [], b""
                         shown = record["paste"].splitlines()[:1] or [""]
-                        os.write(sys.stdout.fileno(), f"\r\nGOT {shown[0]}\r\nREADY> ".encode())
+                        got = f"\x1b[K\r\nGOT {shown[0]}\r\n".encode()
+                        os.write(sys.stdout.fileno(), got + prompt)
                         continue
                     if start >= 0:
                         typed += buf[:start]

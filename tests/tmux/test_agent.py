@@ -31,7 +31,9 @@ def bodies(path: Path, expect: int = 0) -> list[str]:
     return [r["paste"].partition("\n")[2] for r in records(path) if "paste" in r]
 
 
-def start_recorder(socket: str, out: Path, session: str = "work", busy: float = 0) -> str:
+def start_recorder(
+    socket: str, out: Path, session: str = "work", busy: float = 0, placeholder: str = ""
+) -> str:
     pane = subprocess.run(
         [
             "tmux",
@@ -44,7 +46,7 @@ def start_recorder(socket: str, out: Path, session: str = "work", busy: float = 
             "-P",
             "-F",
             "#{pane_id}",
-            f"{sys.executable} {RECORDER} {out} {busy}",
+            f"ZS_PLACEHOLDER='{placeholder}' {sys.executable} {RECORDER} {out} {busy}",
         ],
         capture_output=True,
         text=True,
@@ -201,3 +203,21 @@ def test_the_agent_s_own_hook_beats_screen_scraping(
         subprocess.run([*hook, "idle"], check=True)  # e.g. from a Stop hook
         ticket.wait("delivered", timeout=30)
     assert bodies(out, 1) == ["when you are done"]
+
+
+def test_a_dim_placeholder_is_not_taken_for_a_draft(
+    procs: Procs, tmux_socket: str, tmp_path: Path
+) -> None:
+    """Like an agent TUI's empty composer: the prompt line shows grey placeholder text. A
+    profile with ignore-dim reads it (capture-pane -e) as empty and delivers."""
+    procs.router()
+    out = tmp_path / "pane.jsonl"
+    pane = start_recorder(tmux_socket, out, placeholder="Try: fix the flaky test")
+    profile = tmp_path / "tui.toml"
+    profile.write_text("quiet = 0.1\nprompt = '^READY>(?: (?P<draft>.*))?$'\nignore-dim = true\n")
+    args = agent_args("bob", pane, tmux_socket, procs.url, tmp_path)
+    procs.spawn(*args, "--profile", str(profile))
+    with Client("alice", router=procs.url) as alice:
+        ticket = alice.send("bob", b"hello composer", notify=True)
+        assert ticket.wait("delivered", timeout=15).note.startswith("submitted ")
+    assert bodies(out, 1) == ["hello composer"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from zmqswarm import ConfigError
-from zmqswarm.profiles import load_profile
+from zmqswarm.profiles import load_profile, visible
 
 PROFILES = sorted((Path(__file__).parents[2] / "configs" / "profiles").glob("*.toml"))
 
@@ -46,3 +46,51 @@ def test_bad_profiles_fail_loudly(tmp_path: Path) -> None:
         load_profile(str(regex))
     with pytest.raises(ConfigError, match="cannot read"):
         load_profile("no-such-profile")
+
+
+DIM, RESET = "\x1b[2m", "\x1b[0m"
+CLAUDE_IDLE = [
+    "⏺ Done. The tests pass.",
+    "",
+    "╭──────────────────────────────────────────────╮",
+    f'│ > {DIM}Try "refactor client.py"{RESET}                  │',
+    "╰──────────────────────────────────────────────╯",
+    f"  {DIM}? for shortcuts{RESET}",
+]
+
+
+@pytest.mark.parametrize(
+    ("profile", "screen", "ready", "draft", "busy"),
+    [
+        ("claude-code", CLAUDE_IDLE, True, "", False),
+        ("claude-code", [*CLAUDE_IDLE[:3], "│ > git push --for         │", *CLAUDE_IDLE[4:]],
+         False, "git push --for", False),
+        ("claude-code", ["✻ Thinking… (12s · esc to interrupt)", *CLAUDE_IDLE[2:]],
+         True, "", True),
+        ("codex", ["• Ran tests", "", f"› {DIM}Ask Codex to do anything{RESET}", "",
+                   f"  {DIM}⏎ send   ⌃J newline{RESET}"], True, "", False),
+        ("codex", ["• Working (4s • Esc to interrupt)", "", "› "], True, "", True),
+        ("codex", ["› fix the flaky te"], False, "fix the flaky te", False),
+        ("aider", ["Tokens: 2.1k sent, 310 received.", "", "> "], True, "", False),
+        ("aider", ["architect> add a retry"], False, "add a retry", False),
+        ("aider", ["Waiting for gpt-5", "> "], True, "", True),
+        ("ipython", ["In [3]: "], True, "", False),
+        ("ipython", ["In [3]: import o"], False, "import o", False),
+        ("ipython", ["   ...: "], False, "", False),
+    ],
+)  # fmt: skip
+def test_agent_tuis_read_their_screens(
+    profile: str, screen: list[str], ready: bool, draft: str, busy: bool
+) -> None:
+    p = load_profile(profile)
+    state = p.read_screen(screen, len(screen) - 1)
+    assert (state.ready, state.draft) == (ready, draft)
+    assert p.shows_busy([visible(line) for line in screen]) == busy
+
+
+def test_visible_drops_dim_and_grey_text_and_all_escapes() -> None:
+    assert visible(f"> {DIM}placeholder{RESET}") == "> "
+    assert visible("\x1b[90mhint\x1b[39m typed") == " typed"
+    assert visible("\x1b[38;5;244mgrey\x1b[0m\x1b[1mbold\x1b[0m") == "bold"
+    assert visible("\x1b[38;2;100;100;100mrgb grey\x1b[0m ok") == " ok"
+    assert visible("\x1b[31mred\x1b[0m \x1b]8;;http://x\x07link\x1b]8;;\x07") == "red link"
