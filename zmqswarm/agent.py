@@ -75,12 +75,16 @@ class Outcome:
     submit_ms: float = 0.0  # pasted -> Enter sent
     verify_ms: float = 0.0  # Enter -> verified
     enters: int = 1
+    held: list[tuple[str, float]] = field(default_factory=list)  # (outcome, seconds) waited
 
     def note(self) -> str:
-        return (
+        note = (
             f"{self.status} wait={self.wait_ms:.0f} paste={self.paste_ms:.0f}"
             f" submit={self.submit_ms:.0f} verify={self.verify_ms:.0f} ms enters={self.enters}"
         )
+        if self.held:
+            note += " held=" + ",".join(f"{what}:{secs:.1f}s" for what, secs in self.held)
+        return note
 
 
 @dataclass
@@ -209,7 +213,8 @@ class PaneWriter:
         agent, watch, journal = self.agent, self.agent.watch, self.agent.journal
         loop = asyncio.get_running_loop()
         t0 = loop.time()
-        pane = await self.ready_pane()
+        held: list[tuple[str, float]] = []
+        pane = await self.ready_pane(msg, held)
         t_ready = loop.time()
         agent.handled += 1
         ticket = str(msg.ticket)
@@ -237,6 +242,7 @@ class PaneWriter:
         outcome.paste_ms = (t_pasted - t_ready) * 1000
         outcome.submit_ms = (t_enter - t_pasted) * 1000
         outcome.verify_ms = (loop.time() - t_enter) * 1000
+        outcome.held = held
         return outcome
 
     async def recover(self, pane: str, body: str, shown: bool) -> Outcome:
@@ -274,18 +280,34 @@ class PaneWriter:
         pane = watch.panes.get(self.fixed)
         return pane if pane is not None and not pane.dead else None
 
-    async def ready_pane(self, poll: float = 0.04) -> str:
-        """Wait for a live pane that can take a message now."""
+    async def ready_pane(self, msg: Message, held: list[tuple[str, float]]) -> str:
+        """Wait for a live pane that can take ``msg`` now. While it waits, the router (and a
+        sender that asked for ``notify``) hears why: ``msg.hold()``, again every 2 s and on
+        every change. ``held`` collects (outcome, seconds) of each wait for the final note."""
         watch = self.agent.watch
         loop = asyncio.get_running_loop()
-        told = ""
+        told, told_at, since_told = "", 0.0, 0.0
+
+        def report(outcome: str, why: str) -> None:
+            nonlocal told, told_at, since_told
+            now = loop.time()
+            if outcome != told:
+                if told:
+                    held.append((told, now - since_told))
+                since_told = now
+                if outcome == "dead":
+                    self.agent.stats.dead += 1
+                else:
+                    self.agent.stats.deferred += 1
+                log.warning("%s: %s %s: %s", self.name, outcome, msg.ticket, why)
+            if outcome != told or now - told_at >= 2.0:
+                msg.hold(f"{outcome}: {why}")
+                told, told_at = outcome, now
+
         while True:
             pane = self.target()
             if pane is None:
-                if told != "dead":
-                    self.agent.stats.dead += 1
-                    log.warning("%s: no live pane (dead): holding its messages", self.name)
-                    told = "dead"
+                report("dead", f"no live pane for {self.name}; held at the router")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(watch.changed().wait(), 1.0)
                 continue
@@ -301,12 +323,12 @@ class PaneWriter:
                 continue
             why = self.not_ready(screen, cursor, hooked, blocked, loop.time() - since, profile)
             if not why:
+                if told:
+                    held.append((told, loop.time() - since_told))
                 return pane.id
-            if why != told and why != "quiet":
-                self.agent.stats.deferred += 1
-                log.warning("%s: deferring delivery into %s: %s", self.name, pane.id, why)
-            told = why
-            await asyncio.sleep(poll)
+            if why != "quiet":
+                report("refused_draft" if why.startswith("a draft") else "deferred", why)
+            await asyncio.sleep(0.04)
 
     @staticmethod
     def not_ready(

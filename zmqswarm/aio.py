@@ -14,7 +14,7 @@ import zmq.asyncio
 from zmqswarm.engine import Engine, PeerBase, TicketBase
 from zmqswarm.errors import BackpressureError, DeliveryError, ZsTimeoutError
 from zmqswarm.protocol import ClientOptions
-from zmqswarm.tickets import Message, TicketId, WaitFor
+from zmqswarm.tickets import Message, TicketBook, TicketId, WaitFor
 from zmqswarm.transport import drain, routing_id, send_parts, tune
 
 __all__ = ["AsyncClient", "AsyncTicket"]
@@ -177,9 +177,17 @@ class AsyncClient(PeerBase):
         key = ev.message.key
         msg = Message(key[0], ev.message.payload, TicketId(*key), ev.message.attempt)
         msg._ack = lambda note="": self._ack(key, note)
+        msg._hold = lambda reason: self._hold(key, reason)
         if self.auto_ack:
             msg.ack()
         return msg
+
+    def _book(self) -> TicketBook:
+        return self._engine.book
+
+    def _hold(self, key: tuple[str, int, int], reason: str) -> None:
+        self._engine.core.hold(key, reason, self._engine.now())
+        self._wake.set()
 
     def _ack(self, key: tuple[str, int, int], note: str = "") -> None:
         self._engine.core.ack(key, note)

@@ -40,7 +40,7 @@ import zmq
 from zmqswarm.engine import Engine, PeerBase, TicketBase
 from zmqswarm.errors import BackpressureError, ClientClosedError, DeliveryError, ZsTimeoutError
 from zmqswarm.protocol import ClientOptions
-from zmqswarm.tickets import Message, TicketId, WaitFor
+from zmqswarm.tickets import Message, TicketBook, TicketId, WaitFor
 from zmqswarm.transport import drain, routing_id, send_parts, tune
 
 __all__ = ["Client", "Ticket"]
@@ -166,6 +166,7 @@ class Client(PeerBase):
             ticket = TicketId(sender, epoch, seq)
             msg = Message(sender, received.message.payload, ticket, received.message.attempt)
             msg._ack = self._acker(sender, epoch, seq)
+            msg._hold = self._holder(sender, epoch, seq)
             if self.auto_ack:
                 msg.ack()
             return msg
@@ -271,6 +272,19 @@ class Client(PeerBase):
         self._caller().send(b"K")
         time.sleep(0)
 
+    def _book(self) -> TicketBook:
+        return self._io.engine.book  # read from callers: dict lookups, no lock needed
+
+    def _holder(self, sender: str, epoch: int, seq: int) -> Any:
+        io = self._io
+
+        def hold(reason: str) -> None:
+            io.holds.append(((sender, epoch, seq), reason))
+            if io.sleeping:
+                self._wake()
+
+        return hold
+
     def _acker(self, sender: str, epoch: int, seq: int) -> Any:
         io = self._io
 
@@ -300,6 +314,7 @@ class _IOThread(threading.Thread):
         self.sock.connect(client.url)
         self.outq: deque[tuple[int, str, bytes, bool, int]] = deque()  # appended by callers
         self.acks: deque[tuple[tuple[str, int, int], str]] = deque()  # appended by callers
+        self.holds: deque[tuple[tuple[str, int, int], str]] = deque()  # appended by callers
         self.sleeping = False  # in poll: a caller that appends must send a wake-up
         self.waiting: set[bytes] = set()  # callers asleep in recv(): wake them on mail
         self._ack_poll = client.options.ack_delay
@@ -335,7 +350,7 @@ class _IOThread(threading.Thread):
             if self._closing is not None and self._finish_close(now):
                 return
             self.sleeping = True
-            if self.outq:  # appended before the flag was up: do not sleep
+            if self.outq or self.holds:  # appended before the flag was up: do not sleep
                 wait = 0.0
             elif engine.core.inbox.unacked:  # handed over: the acks come without a wake-up
                 wait = min(wait, self._ack_poll)
@@ -375,6 +390,10 @@ class _IOThread(threading.Thread):
                 to, payload, notify, ttl_ms = staged.pop(self._next)
                 core.submit(to, payload, now, notify=notify, ttl_ms=ttl_ms)
                 self._next += 1
+        holds = self.holds
+        while holds:
+            key, reason = holds.popleft()
+            core.hold(key, reason, now)
         acks = self.acks
         if acks:
             self._ack_poll = core.options.ack_delay

@@ -79,6 +79,9 @@ class PeerBase:
         self.auto_ack = auto_ack
         self.block = block
 
+    def _book(self) -> TicketBook:
+        raise NotImplementedError
+
     def _validate_send(self, to: str, payload: bytes) -> None:
         if not valid_name(to):
             raise ValueError(f"invalid recipient name {to!r}")
@@ -105,6 +108,12 @@ class TicketBase(Generic[P]):
         self._client = client
         self.seq = seq
         self.note = ""  # after wait("delivered"): how it went, if the recipient said
+
+    @property
+    def progress(self) -> str:
+        """The recipient's latest word on why it holds this message ("" if none): for
+        tickets sent with ``notify``, e.g. a tmux agent's ``dead: no live pane``."""
+        return self._client._book().progress.get(self.seq, "")
 
     @property
     def id(self) -> TicketId:

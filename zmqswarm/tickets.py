@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from zmqswarm.errors import DeliveryError
-from zmqswarm.protocol.client_core import Accepted, Event, Failed, Notified
+from zmqswarm.protocol.client_core import Accepted, Event, Failed, Notified, Progressed
 
 __all__ = ["Message", "TicketBook", "TicketId", "TicketState", "WaitFor"]
 
@@ -42,6 +42,14 @@ class Message:
     ticket: TicketId
     attempt: int = 1  # deliveries of it so far (>1: an earlier recipient took it and died)
     _ack: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+    _hold: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+
+    def hold(self, reason: str) -> None:
+        """Tell the router (and a sender that asked for ``notify``) that this message is
+        held, not handled yet, and why. It stays unacked; say it again when the reason
+        changes. The router does not redeliver a message its recipient says it holds."""
+        if self._ack is not None and self._hold is not None:
+            self._hold(reason)
 
     def ack(self, note: str = "") -> None:
         """Tell the router this message is handled (only with ``auto_ack=False``). ``note``
@@ -74,6 +82,7 @@ class TicketBook:
         # How delivered tickets ended, in the recipient's words (a tmux agent's outcome and
         # timings); bounded like _final.
         self.notes: OrderedDict[int, str] = OrderedDict()
+        self.progress: OrderedDict[int, str] = OrderedDict()  # latest Held reason per ticket
 
     def state(self, seq: int, unsettled: Callable[[int], bool]) -> Outcome:
         if seq in self._final:
@@ -107,6 +116,11 @@ class TicketBook:
             elif isinstance(ev, Failed):
                 error = DeliveryError(self._name(ev.seq), ev.code.name.lower(), ev.reason)
                 self._finish(ev.seq, ("failed", error))
+            elif isinstance(ev, Progressed):
+                self.progress[ev.seq] = ev.reason
+                self.progress.move_to_end(ev.seq)
+                if len(self.progress) > self.keep:
+                    self.progress.popitem(last=False)
             elif isinstance(ev, Notified):
                 if ev.status == "delivered":
                     if ev.detail:

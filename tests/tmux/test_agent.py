@@ -133,10 +133,12 @@ def test_a_killed_pane_keeps_its_mail_at_the_router_until_a_new_pane_takes_the_n
             ticket.wait("accepted", timeout=10)  # the router holds them
         with pytest.raises(ZsTimeoutError):
             late[0].wait("delivered", timeout=1.5)  # no pane: nothing is pasted anywhere
+        wait_for(lambda: late[0].progress.startswith("dead: "), 10, "the agent to say dead")
         new_pane = start_recorder(tmux_socket, second, session="work2")
         subprocess.run([*zs, "tag", new_pane, "bob", "-L", tmux_socket], check=True)
         for ticket in late:
             ticket.wait("delivered", timeout=30)
+        assert " held=dead:" in late[0].note  # the final notice says how long it waited
     assert bodies(first, 3) == [f"early {i}" for i in range(3)]
     assert bodies(second, 3) == [f"late {i}" for i in range(3)]
 
@@ -181,6 +183,7 @@ def test_a_human_draft_is_never_overwritten(procs: Procs, tmux_socket: str, tmp_
         with pytest.raises(ZsTimeoutError):
             ticket.wait("delivered", timeout=2)  # the draft is still there: nothing pasted
         assert screen().rstrip().endswith("zs$ git commit -m 'half")
+        assert ticket.progress.startswith("refused_draft: a draft is typed")
         subprocess.run([*tmux, "send-keys", "-t", pane, "C-u"], check=True)  # the human gives up
         ticket.wait("delivered", timeout=30)
     wait_for(lambda: "\ndelivered-42" in screen(), 10, "the command's output")

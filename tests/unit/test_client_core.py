@@ -9,11 +9,13 @@ from zmqswarm.protocol import (
     Deliver,
     DeliverItem,
     Heartbeat,
+    Held,
+    Hold,
     Welcome,
     decode,
     encode,
 )
-from zmqswarm.protocol.client_core import Received
+from zmqswarm.protocol.client_core import Progressed, Received
 from zmqswarm.protocol.frames import PROTOCOL_VERSION
 
 
@@ -104,3 +106,12 @@ def test_a_recipient_that_only_acks_still_pings_a_silent_router() -> None:
             pinged = True
     assert pinged
     assert core.state == "ready"
+
+
+def test_hold_names_the_delivery_and_a_held_notice_becomes_progress() -> None:
+    core = ready_core(ack_delay=0.0)
+    (msg,) = deliver(core, 1, 1, 1.0)
+    core.hold(msg.message.key, "deferred: copy mode", 1.0)
+    assert [decode(p[0]) for p in core.outgoing(1.0)] == [Hold(1, 1, "deferred: copy mode")]
+    core.receive([encode(Held(5, "dead: no live pane"))], 1.0)
+    assert core.events() == [Progressed(5, "dead: no live pane")]

@@ -11,7 +11,10 @@ from zmqswarm.protocol import (
     Deliver,
     Delivered,
     DeliverItem,
+    Heartbeat,
+    Held,
     Hello,
+    Hold,
     Nack,
     Receipt,
     RouterCore,
@@ -207,3 +210,27 @@ def test_an_ack_note_reaches_the_sender_in_its_delivered_notice() -> None:
         Delivered(1, "delivered", 0, "submitted in 180 ms"),
         Delivered(2, "delivered", 0, ""),
     ]
+
+
+def test_a_hold_reaches_a_notify_sender_and_stops_redelivery() -> None:
+    core = RouterCore(epoch=7, options=RouterOptions(redeliver_after=5.0))
+    alice = hello(core, "alice")
+    bob = hello(core, "bob")
+    replies(core)
+    send(core, alice, [SendItem(1, "bob", notify=True)])
+    deliver = next(f for i, f in replies(core) if i == bob and isinstance(f, Deliver))
+
+    def redelivered(now: float, hold: bool) -> bool:
+        core.handle(alice, [encode(Heartbeat())], now)  # both sessions stay alive
+        frame = Hold(deliver.session, 1, "dead: no live pane") if hold else Heartbeat()
+        core.handle(bob, [encode(frame)], now)
+        core.tick(now)
+        out = replies(core, now)
+        assert ((alice, Held(1, "dead: no live pane")) in out) == hold
+        return any(i == bob and isinstance(f, Deliver) for i, f in out)
+
+    # Held for 10 s, said every 2.5 s: never overdue, and alice hears it each time.
+    assert not any(redelivered(t, hold=True) for t in (2.5, 5.0, 7.5, 10.0))
+    assert core.stats["held"] == 4
+    # Then silence (heartbeats only) for longer than redeliver_after: overdue, sent again.
+    assert any(redelivered(t, hold=False) for t in (12.5, 15.0, 16.0))

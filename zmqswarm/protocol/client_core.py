@@ -28,14 +28,16 @@ from .frames import (
     Deliver,
     Delivered,
     Heartbeat,
+    Held,
     Hello,
+    Hold,
     Nack,
     Receipt,
     Send,
     SendItem,
     Welcome,
 )
-from .receiver import Inbound, Inbox, MessageKey
+from .receiver import MAX_NOTE, Inbound, Inbox, MessageKey
 from .sender import INF, Failed, SendWindow
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "ClientOptions",
     "Event",
     "Notified",
+    "Progressed",
     "Received",
     "Refused",
     "SessionDown",
@@ -95,6 +98,14 @@ class Notified:
 
 
 @dataclass(slots=True, frozen=True)
+class Progressed:
+    """The recipient holds ticket ``seq`` for ``reason`` (a ``notify`` ticket only)."""
+
+    seq: int
+    reason: str
+
+
+@dataclass(slots=True, frozen=True)
 class SessionUp:
     router_epoch: int
 
@@ -112,7 +123,7 @@ class Refused:
     reason: str
 
 
-Event = Accepted | Failed | Received | Notified | SessionUp | SessionDown | Refused
+Event = Accepted | Failed | Received | Notified | Progressed | SessionUp | SessionDown | Refused
 
 
 class ClientCore:
@@ -169,6 +180,12 @@ class ClientCore:
     def ack(self, key: MessageKey, note: str = "") -> None:
         self.inbox.ack(key, note)
 
+    def hold(self, key: MessageKey, reason: str, now: float) -> None:
+        """Tell the router the application holds message ``key`` for ``reason`` (not an ack)."""
+        dseq = self.inbox.dseq_of(key)
+        if dseq and self.state == "ready":
+            self._emit([encode(Hold(self.inbox.session, dseq, reason[:MAX_NOTE]))], now)
+
     def receive(self, parts: list[bytes], now: float) -> None:
         """Feed one multipart message from the router."""
         self._last_rx = now
@@ -192,6 +209,8 @@ class ClientCore:
                     return
                 for msg in self.inbox.on_deliver(frame, parts[1:]):
                     self._events.append(Received(msg))
+            case Held(seq=seq, reason=reason):
+                self._events.append(Progressed(seq, reason))
             case Delivered(seq=seq, status=status, code=code, detail=detail):
                 self._awaiting.discard(seq)
                 self._events.append(Notified(seq, status, code, detail))

@@ -27,7 +27,9 @@ __all__ = [
     "Delivered",
     "Frame",
     "Heartbeat",
+    "Held",
     "Hello",
+    "Hold",
     "Nack",
     "Receipt",
     "Send",
@@ -199,4 +201,27 @@ class Bye(Frame, tag=10, frozen=True):
     """Peer → router: the session ends cleanly (undelivered mail stays in the mailbox)."""
 
 
-AnyFrame = Hello | Welcome | Send | Receipt | Nack | Deliver | Ack | Delivered | Heartbeat | Bye
+class Hold(Frame, tag=11, frozen=True):
+    """Recipient → router: delivery ``dseq`` of ``session`` is held, not handed over yet, and
+    why (``reason``, e.g. a tmux agent's ``dead: no live pane``). Not an ack: the message
+    stays the router's. The router stops counting the delivery as overdue (no redelivery
+    while the recipient says it holds it) and tells a sender that asked for ``notify``."""
+
+    session: int
+    dseq: int
+    reason: str
+
+
+class Held(Frame, tag=12, frozen=True):
+    """Router → sender, for tickets sent with ``notify``: the recipient holds message ``seq``
+    for ``reason``. Informational: a Delivered notice still ends the ticket."""
+
+    seq: int
+    reason: str
+
+
+AnyFrame = (
+    (Hello | Welcome | Send | Receipt | Nack | Deliver | Ack | Delivered | Heartbeat | Bye)
+    | Hold
+    | Held
+)

@@ -88,6 +88,10 @@ class Inbox:
                 self._notes.append((dseq, note[:MAX_NOTE]))
             self._ack_dseq(dseq)
 
+    def dseq_of(self, key: MessageKey) -> int:
+        """The current delivery number of a message the application holds (0: unknown)."""
+        return self._unacked.get(key, 0)
+
     def take_notes(self, upto: int) -> list[tuple[int, str]]:
         """Notes of deliveries the next Ack (up to ``upto``) covers."""
         notes = [n for n in self._notes if n[0] <= upto]

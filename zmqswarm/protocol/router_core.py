@@ -34,13 +34,16 @@ from .frames import (
     Delivered,
     DeliverItem,
     Heartbeat,
+    Held,
     Hello,
+    Hold,
     Nack,
     Receipt,
     Send,
     Status,
     Welcome,
 )
+from .receiver import MAX_NOTE
 from .sender import INF
 
 __all__ = ["DeadLetter", "Output", "RouterCore", "RouterOptions"]
@@ -149,7 +152,16 @@ class RouterCore:
         self.nbytes = 0
         self.draining = False
         self.stats: dict[str, int] = dict.fromkeys(
-            ("accepted", "duplicates", "delivered", "acked", "redelivered", "dead", "bad_frames"),
+            (
+                "accepted",
+                "duplicates",
+                "delivered",
+                "acked",
+                "held",
+                "redelivered",
+                "dead",
+                "bad_frames",
+            ),
             0,
         )
         self._out: list[Output] = []
@@ -199,6 +211,9 @@ class RouterCore:
                     self._on_ack(session, upto, now, dict(notes) if notes else None)
             case Heartbeat():
                 self._out.append((identity, [_HEARTBEAT], 0))
+            case Hold(session=sid, dseq=dseq, reason=reason):
+                if sid == session.sid:
+                    self._on_hold(session, dseq, reason[:MAX_NOTE], now)
             case Bye():
                 self._end_session(session)
             case _:
@@ -494,6 +509,20 @@ class RouterCore:
             self.stats["acked"] += acked
             mb.progress = now
         self._touched.add(session.name)
+
+    def _on_hold(self, session: Session, dseq: int, reason: str, now: float) -> None:
+        mb = self.mailboxes.get(session.name)
+        if mb is None:
+            return
+        for number, entry in mb.inflight:
+            if number == dseq:
+                self.stats["held"] += 1
+                mb.progress = now  # the recipient is alive and keeps it: not overdue
+                if entry.notify:
+                    sender = self.by_name.get(entry.sender)
+                    if sender is not None and sender.epoch == entry.epoch:
+                        self._out.append((sender.identity, [encode(Held(entry.seq, reason))], 0))
+                return
 
     def _resend_inflight(self, name: str, mb: Mailbox, now: float) -> None:
         """Unacked for too long on a live session: a frame was lost. Send the same deliveries
