@@ -106,6 +106,10 @@ def tag_command(
 
 def hook_command(
     state: Annotated[str, typer.Argument(help="idle (ready for a message) or busy.")],
+    event: Annotated[
+        str | None,
+        typer.Argument(help="Ignored: the JSON event Codex's notify appends.", show_default=False),
+    ] = None,
     pane: Annotated[
         str | None, typer.Option("--pane", help="Pane (default: $TMUX_PANE, the caller's).")
     ] = None,

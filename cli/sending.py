@@ -3,6 +3,7 @@ path (cli/entry.py) call ``do_send``."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -32,11 +33,13 @@ def do_send(
     from zmqswarm.transport import resolve_router_url
 
     payload = sys.stdin.buffer.read() if message in (None, "-") else message.encode()
-    name = sender or os.environ.get("ZS_NAME") or f"zs-send-{os.getpid()}"
+    name = sender or os.environ.get("ZS_NAME") or pane_agent() or f"zs-send-{os.getpid()}"
     with exit_codes():
         cfg = load_config(config).client
         url = resolve_router_url(router, cfg.router)
-        client = Client(name, router=url, options=cfg.options())
+        # Send-only: the name may be a live agent's (a reply from inside its pane).
+        options = dataclasses.replace(cfg.options(), send_only=True)
+        client = Client(name, router=url, options=options)
         linger = timeout  # close() waits for the receipt: exiting earlier can lose the message
         try:
             ticket = client.send(to, payload, notify=wait == "delivered")
@@ -59,3 +62,22 @@ def do_send(
             sys.stdout.write(json.dumps({"ticket": str(ticket), "to": to, "state": state}) + "\n")
         else:
             sys.stdout.write(f"{ticket}\n")
+
+
+def pane_agent() -> str | None:
+    """Inside a tmux pane tagged ``@zs_agent=<name>`` (``zs agent tag``): that name, so an
+    agent's ``zs send`` replies come from it. One tmux call (~2 ms), only inside tmux."""
+    pane = os.environ.get("TMUX_PANE")
+    if not pane or not os.environ.get("TMUX"):
+        return None
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            ["tmux", "display-message", "-p", "-t", pane, "#{@zs_agent}"],
+            capture_output=True, text=True, timeout=2,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    name = done.stdout.strip()
+    return name if done.returncode == 0 and name else None

@@ -1,5 +1,6 @@
 """`make demo`: a router and a few peers exchanging messages on a private ipc endpoint, then
-two `zs agent`s delivering into panes of a private tmux server (`tmux -L zs-demo-<pid>`)."""
+one `zs agent --tagged` delivering into two bash panes of a private tmux server
+(`tmux -L zs-demo-<pid>`), whose tasks answer the sender with `zs send`."""
 
 from __future__ import annotations
 
@@ -58,43 +59,50 @@ def main() -> None:
 
 
 def tmux_demo(url: str, planner: Client, say: object) -> None:
-    """Two panes running `cat` (a program with no prompt), each served by a `zs agent`."""
+    """Two bash panes tagged as agents, served by one `zs agent --tagged`. The planner sends
+    each a task; the task runs in the pane and answers with `zs send`, as an agent would."""
     assert callable(say)
     socket = f"zs-demo-{os.getpid()}"
     tmux = ["tmux", "-L", socket]
-    agents: list[subprocess.Popen[bytes]] = []
+    zs = [sys.executable, "-m", "zmqswarm.cli"]
+    bindir = os.path.dirname(sys.executable)  # the venv's, so that `zs` runs in the panes
+    agent = None
     try:
         panes = {}
         for name in ("coder-2", "tester"):
+            shell = (
+                f"env PATH={bindir}:$PATH ZS_ROUTER={url} PS1='{name}$ ' bash --norc --noprofile"
+            )
             panes[name] = subprocess.run(
-                [*tmux, "new-session", "-d", "-s", name, "-x", "100", "-y", "12", "-P", "-F"]
-                + ["#{pane_id}", "stty -echo; cat"],  # show each message once
+                [*tmux, "new-session", "-d", "-s", name, "-x", "110", "-y", "14", "-P", "-F"]
+                + ["#{pane_id}", shell],
                 capture_output=True,
                 text=True,
                 check=True,
             ).stdout.strip()
-            agents.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "zmqswarm.cli", "agent", "--name", name]
-                    + ["--pane", panes[name], "-L", socket, "--router", url]
-                )
-            )
+            tag = [*zs, "agent", "tag", panes[name], name, "-L", socket, "--profile", "shell"]
+            subprocess.run(tag, check=True)
+        agent = subprocess.Popen([*zs, "agent", "--tagged", "-L", socket, "--router", url])
         served = ", ".join(f"{n} in {p}" for n, p in panes.items())
-        say(f"tmux server -L {socket}: zs agent for {served}")
-        tickets = [
-            planner.send("coder-2", b"implement the retry in client.py", notify=True),
-            planner.send("tester", b"run the fault tests\nand report flakes", notify=True),
-            planner.send("coder-2", b"then rebase on main", notify=True),
-        ]
+        say(f"\ntmux server -L {socket}: one zs agent --tagged serves {served}")
+        tasks = {
+            "coder-2": 'zs send planner "coder-2: implemented; $(ls /etc | wc -l) files in /etc"',
+            "tester": "zs send planner \"tester: $(python3 -c 'print(6*7)') tests pass\"",
+        }
+        tickets = [planner.send(n, t.encode(), notify=True) for n, t in tasks.items()]
         for ticket in tickets:
-            ticket.wait("delivered", timeout=30)  # acked by each agent after its Enter
+            ticket.wait("delivered", timeout=30)  # acked by the agent after its Enter
+            say(f"  {ticket} delivered: {ticket.note}")
+        for _ in tasks:
+            reply = planner.recv(timeout=30)  # the panes answer with `zs send`
+            say(f"  planner   <- {reply.sender:9} {reply.text!r}")
         for name, pane in panes.items():
             shown = subprocess.run(
                 [*tmux, "capture-pane", "-p", "-t", pane], capture_output=True, text=True
             ).stdout.rstrip()
             say(f"--- pane {pane} ({name}) ---\n{shown}")
     finally:
-        for agent in agents:
+        if agent is not None:
             agent.terminate()
             agent.wait(10)
         subprocess.run([*tmux, "kill-server"], capture_output=True, check=False)

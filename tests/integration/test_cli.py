@@ -50,3 +50,16 @@ def test_a_crashed_routers_endpoint_is_taken_over(procs: Procs) -> None:
     first.wait(10)
     procs.router()
     assert zs("send", "bob", "hi", "--router", procs.url).returncode == 0
+
+
+def test_zs_send_may_use_a_live_peer_s_name(procs: Procs) -> None:
+    """`zs send --from bob` while bob is connected (an agent replying from its own pane):
+    send-only, so not refused as NAME_TAKEN, and alice sees it came from bob."""
+    from zmqswarm import Client
+
+    procs.router()
+    with Client("bob", router=procs.url), Client("alice", router=procs.url) as alice:
+        sent = zs("send", "alice", "done", "--from", "bob", "--router", procs.url)
+        assert sent.returncode == 0, sent.stderr
+        msg = alice.recv(timeout=10)
+        assert (msg.sender, msg.text) == ("bob", "done")

@@ -234,3 +234,23 @@ def test_a_hold_reaches_a_notify_sender_and_stops_redelivery() -> None:
     assert core.stats["held"] == 4
     # Then silence (heartbeats only) for longer than redeliver_after: overdue, sent again.
     assert any(redelivered(t, hold=False) for t in (12.5, 15.0, 16.0))
+
+
+def test_a_send_only_session_shares_a_live_name_and_never_receives() -> None:
+    core = RouterCore(epoch=7)
+    bob = hello(core, "bob", epoch=1)  # the live agent
+    cli = hello(core, "bob", epoch=2, send_only=True)  # `zs send` from inside its pane
+    alice = hello(core, "alice")
+    out = replies(core)
+    assert (cli, Welcome(1, 7, 2, 0, 1000, 1 << 20, 0)) in out
+    assert not [f for i, f in out if isinstance(f, Nack)]  # no NAME_TAKEN, no TAKEN_OVER
+    send(core, cli, [SendItem(1, "alice", notify=True)])
+    deliver = next(f for i, f in replies(core) if i == alice and isinstance(f, Deliver))
+    assert deliver.items[0].sender == "bob"  # the reply is from bob
+    core.handle(alice, [encode(Ack(deliver.session, 1))], 0.0)
+    assert (cli, Delivered(1, "delivered", 0, "")) in replies(core)  # notices find it
+    send(core, alice, [SendItem(1, "bob")])
+    to_bob = [i for i, f in replies(core) if isinstance(f, Deliver)]
+    assert to_bob == [bob]  # deliveries go to the receiving session only
+    core.handle(cli, [encode(Ack(2, 1))], 0.0)  # a send-only Ack must not ack bob's mail
+    assert core.stats["acked"] == 1

@@ -73,6 +73,7 @@ class ClientOptions:
     max_resend_after: float = 30.0
     max_attempts: int = 0  # 0: resend until receipted or the ttl runs out
     takeover: bool = False
+    send_only: bool = False  # never receive: may share a name with a live receiving peer
 
 
 @dataclass(slots=True, frozen=True)
@@ -307,7 +308,13 @@ class ClientCore:
         o = self.options
         self._hellos += 1
         hello = Hello(
-            PROTOCOL_VERSION, self.name, self.epoch, o.recv_window, o.takeover, self._hellos
+            PROTOCOL_VERSION,
+            self.name,
+            self.epoch,
+            o.recv_window,
+            o.takeover,
+            self._hellos,
+            o.send_only,
         )
         self._emit([encode(hello)], now)
         self._hello_tries += 1

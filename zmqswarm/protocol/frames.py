@@ -89,7 +89,9 @@ class Hello(Frame, tag=1, frozen=True):
     ``epoch`` names this incarnation of the peer: (name, epoch, seq) identifies a message
     forever. ``window`` is how many deliveries may be unacked at once (credit). ``attempt``
     counts this peer's Hellos: the Welcome echoes it, and the router ignores a Hello older
-    than one it has answered (a stale copy must not reset a newer session).
+    than one it has answered (a stale copy must not reset a newer session). A ``send_only``
+    session never receives: it may share its name with a live receiving peer (``zs send``
+    from inside an agent's pane sends as that agent), and is never refused as NAME_TAKEN.
     """
 
     version: int
@@ -98,6 +100,7 @@ class Hello(Frame, tag=1, frozen=True):
     window: int = 1024
     takeover: bool = False
     attempt: int = 0
+    send_only: bool = False
 
 
 class Welcome(Frame, tag=2, frozen=True):

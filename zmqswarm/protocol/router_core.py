@@ -117,6 +117,7 @@ class Session:
     sid: int  # session number, carried by Welcome, Deliver and Ack
     hello: int = 0  # the Hello.attempt this session answered
     dseq: int = 0
+    send_only: bool = False  # never receives: not in by_name, its Acks and Holds ignored
 
 
 @dataclass(slots=True)
@@ -145,7 +146,8 @@ class RouterCore:
         self.reachable = reachable
         self.options = options or RouterOptions()
         self.sessions: dict[bytes, Session] = {}
-        self.by_name: dict[str, Session] = {}
+        self.by_name: dict[str, Session] = {}  # receiving sessions
+        self.by_stream: dict[tuple[str, int], Session] = {}  # every session, by (name, epoch)
         self.streams: dict[tuple[str, int], Stream] = {}
         self.mailboxes: dict[str, Mailbox] = {}
         self.dead: deque[DeadLetter] = deque(maxlen=self.options.dead_max)
@@ -207,12 +209,12 @@ class RouterCore:
         session.last_seen = now
         match frame:
             case Ack(session=sid, upto=upto, notes=notes):
-                if sid == session.sid:
+                if sid == session.sid and not session.send_only:
                     self._on_ack(session, upto, now, dict(notes) if notes else None)
             case Heartbeat():
                 self._out.append((identity, [_HEARTBEAT], 0))
             case Hold(session=sid, dseq=dseq, reason=reason):
-                if sid == session.sid:
+                if sid == session.sid and not session.send_only:
                     self._on_hold(session, dseq, reason[:MAX_NOTE], now)
             case Bye():
                 self._end_session(session)
@@ -299,7 +301,7 @@ class RouterCore:
         if not valid_name(hello.name):
             self._nack(identity, 0, Code.INVALID_NAME, f"invalid peer name {hello.name!r}")
             return
-        holder = self.by_name.get(hello.name)
+        holder = None if hello.send_only else self.by_name.get(hello.name)
         if holder is not None and holder.identity != identity:
             alive = now - holder.last_seen <= 3 * self.options.heartbeat
             alive = alive and self.reachable(holder.identity)
@@ -319,10 +321,19 @@ class RouterCore:
         self._sessions_opened += 1
         sid = self._sessions_opened
         session = Session(
-            identity, hello.name, hello.epoch, max(1, hello.window), now, sid, hello.attempt
+            identity,
+            hello.name,
+            hello.epoch,
+            max(1, hello.window),
+            now,
+            sid,
+            hello.attempt,
+            send_only=hello.send_only,
         )
         self.sessions[identity] = session
-        self.by_name[hello.name] = session
+        self.by_stream[hello.name, hello.epoch] = session
+        if not hello.send_only:
+            self.by_name[hello.name] = session
         stream = self.streams.get((hello.name, hello.epoch))
         acked = stream.wm if stream else 0
         o = self.options
@@ -333,11 +344,16 @@ class RouterCore:
         self._out.append((identity, [encode(welcome)], 0))
         for notice in self._notices.pop((hello.name, hello.epoch), []):
             self._out.append((identity, [encode(notice)], 0))
-        self._touched.add(hello.name)
+        if not hello.send_only:
+            self._touched.add(hello.name)
 
     def _end_session(self, session: Session) -> None:
-        self._requeue_inflight(session)
         self.sessions.pop(session.identity, None)
+        if self.by_stream.get((session.name, session.epoch)) is session:
+            del self.by_stream[session.name, session.epoch]
+        if session.send_only:
+            return
+        self._requeue_inflight(session)
         if self.by_name.get(session.name) is session:
             del self.by_name[session.name]
 
@@ -518,10 +534,9 @@ class RouterCore:
             if number == dseq:
                 self.stats["held"] += 1
                 mb.progress = now  # the recipient is alive and keeps it: not overdue
-                if entry.notify:
-                    sender = self.by_name.get(entry.sender)
-                    if sender is not None and sender.epoch == entry.epoch:
-                        self._out.append((sender.identity, [encode(Held(entry.seq, reason))], 0))
+                sender = self.by_stream.get((entry.sender, entry.epoch))
+                if entry.notify and sender is not None:
+                    self._out.append((sender.identity, [encode(Held(entry.seq, reason))], 0))
                 return
 
     def _resend_inflight(self, name: str, mb: Mailbox, now: float) -> None:
@@ -570,8 +585,8 @@ class RouterCore:
         mb.queue = keep
 
     def _notify(self, entry: Entry, notice: Delivered) -> None:
-        sender = self.by_name.get(entry.sender)
-        if sender is not None and sender.epoch == entry.epoch:
+        sender = self.by_stream.get((entry.sender, entry.epoch))
+        if sender is not None:
             self._out.append((sender.identity, [encode(notice)], 0))
         else:
             held = self._notices.setdefault((entry.sender, entry.epoch), [])
