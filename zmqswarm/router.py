@@ -22,13 +22,14 @@ import zmq
 
 from zmqswarm.errors import RouterInUseError
 from zmqswarm.protocol import Heartbeat, RouterCore, RouterOptions, encode
-from zmqswarm.transport import ipc_path, send_parts
+from zmqswarm.transport import ipc_path, recv_parts, send_parts
 
 __all__ = ["Router"]
 
 log = logging.getLogger("zmqswarm.router")
 _HEARTBEAT = encode(Heartbeat())
 _MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
+_NOBLOCK = int(zmq.NOBLOCK)
 
 
 class Router:
@@ -129,7 +130,7 @@ class Router:
 
     def run(self) -> None:
         core, sock = self.core, self.sock
-        handle, recv, batch = core.handle, sock.recv_multipart, self.batch
+        handle, batch = core.handle, self.batch
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         try:
@@ -142,7 +143,7 @@ class Router:
                     now = time.monotonic()
                     for _ in range(batch):
                         try:
-                            parts = recv(zmq.NOBLOCK)
+                            parts = recv_parts(sock, _NOBLOCK)
                         except zmq.Again:
                             break
                         handle(parts[0], parts[1:], now)

@@ -6,6 +6,7 @@ pass through here: the codec only ever sees headers.
 
 from __future__ import annotations
 
+import functools
 import re
 
 import msgspec
@@ -69,6 +70,7 @@ def _classify(header: bytes, exc: Exception) -> DecodeFailure:
     return DecodeFailure(Code.BAD_FRAME, str(exc))
 
 
+@functools.lru_cache(maxsize=4096)  # checked per message; the same few names come back
 def valid_name(name: str) -> bool:
     """Whether ``name`` may be used as a peer name or recipient."""
     return 0 < len(name) <= MAX_NAME and _NAME.match(name) is not None
