@@ -173,11 +173,9 @@ class AsyncClient(PeerBase):
                 await asyncio.wait_for(self._arrived.wait(), left)
             except TimeoutError:
                 continue
-        ev = inbox.popleft()
-        key = ev.message.key
-        msg = Message(key[0], ev.message.payload, TicketId(*key), ev.message.attempt)
-        msg._ack = lambda note="": self._ack(key, note)
-        msg._hold = lambda reason: self._hold(key, reason)
+        received = inbox.popleft()
+        key = received.key
+        msg = Message(key[0], received.payload, key, received.attempt, self)
         if self.auto_ack:
             msg.ack()
         return msg
@@ -185,11 +183,11 @@ class AsyncClient(PeerBase):
     def _book(self) -> TicketBook:
         return self._engine.book
 
-    def _hold(self, key: tuple[str, int, int], reason: str) -> None:
+    def _hold_key(self, key: tuple[str, int, int], reason: str) -> None:
         self._engine.core.hold(key, reason, self._engine.now())
         self._wake.set()
 
-    def _ack(self, key: tuple[str, int, int], note: str = "") -> None:
+    def _ack_key(self, key: tuple[str, int, int], note: str = "") -> None:
         self._engine.core.ack(key, note)
         self._wake.set()
 

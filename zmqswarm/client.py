@@ -162,13 +162,11 @@ class Client(PeerBase):
             except IndexError:
                 self._await_mail(deadline, timeout)
                 continue
-            sender, epoch, seq = received.message.key
-            ticket = TicketId(sender, epoch, seq)
-            msg = Message(sender, received.message.payload, ticket, received.message.attempt)
-            msg._ack = self._acker(sender, epoch, seq)
-            msg._hold = self._holder(sender, epoch, seq)
+            key = received.key
+            msg = Message(key[0], received.payload, key, received.attempt, self)
             if self.auto_ack:
-                msg.ack()
+                self._io.acks.append((key, ""))  # picked up within ack_delay: no wake-up
+                msg._client = None
             return msg
 
     def __iter__(self) -> Client:
@@ -275,23 +273,14 @@ class Client(PeerBase):
     def _book(self) -> TicketBook:
         return self._io.engine.book  # read from callers: dict lookups, no lock needed
 
-    def _holder(self, sender: str, epoch: int, seq: int) -> Any:
+    def _hold_key(self, key: tuple[str, int, int], reason: str) -> None:
         io = self._io
+        io.holds.append((key, reason))
+        if io.sleeping:
+            self._wake()
 
-        def hold(reason: str) -> None:
-            io.holds.append(((sender, epoch, seq), reason))
-            if io.sleeping:
-                self._wake()
-
-        return hold
-
-    def _acker(self, sender: str, epoch: int, seq: int) -> Any:
-        io = self._io
-
-        def ack(note: str = "") -> None:
-            io.acks.append(((sender, epoch, seq), note))  # taken within ack_delay: no wake-up
-
-        return ack
+    def _ack_key(self, key: tuple[str, int, int], note: str) -> None:
+        self._io.acks.append((key, note))  # taken within ack_delay: no wake-up
 
 
 class _IOThread(threading.Thread):

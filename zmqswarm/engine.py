@@ -10,7 +10,8 @@ from typing import Any, Generic, TypeVar
 
 from zmqswarm.errors import ClientClosedError, NameTakenError, RouterUnavailableError
 from zmqswarm.protocol import ClientCore, ClientOptions, Code, valid_name
-from zmqswarm.protocol.client_core import Received, Refused, SessionDown, SessionUp
+from zmqswarm.protocol.client_core import Refused, SessionDown, SessionUp
+from zmqswarm.protocol.receiver import Inbound
 from zmqswarm.tickets import TicketBook, TicketId
 from zmqswarm.transport import new_epoch, resolve_router_url
 
@@ -23,7 +24,7 @@ class Engine:
     def __init__(self, name: str, epoch: int, options: ClientOptions) -> None:
         self.core = ClientCore(name, epoch=epoch, options=options)
         self.book = TicketBook(name, epoch)
-        self.inbox: deque[Received] = deque()
+        self.inbox: deque[Inbound] = deque()
         self.connected = False
         self.on_state: Callable[[], None] | None = None  # session up/down/refused
 
@@ -41,14 +42,15 @@ class Engine:
         """Fire timers, fold events, send what is due. Returns seconds until the next timer."""
         core = self.core
         core.tick(now)
+        received = core.take_received()
+        if received:
+            self.inbox.extend(received)
         events = core.events()
         if events:
             self.book.on_events(events)
             changed = False
             for ev in events:
-                if isinstance(ev, Received):
-                    self.inbox.append(ev)
-                elif isinstance(ev, SessionUp | SessionDown | Refused):
+                if isinstance(ev, SessionUp | SessionDown | Refused):
                     self.connected = isinstance(ev, SessionUp)
                     changed = True
             if changed and self.on_state is not None:

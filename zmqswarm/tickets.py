@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
 from zmqswarm.errors import DeliveryError
 from zmqswarm.protocol.client_core import Accepted, Event, Failed, Notified, Progressed
@@ -33,35 +33,66 @@ class TicketId:
         return f"{self.sender}/{self.epoch:x}/{self.seq}"
 
 
-@dataclass(slots=True)
-class Message:
-    """A message handed to the application."""
+class Acker(Protocol):
+    """What a message needs of the client that received it."""
 
-    sender: str
-    payload: bytes
-    ticket: TicketId
-    attempt: int = 1  # deliveries of it so far (>1: an earlier recipient took it and died)
-    _ack: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
-    _hold: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+    def _ack_key(self, key: tuple[str, int, int], note: str) -> None: ...
+    def _hold_key(self, key: tuple[str, int, int], reason: str) -> None: ...
+
+
+class Message:
+    """A message handed to the application: ``sender``, ``payload`` (bytes), ``ticket``,
+    ``attempt`` (deliveries of it so far; >1: an earlier recipient took it and died)."""
+
+    __slots__ = ("_client", "_key", "attempt", "payload", "sender")
+
+    def __init__(
+        self,
+        sender: str,
+        payload: bytes,
+        key: tuple[str, int, int],
+        attempt: int = 1,
+        client: Acker | None = None,
+    ) -> None:
+        self.sender = sender
+        self.payload = payload
+        self.attempt = attempt
+        self._key = key
+        self._client = client  # None once acked
+
+    @property
+    def ticket(self) -> TicketId:
+        return TicketId(*self._key)
+
+    @property
+    def text(self) -> str:
+        return self.payload.decode("utf-8", errors="replace")
 
     def hold(self, reason: str) -> None:
         """Tell the router (and a sender that asked for ``notify``) that this message is
         held, not handled yet, and why. It stays unacked; say it again when the reason
         changes. The router does not redeliver a message its recipient says it holds."""
-        if self._ack is not None and self._hold is not None:
-            self._hold(reason)
+        if self._client is not None:
+            self._client._hold_key(self._key, reason)
 
     def ack(self, note: str = "") -> None:
         """Tell the router this message is handled (only with ``auto_ack=False``). ``note``
         (at most 512 bytes) says how; a sender that asked for ``notify`` gets it with the
         Delivered notice, as ``ticket.note``."""
-        if self._ack is not None:
-            self._ack(note)
-            self._ack = None
+        if self._client is not None:
+            self._client._ack_key(self._key, note)
+            self._client = None
 
-    @property
-    def text(self) -> str:
-        return self.payload.decode("utf-8", errors="replace")
+    def __repr__(self) -> str:
+        return f"<Message from {self.sender} {self.ticket} {len(self.payload)} B>"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Message):
+            return NotImplemented
+        return (self._key, self.payload) == (other._key, other.payload)
+
+    def __hash__(self) -> int:
+        return hash(self._key)
 
 
 Outcome = tuple[TicketState, DeliveryError | None]

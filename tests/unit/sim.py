@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from zmqswarm.protocol import ClientCore, ClientOptions, Failed, RouterCore, RouterOptions
-from zmqswarm.protocol.client_core import Accepted, Received
+from zmqswarm.protocol.client_core import Accepted
 
 Parts = list[bytes]
 
@@ -45,12 +45,11 @@ class Sim:
         """Move what every core wants to send onto the links, and fold in client events."""
         for name, client in self.clients.items():
             self.up[name].extend(client.outgoing(self.now))
+            for msg in client.take_received():
+                self.got[msg.key[0], name].append(msg.payload)
+                client.ack(msg.key)
             for ev in client.events():
-                if isinstance(ev, Received):
-                    msg = ev.message
-                    self.got[msg.key[0], name].append(msg.payload)
-                    client.ack(msg.key)
-                elif isinstance(ev, Accepted):
+                if isinstance(ev, Accepted):
                     self.accepted.update((name, seq) for seq in ev.seqs)
                 elif isinstance(ev, Failed):
                     self.failed.append(ev)

@@ -15,8 +15,9 @@ from zmqswarm.protocol import (
     decode,
     encode,
 )
-from zmqswarm.protocol.client_core import Progressed, Received
+from zmqswarm.protocol.client_core import Progressed
 from zmqswarm.protocol.frames import PROTOCOL_VERSION
+from zmqswarm.protocol.receiver import Inbound
 
 
 def ready_core(ack_delay: float) -> ClientCore:
@@ -30,10 +31,10 @@ def ready_core(ack_delay: float) -> ClientCore:
     return core
 
 
-def deliver(core: ClientCore, first: int, n: int, now: float) -> list[Received]:
+def deliver(core: ClientCore, first: int, n: int, now: float) -> list[Inbound]:
     items = [DeliverItem(d, "alice", 3, d, 1) for d in range(first, first + n)]
     core.receive([encode(Deliver(1, items)), *(b"x" for _ in items)], now)
-    return [ev for ev in core.events() if isinstance(ev, Received)]
+    return core.take_received()
 
 
 def acks(core: ClientCore, now: float) -> list[int]:
@@ -43,10 +44,10 @@ def acks(core: ClientCore, now: float) -> list[int]:
 def test_the_first_ack_goes_at_once_then_acks_are_coalesced() -> None:
     core = ready_core(ack_delay=0.002)
     for msg in deliver(core, 1, 1, 1.0):
-        core.ack(msg.message.key)
+        core.ack(msg.key)
     assert acks(core, 1.0) == [1]  # after a quiet spell: no delay
     for msg in deliver(core, 2, 2, 1.0005):
-        core.ack(msg.message.key)
+        core.ack(msg.key)
     assert acks(core, 1.0005) == []  # held: one Ack per ack_delay
     assert core.next_deadline() == 1.002  # ...and the driver is told when to come back
     assert acks(core, 1.002) == [3]
@@ -56,23 +57,23 @@ def test_the_first_ack_goes_at_once_then_acks_are_coalesced() -> None:
 def test_a_quarter_of_the_credit_window_is_acked_without_waiting() -> None:
     core = ready_core(ack_delay=10.0)
     for msg in deliver(core, 1, 1, 1.0):
-        core.ack(msg.message.key)
+        core.ack(msg.key)
     assert acks(core, 1.0) == [1]
     for msg in deliver(core, 2, 3, 1.0):
-        core.ack(msg.message.key)
+        core.ack(msg.key)
     assert acks(core, 1.0) == []  # 3 < 16 // 4
     for msg in deliver(core, 5, 1, 1.0):
-        core.ack(msg.message.key)
+        core.ack(msg.key)
     assert acks(core, 1.0) == [5]  # 4 waiting: the router must get its credit back
 
 
 def test_close_flushes_a_held_ack() -> None:
     core = ready_core(ack_delay=10.0)
     for msg in deliver(core, 1, 2, 1.0):
-        core.ack(msg.message.key)
+        core.ack(msg.key)
     core.outgoing(1.0)
     for msg in deliver(core, 3, 1, 1.0):
-        core.ack(msg.message.key)
+        core.ack(msg.key)
     assert acks(core, 1.0) == []
     core.close(1.0)
     assert [decode(p[0]) for p in core.outgoing(1.0)][0] == Ack(1, 3)
@@ -81,8 +82,8 @@ def test_close_flushes_a_held_ack() -> None:
 def test_an_ack_note_travels_with_the_ack_that_covers_it() -> None:
     core = ready_core(ack_delay=0.0)
     first, second = deliver(core, 1, 2, 1.0)
-    core.ack(first.message.key, "submitted in 90 ms")
-    core.ack(second.message.key)
+    core.ack(first.key, "submitted in 90 ms")
+    core.ack(second.key)
     frames = [decode(parts[0]) for parts in core.outgoing(1.0)]
     assert frames == [Ack(1, 2, [(1, "submitted in 90 ms")])]
 
@@ -97,7 +98,7 @@ def test_a_recipient_that_only_acks_still_pings_a_silent_router() -> None:
     pinged = False
     for msg in msgs:  # one ack every 0.1 s for 4 s, nothing from the router
         now += 0.1
-        core.ack(msg.message.key)
+        core.ack(msg.key)
         core.tick(now)
         sent += [type(decode(p[0])).__name__ for p in core.outgoing(now)]
         if "Heartbeat" in sent:
@@ -111,7 +112,7 @@ def test_a_recipient_that_only_acks_still_pings_a_silent_router() -> None:
 def test_hold_names_the_delivery_and_a_held_notice_becomes_progress() -> None:
     core = ready_core(ack_delay=0.0)
     (msg,) = deliver(core, 1, 1, 1.0)
-    core.hold(msg.message.key, "deferred: copy mode", 1.0)
+    core.hold(msg.key, "deferred: copy mode", 1.0)
     assert [decode(p[0]) for p in core.outgoing(1.0)] == [Hold(1, 1, "deferred: copy mode")]
     core.receive([encode(Held(5, "dead: no live pane"))], 1.0)
     assert core.events() == [Progressed(5, "dead: no live pane")]

@@ -1,7 +1,8 @@
 """ClientCore: everything a peer does, minus the I/O. Client and AsyncClient drive it.
 
-Feed it frames (``receive``), tell it the time (``tick``), ask it what to send (``outgoing``)
-and what happened (``events``). It never blocks, never sleeps and never touches a socket.
+Feed it frames (``receive``), tell it the time (``tick``), ask it what to send (``outgoing``),
+what arrived (``take_received``) and what else happened (``events``). It never blocks, never
+sleeps and never touches a socket.
 
 Session states::
 
@@ -46,7 +47,6 @@ __all__ = [
     "Event",
     "Notified",
     "Progressed",
-    "Received",
     "Refused",
     "SessionDown",
     "SessionUp",
@@ -81,11 +81,6 @@ class Accepted:
     """The router has these seqs: they are in their recipients' mailboxes."""
 
     seqs: list[int]
-
-
-@dataclass(slots=True, frozen=True)
-class Received:
-    message: Inbound
 
 
 @dataclass(slots=True, frozen=True)
@@ -124,7 +119,7 @@ class Refused:
     reason: str
 
 
-Event = Accepted | Failed | Received | Notified | Progressed | SessionUp | SessionDown | Refused
+Event = Accepted | Failed | Notified | Progressed | SessionUp | SessionDown | Refused
 
 
 class ClientCore:
@@ -149,6 +144,7 @@ class ClientCore:
         self.refusal: Refused | None = None
         self._out: list[list[bytes]] = []
         self._events: list[Event] = []
+        self._received: list[Inbound] = []
         self._awaiting: set[int] = set()  # accepted tickets waiting for a Delivered notice
         self._last_rx = 0.0
         self._last_tx = 0.0
@@ -208,8 +204,7 @@ class ClientCore:
                 if len(parts) != len(frame.items) + 1:
                     self.bad_frames += 1
                     return
-                for msg in self.inbox.on_deliver(frame, parts[1:]):
-                    self._events.append(Received(msg))
+                self._received.extend(self.inbox.on_deliver(frame, parts[1:]))
             case Held(seq=seq, reason=reason):
                 self._events.append(Progressed(seq, reason))
             case Delivered(seq=seq, status=status, code=code, detail=detail):
@@ -271,6 +266,12 @@ class ClientCore:
                 header = encode(Send(self.window.base, items))
                 self._emit([header, *(m.payload for m in batch)], now)
         out, self._out = self._out, []
+        return out
+
+    def take_received(self) -> list[Inbound]:
+        """New messages for the application, in order (kept apart from ``events()``: there
+        are many of them, and they need no dispatch)."""
+        out, self._received = self._received, []
         return out
 
     def events(self) -> list[Event]:
