@@ -152,7 +152,7 @@ def test_a_full_mailbox_pushes_back_then_accepts() -> None:
     core.handle(bob, [encode(Ack(2, 2))], 0.1)  # session 2: the second Hello
     replies(core)
     send(core, alice, [SendItem(3, "bob", 2)], base=3)
-    assert (alice, Receipt(3, [])) in replies(core)
+    assert (alice, Receipt(3, [])) in replies(core, 1.0)  # past the receipt delay
 
 
 def test_expired_and_undeliverable_messages_become_dead_letters_with_a_notice() -> None:
@@ -254,3 +254,28 @@ def test_a_send_only_session_shares_a_live_name_and_never_receives() -> None:
     assert to_bob == [bob]  # deliveries go to the receiving session only
     core.handle(cli, [encode(Ack(2, 1))], 0.0)  # a send-only Ack must not ack bob's mail
     assert core.stats["acked"] == 1
+
+
+def test_receipts_are_coalesced_per_sender() -> None:
+    core = RouterCore(epoch=7, options=RouterOptions(receipt_delay=0.002, receipt_batch=4))
+    alice = hello(core, "alice")
+    replies(core)
+
+    def receipts(now: float) -> list[object]:
+        return [f for i, f in replies(core, now) if isinstance(f, Receipt)]
+
+    core.tick(1.0)
+    send(core, alice, [SendItem(1, "bob")])
+    assert receipts(1.0) == [Receipt(1, [])]  # the first after a quiet spell: at once
+    send(core, alice, [SendItem(2, "bob", 1)])
+    assert receipts(1.001) == []  # within receipt_delay: held...
+    assert core.next_deadline() == 1.002  # ...and the driver knows when to come back
+    send(core, alice, [SendItem(3, "bob", 2)])
+    assert receipts(1.002) == [Receipt(3, [])]  # one receipt covers both
+    items = [SendItem(s, "bob", s - 1) for s in range(4, 8)]
+    send(core, alice, items, base=4)
+    assert receipts(1.0021) == [Receipt(7, [])]  # receipt_batch waiting: no delay
+    send(core, alice, [SendItem(8, "bob", 7)], base=8)
+    assert receipts(1.0022) == []
+    core.begin_drain()  # shutting down: nothing is held back any more
+    assert receipts(1.0023) == [Receipt(8, [])]

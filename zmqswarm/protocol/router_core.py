@@ -67,6 +67,11 @@ class RouterOptions:
     retry_ms: int = 200  # hint sent with MAILBOX_FULL / ROUTER_FULL
     max_inflight_bytes: int = 16 << 20  # per session, besides the peer's count window
     redeliver_after: float = 5.0  # unacked this long on a live session: send the same again
+    # Receipts are coalesced per sender: the first after a quiet spell goes at once, then at
+    # most one per receipt_delay, or sooner once receipt_batch messages wait for one. A busy
+    # sender's I/O thread then wakes for a receipt every 2 ms, not for every message.
+    receipt_delay: float = 0.002
+    receipt_batch: int = 512
 
 
 class Entry:
@@ -170,6 +175,7 @@ class RouterCore:
         self._touched: set[str] = set()  # mailboxes to pump
         # identity -> (stream, seqs to receipt, the stream's watermark before this turn)
         self._receipts: dict[bytes, tuple[Stream, list[int], int]] = {}
+        self._last_receipt: dict[bytes, float] = {}  # identity -> when it last got one
         self._nacked: set[tuple[bytes, str]] = set()  # (identity, to) refused in this batch
         self._notices: dict[tuple[str, int], list[Delivered]] = {}  # for offline senders
         self._unwelcome: dict[bytes, float] = {}  # NOT_WELCOMED rate limit
@@ -225,17 +231,29 @@ class RouterCore:
     def take_output(self, now: float) -> list[Output]:
         """Everything to send after a batch of input: receipts, deliveries, notices."""
         out = self._out
-        for identity, (stream, touched, wm_before) in self._receipts.items():
-            if touched or stream.wm > wm_before:  # nothing accepted, nothing to say
-                fresh = sorted(s for s in touched if s > stream.wm)
-                out.append((identity, [encode(Receipt(stream.wm, fresh))], 0))
-        self._receipts.clear()
+        if self._receipts:
+            self._take_receipts(now, out)
         self._nacked.clear()
         for name in self._touched:
             self._pump(name, now)
         self._touched.clear()
         self._out = []
         return out
+
+    def _take_receipts(self, now: float, out: list[Output]) -> None:
+        delay = 0.0 if self.draining else self.options.receipt_delay
+        batch, last = self.options.receipt_batch, self._last_receipt
+        receipts = self._receipts
+        for identity in list(receipts):
+            stream, touched, wm_before = receipts[identity]
+            waiting = stream.wm - wm_before + len(touched)
+            if waiting > 0 and now - last.get(identity, -INF) < delay and waiting < batch:
+                continue  # not due yet: next_deadline() says when
+            del receipts[identity]
+            if waiting > 0:  # else nothing was accepted: nothing to say
+                fresh = sorted(s for s in touched if s > stream.wm)
+                out.append((identity, [encode(Receipt(stream.wm, fresh))], 0))
+                last[identity] = now
 
     def undeliver(self, identity: bytes, first_dseq: int) -> None:
         """The driver could not send the Deliver starting at ``first_dseq`` (peer gone or its
@@ -277,7 +295,11 @@ class RouterCore:
             self._unwelcome.clear()
 
     def next_deadline(self) -> float:
-        return self._next_sweep
+        due = self._next_sweep
+        if self._receipts:
+            delay, last = self.options.receipt_delay, self._last_receipt
+            due = min(due, min(last.get(i, -INF) + delay for i in self._receipts))
+        return due
 
     def begin_drain(self) -> None:
         """Stop accepting (Nack SHUTTING_DOWN); keep delivering what is held."""
@@ -349,6 +371,7 @@ class RouterCore:
 
     def _end_session(self, session: Session) -> None:
         self.sessions.pop(session.identity, None)
+        self._last_receipt.pop(session.identity, None)
         if self.by_stream.get((session.name, session.epoch)) is session:
             del self.by_stream[session.name, session.epoch]
         if session.send_only:
