@@ -87,6 +87,51 @@ def _zs_sink(url: str, n: int, q: Any) -> None:
         q.put(lat)
 
 
+def _zs_async_sink(url: str, n: int, q: Any) -> None:
+    import asyncio
+
+    from zmqswarm.aio import AsyncClient
+
+    async def run() -> None:
+        async with AsyncClient("sink", router=url) as client:
+            q.put("ready")
+            lat = []
+            for _ in range(n):
+                msg = await client.recv(timeout=30)
+                lat.append(time.monotonic_ns() - STAMP.unpack_from(msg.payload)[0])
+            q.put(lat)
+
+    asyncio.run(run())
+
+
+def zmqswarm_async(rate: int, seconds: float, size: int) -> list[int]:
+    """The same through AsyncClient at both ends: one thread per process, no hand-offs."""
+    import asyncio
+
+    from zmqswarm.aio import AsyncClient
+
+    n = int(rate * seconds) + 1
+
+    async def source(url: str) -> None:
+        async with AsyncClient("source", router=url) as client:
+            await client.send("sink", STAMP.pack(0)).wait("accepted")
+            pad = b"x" * max(0, size - STAMP.size)
+            interval = 1_000_000_000 // rate
+            start = time.monotonic_ns() + 50_000_000
+            for i in range(n - 1):
+                due = start + i * interval
+                delay = due - time.monotonic_ns()
+                if delay > 0:
+                    await asyncio.sleep(delay / 1e9)
+                client.send("sink", STAMP.pack(due) + pad)
+            await client.close(timeout=30)
+
+    with zs_path(n, _zs_async_sink) as (url, q):
+        asyncio.run(source(url))
+        lat: list[int] = q.get(timeout=60)
+    return lat[1:]
+
+
 def zmqswarm(rate: int, seconds: float, size: int) -> list[int]:
     from zmqswarm.client import Client
 
@@ -110,7 +155,12 @@ def main() -> None:
     rows = []
     print(f"open loop, {args.rate:,} msg/s offered, {args.size} B, {args.seconds:g} s, us:")
     print(f"{'path':<28}" + "".join(f"{f'p{p:g}':>9}" for p in PCTS) + f"{'max':>9}")
-    for label, fn in (("raw pyzmq router", raw), ("zmqswarm send -> recv", zmqswarm)):
+    paths = (
+        ("raw pyzmq router", raw),
+        ("zmqswarm Client", zmqswarm),
+        ("zmqswarm AsyncClient", zmqswarm_async),
+    )
+    for label, fn in paths:
         runs = [
             _summarize(fn(args.rate, args.seconds, args.size), warmup) for _ in range(args.runs)
         ]

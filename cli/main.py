@@ -10,7 +10,7 @@ import typer
 
 from .agent import agent_command, hook_command, tag_command
 from .router import router_command
-from .send import recv_command, send_command
+from .send import dead_command, recv_command, send_command
 
 app = typer.Typer(
     name="zs",
@@ -36,6 +36,7 @@ app.command("tag", help="Same as `zs agent tag`.")(tag_command)
 app.command("hook", help="Same as `zs agent hook`.")(hook_command)
 app.command("send", help="Send one message; prints its ticket.")(send_command)
 app.command("recv", help="Receive messages as NAME; one line (or JSON object) each.")(recv_command)
+app.command("dead", help="List (and optionally drop) the router's dead letters.")(dead_command)
 
 
 def main() -> None:

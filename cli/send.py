@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from .exits import UNREACHABLE, exit_codes, fail
+from .exits import UNREACHABLE, USAGE, exit_codes, fail
 
 
 class WaitFor(StrEnum):
@@ -83,17 +83,8 @@ def recv_command(
                     break
                 got += 1
                 if as_json:
-                    try:
-                        body, encoding = msg.payload.decode("utf-8"), "utf-8"
-                    except UnicodeDecodeError:
-                        body, encoding = base64.b64encode(msg.payload).decode(), "base64"
-                    line = {
-                        "sender": msg.sender,
-                        "ticket": str(msg.ticket),
-                        "payload": body,
-                        "encoding": encoding,
-                    }
-                    typer.echo(json.dumps(line, ensure_ascii=False))
+                    line = {"sender": msg.sender, "ticket": str(msg.ticket)}
+                    typer.echo(json.dumps(line | payload_fields(msg.payload), ensure_ascii=False))
                 else:
                     typer.echo(f"{msg.sender}: {msg.text}")
                 sys.stdout.flush()
@@ -101,3 +92,43 @@ def recv_command(
             client.close()
         if count and got < count:
             raise fail(UNREACHABLE, f"received {got} of {count} messages within the timeout")
+
+
+def payload_fields(payload: bytes) -> dict[str, str]:
+    """A payload for a JSON line: as text if it is UTF-8, else base64."""
+    try:
+        return {"payload": payload.decode("utf-8"), "encoding": "utf-8"}
+    except UnicodeDecodeError:
+        return {"payload": base64.b64encode(payload).decode(), "encoding": "base64"}
+
+
+def dead_command(
+    router: RouterOpt = None,
+    after: Annotated[int, typer.Option(help="Only dead letters with a higher id.")] = 0,
+    limit: Annotated[int, typer.Option(help="At most this many (the router caps it).")] = 100,
+    drop_upto: Annotated[
+        int, typer.Option(help="First make the router forget dead letters up to this id.")
+    ] = 0,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the router.")] = 5.0,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """List the messages the router gave up on (ttl passed, or never acked)."""
+    from zmqswarm.admin import list_dead
+
+    if limit < 1 or after < 0 or drop_upto < 0:
+        raise fail(USAGE, "--limit must be >= 1, --after and --drop-upto >= 0")
+    with exit_codes():
+        found = list_dead(router, after=after, limit=limit, drop_upto=drop_upto, timeout=timeout)
+    for m in found.messages:
+        if as_json:
+            line: dict[str, object] = {"id": m.id, "to": m.to, "ticket": str(m.ticket)}
+            line |= {"reason": m.reason, "age_s": round(m.age, 3), **payload_fields(m.payload)}
+            typer.echo(json.dumps(line, ensure_ascii=False))
+        else:
+            text = m.payload.decode("utf-8", errors="replace").replace("\n", " ")
+            typer.echo(
+                f"{m.id:>6}  {m.to:<16} {m.ticket}  {m.reason:<12} {m.age:8.1f}s  {text[:60]}"
+            )
+    if not as_json:
+        shown = len(found.messages)
+        typer.echo(f"{shown} shown, {found.total} held, {found.dropped} dropped for room", err=True)

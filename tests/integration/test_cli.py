@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from ..conftest import Procs
 
 ZS = [sys.executable, "-m", "zmqswarm.cli"]
@@ -63,3 +65,25 @@ def test_zs_send_may_use_a_live_peer_s_name(procs: Procs) -> None:
         assert sent.returncode == 0, sent.stderr
         msg = alice.recv(timeout=10)
         assert (msg.sender, msg.text) == ("bob", "done")
+
+
+def test_zs_dead_lists_and_drops_what_the_router_gave_up_on(procs: Procs) -> None:
+    from zmqswarm import Client, DeliveryError
+
+    from ..conftest import wait_for
+
+    procs.router()
+    with Client("alice", router=procs.url) as alice:
+        ticket = alice.send("nobody", b"too late \xff", notify=True, ttl=0.2)  # never read
+        with pytest.raises(DeliveryError) as failed:
+            ticket.wait("delivered", timeout=10)
+        assert failed.value.code == "expired"
+    listed = zs("dead", "--router", procs.url, "--json")
+    assert listed.returncode == 0, listed.stderr
+    (line,) = [json.loads(x) for x in listed.stdout.splitlines()]
+    assert (line["to"], line["ticket"], line["reason"]) == ("nobody", str(ticket.id), "expired")
+    assert (line["payload"], line["encoding"]) == ("dG9vIGxhdGUg/w==", "base64")
+    assert zs("dead", "--router", procs.url, "--drop-upto", str(line["id"])).returncode == 0
+    wait_for(lambda: zs("dead", "--router", procs.url, "--json").stdout == "", 5, "the drop")
+    bad = zs("dead", "--router", procs.url, "--limit", "0")
+    assert bad.returncode == 2 and "--limit" in bad.stderr

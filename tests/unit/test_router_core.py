@@ -8,6 +8,7 @@ from zmqswarm.protocol import (
     PROTOCOL_VERSION,
     Ack,
     Code,
+    DeadList,
     Deliver,
     Delivered,
     DeliverItem,
@@ -15,6 +16,7 @@ from zmqswarm.protocol import (
     Held,
     Hello,
     Hold,
+    ListDead,
     Nack,
     Receipt,
     RouterCore,
@@ -279,3 +281,32 @@ def test_receipts_are_coalesced_per_sender() -> None:
     assert receipts(1.0022) == []
     core.begin_drain()  # shutting down: nothing is held back any more
     assert receipts(1.0023) == [Receipt(8, [])]
+
+
+def test_dead_letters_are_listed_in_pages_and_dropped_on_request() -> None:
+    core = RouterCore(epoch=7, options=RouterOptions(dead_max=3))
+    alice = hello(core, "alice")
+    items = [SendItem(s, f"r{s}", ttl_ms=100) for s in range(1, 6)]
+    send(core, alice, items)
+    core.tick(1.0)  # every ttl passed: five dead letters, room for three
+    replies(core, 1.0)
+    assert (core.stats["dead"], core.stats["dead_dropped"]) == (5, 2)
+
+    def listed(**kw: int) -> tuple[DeadList, list[bytes]]:
+        core.handle(alice, [encode(ListDead(**kw))], 2.0)
+        ((_, parts, _),) = [
+            o for o in core.take_output(2.0) if isinstance(decode(o[1][0]), DeadList)
+        ]
+        answer = decode(parts[0])
+        assert isinstance(answer, DeadList)
+        return answer, parts[1:]
+
+    page, payloads = listed(after=0, limit=2)
+    assert [(i.id, i.to, i.seq, i.code) for i in page.items] == [
+        (3, "r3", 3, Code.EXPIRED),
+        (4, "r4", 4, Code.EXPIRED),
+    ]
+    assert (page.total, page.dropped, payloads) == (3, 2, [b"x", b"x"])
+    assert page.items[0].age_ms == 1000
+    rest, _ = listed(after=4, drop_upto=3)
+    assert ([i.id for i in rest.items], rest.total) == ([5], 2)

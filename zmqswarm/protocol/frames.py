@@ -22,6 +22,8 @@ __all__ = [
     "AnyFrame",
     "Bye",
     "Code",
+    "DeadItem",
+    "DeadList",
     "Deliver",
     "DeliverItem",
     "Delivered",
@@ -30,6 +32,7 @@ __all__ = [
     "Held",
     "Hello",
     "Hold",
+    "ListDead",
     "Nack",
     "Receipt",
     "Send",
@@ -223,8 +226,42 @@ class Held(Frame, tag=12, frozen=True):
     reason: str
 
 
+class ListDead(Frame, tag=13, frozen=True):
+    """Peer → router: list dead letters with id > ``after``, at most ``limit``; first forget
+    those with id ≤ ``drop_upto`` (0: none)."""
+
+    after: int = 0
+    limit: int = 100
+    drop_upto: int = 0
+
+
+class DeadItem(msgspec.Struct, array_like=True, frozen=True):
+    """One dead letter: ``id`` numbers them in the router's lifetime; ``to`` was its
+    recipient; (sender, epoch, seq) its ticket; ``code`` why it died; ``age_ms`` how long ago."""
+
+    id: int
+    to: str
+    sender: str
+    epoch: int
+    seq: int
+    code: int
+    age_ms: int
+
+
+class DeadList(Frame, tag=14, frozen=True):
+    """Router → peer, the answer to ListDead, followed by one payload part per item. ``total``
+    is how many dead letters the router holds; ``dropped`` how many it had to forget for
+    room (``dead_max``) since it started."""
+
+    items: list[DeadItem]
+    total: int
+    dropped: int = 0
+
+
 AnyFrame = (
     (Hello | Welcome | Send | Receipt | Nack | Deliver | Ack | Delivered | Heartbeat | Bye)
     | Hold
     | Held
+    | ListDead
+    | DeadList
 )

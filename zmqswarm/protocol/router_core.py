@@ -30,6 +30,8 @@ from .frames import (
     Ack,
     Bye,
     Code,
+    DeadItem,
+    DeadList,
     Deliver,
     Delivered,
     DeliverItem,
@@ -37,6 +39,7 @@ from .frames import (
     Held,
     Hello,
     Hold,
+    ListDead,
     Nack,
     Receipt,
     Send,
@@ -93,6 +96,7 @@ class Entry:
 
 @dataclass(slots=True, frozen=True)
 class DeadLetter:
+    id: int
     to: str
     sender: str
     epoch: int
@@ -156,6 +160,7 @@ class RouterCore:
         self.streams: dict[tuple[str, int], Stream] = {}
         self.mailboxes: dict[str, Mailbox] = {}
         self.dead: deque[DeadLetter] = deque(maxlen=self.options.dead_max)
+        self._dead_ids = 0
         self.nbytes = 0
         self.draining = False
         self.stats: dict[str, int] = dict.fromkeys(
@@ -167,6 +172,7 @@ class RouterCore:
                 "held",
                 "redelivered",
                 "dead",
+                "dead_dropped",
                 "bad_frames",
             ),
             0,
@@ -219,6 +225,8 @@ class RouterCore:
                     self._on_ack(session, upto, now, dict(notes) if notes else None)
             case Heartbeat():
                 self._out.append((identity, [_HEARTBEAT], 0))
+            case ListDead(after=after, limit=limit, drop_upto=drop_upto):
+                self._list_dead(identity, after, limit, drop_upto, now)
             case Hold(session=sid, dseq=dseq, reason=reason):
                 if sid == session.sid and not session.send_only:
                     self._on_hold(session, dseq, reason[:MAX_NOTE], now)
@@ -562,6 +570,20 @@ class RouterCore:
                     self._out.append((sender.identity, [encode(Held(entry.seq, reason))], 0))
                 return
 
+    def _list_dead(
+        self, identity: bytes, after: int, limit: int, drop_upto: int, now: float
+    ) -> None:
+        dead = self.dead
+        while dead and dead[0].id <= drop_upto:
+            dead.popleft()
+        chosen = [d for d in dead if d.id > after][: max(0, min(limit, MAX_BATCH))]
+        items = [
+            DeadItem(d.id, d.to, d.sender, d.epoch, d.seq, int(d.code), int((now - d.at) * 1000))
+            for d in chosen
+        ]
+        answer = encode(DeadList(items, len(dead), self.stats["dead_dropped"]))
+        self._out.append((identity, [answer, *(d.payload for d in chosen)], 0))
+
     def _resend_inflight(self, name: str, mb: Mailbox, now: float) -> None:
         """Unacked for too long on a live session: a frame was lost. Send the same deliveries
         again, same numbers (go-back-N); the recipient drops what it already took."""
@@ -590,8 +612,13 @@ class RouterCore:
     def _bury(self, name: str, mb: Mailbox, entry: Entry, code: Code, now: float) -> None:
         self._release(mb, entry)
         self.stats["dead"] += 1
+        if len(self.dead) == self.dead.maxlen:
+            self.stats["dead_dropped"] += 1  # the oldest goes to make room
+        self._dead_ids += 1
         self.dead.append(
-            DeadLetter(name, entry.sender, entry.epoch, entry.seq, entry.payload, code, now)
+            DeadLetter(
+                self._dead_ids, name, entry.sender, entry.epoch, entry.seq, entry.payload, code, now
+            )
         )
         if entry.notify:
             status = Status.EXPIRED if code is Code.EXPIRED else Status.DEAD

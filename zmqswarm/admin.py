@@ -1,0 +1,117 @@
+"""One-shot questions to a router, for tools (``zs dead``): a plain DEALER speaking the
+documented protocol, no I/O thread, no resends. A question that gets no answer within the
+timeout raises ZsTimeoutError, and asking again is always safe.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import TypeVar
+
+import zmq
+
+from zmqswarm.errors import RouterUnavailableError, ZsTimeoutError
+from zmqswarm.protocol import (
+    PROTOCOL_VERSION,
+    Bye,
+    Code,
+    DeadList,
+    Hello,
+    ListDead,
+    Nack,
+    Welcome,
+    decode,
+    encode,
+)
+from zmqswarm.tickets import TicketId
+from zmqswarm.transport import new_epoch, recv_parts, resolve_router_url, routing_id
+
+__all__ = ["DeadLetters", "DeadMessage", "list_dead"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadMessage:
+    """A message the router gave up on: its recipient, ticket, why, how long ago, payload."""
+
+    id: int
+    to: str
+    ticket: TicketId
+    reason: str  # the Code's name: expired, max_attempts...
+    age: float  # seconds
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetters:
+    messages: list[DeadMessage]
+    total: int  # held by the router now
+    dropped: int  # forgotten for room since it started
+
+
+def list_dead(
+    router: str | None = None,
+    *,
+    after: int = 0,
+    limit: int = 100,
+    drop_upto: int = 0,
+    timeout: float = 5.0,
+    context: zmq.Context[zmq.Socket[bytes]] | None = None,
+) -> DeadLetters:
+    """The router's dead letters with id > ``after`` (at most ``limit``), after it forgot
+    those with id ≤ ``drop_upto``."""
+    url = resolve_router_url(router)
+    name, epoch = f"zs-admin-{os.getpid()}", new_epoch()
+    ctx = context or zmq.Context.instance()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 200)
+    sock.setsockopt(zmq.ROUTING_ID, routing_id(name, epoch))
+    sock.connect(url)
+    deadline = time.monotonic() + timeout
+    try:
+        sock.send(encode(Hello(PROTOCOL_VERSION, name, epoch, 1, False, 1, True)))
+        _answer(sock, Welcome, deadline, url)
+        sock.send(encode(ListDead(after, limit, drop_upto)))
+        answer, payloads = _answer(sock, DeadList, deadline, url)
+        sock.send(encode(Bye()))
+    finally:
+        sock.close()
+    messages = [
+        DeadMessage(
+            item.id,
+            item.to,
+            TicketId(item.sender, item.epoch, item.seq),
+            _code_name(item.code),
+            item.age_ms / 1000,
+            payload,
+        )
+        for item, payload in zip(answer.items, payloads, strict=True)
+    ]
+    return DeadLetters(messages, answer.total, answer.dropped)
+
+
+T = TypeVar("T")
+
+
+def _answer(
+    sock: zmq.Socket[bytes], kind: type[T], deadline: float, url: str
+) -> tuple[T, list[bytes]]:
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not sock.poll(int(left * 1000) + 1):
+            raise ZsTimeoutError(f"router at {url} did not answer")
+        parts = recv_parts(sock)
+        frame = decode(parts[0])
+        if isinstance(frame, kind):
+            return frame, parts[1:]
+        if isinstance(frame, Nack) and frame.seq == 0:
+            raise RouterUnavailableError(f"{_code_name(frame.code)}: {frame.reason}", url=url)
+        # Heartbeats and anything else: not the answer
+
+
+def _code_name(code: int) -> str:
+    try:
+        return Code(code).name.lower()
+    except ValueError:
+        return f"code {code}"
