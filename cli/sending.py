@@ -3,7 +3,6 @@ path (cli/entry.py) call ``do_send``."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
@@ -27,6 +26,8 @@ def do_send(
     as_json: bool,
     config: Path | str | None,
 ) -> None:
+    import msgspec
+
     from zmqswarm.client import Client
     from zmqswarm.config import load_config
     from zmqswarm.errors import ZsTimeoutError
@@ -38,7 +39,7 @@ def do_send(
         cfg = load_config(config).client
         url = resolve_router_url(router, cfg.router)
         # Send-only: the name may be a live agent's (a reply from inside its pane).
-        options = dataclasses.replace(cfg.options(), send_only=True)
+        options = msgspec.structs.replace(cfg.options(), send_only=True)
         client = Client(name, router=url, options=options)
         linger = timeout  # close() waits for the receipt: exiting earlier can lose the message
         try:

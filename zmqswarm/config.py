@@ -5,7 +5,6 @@ A config file has optional ``[router]`` and ``[client]`` tables; configs/ holds 
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -28,9 +27,9 @@ class _Base(msgspec.Struct, forbid_unknown_fields=True, rename="kebab", frozen=T
     rename="kebab": TOML keys are written ``max-payload``."""
 
     def _to(self, cls: type[OptionsT]) -> OptionsT:
-        """The options object ``cls`` (a dataclass) from the fields it shares with us."""
+        """The options object ``cls`` (a Struct) from the fields it shares with us."""
         mine = msgspec.structs.asdict(self)
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        names = {f.name for f in msgspec.structs.fields(cls)}  # type: ignore[arg-type]
         shared: dict[str, Any] = {k: v for k, v in mine.items() if k in names}
         return cls(**shared)
 

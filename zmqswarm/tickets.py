@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Literal, Protocol
+
+import msgspec
 
 from zmqswarm.errors import DeliveryError
 from zmqswarm.protocol.client_core import Accepted, Event, Failed, Notified, Progressed
@@ -21,8 +22,7 @@ WaitFor = Literal["accepted", "delivered"]
 TicketState = Literal["pending", "accepted", "delivered", "failed"]
 
 
-@dataclass(frozen=True, slots=True)
-class TicketId:
+class TicketId(msgspec.Struct, frozen=True):
     """(sender, epoch, seq): names one message forever. ``str()`` gives its printed form."""
 
     sender: str

@@ -15,7 +15,8 @@ Session states::
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+
+import msgspec
 
 from zmqswarm.errors import LocalProtocolError
 
@@ -55,8 +56,7 @@ __all__ = [
 ]
 
 
-@dataclass(slots=True, frozen=True)
-class ClientOptions:
+class ClientOptions(msgspec.Struct, frozen=True):
     """Tuning of one peer. The defaults suit a local router; all are keyword-only overrides
     on Client/AsyncClient."""
 
@@ -76,15 +76,13 @@ class ClientOptions:
     send_only: bool = False  # never receive: may share a name with a live receiving peer
 
 
-@dataclass(slots=True, frozen=True)
-class Accepted:
+class Accepted(msgspec.Struct, frozen=True):
     """The router has these seqs: they are in their recipients' mailboxes."""
 
     seqs: list[int]
 
 
-@dataclass(slots=True, frozen=True)
-class Notified:
+class Notified(msgspec.Struct, frozen=True):
     """The router's final word on a ticket sent with ``notify``."""
 
     seq: int
@@ -93,26 +91,22 @@ class Notified:
     detail: str
 
 
-@dataclass(slots=True, frozen=True)
-class Progressed:
+class Progressed(msgspec.Struct, frozen=True):
     """The recipient holds ticket ``seq`` for ``reason`` (a ``notify`` ticket only)."""
 
     seq: int
     reason: str
 
 
-@dataclass(slots=True, frozen=True)
-class SessionUp:
+class SessionUp(msgspec.Struct, frozen=True):
     router_epoch: int
 
 
-@dataclass(slots=True, frozen=True)
-class SessionDown:
+class SessionDown(msgspec.Struct, frozen=True):
     reason: str
 
 
-@dataclass(slots=True, frozen=True)
-class Refused:
+class Refused(msgspec.Struct, frozen=True):
     """The router refused the session for good (name taken, taken over, bad version)."""
 
     code: Code

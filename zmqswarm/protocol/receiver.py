@@ -13,7 +13,7 @@ what bounds unacked work at the router's credit window.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import msgspec
 
 from .frames import Deliver, DeliverItem
 
@@ -25,8 +25,7 @@ MessageKey = tuple[str, int, int]
 """(sender, sender epoch, seq): the ticket of a message, unique forever."""
 
 
-@dataclass(slots=True, frozen=True)
-class Inbound:
+class Inbound(msgspec.Struct, frozen=True):
     """A new message for the application."""
 
     key: MessageKey
@@ -34,18 +33,19 @@ class Inbound:
     attempt: int
 
 
-@dataclass(slots=True)
-class Inbox:
+class Inbox(msgspec.Struct):
     max_streams: int = 100_000  # (sender, epoch) watermarks kept; the oldest half go past it
 
     session: int = 0  # the router session whose deliveries are current
     _expected: int = 1  # next dseq to take: deliveries are taken strictly in order
-    _high: dict[tuple[str, int], int] = field(default_factory=dict)
-    _unacked: dict[MessageKey, int] = field(default_factory=dict)  # handed, not acked -> dseq
+    _high: dict[tuple[str, int], int] = msgspec.field(default_factory=dict)
+    _unacked: dict[MessageKey, int] = msgspec.field(
+        default_factory=dict
+    )  # handed, not acked -> dseq
     _acked_upto: int = 0
-    _acked_above: set[int] = field(default_factory=set)
+    _acked_above: set[int] = msgspec.field(default_factory=set)
     _sent_upto: int = 0  # cumulative ack last told to the router
-    _notes: list[tuple[int, str]] = field(default_factory=list)  # (dseq, note) to send
+    _notes: list[tuple[int, str]] = msgspec.field(default_factory=list)  # (dseq, note) to send
 
     def reset_session(self, session: int) -> None:
         """A new router session: delivery numbers start again at 1."""

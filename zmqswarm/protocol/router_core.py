@@ -24,6 +24,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import msgspec
+
 from .codec import MAX_BATCH, DecodeFailure, decode, encode, valid_name
 from .frames import (
     PROTOCOL_VERSION,
@@ -56,8 +58,7 @@ log = logging.getLogger("zmqswarm.router")
 DEAD = "$dead"  # the dead-letter mailbox's name; '$' names are the router's own
 
 
-@dataclass(slots=True, frozen=True)
-class RouterOptions:
+class RouterOptions(msgspec.Struct, frozen=True):
     heartbeat: float = 1.0  # a session silent for 3 of these is gone
     max_payload: int = 1 << 20
     mailbox_max_messages: int = 100_000

@@ -18,7 +18,8 @@ import heapq
 import random
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+
+import msgspec
 
 from .frames import Code
 
@@ -27,8 +28,7 @@ __all__ = ["Failed", "Outgoing", "SendWindow"]
 INF = float("inf")
 
 
-@dataclass(slots=True)
-class Outgoing:
+class Outgoing(msgspec.Struct):
     """One unreceipted message."""
 
     seq: int
@@ -43,8 +43,7 @@ class Outgoing:
     queued: bool = True  # waiting in the send queue
 
 
-@dataclass(slots=True, frozen=True)
-class Failed:
+class Failed(msgspec.Struct, frozen=True):
     """A message abandoned with a code: the ticket failed."""
 
     seq: int
@@ -53,26 +52,25 @@ class Failed:
     reason: str
 
 
-@dataclass(slots=True)
-class SendWindow:
+class SendWindow(msgspec.Struct):
     window: int = 4096
     resend_after: float = 2.0
     max_resend_after: float = 30.0
     max_attempts: int = 0  # 0: keep trying until the ttl (if any) runs out
-    rng: random.Random = field(default_factory=random.Random)
+    rng: random.Random = msgspec.field(default_factory=random.Random)
 
     next_seq: int = 1
-    pending: dict[int, Outgoing] = field(default_factory=dict)  # seq order
+    pending: dict[int, Outgoing] = msgspec.field(default_factory=dict)  # seq order
     # Lowest seq that may still be pending. Not next(iter(pending)): after pops from its
     # front, a dict's iter() rescans the dead slots, which made receipts quadratic.
     _low: int = 1
-    _queue: deque[int] = field(default_factory=deque)  # seqs to send, ascending
+    _queue: deque[int] = msgspec.field(default_factory=deque)  # seqs to send, ascending
     # Timers. First attempts leave in seq order with the same timeout, so their deadlines are
     # monotonic: one (due, first, last) entry per batch in a deque. Everything else (resends,
     # deferrals, ttls) is rarer and goes to a heap. Both are cleaned lazily.
-    _fresh: deque[tuple[float, int, int]] = field(default_factory=deque)
-    _timers: list[tuple[float, int]] = field(default_factory=list)
-    _last_to: dict[str, int] = field(default_factory=dict)  # recipient -> last pending seq
+    _fresh: deque[tuple[float, int, int]] = msgspec.field(default_factory=deque)
+    _timers: list[tuple[float, int]] = msgspec.field(default_factory=list)
+    _last_to: dict[str, int] = msgspec.field(default_factory=dict)  # recipient -> last pending seq
 
     # -- submitting -----------------------------------------------------------------------
 
