@@ -22,7 +22,7 @@ import zmq
 
 from zmqswarm.errors import RouterInUseError
 from zmqswarm.protocol import Heartbeat, RouterCore, RouterOptions, encode
-from zmqswarm.transport import ipc_path, recv_parts, send_parts
+from zmqswarm.transport import ipc_path, recv_routed, send_parts
 
 __all__ = ["Router"]
 
@@ -143,10 +143,10 @@ class Router:
                     now = time.monotonic()
                     for _ in range(batch):
                         try:
-                            parts = recv_parts(sock, _NOBLOCK)
+                            identity, parts = recv_routed(sock, _NOBLOCK)
                         except zmq.Again:
                             break
-                        handle(parts[0], parts[1:], now)
+                        handle(identity, parts, now)
                 core.tick(now)
                 self._flush(now)
         except zmq.ContextTerminated:

@@ -15,6 +15,7 @@ __all__ = [
     "default_router_url",
     "drain",
     "recv_parts",
+    "recv_routed",
     "ipc_path",
     "new_epoch",
     "resolve_router_url",
@@ -69,6 +70,14 @@ def recv_parts(sock: zmq.Socket[Any], flags: int = 0) -> list[bytes]:
         frame = recv(0, copy=False)
         parts.append(frame.bytes)
     return parts
+
+
+def recv_routed(sock: zmq.Socket[Any], flags: int = 0) -> tuple[bytes, list[bytes]]:
+    """One message from a ROUTER socket: (identity, parts). ROUTER always puts the identity
+    first and at least one part after it, so the identity is read as plain bytes, without
+    the Frame that would only say what is known."""
+    identity = sock.recv(flags)
+    return identity, recv_parts(sock)
 
 
 def drain(sock: zmq.Socket[Any], limit: int) -> Iterator[list[bytes]]:
