@@ -30,6 +30,7 @@ def exit_codes() -> Iterator[None]:
         DeliveryError,
         RouterInUseError,
         RouterUnavailableError,
+        ZmqswarmError,
         ZsTimeoutError,
     )
 
@@ -45,3 +46,5 @@ def exit_codes() -> Iterator[None]:
         raise fail(UNREACHABLE, str(exc)) from None
     except ValueError as exc:
         raise fail(USAGE, str(exc)) from None
+    except ZmqswarmError as exc:  # e.g. TmuxError: tmux's own words, one line
+        raise fail(ERROR, str(exc)) from None

@@ -134,7 +134,7 @@ class Agent:
         await self.watch.start()
         try:
             for name, pane in self.names.items():
-                self._serve(name, pane)
+                self._serve(name, await self.watch.resolve(pane) if pane else None)
             while not stop.is_set():
                 if self.tagged:
                     for name in sorted(self.watch.tags() - set(self.writers)):

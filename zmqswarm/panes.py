@@ -176,6 +176,16 @@ class PaneWatch:
         y = int(f[0]) if f[0].isdigit() else -1
         return y, f[1], f[2] not in ("", "0") or f[3] == "1"
 
+    async def resolve(self, target: str) -> str:
+        """The immutable ``%id`` of a pane target such as ``work:1.0`` (names can drift to
+        another pane later; ids never do). Raises TmuxError if there is no such pane."""
+        if target.startswith("%"):
+            return target
+        lines = await self.tmux.command("display-message", "-p", "-t", target, "#{pane_id}")
+        if not lines or not lines[0].startswith("%"):
+            raise TmuxError("display-message", f"no pane {target!r}")
+        return lines[0]
+
     async def history_shows(self, pane: str, marker: str) -> bool:
         """Whether ``marker`` appears anywhere in the pane's history (wrapped lines joined)."""
         lines = await self.tmux.command("capture-pane", "-p", "-J", "-S", "-", "-t", pane)

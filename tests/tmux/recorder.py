@@ -5,6 +5,10 @@ A submission ends at Enter (CR) outside a paste. Run: python recorder.py OUT [BU
 With ZS_PLACEHOLDER set, each prompt shows that text dim after it, with the cursor before
 it, the way agent TUIs show a placeholder in an empty composer.
 
+With ZS_ECHO set, the last line of each paste is shown after the prompt, as a composer shows
+what it holds; with ZS_SWALLOW set, the first Enter after each paste is ignored, as a TUI
+that takes an early Enter as part of the paste would.
+
 With BUSY_SECONDS it first works (prints a line every 50 ms) for that long; anything typed or
 pasted meanwhile is recorded as {"during_busy": ...}: a delivery that did not wait."""
 
@@ -43,6 +47,8 @@ def main(out: str, busy_seconds: float = 0.0) -> None:
     if placeholder:  # dim text, then the cursor back to where typing starts
         prompt += b"\x1b[2m" + placeholder + b"\x1b[0m" + b"\x1b[%dD" % len(placeholder)
     os.write(sys.stdout.fileno(), b"\x1b[?2004h" + prompt)
+    echo, swallow = bool(os.environ.get("ZS_ECHO")), bool(os.environ.get("ZS_SWALLOW"))
+    swallow_next = False
     buf = b""
     paste: list[bytes] = []
     typed = b""
@@ -65,12 +71,19 @@ def main(out: str, busy_seconds: float = 0.0) -> None:
                         paste.append(buf[:end])
                         buf = buf[end + len(END) :]
                         in_paste = False
+                        swallow_next = swallow
+                        if echo:
+                            last = b"".join(paste).decode().splitlines()[-1:] or [""]
+                            os.write(sys.stdout.fileno(), b"\r\x1b[K" + prompt + last[0].encode())
                         continue
                     start = buf.find(START)
                     cr = buf.find(b"\r")
                     if cr >= 0 and (start < 0 or cr < start):
                         typed += buf[:cr]
                         buf = buf[cr + 1 :]
+                        if swallow_next:
+                            swallow_next = False  # this Enter is eaten: nothing submitted
+                            continue
                         record = {"paste": b"".join(paste).decode(), "typed": typed.decode()}
                         f.write(json.dumps(record) + "\n")
                         f.flush()

@@ -32,7 +32,12 @@ def bodies(path: Path, expect: int = 0) -> list[str]:
 
 
 def start_recorder(
-    socket: str, out: Path, session: str = "work", busy: float = 0, placeholder: str = ""
+    socket: str,
+    out: Path,
+    session: str = "work",
+    busy: float = 0,
+    placeholder: str = "",
+    env: str = "",
 ) -> str:
     pane = subprocess.run(
         [
@@ -46,7 +51,7 @@ def start_recorder(
             "-P",
             "-F",
             "#{pane_id}",
-            f"ZS_PLACEHOLDER='{placeholder}' {sys.executable} {RECORDER} {out} {busy}",
+            f"{env} ZS_PLACEHOLDER='{placeholder}' {sys.executable} {RECORDER} {out} {busy}",
         ],
         capture_output=True,
         text=True,
@@ -148,7 +153,7 @@ def test_a_busy_program_gets_its_messages_after_it_goes_quiet(
 ) -> None:
     procs.router()
     out = tmp_path / "pane.jsonl"
-    pane = start_recorder(tmux_socket, out, busy=3.0)  # prints a line every 50 ms for 3 s
+    pane = start_recorder(tmux_socket, out, busy=5.0)  # prints a line every 50 ms for 5 s
     procs.spawn(*agent_args("bob", pane, tmux_socket, procs.url, tmp_path))
     with Client("alice", router=procs.url) as alice:
         tickets = [alice.send("bob", f"after work {i}".encode(), notify=True) for i in range(3)]
@@ -224,3 +229,42 @@ def test_a_dim_placeholder_is_not_taken_for_a_draft(
         ticket = alice.send("bob", b"hello composer", notify=True)
         assert ticket.wait("delivered", timeout=15).note.startswith("submitted ")
     assert bodies(out, 1) == ["hello composer"]
+
+
+RECORDER_PROFILE = Path(__file__).with_name("recorder.toml")
+
+
+def test_an_enter_the_program_swallowed_is_pressed_again_never_the_paste(
+    procs: Procs, tmux_socket: str, tmp_path: Path
+) -> None:
+    """The program shows the paste in its input line and eats the first Enter after it (as
+    TUIs that take an early Enter as part of the paste do): the agent sees its text still
+    there and presses Enter once more. Submitted once, pasted once."""
+    procs.router()
+    out = tmp_path / "pane.jsonl"
+    pane = start_recorder(tmux_socket, out, env="ZS_ECHO=1 ZS_SWALLOW=1")
+    args = agent_args("bob", pane, tmux_socket, procs.url, tmp_path)
+    procs.spawn(*args, "--profile", str(RECORDER_PROFILE))
+    with Client("alice", router=procs.url) as alice:
+        tickets = [alice.send("bob", f"line one\nstep {i}".encode(), notify=True) for i in range(3)]
+        notes = [t.wait("delivered", timeout=20).note for t in tickets]
+    assert all(n.startswith("submitted ") and n.endswith("enters=2") for n in notes), notes
+    assert bodies(out, 3) == [f"line one\nstep {i}" for i in range(3)]
+
+
+def test_a_large_body_goes_to_a_file_and_a_pointer_is_pasted(
+    procs: Procs, tmux_socket: str, tmp_path: Path
+) -> None:
+    procs.router()
+    out = tmp_path / "pane.jsonl"
+    pane = start_recorder(tmux_socket, out, session="big")
+    # A target by name, not by id: the agent pins it to its %id at start.
+    procs.spawn(*agent_args("bob", "big:0.0", tmux_socket, procs.url, tmp_path))
+    body = ("0123456789abcdef" * 1250).encode()  # 20,000 bytes > the 16 KiB paste limit
+    with Client("alice", router=procs.url) as alice:
+        ticket = alice.send("bob", body, notify=True)
+        ticket.wait("delivered", timeout=20)
+    (pointer,) = bodies(out, 1)
+    assert pointer.startswith("the message is 20000 bytes: read ")
+    assert Path(pointer.rsplit(" ", 1)[1]).read_bytes() == body
+    assert pane.startswith("%")
