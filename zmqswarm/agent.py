@@ -69,7 +69,7 @@ def crash_point(name: str, count: int) -> None:
 class Outcome:
     """How one delivery ended; ``note()`` is what goes back with the ack."""
 
-    status: str  # submitted | typed_not_submitted | no_evidence | recovered
+    status: str  # submitted | typed_not_submitted | no_evidence | recovered | expired
     wait_ms: float = 0.0  # receipt -> ready
     paste_ms: float = 0.0  # ready -> pasted
     submit_ms: float = 0.0  # pasted -> Enter sent
@@ -78,6 +78,11 @@ class Outcome:
     held: list[tuple[str, float]] = field(default_factory=list)  # (outcome, seconds) waited
 
     def note(self) -> str:
+        if self.status == "expired":  # the router makes this a dead letter, not a delivery
+            note = f"expired: its ttl passed after {self.wait_ms:.0f} ms waiting for the pane"
+            if self.held:
+                note += " held=" + ",".join(f"{what}:{secs:.1f}s" for what, secs in self.held)
+            return note
         note = (
             f"{self.status} wait={self.wait_ms:.0f} paste={self.paste_ms:.0f}"
             f" submit={self.submit_ms:.0f} verify={self.verify_ms:.0f} ms enters={self.enters}"
@@ -216,6 +221,8 @@ class PaneWriter:
         held: list[tuple[str, float]] = []
         pane = await self.ready_pane(msg, held)
         t_ready = loop.time()
+        if pane is None:  # its ttl passed while it waited: never paste it
+            return Outcome("expired", wait_ms=(t_ready - t0) * 1000, held=held)
         agent.handled += 1
         ticket = str(msg.ticket)
         head = self.profile.envelope_prefix + envelope(msg)
@@ -280,10 +287,11 @@ class PaneWriter:
         pane = watch.panes.get(self.fixed)
         return pane if pane is not None and not pane.dead else None
 
-    async def ready_pane(self, msg: Message, held: list[tuple[str, float]]) -> str:
-        """Wait for a live pane that can take ``msg`` now. While it waits, the router (and a
-        sender that asked for ``notify``) hears why: ``msg.hold()``, again every 2 s and on
-        every change. ``held`` collects (outcome, seconds) of each wait for the final note."""
+    async def ready_pane(self, msg: Message, held: list[tuple[str, float]]) -> str | None:
+        """Wait for a live pane that can take ``msg`` now (None: its ttl passed first). While
+        it waits, the router (and a sender that asked for ``notify``) hears why:
+        ``msg.hold()``, again every 2 s and on every change. ``held`` collects (outcome,
+        seconds) of each wait for the final note."""
         watch = self.agent.watch
         loop = asyncio.get_running_loop()
         told, told_at, since_told = "", 0.0, 0.0
@@ -305,6 +313,10 @@ class PaneWriter:
                 told, told_at = outcome, now
 
         while True:
+            if msg.expires and loop.time() >= msg.expires:
+                if told:
+                    held.append((told, loop.time() - since_told))
+                return None
             pane = self.target()
             if pane is None:
                 report("dead", f"no live pane for {self.name}; held at the router")

@@ -175,7 +175,7 @@ class AsyncClient(PeerBase):
                 continue
         received = inbox.popleft()
         key = received.key
-        msg = Message(key[0], received.payload, key, received.attempt, self)
+        msg = Message(key[0], received.payload, key, received.attempt, self, received.expires)
         if self.auto_ack:
             msg.ack()
         return msg

@@ -163,7 +163,7 @@ class Client(PeerBase):
                 self._await_mail(deadline, timeout)
                 continue
             key = received.key
-            msg = Message(key[0], received.payload, key, received.attempt, self)
+            msg = Message(key[0], received.payload, key, received.attempt, self, received.expires)
             if self.auto_ack:
                 self._io.acks.append((key, ""))  # picked up within ack_delay: no wake-up
                 msg._client = None

@@ -44,7 +44,7 @@ class Message:
     """A message handed to the application: ``sender``, ``payload`` (bytes), ``ticket``,
     ``attempt`` (deliveries of it so far; >1: an earlier recipient took it and died)."""
 
-    __slots__ = ("_client", "_key", "attempt", "payload", "sender")
+    __slots__ = ("_client", "_key", "attempt", "expires", "payload", "sender")
 
     def __init__(
         self,
@@ -53,10 +53,14 @@ class Message:
         key: tuple[str, int, int],
         attempt: int = 1,
         client: Acker | None = None,
+        expires: float = 0.0,
     ) -> None:
         self.sender = sender
         self.payload = payload
         self.attempt = attempt
+        # time.monotonic() after which the sender no longer wants it handled (0: never).
+        # To drop it unhandled, ack it with a note starting "expired:".
+        self.expires = expires
         self._key = key
         self._client = client  # None once acked
 

@@ -268,3 +268,26 @@ def test_a_large_body_goes_to_a_file_and_a_pointer_is_pasted(
     assert pointer.startswith("the message is 20000 bytes: read ")
     assert Path(pointer.rsplit(" ", 1)[1]).read_bytes() == body
     assert pane.startswith("%")
+
+
+def test_a_message_whose_ttl_passes_while_its_pane_is_dead_is_never_pasted(
+    procs: Procs, tmux_socket: str, tmp_path: Path
+) -> None:
+    from zmqswarm import DeliveryError
+
+    procs.router()
+    out = tmp_path / "pane.jsonl"
+    subprocess.run(["tmux", "-L", tmux_socket, "new-session", "-d", "-s", "idle"], check=True)
+    args = agent_args("bob", "%0", tmux_socket, procs.url, tmp_path)
+    procs.spawn(*[a for a in args if a not in ("--pane", "%0")])  # follows the tag: none yet
+    with Client("alice", router=procs.url) as alice:
+        stale = alice.send("bob", b"only until 1.5 s from now", notify=True, ttl=1.5)
+        with pytest.raises(DeliveryError) as failed:
+            stale.wait("delivered", timeout=15)
+        assert failed.value.code == "expired"
+        assert "held=dead:" in failed.value.reason  # the agent held it, then let it go
+        pane = start_recorder(tmux_socket, out, session="late")
+        zs = [sys.executable, "-m", "zmqswarm.cli"]
+        subprocess.run([*zs, "tag", pane, "bob", "-L", tmux_socket], check=True)
+        alice.send("bob", b"fresh", notify=True).wait("delivered", timeout=20)
+    assert bodies(out, 1) == ["fresh"]

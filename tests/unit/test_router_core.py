@@ -310,3 +310,18 @@ def test_dead_letters_are_listed_in_pages_and_dropped_on_request() -> None:
     assert page.items[0].age_ms == 1000
     rest, _ = listed(after=4, drop_upto=3)
     assert ([i.id for i in rest.items], rest.total) == ([5], 2)
+
+
+def test_a_recipient_may_drop_an_expired_message_and_it_becomes_a_dead_letter() -> None:
+    core = RouterCore(epoch=7)
+    alice = hello(core, "alice")
+    bob = hello(core, "bob")
+    replies(core)
+    send(core, alice, [SendItem(1, "bob", notify=True, ttl_ms=1500)])
+    deliver = next(f for i, f in replies(core) if i == bob and isinstance(f, Deliver))
+    assert deliver.items[0].ttl_left_ms == 1500  # the recipient knows how long it has
+    note = "expired: its ttl passed after 1500 ms waiting for the pane"
+    core.handle(bob, [encode(Ack(deliver.session, 1, [(1, note)]))], 1.6)
+    assert (alice, Delivered(1, "expired", int(Code.EXPIRED), note)) in replies(core, 1.6)
+    assert [(d.to, d.code) for d in core.dead] == [("bob", Code.EXPIRED)]
+    assert core.nbytes == 0  # released once, not twice

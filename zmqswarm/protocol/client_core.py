@@ -198,7 +198,7 @@ class ClientCore:
                 if len(parts) != len(frame.items) + 1:
                     self.bad_frames += 1
                     return
-                self._received.extend(self.inbox.on_deliver(frame, parts[1:]))
+                self._received.extend(self.inbox.on_deliver(frame, parts[1:], now))
             case Held(seq=seq, reason=reason):
                 self._events.append(Progressed(seq, reason))
             case Delivered(seq=seq, status=status, code=code, detail=detail):

@@ -161,13 +161,15 @@ class Nack(Frame, tag=5, frozen=True):
 
 class DeliverItem(msgspec.Struct, array_like=True, frozen=True):
     """One message in a ``Deliver`` batch. ``dseq`` numbers deliveries within the session;
-    (sender, epoch, seq) is the sender's ticket; ``attempt`` counts deliveries of it."""
+    (sender, epoch, seq) is the sender's ticket; ``attempt`` counts deliveries of it;
+    ``ttl_left_ms`` (0: none) is how long the message had left to live when it was sent."""
 
     dseq: int
     sender: str
     epoch: int
     seq: int
     attempt: int = 1
+    ttl_left_ms: int = 0
 
 
 class Deliver(Frame, tag=6, frozen=True):

@@ -31,6 +31,7 @@ class Inbound(msgspec.Struct, frozen=True):
     key: MessageKey
     payload: bytes
     attempt: int
+    expires: float = 0.0  # on the recipient's clock; 0: never
 
 
 class Inbox(msgspec.Struct):
@@ -57,7 +58,7 @@ class Inbox(msgspec.Struct):
         self._notes.clear()  # their dseqs meant the old session's deliveries
         self._unacked = dict.fromkeys(self._unacked, 0)  # dseq unknown until redelivered
 
-    def on_deliver(self, frame: Deliver, payloads: list[bytes]) -> list[Inbound]:
+    def on_deliver(self, frame: Deliver, payloads: list[bytes], now: float) -> list[Inbound]:
         new: list[Inbound] = []
         if frame.session != self.session:
             return new  # a stale session's frame: its messages come again in this one
@@ -74,7 +75,8 @@ class Inbox(msgspec.Struct):
                 continue
             high[stream] = item.seq
             self._unacked[(item.sender, item.epoch, item.seq)] = item.dseq
-            new.append(Inbound((item.sender, item.epoch, item.seq), payload, item.attempt))
+            expires = now + item.ttl_left_ms / 1000 if item.ttl_left_ms else 0.0
+            new.append(Inbound((item.sender, item.epoch, item.seq), payload, item.attempt, expires))
         if len(high) > self.max_streams:
             for stale in list(high)[: len(high) // 2]:
                 del high[stale]

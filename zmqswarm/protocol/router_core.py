@@ -56,6 +56,7 @@ __all__ = ["DeadLetter", "Output", "RouterCore", "RouterOptions"]
 log = logging.getLogger("zmqswarm.router")
 
 DEAD = "$dead"  # the dead-letter mailbox's name; '$' names are the router's own
+EXPIRED_NOTE = "expired:"  # an ack note so marked: dropped unhandled, the ttl had passed
 
 
 class RouterOptions(msgspec.Struct, frozen=True):
@@ -525,8 +526,11 @@ class RouterCore:
                 session.dseq += 1
                 mb.inflight.append((session.dseq, entry))
                 mb.inflight_bytes += len(entry.payload)
+                ttl_left = 0 if entry.expires == INF else max(1, int((entry.expires - now) * 1000))
                 items.append(
-                    DeliverItem(session.dseq, entry.sender, entry.epoch, entry.seq, entry.attempts)
+                    DeliverItem(
+                        session.dseq, entry.sender, entry.epoch, entry.seq, entry.attempts, ttl_left
+                    )
                 )
                 parts.append(entry.payload)
             if not items:
@@ -549,9 +553,13 @@ class RouterCore:
             dseq, entry = inflight.popleft()
             mb.inflight_bytes -= len(entry.payload)
             acked += 1
+            note = notes.get(dseq, "") if notes else ""
+            if note.startswith(EXPIRED_NOTE):
+                # The recipient dropped it unhandled: its ttl passed while it waited there.
+                self._bury(session.name, mb, entry, Code.EXPIRED, now, note)
+                continue
             self._release(mb, entry)
             if entry.notify:
-                note = notes.get(dseq, "") if notes else ""
                 self._notify(entry, Delivered(entry.seq, Status.DELIVERED, detail=note))
         if acked:
             self.stats["acked"] += acked
@@ -610,7 +618,9 @@ class RouterCore:
         if entry.expires < INF:
             mb.with_ttl -= 1
 
-    def _bury(self, name: str, mb: Mailbox, entry: Entry, code: Code, now: float) -> None:
+    def _bury(
+        self, name: str, mb: Mailbox, entry: Entry, code: Code, now: float, detail: str = ""
+    ) -> None:
         self._release(mb, entry)
         self.stats["dead"] += 1
         if len(self.dead) == self.dead.maxlen:
@@ -623,7 +633,7 @@ class RouterCore:
         )
         if entry.notify:
             status = Status.EXPIRED if code is Code.EXPIRED else Status.DEAD
-            detail = f"{code.name.lower()} after {entry.attempts} deliveries"
+            detail = detail or f"{code.name.lower()} after {entry.attempts} deliveries"
             self._notify(entry, Delivered(entry.seq, status, int(code), detail))
 
     def _expire(self, name: str, mb: Mailbox, now: float) -> None:
