@@ -57,12 +57,19 @@ def envelope(msg: Message) -> str:
     return f"[zs] from {msg.sender} · ticket {msg.ticket} · reply: zs send {msg.sender} '...'"
 
 
+_failed_once: set[str] = set()
+
+
 def crash_point(name: str, count: int) -> None:
-    """Fault injection for tests: ``ZS_AGENT_CRASH=<point>:<n>`` SIGKILLs the agent at that
-    point while handling its n-th message (points: before_paste, before_enter, after_paste)."""
-    spec = os.environ.get("ZS_AGENT_CRASH")
-    if spec and spec == f"{name}:{count}":
+    """Fault injection for tests, at points before_paste, before_enter and after_paste of the
+    agent's n-th message: ``ZS_AGENT_CRASH=<point>:<n>`` SIGKILLs the agent there, and
+    ``ZS_AGENT_FAIL=<point>:<n>`` raises a TmuxError there once (a pane dying mid-way)."""
+    here = f"{name}:{count}"
+    if os.environ.get("ZS_AGENT_CRASH") == here:
         os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get("ZS_AGENT_FAIL") == here and here not in _failed_once:
+        _failed_once.add(here)
+        raise TmuxError("send-keys", f"injected failure at {here}")
 
 
 @dataclass(slots=True)
@@ -203,7 +210,7 @@ class PaneWriter:
                 msg = await self.client.recv(timeout=1.0)
             except TimeoutError:
                 continue
-            outcome = await self.deliver(msg)
+            outcome = await self.deliver_until_done(msg)
             msg.ack(outcome.note())
             self.agent.journal.done(str(msg.ticket))
             stats = self.agent.stats
@@ -213,6 +220,21 @@ class PaneWriter:
                 log.warning("%s: %s %s", self.name, msg.ticket, outcome.note())
 
     # -- one message ----------------------------------------------------------------------
+
+    async def deliver_until_done(self, msg: Message) -> Outcome:
+        """``deliver()``, again after a failure (the pane died mid-paste, tmux went away, a
+        bug): the same message, so order holds, and the journal keeps a paste that went out
+        from going out twice."""
+        backoff = 0.2
+        while True:
+            try:
+                return await self.deliver(msg)
+            except TmuxError as exc:
+                log.warning("%s: %s: %s; trying again", self.name, msg.ticket, exc)
+            except Exception:
+                log.exception("%s: delivering %s failed; trying again", self.name, msg.ticket)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
 
     async def deliver(self, msg: Message) -> Outcome:
         agent, watch, journal = self.agent, self.agent.watch, self.agent.journal

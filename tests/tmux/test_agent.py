@@ -96,6 +96,27 @@ def test_agent_killed_around_a_paste_neither_loses_nor_repeats(
     assert bodies(out, len(texts)) == texts
 
 
+@pytest.mark.parametrize("point", ["before_paste", "before_enter"])
+def test_a_tmux_failure_mid_delivery_is_retried_without_a_second_paste(
+    procs: Procs, tmux_socket: str, tmp_path: Path, point: str
+) -> None:
+    """tmux fails once just before the paste / between paste and Enter of message 2: the
+    agent tries the same message again (order kept); the journal says whether the paste went
+    out, so it is pasted exactly once and submitted once."""
+    procs.router()
+    out = tmp_path / "pane.jsonl"
+    pane = start_recorder(tmux_socket, out)
+    args = agent_args("bob", pane, tmux_socket, procs.url, tmp_path)
+    procs.spawn(*args, env={"ZS_AGENT_FAIL": f"{point}:2"})
+    texts = [f"item {i}" for i in range(4)]
+    with Client("alice", router=procs.url) as alice:
+        tickets = [alice.send("bob", t.encode(), notify=True) for t in texts]
+        notes = [ticket.wait("delivered", timeout=30).note for ticket in tickets]
+    assert bodies(out, len(texts)) == texts
+    assert records(out)[1]["typed"] == ""  # one paste, one Enter: nothing extra typed
+    assert notes[1].startswith("recovered" if point == "before_enter" else "submitted")
+
+
 def test_messages_sent_to_a_name_land_in_its_pane_in_order(
     procs: Procs, tmux_socket: str, tmp_path: Path
 ) -> None:
