@@ -1,0 +1,69 @@
+"""AsyncClient against a real router process: the asyncio driver of the same engine."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from zmqswarm import AsyncClient
+
+from ..conftest import Procs
+
+
+def test_async_clients_exchange_everything_once_in_order_across_a_router_restart(
+    procs: Procs,
+) -> None:
+    router = procs.router()
+    total = 5000
+
+    async def main() -> None:
+        nonlocal router
+        async with (
+            AsyncClient("alice", router=procs.url) as alice,
+            AsyncClient("bob", router=procs.url) as bob,
+        ):
+            got: list[bytes] = []
+
+            async def receive() -> None:
+                while len(got) < total:
+                    got.append((await bob.recv(timeout=30)).payload)
+
+            receiver = asyncio.create_task(receive())
+            tickets = []
+            for i in range(total):
+                tickets.append(alice.send("bob", f"{i}".encode(), notify=i == total - 1))
+                if i == total // 2:
+                    await tickets[-1].wait("accepted", timeout=10)
+                    router.send_signal(signal.SIGTERM)  # mid-stream: the sender must resend
+                    assert router.wait(10) == 0
+                    router = procs.router()
+                if i % 500 == 0:
+                    await asyncio.sleep(0)  # let the engine run now and then
+            await tickets[-1].wait("delivered", timeout=60)
+            await asyncio.wait_for(receiver, 60)
+            assert got == [f"{i}".encode() for i in range(total)]
+            assert await alice.close(timeout=10) == []
+
+    asyncio.run(main())
+
+
+def test_async_ack_notes_and_holds_reach_the_sender(procs: Procs) -> None:
+    procs.router()
+
+    async def main() -> None:
+        async with (
+            AsyncClient("alice", router=procs.url) as alice,
+            AsyncClient("bob", router=procs.url, auto_ack=False) as bob,
+        ):
+            ticket = alice.send("bob", b"do it", notify=True)
+            msg = await bob.recv(timeout=10)
+            msg.hold("busy: compiling")
+            for _ in range(200):
+                if ticket.progress:
+                    break
+                await asyncio.sleep(0.01)  # polling interval of a deadline wait
+            assert ticket.progress == "busy: compiling"
+            msg.ack("done in 3 s")
+            assert (await ticket.wait("delivered", timeout=10)).note == "done in 3 s"
+
+    asyncio.run(main())
