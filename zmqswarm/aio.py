@@ -1,5 +1,11 @@
-"""``AsyncClient``: the asyncio driver. The Engine runs in the event loop itself: a reader
-task feeds it frames and fires its timers; ``send()`` submits and flushes in place."""
+"""``AsyncClient``: the asyncio driver. The Engine runs in the event loop itself, driven by
+callbacks, not a task: the socket's file descriptor is watched with ``loop.add_reader``, and
+one coalesced ``_turn`` (scheduled with ``call_soon``) feeds what arrived, fires the timers and
+sends what is due; a ``call_later`` handle wakes it for the next timer. No future or task is
+created per message (the earlier loop built two futures and an ``asyncio.wait`` per turn).
+
+ZeroMQ's descriptor is edge-triggered and a send can consume its edge: so every turn reads
+the socket until it is empty, after sending too, instead of trusting the descriptor alone."""
 
 from __future__ import annotations
 
@@ -9,7 +15,6 @@ from types import TracebackType
 from typing import Any
 
 import zmq
-import zmq.asyncio
 
 from zmqswarm.engine import Engine, PeerBase, TicketBase
 from zmqswarm.errors import BackpressureError, DeliveryError, ZsTimeoutError
@@ -44,15 +49,16 @@ class AsyncClient(PeerBase):
         auto_ack: bool = True,
         block: bool = True,
         options: ClientOptions | None = None,
-        context: zmq.asyncio.Context | None = None,
+        context: zmq.Context[Any] | None = None,
     ) -> None:
         super().__init__(name, router, auto_ack, block, options)
         self._engine = Engine(name, self.epoch, self.options)
-        self._ctx = context or zmq.asyncio.Context.instance()
-        self._sock: zmq.asyncio.Socket | None = None
-        self._raw: zmq.Socket[bytes] | None = None  # the same socket, for non-blocking I/O
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()  # something changed: run the engine
+        self._ctx = context or zmq.Context.instance()
+        self._raw: zmq.Socket[bytes] | None = None  # used from the loop only, non-blocking
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._fd = -1
+        self._turn_due = False  # a _turn is scheduled
+        self._timer: asyncio.TimerHandle | None = None
         self._arrived = asyncio.Event()  # inbox got messages, or the state changed
         self._progress = asyncio.Event()  # the engine ran: receipts may have settled tickets
         self._closed = False
@@ -67,35 +73,50 @@ class AsyncClient(PeerBase):
         await self.close()
 
     def start(self) -> None:
-        sock = self._ctx.socket(zmq.DEALER)
+        sock: zmq.Socket[bytes] = zmq.Socket(self._ctx, zmq.DEALER)
         tune(sock)
         sock.setsockopt(zmq.ROUTING_ID, routing_id(self.name, self.epoch))
         sock.connect(self.url)
-        self._sock = sock
-        self._raw = zmq.Socket.shadow(sock.underlying)
+        self._raw = sock
+        self._loop = loop = asyncio.get_running_loop()
+        self._fd = int(sock.getsockopt(zmq.FD))
+        loop.add_reader(self._fd, self._kick)
         self._engine.on_state = self._arrived.set
         self._engine.core.connect(self._engine.now())
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"zs-{self.name}")
+        self._kick()
 
     # -- the loop -------------------------------------------------------------------------
 
-    async def _run(self) -> None:
-        assert self._sock is not None and self._raw is not None
-        engine, sock, raw = self._engine, self._sock, self._raw
-        while True:
+    def _kick(self) -> None:
+        """Something may have changed (input, a send, an ack, a timer): run one turn soon."""
+        if not self._turn_due and self._loop is not None:
+            self._turn_due = True
+            self._loop.call_soon(self._turn)
+
+    def _turn(self) -> None:
+        self._turn_due = False
+        raw = self._raw
+        if raw is None or self._closed:
+            return
+        self._feed(raw)
+        for _ in range(64):  # a bounded burst, then let the loop breathe
             wait = self._step()
-            self._wake.clear()
-            poll = asyncio.ensure_future(sock.poll(int(min(wait, 0.5) * 1000) + 1))
-            woke = asyncio.ensure_future(self._wake.wait())
-            await asyncio.wait((poll, woke), return_when=asyncio.FIRST_COMPLETED)
-            woke.cancel()
-            if not poll.done():
-                poll.cancel()
-            now = engine.now()
-            for parts in drain(raw, 1024):
-                engine.feed(parts, now)
-            if self._closed:
-                return
+            if not self._feed(raw):  # read after every send: a send can eat the fd's edge
+                break
+        else:
+            self._kick()  # still busy: come back after other callbacks
+        if self._timer is not None:
+            self._timer.cancel()
+        assert self._loop is not None
+        self._timer = self._loop.call_later(min(wait, 0.5), self._kick)
+
+    def _feed(self, raw: zmq.Socket[bytes]) -> int:
+        engine, fed = self._engine, 0
+        now = engine.now()
+        for parts in drain(raw, 1024):
+            engine.feed(parts, now)
+            fed += 1
+        return fed
 
     def _step(self) -> float:
         assert self._raw is not None
@@ -127,7 +148,7 @@ class AsyncClient(PeerBase):
         ttl_ms = int(ttl * 1000) if ttl else 0
         now = self._engine.now()
         seqs = [core.submit(to, p, now, notify=notify, ttl_ms=ttl_ms) for p in payloads]
-        self._wake.set()
+        self._kick()
         return [AsyncTicket(self, seq) for seq in seqs]
 
     async def send_wait(self, to: str, payload: bytes, **kw: Any) -> AsyncTicket:
@@ -185,11 +206,11 @@ class AsyncClient(PeerBase):
 
     def _hold_key(self, key: tuple[str, int, int], reason: str) -> None:
         self._engine.core.hold(key, reason, self._engine.now())
-        self._wake.set()
+        self._kick()
 
     def _ack_key(self, key: tuple[str, int, int], note: str = "") -> None:
         self._engine.core.ack(key, note)
-        self._wake.set()
+        self._kick()  # cheap: the core itself holds the Ack back up to ack_delay
 
     def __aiter__(self) -> AsyncIterator[Message]:
         return self._iterate()
@@ -200,7 +221,7 @@ class AsyncClient(PeerBase):
 
     async def close(self, timeout: float = 5.0) -> list[TicketId]:
         """Wait up to ``timeout`` s for receipts, leave; return the unreceipted tickets."""
-        if self._closed or self._task is None:
+        if self._closed or self._raw is None:
             self._closed = True
             return []
         engine = self._engine
@@ -217,12 +238,14 @@ class AsyncClient(PeerBase):
                 break
         unsent = [TicketId(self.name, self.epoch, s) for s in engine.core.window.pending]
         engine.core.close(engine.now())
-        self._step()
+        self._step()  # the last Ack and the Bye
         self._closed = True
-        self._wake.set()
-        await self._task
-        assert self._sock is not None
-        self._sock.close(linger=200)
+        if self._timer is not None:
+            self._timer.cancel()
+        assert self._loop is not None and self._raw is not None
+        self._loop.remove_reader(self._fd)
+        self._raw.close(linger=200)
+        self._raw = None
         return unsent
 
     def _check_open(self) -> None:
