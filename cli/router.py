@@ -36,3 +36,4 @@ def router_command(
             "zs router listening on %s", " ".join(router.endpoints)
         )
         router.run()
+        logging.getLogger("zmqswarm.router").warning("zs router stopped: %s", router.core.stats)

@@ -164,6 +164,14 @@ class Agent:
             self.journal.close()
             await self.watch.close()
             await self.write.close()
+            st = self.stats
+            log.warning(
+                "zs agent stopped: %d delivered %s, %d waits (draft, mode, busy), %d dead pane",
+                st.delivered,
+                st.outcomes or "",
+                st.deferred,
+                st.dead,
+            )
 
     def profile_for(self, pane: Pane) -> Profile:
         """The pane's own profile (``@zs_profile``, set by ``zs agent tag --profile``), else
