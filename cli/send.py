@@ -132,3 +132,23 @@ def dead_command(
     if not as_json:
         shown = len(found.messages)
         typer.echo(f"{shown} shown, {found.total} held, {found.dropped} dropped for room", err=True)
+
+
+def peers_command(
+    router: RouterOpt = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the router.")] = 5.0,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Who is connected, and how much mail waits for each name (offline ones too)."""
+    import msgspec
+
+    from zmqswarm.admin import list_peers
+
+    with exit_codes():
+        items = list_peers(router, timeout=timeout)
+    for p in items:
+        if as_json:
+            typer.echo(json.dumps(msgspec.structs.asdict(p)))
+        else:
+            state = f"online {p.idle_ms / 1000:.1f}s" if p.online else "offline"
+            typer.echo(f"{p.name:<24} {state:<14} queued {p.queued:<7} inflight {p.inflight}")

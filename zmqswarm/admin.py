@@ -1,6 +1,6 @@
-"""One-shot questions to a router, for tools (``zs dead``): a plain DEALER speaking the
-documented protocol, no I/O thread, no resends. A question that gets no answer within the
-timeout raises ZsTimeoutError, and asking again is always safe.
+"""One-shot questions to a router, for tools (``zs dead``, ``zs peers``): a plain DEALER
+speaking the documented protocol, no I/O thread, no resends. A question that gets no answer
+within the timeout raises ZsTimeoutError, and asking again is always safe.
 """
 
 from __future__ import annotations
@@ -18,9 +18,13 @@ from zmqswarm.protocol import (
     Bye,
     Code,
     DeadList,
+    Frame,
     Hello,
     ListDead,
+    ListPeers,
     Nack,
+    PeerItem,
+    PeerList,
     Welcome,
     decode,
     encode,
@@ -28,7 +32,9 @@ from zmqswarm.protocol import (
 from zmqswarm.tickets import TicketId
 from zmqswarm.transport import new_epoch, recv_parts, resolve_router_url, routing_id
 
-__all__ = ["DeadLetters", "DeadMessage", "list_dead"]
+__all__ = ["DeadLetters", "DeadMessage", "list_dead", "list_peers"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,22 +67,7 @@ def list_dead(
 ) -> DeadLetters:
     """The router's dead letters with id > ``after`` (at most ``limit``), after it forgot
     those with id ≤ ``drop_upto``."""
-    url = resolve_router_url(router)
-    name, epoch = f"zs-admin-{os.getpid()}", new_epoch()
-    ctx = context or zmq.Context.instance()
-    sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 200)
-    sock.setsockopt(zmq.ROUTING_ID, routing_id(name, epoch))
-    sock.connect(url)
-    deadline = time.monotonic() + timeout
-    try:
-        sock.send(encode(Hello(PROTOCOL_VERSION, name, epoch, 1, False, 1, True)))
-        _answer(sock, Welcome, deadline, url)
-        sock.send(encode(ListDead(after, limit, drop_upto)))
-        answer, payloads = _answer(sock, DeadList, deadline, url)
-        sock.send(encode(Bye()))
-    finally:
-        sock.close()
+    answer, payloads = _ask(router, ListDead(after, limit, drop_upto), DeadList, timeout, context)
     messages = [
         DeadMessage(
             item.id,
@@ -91,7 +82,42 @@ def list_dead(
     return DeadLetters(messages, answer.total, answer.dropped)
 
 
-T = TypeVar("T")
+def list_peers(
+    router: str | None = None,
+    *,
+    timeout: float = 5.0,
+    context: zmq.Context[zmq.Socket[bytes]] | None = None,
+) -> list[PeerItem]:
+    """Who is connected (receiving), and how much mail waits for each name."""
+    answer, _ = _ask(router, ListPeers(), PeerList, timeout, context)
+    return answer.items
+
+
+def _ask(
+    router: str | None,
+    question: Frame,
+    kind: type[T],
+    timeout: float,
+    context: zmq.Context[zmq.Socket[bytes]] | None,
+) -> tuple[T, list[bytes]]:
+    """Open a send-only session, ask one question, return the answer and its payload parts."""
+    url = resolve_router_url(router)
+    name, epoch = f"zs-admin-{os.getpid()}", new_epoch()
+    ctx = context or zmq.Context.instance()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 200)
+    sock.setsockopt(zmq.ROUTING_ID, routing_id(name, epoch))
+    sock.connect(url)
+    deadline = time.monotonic() + timeout
+    try:
+        sock.send(encode(Hello(PROTOCOL_VERSION, name, epoch, 1, False, 1, True)))
+        _answer(sock, Welcome, deadline, url)
+        sock.send(encode(question))
+        answer = _answer(sock, kind, deadline, url)
+        sock.send(encode(Bye()))
+    finally:
+        sock.close()
+    return answer
 
 
 def _answer(

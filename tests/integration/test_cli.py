@@ -87,3 +87,18 @@ def test_zs_dead_lists_and_drops_what_the_router_gave_up_on(procs: Procs) -> Non
     wait_for(lambda: zs("dead", "--router", procs.url, "--json").stdout == "", 5, "the drop")
     bad = zs("dead", "--router", procs.url, "--limit", "0")
     assert bad.returncode == 2 and "--limit" in bad.stderr
+
+
+def test_zs_peers_shows_who_is_online_and_what_waits_for_whom(procs: Procs) -> None:
+    from zmqswarm import Client
+
+    procs.router()
+    with Client("bob", router=procs.url), Client("alice", router=procs.url) as alice:
+        for _ in range(3):
+            alice.send("carol", b"for later").wait("accepted", timeout=10)  # carol: offline
+        listed = zs("peers", "--router", procs.url, "--json")
+        assert listed.returncode == 0, listed.stderr
+        rows = {r["name"]: r for r in map(json.loads, listed.stdout.splitlines())}
+    assert set(rows) == {"alice", "bob", "carol"}  # zs peers' own send-only session: not shown
+    assert rows["bob"]["online"] and rows["alice"]["online"]
+    assert (rows["carol"]["online"], rows["carol"]["queued"]) == (False, 3)

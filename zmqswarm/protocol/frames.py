@@ -33,7 +33,10 @@ __all__ = [
     "Hello",
     "Hold",
     "ListDead",
+    "ListPeers",
     "Nack",
+    "PeerItem",
+    "PeerList",
     "Receipt",
     "Send",
     "SendItem",
@@ -260,10 +263,34 @@ class DeadList(Frame, tag=14, frozen=True):
     dropped: int = 0
 
 
+class ListPeers(Frame, tag=15, frozen=True):
+    """Peer → router: who is connected, and what waits for whom."""
+
+
+class PeerItem(msgspec.Struct, array_like=True, frozen=True):
+    """One name the router knows: connected (``online``, its ``epoch``, ms since it was last
+    heard from) or not, and its mailbox: ``queued`` not yet sent, ``inflight`` sent, unacked."""
+
+    name: str
+    online: bool
+    epoch: int
+    idle_ms: int
+    queued: int
+    inflight: int
+
+
+class PeerList(Frame, tag=16, frozen=True):
+    """Router → peer, the answer to ListPeers (receiving sessions and non-empty mailboxes)."""
+
+    items: list[PeerItem]
+
+
 AnyFrame = (
     (Hello | Welcome | Send | Receipt | Nack | Deliver | Ack | Delivered | Heartbeat | Bye)
     | Hold
     | Held
     | ListDead
     | DeadList
+    | ListPeers
+    | PeerList
 )

@@ -42,7 +42,10 @@ from .frames import (
     Hello,
     Hold,
     ListDead,
+    ListPeers,
     Nack,
+    PeerItem,
+    PeerList,
     Receipt,
     Send,
     Status,
@@ -229,6 +232,8 @@ class RouterCore:
                 self._out.append((identity, [_HEARTBEAT], 0))
             case ListDead(after=after, limit=limit, drop_upto=drop_upto):
                 self._list_dead(identity, after, limit, drop_upto, now)
+            case ListPeers():
+                self._out.append((identity, [encode(PeerList(self.peers(now)))], 0))
             case Hold(session=sid, dseq=dseq, reason=reason):
                 if sid == session.sid and not session.send_only:
                     self._on_hold(session, dseq, reason[:MAX_NOTE], now)
@@ -578,6 +583,19 @@ class RouterCore:
                 if entry.notify and sender is not None:
                     self._out.append((sender.identity, [encode(Held(entry.seq, reason))], 0))
                 return
+
+    def peers(self, now: float) -> list[PeerItem]:
+        """Receiving sessions and names with mail waiting, by name."""
+        items = []
+        for name in sorted(set(self.by_name) | set(self.mailboxes)):
+            session, mb = self.by_name.get(name), self.mailboxes.get(name)
+            queued, inflight = (len(mb.queue), len(mb.inflight)) if mb else (0, 0)
+            if session is None and not queued + inflight:
+                continue
+            epoch = session.epoch if session else 0
+            idle = int((now - session.last_seen) * 1000) if session else 0
+            items.append(PeerItem(name, session is not None, epoch, idle, queued, inflight))
+        return items
 
     def _list_dead(
         self, identity: bytes, after: int, limit: int, drop_upto: int, now: float
