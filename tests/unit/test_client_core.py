@@ -116,3 +116,21 @@ def test_hold_names_the_delivery_and_a_held_notice_becomes_progress() -> None:
     assert [decode(p[0]) for p in core.outgoing(1.0)] == [Hold(1, 1, "deferred: copy mode")]
     core.receive([encode(Held(5, "dead: no live pane"))], 1.0)
     assert core.events() == [Progressed(5, "dead: no live pane")]
+
+
+def test_resends_behind_waiting_fresh_messages_leave_in_seq_order() -> None:
+    """A refused chain comes back while later seqs still wait for room in the window: the
+    resends are merged in ascending order (they used to be sorted into the queue one by one,
+    which was quadratic: minutes of CPU for 20k messages behind a full mailbox)."""
+    from zmqswarm.protocol import Code, SendWindow
+
+    window = SendWindow(window=4, resend_after=10.0)
+    for _ in range(8):
+        window.submit("bob", b"x", 0.0, False, 0)
+    assert [m.seq for m in window.take(0.0, 100)] == [1, 2, 3, 4]  # 5-8 wait for room
+    window.on_nack(1, Code.MAILBOX_FULL, "full", 200, 0.0)  # 1-4 to come back later
+    window.tick(1.0)  # their retry time: requeued behind 5-8
+    window.on_receipt(0, [2, 3])  # settled meanwhile: skipped, not resent
+    assert [m.seq for m in window.take(1.0, 100)] == [1, 4]  # the window: below base 1 + 4
+    window.on_receipt(1, [4])
+    assert [m.seq for m in window.take(1.0, 100)] == [5, 6, 7, 8]

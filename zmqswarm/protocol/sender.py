@@ -57,6 +57,7 @@ class SendWindow(msgspec.Struct):
     resend_after: float = 2.0
     max_resend_after: float = 30.0
     max_attempts: int = 0  # 0: keep trying until the ttl (if any) runs out
+    max_refused_after: float = 1.0  # longest wait after a retriable refusal (MAILBOX_FULL...)
     rng: random.Random = msgspec.field(default_factory=random.Random)
 
     next_seq: int = 1
@@ -65,6 +66,10 @@ class SendWindow(msgspec.Struct):
     # front, a dict's iter() rescans the dead slots, which made receipts quadratic.
     _low: int = 1
     _queue: deque[int] = msgspec.field(default_factory=deque)  # seqs to send, ascending
+    # Resends that fell behind the queue's head: a heap, merged with the queue in take().
+    # (Sorting them into the deque made a long refusal quadratic: 20k messages behind a full
+    # mailbox took minutes of CPU and the sender went silent long enough to lose its session.)
+    _again: list[int] = msgspec.field(default_factory=list)
     # Timers. First attempts leave in seq order with the same timeout, so their deadlines are
     # monotonic: one (due, first, last) entry per batch in a deque. Everything else (resends,
     # deferrals, ttls) is rarer and goes to a heap. Both are cleaned lazily.
@@ -106,15 +111,23 @@ class SendWindow(msgspec.Struct):
     def take(self, now: float, limit: int) -> list[Outgoing]:
         """Messages to put on the wire now, in seq order, within the window."""
         out: list[Outgoing] = []
-        queue, pending = self._queue, self.pending
+        queue, again, pending = self._queue, self._again, self.pending
         horizon = self.base + self.window
         fresh_due = now + self.resend_after
         first_fresh = 0
-        while queue and len(out) < limit:
-            seq = queue[0]
-            if seq >= horizon:
+        while len(out) < limit:
+            if again and (not queue or again[0] < queue[0]):  # merge, ascending
+                seq = again[0]
+                if seq >= horizon:
+                    break
+                heapq.heappop(again)
+            elif queue:
+                seq = queue[0]
+                if seq >= horizon:
+                    break
+                queue.popleft()
+            else:
                 break
-            queue.popleft()
             msg = pending.get(seq)
             if msg is None or not msg.queued:
                 continue  # settled meanwhile, or a stale duplicate queue entry
@@ -132,13 +145,15 @@ class SendWindow(msgspec.Struct):
         return out
 
     def has_ready(self) -> bool:
-        return bool(self._queue) and self._queue[0] < self.base + self.window
+        first = self._next_queued()
+        return first is not None and first < self.base + self.window
 
     def requeue_all(self) -> None:
         """After a reconnect: everything unreceipted goes out again, in order."""
         for msg in self.pending.values():
             msg.queued = True
         self._queue = deque(self.pending)  # pending is in seq order
+        self._again.clear()
 
     # -- answers from the router ----------------------------------------------------------
 
@@ -175,7 +190,10 @@ class SendWindow(msgspec.Struct):
         if not code.retriable:
             del self.pending[seq]
             return [self._fail(msg, code, reason)]
-        delay = max(retry_ms / 1000, self._backoff(msg.attempts, 0.05))
+        # The router is alive and asked us to come back (its mailbox or memory was full): back
+        # off, but never past max_refused_after, so a sender refused for a while does not
+        # sleep 30 s after the recipient has drained.
+        delay = max(retry_ms / 1000, min(self._backoff(msg.attempts, 0.05), self.max_refused_after))
         for other in self.pending.values():
             if other.to == msg.to and other.seq >= seq:
                 other.queued = False
@@ -226,8 +244,14 @@ class SendWindow(msgspec.Struct):
         queue = self._queue
         if not queue or queue[-1] < seq:
             queue.append(seq)
-        else:  # rare: a resend among fresh messages; keep the queue ascending
-            self._queue = deque(sorted({*queue, seq}))
+        else:  # a resend behind fresh messages still waiting for room in the window
+            heapq.heappush(self._again, seq)
+
+    def _next_queued(self) -> int | None:
+        queue, again = self._queue, self._again
+        if again and (not queue or again[0] < queue[0]):
+            return again[0]
+        return queue[0] if queue else None
 
     def _fail(self, msg: Outgoing, code: Code, reason: str) -> Failed:
         if self._last_to.get(msg.to) == msg.seq:
