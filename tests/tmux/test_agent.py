@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -311,3 +312,31 @@ def test_a_message_whose_ttl_passes_while_its_pane_is_dead_is_never_pasted(
         subprocess.run([*zs, "tag", pane, "bob", "-L", tmux_socket], check=True)
         alice.send("bob", b"fresh", notify=True).wait("delivered", timeout=20)
     assert bodies(out, 1) == ["fresh"]
+
+
+def test_a_stalled_agent_resumes_without_a_duplicate_paste(
+    procs: Procs, tmux_socket: str, tmp_path: Path
+) -> None:
+    """SIGSTOP zs agent for longer than the router's liveness limit mid-stream, SIGCONT it:
+    the router has taken its deliveries back and sends them again in a new session; the
+    agent's inbox knows which it already handed over. Each message lands once, in order."""
+    import os
+    import time
+
+    from ..integration.test_stall import router_stats
+
+    router = procs.router()
+    out = tmp_path / "pane.jsonl"
+    pane = start_recorder(tmux_socket, out)
+    agent = procs.spawn(*agent_args("bob", pane, tmux_socket, procs.url, tmp_path))
+    texts = [f"job {i}" for i in range(12)]
+    with Client("alice", router=procs.url) as alice:
+        tickets = [alice.send("bob", t.encode(), notify=True) for t in texts]
+        wait_for(lambda: len(records(out)) >= 3, 30, "the first deliveries")
+        os.kill(agent.pid, signal.SIGSTOP)
+        time.sleep(4.0)  # the fault: frozen past 3 heartbeats, not a synchronisation
+        os.kill(agent.pid, signal.SIGCONT)
+        for ticket in tickets:
+            ticket.wait("delivered", timeout=30)
+    assert bodies(out, len(texts)) == texts
+    assert router_stats(router)["redelivered"] > 0  # the stall did cost bob its session
