@@ -32,32 +32,33 @@ def router_stats(router: subprocess.Popen[str]) -> dict[str, int]:
     return stats
 
 
-def test_a_stalled_recipient_resumes_without_loss_or_repeats(procs: Procs, tmp_path: Path) -> None:
+TOTAL = 40_000
+
+
+def stall_mid_stream(procs: Procs, tmp_path: Path, frozen: str) -> dict[str, int]:
+    """alice streams TOTAL messages to bob through a router; once traffic flows, ``frozen``
+    (bob or the router) is stalled; everything must still arrive once, in order. Returns the
+    router's counters (it must have kept serving)."""
     router = procs.router()
     out = tmp_path / "bob.out"
-    total = 40_000
-    bob = procs.peer("recv", "bob", procs.url, str(total), str(out))
-    sender = procs.peer("send", "alice", procs.url, str(total), "bob")
+    bob = procs.peer("recv", "bob", procs.url, str(TOTAL), str(out))
+    sender = procs.peer("send", "alice", procs.url, str(TOTAL), "bob")
     wait_for(lambda: len(read_lines(out)) > 1000, 60, "traffic")
-    stall(bob.pid)  # the router expires bob's session and takes its deliveries back
+    stall((bob if frozen == "bob" else router).pid)
     assert sender.communicate(timeout=120)[0].strip() == "DONE"
     assert bob.communicate(timeout=120)[0].strip() == "DONE"
-    check_exactly_once_in_order(read_lines(out), {"alice": total})
-    assert router_stats(router)["redelivered"] > 0  # the stall did cost bob its session
+    check_exactly_once_in_order(read_lines(out), {"alice": TOTAL})
+    assert router.poll() is None
+    return router_stats(router)
+
+
+def test_a_stalled_recipient_resumes_without_loss_or_repeats(procs: Procs, tmp_path: Path) -> None:
+    stats = stall_mid_stream(procs, tmp_path, "bob")
+    assert stats["redelivered"] > 0  # the router expired bob's session, took deliveries back
 
 
 def test_a_stalled_router_resumes_and_every_message_arrives_once(
     procs: Procs, tmp_path: Path
 ) -> None:
-    router = procs.router()
-    out = tmp_path / "bob.out"
-    total = 40_000
-    bob = procs.peer("recv", "bob", procs.url, str(total), str(out))
-    sender = procs.peer("send", "alice", procs.url, str(total), "bob")
-    wait_for(lambda: len(read_lines(out)) > 1000, 60, "traffic")
-    stall(router.pid)  # both peers give the router up, say Hello again, resend
-    assert sender.communicate(timeout=120)[0].strip() == "DONE"
-    assert bob.communicate(timeout=120)[0].strip() == "DONE"
-    check_exactly_once_in_order(read_lines(out), {"alice": total})
-    assert router.poll() is None  # it kept serving
-    assert router_stats(router)["duplicates"] > 0  # alice resent while it was frozen
+    stats = stall_mid_stream(procs, tmp_path, "router")
+    assert stats["duplicates"] > 0  # alice gave the router up, said Hello again, resent
