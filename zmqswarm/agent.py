@@ -383,7 +383,7 @@ class PaneWriter:
             return "busy (its hook said so)"
         if hooked != "idle" and quiet < profile.quiet:
             return "quiet"
-        if profile.busy_pattern() is not None and profile.shows_busy(screen):
+        if profile.shows_busy(screen):
             return "busy (its screen says so)"
         state = profile.read_screen(screen, cursor)
         if state.draft:

@@ -37,17 +37,9 @@ TAG = "@zs_agent"  # pane user option naming the agent a pane belongs to
 STATE = "@zs_state"  # pane user option set by the agent's own hooks: idle | busy
 PROFILE = "@zs_profile"  # pane user option: the readiness profile of the program in it
 
-FIELDS = (
-    "pane_id",
-    "pane_dead",
-    "pane_in_mode",
-    "pane_input_off",
-    "pane_current_command",
-    TAG,
-    STATE,
-    "window_activity",
-    PROFILE,
-)
+# Only what the writers read from the snapshot; live state (cursor, hook, copy mode, input
+# off) is asked per check with one display-message, since it changes between snapshots.
+FIELDS = ("pane_id", "pane_dead", TAG, PROFILE, "window_activity")
 FORMAT = "\t".join(f"#{{{f}}}" for f in FIELDS)
 
 _STRUCTURAL = (
@@ -65,13 +57,9 @@ _STRUCTURAL = (
 class Pane(msgspec.Struct, frozen=True):
     id: str
     dead: bool
-    in_mode: bool
-    input_off: bool
-    command: str
     tag: str
-    state: str
+    profile: str
     activity: int  # wall-clock second of the window's last output (tmux keeps no per-pane one)
-    profile: str = ""
 
 
 def parse_panes(lines: list[str]) -> dict[str, Pane]:
@@ -81,10 +69,8 @@ def parse_panes(lines: list[str]) -> dict[str, Pane]:
         f = line.split("\t")
         if len(f) != len(FIELDS) or not f[0].startswith("%"):
             continue
-        activity = int(f[7]) if f[7].isdigit() else 0
-        panes[f[0]] = Pane(
-            f[0], f[1] == "1", f[2] not in ("", "0"), f[3] == "1", f[4], f[5], f[6], activity, f[8]
-        )
+        activity = int(f[4]) if f[4].isdigit() else 0
+        panes[f[0]] = Pane(f[0], f[1] == "1", f[2], f[3], activity)
     return panes
 
 

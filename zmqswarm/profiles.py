@@ -37,12 +37,11 @@ class Profile(msgspec.Struct, forbid_unknown_fields=True, rename="kebab", frozen
     prompt_anywhere: bool = False  # the prompt may be on any line (bottom-most match wins)
     ignore_dim: bool = False  # dim/grey text (placeholders) is not part of a draft
 
-    def busy_pattern(self) -> re.Pattern[str] | None:
-        return _compiled(self.busy) if self.busy else None
-
     def shows_busy(self, screen: list[str]) -> bool:
-        pattern = self.busy_pattern()
-        return pattern is not None and any(pattern.search(line) for line in screen)
+        if self.busy is None:
+            return False
+        pattern = _compiled(self.busy)
+        return any(pattern.search(line) for line in screen)
 
     def read_screen(self, screen: list[str], cursor: int) -> Screen:
         """What the screen says; ``screen`` holds SGR sequences if ``ignore_dim`` is set."""

@@ -170,12 +170,12 @@ def test_expired_and_undeliverable_messages_become_dead_letters_with_a_notice() 
     alice = hello(core, "alice", now=1.0, attempt=1)
     out = replies(core, 1.0)
     assert any(isinstance(f, Delivered) and f.seq == 1 and f.status == "expired" for _, f in out)
-    assert core.dead[0].code is Code.EXPIRED and core.dead[0].to == "bob"
+    assert list(core.dead)[0].code is Code.EXPIRED and list(core.dead)[0].to == "bob"
     for attempt in range(3):  # carol takes the message and dies without acking, three times
         hello(core, "carol", epoch=10 + attempt, now=1.0, takeover=True)
         replies(core, 1.0)
     assert core.stats["dead"] == 2
-    assert core.dead[1].code is Code.MAX_ATTEMPTS
+    assert list(core.dead)[1].code is Code.MAX_ATTEMPTS
 
 
 def test_simulated_swarm_delivers_in_order() -> None:

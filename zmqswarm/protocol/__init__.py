@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .client_core import ClientCore, ClientOptions
     from .codec import MAX_BATCH, MAX_HEADER, DecodeFailure, decode, encode, valid_name
+    from .dead_letters import DeadLetter
     from .frames import (
         PROTOCOL_VERSION,
         Ack,
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
         Welcome,
     )
     from .receiver import Inbound, Inbox, MessageKey
-    from .router_core import DeadLetter, RouterCore, RouterOptions
+    from .router_core import RouterCore, RouterOptions
     from .sender import Failed, SendWindow
 
 
@@ -52,7 +53,8 @@ _WHERE = {
         ["MAX_BATCH", "MAX_HEADER", "DecodeFailure", "decode", "encode", "valid_name"], "codec"
     ),
     **dict.fromkeys(["Inbound", "Inbox", "MessageKey"], "receiver"),
-    **dict.fromkeys(["DeadLetter", "RouterCore", "RouterOptions"], "router_core"),
+    **dict.fromkeys(["DeadLetter"], "dead_letters"),
+    **dict.fromkeys(["RouterCore", "RouterOptions"], "router_core"),
     **dict.fromkeys(["Failed", "SendWindow"], "sender"),
 }
 

@@ -27,13 +27,12 @@ from dataclasses import dataclass, field
 import msgspec
 
 from .codec import MAX_BATCH, DecodeFailure, decode, encode, valid_name
+from .dead_letters import DeadLetter, DeadLetters
 from .frames import (
     PROTOCOL_VERSION,
     Ack,
     Bye,
     Code,
-    DeadItem,
-    DeadList,
     Deliver,
     Delivered,
     DeliverItem,
@@ -55,6 +54,13 @@ from .receiver import MAX_NOTE
 from .sender import INF
 
 __all__ = ["DeadLetter", "Output", "RouterCore", "RouterOptions"]
+
+
+def _deliver_item(dseq: int, entry: Entry, now: float) -> DeliverItem:
+    """How ``entry`` is described to its recipient, in a first delivery or a resend alike."""
+    ttl_left = 0 if entry.expires == INF else max(1, int((entry.expires - now) * 1000))
+    return DeliverItem(dseq, entry.sender, entry.epoch, entry.seq, entry.attempts, ttl_left)
+
 
 log = logging.getLogger("zmqswarm.router")
 
@@ -97,18 +103,6 @@ class Entry:
         self.notify = notify
         self.expires = expires
         self.attempts = 0
-
-
-@dataclass(slots=True, frozen=True)
-class DeadLetter:
-    id: int
-    to: str
-    sender: str
-    epoch: int
-    seq: int
-    payload: bytes
-    code: Code
-    at: float
 
 
 @dataclass(slots=True)
@@ -164,8 +158,7 @@ class RouterCore:
         self.by_stream: dict[tuple[str, int], Session] = {}  # every session, by (name, epoch)
         self.streams: dict[tuple[str, int], Stream] = {}
         self.mailboxes: dict[str, Mailbox] = {}
-        self.dead: deque[DeadLetter] = deque(maxlen=self.options.dead_max)
-        self._dead_ids = 0
+        self.dead = DeadLetters(self.options.dead_max)
         self.nbytes = 0
         self.draining = False
         self.stats: dict[str, int] = dict.fromkeys(
@@ -231,7 +224,8 @@ class RouterCore:
             case Heartbeat():
                 self._out.append((identity, [_HEARTBEAT], 0))
             case ListDead(after=after, limit=limit, drop_upto=drop_upto):
-                self._list_dead(identity, after, limit, drop_upto, now)
+                answer, payloads = self.dead.answer(after, limit, drop_upto, now)
+                self._out.append((identity, [encode(answer), *payloads], 0))
             case ListPeers():
                 self._out.append((identity, [encode(PeerList(self.peers(now)))], 0))
             case Hold(session=sid, dseq=dseq, reason=reason):
@@ -531,12 +525,7 @@ class RouterCore:
                 session.dseq += 1
                 mb.inflight.append((session.dseq, entry))
                 mb.inflight_bytes += len(entry.payload)
-                ttl_left = 0 if entry.expires == INF else max(1, int((entry.expires - now) * 1000))
-                items.append(
-                    DeliverItem(
-                        session.dseq, entry.sender, entry.epoch, entry.seq, entry.attempts, ttl_left
-                    )
-                )
+                items.append(_deliver_item(session.dseq, entry, now))
                 parts.append(entry.payload)
             if not items:
                 break
@@ -597,20 +586,6 @@ class RouterCore:
             items.append(PeerItem(name, session is not None, epoch, idle, queued, inflight))
         return items
 
-    def _list_dead(
-        self, identity: bytes, after: int, limit: int, drop_upto: int, now: float
-    ) -> None:
-        dead = self.dead
-        while dead and dead[0].id <= drop_upto:
-            dead.popleft()
-        chosen = [d for d in dead if d.id > after][: max(0, min(limit, MAX_BATCH))]
-        items = [
-            DeadItem(d.id, d.to, d.sender, d.epoch, d.seq, int(d.code), int((now - d.at) * 1000))
-            for d in chosen
-        ]
-        answer = encode(DeadList(items, len(dead), self.stats["dead_dropped"]))
-        self._out.append((identity, [answer, *(d.payload for d in chosen)], 0))
-
     def _resend_inflight(self, name: str, mb: Mailbox, now: float) -> None:
         """Unacked for too long on a live session: a frame was lost. Send the same deliveries
         again, same numbers (go-back-N); the recipient drops what it already took."""
@@ -625,7 +600,7 @@ class RouterCore:
             items = []
             for dseq, e in chunk:
                 e.attempts += 1
-                items.append(DeliverItem(dseq, e.sender, e.epoch, e.seq, e.attempts))
+                items.append(_deliver_item(dseq, e, now))
             header = encode(Deliver(session.sid, items))
             self._out.append((session.identity, [header, *(e.payload for _, e in chunk)], 0))
 
@@ -641,14 +616,8 @@ class RouterCore:
     ) -> None:
         self._release(mb, entry)
         self.stats["dead"] += 1
-        if len(self.dead) == self.dead.maxlen:
-            self.stats["dead_dropped"] += 1  # the oldest goes to make room
-        self._dead_ids += 1
-        self.dead.append(
-            DeadLetter(
-                self._dead_ids, name, entry.sender, entry.epoch, entry.seq, entry.payload, code, now
-            )
-        )
+        letter = (name, entry.sender, entry.epoch, entry.seq, entry.payload, code, now)
+        self.stats["dead_dropped"] += self.dead.add(*letter)  # True: the oldest made room
         if entry.notify:
             status = Status.EXPIRED if code is Code.EXPIRED else Status.DEAD
             detail = detail or f"{code.name.lower()} after {entry.attempts} deliveries"
