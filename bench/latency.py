@@ -118,12 +118,19 @@ def zmqswarm_async(rate: int, seconds: float, size: int) -> list[int]:
             pad = b"x" * max(0, size - STAMP.size)
             interval = 1_000_000_000 // rate
             start = time.monotonic_ns() + 50_000_000
-            for i in range(n - 1):
-                due = start + i * interval
-                delay = due - time.monotonic_ns()
-                if delay > 0:
-                    await asyncio.sleep(delay / 1e9)
-                client.send("sink", STAMP.pack(due) + pad)
+            i = 0
+            while i < n - 1:
+                # Paced like _paced: sleep until due, send all that is due, then yield to the
+                # loop so the client's turn puts them on the wire. The sleep blocks the loop:
+                # asyncio's timers wait at least 1 ms (epoll's resolution), which at 10k/s
+                # would send in bursts of ten and charge the bench's pacing to the client.
+                now = time.monotonic_ns()
+                while i < n - 1 and start + i * interval <= now:
+                    client.send("sink", STAMP.pack(start + i * interval) + pad)
+                    i += 1
+                await asyncio.sleep(0)
+                if i < n - 1:
+                    time.sleep(max(0, start + i * interval - time.monotonic_ns()) / 1e9)  # noqa: ASYNC251
             await client.close(timeout=30)
 
     with zs_path(n, _zs_async_sink) as (url, q):
