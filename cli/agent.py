@@ -101,7 +101,7 @@ def tag_command(
         with exit_codes():
             load_profile(profile)  # a typo fails here, not in the agent later
         set_pane_option(socket_name, socket_path, target, PROFILE, profile)
-    set_pane_option(socket_name, socket_path, target, TAG, name)
+    set_pane_option(socket_name, socket_path, target, TAG, name, ring=True)
 
 
 def hook_command(
@@ -130,14 +130,24 @@ def hook_command(
 
 
 def set_pane_option(
-    socket_name: str | None, socket_path: str | None, pane: str, option: str, value: str
+    socket_name: str | None,
+    socket_path: str | None,
+    pane: str,
+    option: str,
+    value: str,
+    *,
+    ring: bool = False,
 ) -> None:
-    """One ``tmux set-option -p``; a tmux error becomes one line and exit code 1."""
+    """One ``tmux set-option -p``; a tmux error becomes one line and exit code 1. With
+    ``ring``, running agents are told at once (the pane hooks' wait-for channel)."""
     import subprocess
 
+    from zmqswarm.panes import RING
     from zmqswarm.tmux import tmux_argv
 
     argv = [*tmux_argv(socket_name, socket_path), "set-option", "-p", "-t", pane, option, value]
+    if ring:
+        argv += [";", *RING]
     done = subprocess.run(argv, capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"zs: tmux: {done.stderr.strip()}")

@@ -152,8 +152,7 @@ class Agent:
                     for name in sorted(self.watch.tags() - set(self.writers)):
                         self._serve(name, None)
                 self._keep_sampling()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 0.5)
+                await _either(stop, self.watch.changed(), timeout=0.5)  # a new tag: at once
         finally:
             for writer in self.writers.values():
                 writer.task.cancel()
@@ -416,6 +415,14 @@ class PaneWriter:
             enters += 1
             entered = True
         return Outcome("typed_not_submitted", enters=enters)
+
+
+async def _either(a: asyncio.Event, b: asyncio.Event, timeout: float) -> None:
+    """Wait until one of two events is set, or ``timeout`` seconds."""
+    waits = [asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())]
+    await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    for w in waits:
+        w.cancel()
 
 
 def still_typed(draft: str, tail: str) -> bool:

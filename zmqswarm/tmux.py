@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections import deque
 from collections.abc import Callable
 
@@ -72,6 +73,14 @@ class ControlClient:
         tmux: the tmux binary.
     """
 
+    _all: weakref.WeakSet[ControlClient] = weakref.WeakSet()
+
+    @classmethod
+    def own_pids(cls) -> set[int]:
+        """The tmux client processes of this process's control clients (``#{client_pid}``
+        in ``list-clients``), to tell them from other agents' clients."""
+        return {c._proc.pid for c in cls._all if c._proc is not None}
+
     def __init__(
         self,
         socket_name: str | None = None,
@@ -88,6 +97,7 @@ class ControlClient:
         self._connecting: asyncio.Lock | None = None  # asyncio's, per event loop: not a thread lock
         self.reconnects = 0
         self.fallbacks = 0
+        ControlClient._all.add(self)
 
     # -- commands -------------------------------------------------------------------------
 
