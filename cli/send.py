@@ -150,5 +150,6 @@ def peers_command(
         if as_json:
             typer.echo(json.dumps(msgspec.structs.asdict(p)))
         else:
-            state = f"online {p.idle_ms / 1000:.1f}s" if p.online else "offline"
-            typer.echo(f"{p.name:<24} {state:<14} queued {p.queued:<7} inflight {p.inflight}")
+            seen = f"online {p.idle_ms / 1000:.1f}s" if p.online else "offline"
+            line = f"{p.name:<24} {seen:<14} queued {p.queued:<7} inflight {p.inflight:<7}"
+            typer.echo(f"{line} {p.state}".rstrip())

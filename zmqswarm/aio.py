@@ -201,6 +201,13 @@ class AsyncClient(PeerBase):
             msg.ack()
         return msg
 
+    def set_state(self, state: str) -> None:
+        """Tell the router what this peer is doing: ``zs peers`` shows it. Said again after
+        every reconnect, forgotten when the session ends."""
+        self._check_open()
+        self._engine.core.set_state(state, self._engine.now())
+        self._kick()
+
     def _book(self) -> TicketBook:
         return self._engine.book
 

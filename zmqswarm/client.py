@@ -270,6 +270,15 @@ class Client(PeerBase):
         self._caller().send(b"K")
         time.sleep(0)
 
+    def set_state(self, state: str) -> None:
+        """Tell the router what this peer is doing: ``zs peers`` shows it. Said again after
+        every reconnect, forgotten when the session ends."""
+        self._check_open()
+        io = self._io
+        io.states.append(state)
+        if io.sleeping:
+            self._wake()
+
     def _book(self) -> TicketBook:
         return self._io.engine.book  # read from callers: dict lookups, no lock needed
 
@@ -304,6 +313,7 @@ class _IOThread(threading.Thread):
         self.outq: deque[tuple[int, str, bytes, bool, int]] = deque()  # appended by callers
         self.acks: deque[tuple[tuple[str, int, int], str]] = deque()  # appended by callers
         self.holds: deque[tuple[tuple[str, int, int], str]] = deque()  # appended by callers
+        self.states: deque[str] = deque()  # appended by callers: set_state()
         self.sleeping = False  # in poll: a caller that appends must send a wake-up
         self.waiting: set[bytes] = set()  # callers asleep in recv(): wake them on mail
         self._ack_poll = client.options.ack_delay
@@ -344,7 +354,7 @@ class _IOThread(threading.Thread):
                 # (measured: most of a tight send() loop's time went into waking this thread).
                 time.sleep(0)
             self.sleeping = True
-            if self.outq or self.holds:  # appended before the flag was up: do not sleep
+            if self.outq or self.holds or self.states:  # appended before the flag was up
                 wait = 0.0
             elif engine.core.inbox.unacked:  # handed over: the acks come without a wake-up
                 wait = min(wait, self._ack_poll)
@@ -390,6 +400,9 @@ class _IOThread(threading.Thread):
         while holds:
             key, reason = holds.popleft()
             core.hold(key, reason, now)
+        states = self.states
+        while states:
+            core.set_state(states.popleft(), now)
         acks = self.acks
         if acks:
             self._ack_poll = core.options.ack_delay

@@ -67,3 +67,23 @@ def test_async_ack_notes_and_holds_reach_the_sender(procs: Procs) -> None:
             assert (await ticket.wait("delivered", timeout=10)).note == "done in 3 s"
 
     asyncio.run(main())
+
+
+def test_async_peer_state_reaches_zs_peers(procs: Procs) -> None:
+    from zmqswarm.admin import list_peers
+
+    procs.router()
+
+    async def main() -> None:
+        async with AsyncClient("bob", router=procs.url) as bob:
+            bob.set_state("reviewing PR 12")
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10
+            while True:
+                peers = await asyncio.to_thread(list_peers, procs.url, timeout=5)
+                if [p.state for p in peers if p.name == "bob"] == ["reviewing PR 12"]:
+                    break
+                assert loop.time() < deadline, peers
+                await asyncio.sleep(0.02)  # poll interval of a deadline wait
+
+    asyncio.run(main())

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import Procs
+from ..conftest import Procs, wait_for
 
 ZS = [sys.executable, "-m", "zmqswarm.cli"]
 
@@ -70,8 +70,6 @@ def test_zs_send_may_use_a_live_peer_s_name(procs: Procs) -> None:
 def test_zs_dead_lists_and_drops_what_the_router_gave_up_on(procs: Procs) -> None:
     from zmqswarm import Client, DeliveryError
 
-    from ..conftest import wait_for
-
     procs.router()
     with Client("alice", router=procs.url) as alice:
         ticket = alice.send("nobody", b"too late \xff", notify=True, ttl=0.2)  # never read
@@ -93,12 +91,19 @@ def test_zs_peers_shows_who_is_online_and_what_waits_for_whom(procs: Procs) -> N
     from zmqswarm import Client
 
     procs.router()
-    with Client("bob", router=procs.url), Client("alice", router=procs.url) as alice:
+    with Client("bob", router=procs.url) as bob, Client("alice", router=procs.url) as alice:
+        bob.set_state("reviewing PR 12")
         for _ in range(3):
             alice.send("carol", b"for later").wait("accepted", timeout=10)  # carol: offline
+
+        def shown() -> bool:
+            return "reviewing PR 12" in zs("peers", "--router", procs.url).stdout
+
+        wait_for(shown, 10, "the state in zs peers")
         listed = zs("peers", "--router", procs.url, "--json")
         assert listed.returncode == 0, listed.stderr
         rows = {r["name"]: r for r in map(json.loads, listed.stdout.splitlines())}
+    assert rows["bob"]["state"] == "reviewing PR 12"
     assert set(rows) == {"alice", "bob", "carol"}  # zs peers' own send-only session: not shown
     assert rows["bob"]["online"] and rows["alice"]["online"]
     assert (rows["carol"]["online"], rows["carol"]["queued"]) == (False, 3)

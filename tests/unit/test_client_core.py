@@ -10,7 +10,9 @@ from zmqswarm.protocol import (
     DeliverItem,
     Heartbeat,
     Held,
+    Hello,
     Hold,
+    PeerState,
     Welcome,
     decode,
     encode,
@@ -134,3 +136,21 @@ def test_resends_behind_waiting_fresh_messages_leave_in_seq_order() -> None:
     assert [m.seq for m in window.take(1.0, 100)] == [1, 4]  # the window: below base 1 + 4
     window.on_receipt(1, [4])
     assert [m.seq for m in window.take(1.0, 100)] == [5, 6, 7, 8]
+
+
+def test_the_peer_state_is_said_once_ready_and_again_after_every_welcome() -> None:
+    core = ClientCore("bob", epoch=7, options=ClientOptions())
+    core.connect(0.0)
+    core.set_state("live %3", 0.0)  # before the session: kept, not sent
+    assert not [f for p in core.outgoing(0.0) if isinstance(f := decode(p[0]), PeerState)]
+    core.receive([encode(Welcome(PROTOCOL_VERSION, 1, 1, 0, 1000, 1 << 20, 1))], 0.0)
+    states = [f for p in core.outgoing(0.0) if isinstance(f := decode(p[0]), PeerState)]
+    assert states == [PeerState("live %3")]
+    core.set_state("dead: no live pane", 0.1)
+    states = [f for p in core.outgoing(0.1) if isinstance(f := decode(p[0]), PeerState)]
+    assert states == [PeerState("dead: no live pane")]
+    core.tick(10.0)  # the router went quiet: the session is lost, a new Hello goes out
+    (hello,) = [f for p in core.outgoing(10.0) if isinstance(f := decode(p[0]), Hello)]
+    core.receive([encode(Welcome(PROTOCOL_VERSION, 1, 2, 0, 1000, 1 << 20, hello.attempt))], 10.0)
+    states = [f for p in core.outgoing(10.0) if isinstance(f := decode(p[0]), PeerState)]
+    assert states == [PeerState("dead: no live pane")]  # the new session hears it again

@@ -7,6 +7,7 @@ import msgspec
 from zmqswarm.protocol import (
     PROTOCOL_VERSION,
     Ack,
+    Bye,
     Code,
     DeadList,
     Deliver,
@@ -18,6 +19,7 @@ from zmqswarm.protocol import (
     Hold,
     ListDead,
     Nack,
+    PeerState,
     Receipt,
     RouterCore,
     RouterOptions,
@@ -325,3 +327,18 @@ def test_a_recipient_may_drop_an_expired_message_and_it_becomes_a_dead_letter() 
     assert (alice, Delivered(1, "expired", int(Code.EXPIRED), note)) in replies(core, 1.6)
     assert [(d.to, d.code) for d in core.dead] == [("bob", Code.EXPIRED)]
     assert core.nbytes == 0  # released once, not twice
+
+
+def test_a_peer_s_state_is_listed_until_its_session_ends() -> None:
+    core = RouterCore(epoch=7)
+    bob = hello(core, "bob", epoch=1)
+    cli = hello(core, "bob", epoch=2, send_only=True)
+    core.handle(bob, [encode(PeerState("live %3 " + "x" * 600))], 0.0)
+    core.handle(cli, [encode(PeerState("not the agent"))], 0.0)  # send-only: ignored
+    (item,) = core.peers(0.0)
+    assert item.name == "bob" and item.state.startswith("live %3 ")
+    assert len(item.state) == 512  # kept bounded
+    core.handle(bob, [encode(Bye())], 0.0)
+    assert core.peers(0.0) == []  # offline, no mail: not listed, and the state is gone
+    bob = hello(core, "bob", epoch=3)
+    assert core.peers(0.0)[0].state == ""

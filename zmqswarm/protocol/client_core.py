@@ -34,6 +34,7 @@ from .frames import (
     Hello,
     Hold,
     Nack,
+    PeerState,
     Receipt,
     Send,
     SendItem,
@@ -140,6 +141,7 @@ class ClientCore:
         self._events: list[Event] = []
         self._received: list[Inbound] = []
         self._awaiting: set[int] = set()  # accepted tickets waiting for a Delivered notice
+        self.peer_state = ""  # what set_state() last said
         self._last_rx = 0.0
         self._last_tx = 0.0
         self._last_ping = -INF  # last Heartbeat sent
@@ -170,6 +172,13 @@ class ClientCore:
 
     def ack(self, key: MessageKey, note: str = "") -> None:
         self.inbox.ack(key, note)
+
+    def set_state(self, state: str, now: float) -> None:
+        """Tell the router what this peer is doing (shown by ``zs peers``); kept and said
+        again after every reconnect."""
+        self.peer_state = state[:MAX_NOTE]
+        if self.state == "ready":
+            self._emit([encode(PeerState(self.peer_state))], now)
 
     def hold(self, key: MessageKey, reason: str, now: float) -> None:
         """Tell the router the application holds message ``key`` for ``reason`` (not an ack)."""
@@ -334,6 +343,8 @@ class ClientCore:
                 detail = "router restarted before the delivery was confirmed"
                 self._events.append(Notified(seq, "unknown", 0, detail))
             self._awaiting.clear()
+        if self.peer_state:
+            self._emit([encode(PeerState(self.peer_state))], now)  # a new session knows none
         self._events.append(SessionUp(frame.router_epoch))
 
     def _on_nack(self, seq: int, code_int: int, reason: str, retry_ms: int, now: float) -> None:

@@ -37,6 +37,7 @@ __all__ = [
     "Nack",
     "PeerItem",
     "PeerList",
+    "PeerState",
     "Receipt",
     "Send",
     "SendItem",
@@ -269,7 +270,8 @@ class ListPeers(Frame, tag=15, frozen=True):
 
 class PeerItem(msgspec.Struct, array_like=True, frozen=True):
     """One name the router knows: connected (``online``, its ``epoch``, ms since it was last
-    heard from) or not, and its mailbox: ``queued`` not yet sent, ``inflight`` sent, unacked."""
+    heard from) or not, its mailbox (``queued`` not yet sent, ``inflight`` sent, unacked),
+    and the ``state`` its session last reported with PeerState ("" if none)."""
 
     name: str
     online: bool
@@ -277,12 +279,22 @@ class PeerItem(msgspec.Struct, array_like=True, frozen=True):
     idle_ms: int
     queued: int
     inflight: int
+    state: str = ""
 
 
 class PeerList(Frame, tag=16, frozen=True):
     """Router → peer, the answer to ListPeers (receiving sessions and non-empty mailboxes)."""
 
     items: list[PeerItem]
+
+
+class PeerState(Frame, tag=17, frozen=True):
+    """Peer → router: what this peer is doing, in its own words (at most 512 bytes kept),
+    e.g. a tmux agent's ``live %3`` or ``dead: no live pane for bob``. The router keeps the
+    latest for the session, shows it in PeerList, and forgets it when the session ends;
+    a client sends it again after every Welcome. Send-only sessions' states are ignored."""
+
+    state: str
 
 
 AnyFrame = (
@@ -293,4 +305,5 @@ AnyFrame = (
     | DeadList
     | ListPeers
     | PeerList
+    | PeerState
 )

@@ -45,6 +45,7 @@ from .frames import (
     Nack,
     PeerItem,
     PeerList,
+    PeerState,
     Receipt,
     Send,
     Status,
@@ -126,6 +127,7 @@ class Session:
     hello: int = 0  # the Hello.attempt this session answered
     dseq: int = 0
     send_only: bool = False  # never receives: not in by_name, its Acks and Holds ignored
+    state: str = ""  # what the peer last said it is doing (PeerState)
 
 
 @dataclass(slots=True)
@@ -231,6 +233,9 @@ class RouterCore:
             case Hold(session=sid, dseq=dseq, reason=reason):
                 if sid == session.sid and not session.send_only:
                     self._on_hold(session, dseq, reason[:MAX_NOTE], now)
+            case PeerState(state=state):
+                if not session.send_only:
+                    session.state = state[:MAX_NOTE]
             case Bye():
                 self._end_session(session)
             case _:
@@ -583,7 +588,8 @@ class RouterCore:
                 continue
             epoch = session.epoch if session else 0
             idle = int((now - session.last_seen) * 1000) if session else 0
-            items.append(PeerItem(name, session is not None, epoch, idle, queued, inflight))
+            state = session.state if session else ""
+            items.append(PeerItem(name, session is not None, epoch, idle, queued, inflight, state))
         return items
 
     def _resend_inflight(self, name: str, mb: Mailbox, now: float) -> None:
