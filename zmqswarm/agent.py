@@ -209,22 +209,56 @@ class PaneWriter:
         self.profile = agent.profile  # of the pane being served: set for each message
         self.client = AsyncClient(name, router=agent.router, auto_ack=False, options=AGENT_OPTIONS)
         self.client.start()
+        self.state = ""  # last reported to the router (zs peers)
+        self.delivering = False
         self.task = asyncio.get_running_loop().create_task(self._run(), name=f"zs-agent-{name}")
 
     async def _run(self) -> None:
+        follow = asyncio.get_running_loop().create_task(self._follow_pane())
+        try:
+            while True:
+                self.report(self.pane_state())
+                try:
+                    msg = await self.client.recv(timeout=1.0)
+                except TimeoutError:
+                    continue
+                await self._handle(msg)
+        finally:
+            follow.cancel()
+
+    async def _follow_pane(self) -> None:
+        """Between messages, tell the router at once when the pane dies or comes back (the
+        doorbell makes a pane death a new snapshot within milliseconds)."""
         while True:
-            try:
-                msg = await self.client.recv(timeout=1.0)
-            except TimeoutError:
-                continue
+            await self.agent.watch.changed().wait()
+            if not self.delivering:
+                self.report(self.pane_state())
+
+    def pane_state(self) -> str:
+        pane = self.target()
+        if pane is not None:
+            return f"live {pane.id}"
+        return f"dead: {f'pane {self.fixed} is gone' if self.fixed else 'no live pane'}"
+
+    def report(self, state: str) -> None:
+        """What ``zs peers`` shows for this name (sent to the router when it changes)."""
+        if state != self.state:
+            self.state = state
+            self.client.set_state(state)
+
+    async def _handle(self, msg: Message) -> None:
+        self.delivering = True
+        try:
             outcome = await self.deliver_until_done(msg)
-            msg.ack(outcome.note())
-            self.agent.journal.done(str(msg.ticket))
-            stats = self.agent.stats
-            stats.delivered += 1
-            stats.outcomes[outcome.status] = stats.outcomes.get(outcome.status, 0) + 1
-            if outcome.status != "submitted":
-                log.warning("%s: %s %s", self.name, msg.ticket, outcome.note())
+        finally:
+            self.delivering = False
+        msg.ack(outcome.note())
+        self.agent.journal.done(str(msg.ticket))
+        stats = self.agent.stats
+        stats.delivered += 1
+        stats.outcomes[outcome.status] = stats.outcomes.get(outcome.status, 0) + 1
+        if outcome.status != "submitted":
+            log.warning("%s: %s %s", self.name, msg.ticket, outcome.note())
 
     # -- one message ----------------------------------------------------------------------
 
@@ -339,6 +373,7 @@ class PaneWriter:
                 log.warning("%s: %s %s: %s", self.name, outcome, msg.ticket, why)
             if outcome != told or now - told_at >= 2.0:
                 msg.hold(f"{outcome}: {why}")
+                self.report(f"{outcome}: {why}")
                 told, told_at = outcome, now
 
         while True:

@@ -18,6 +18,13 @@ from ..conftest import Procs, wait_for
 RECORDER = Path(__file__).with_name("recorder.py")
 
 
+def state_of(name: str, router: str) -> str:
+    """What ``zs peers`` shows as ``name``'s state."""
+    from zmqswarm.admin import list_peers
+
+    return next((p.state for p in list_peers(router, timeout=5) if p.name == name), "")
+
+
 def records(path: Path) -> list[dict[str, str]]:
     if not path.exists():
         return []
@@ -154,7 +161,10 @@ def test_a_killed_pane_keeps_its_mail_at_the_router_until_a_new_pane_takes_the_n
         early = [alice.send("bob", f"early {i}".encode(), notify=True) for i in range(3)]
         for ticket in early:
             ticket.wait("delivered", timeout=30)
+        wait_for(lambda: state_of("bob", procs.url) == f"live {pane}", 10, "live in zs peers")
         subprocess.run(["tmux", "-L", tmux_socket, "kill-pane", "-t", pane], check=True)
+        # No message pending: the agent tells the router of the death on its own.
+        wait_for(lambda: state_of("bob", procs.url) == "dead: no live pane", 10, "dead shown")
         late = [alice.send("bob", f"late {i}".encode(), notify=True) for i in range(3)]
         for ticket in late:
             ticket.wait("accepted", timeout=10)  # the router holds them
@@ -166,6 +176,7 @@ def test_a_killed_pane_keeps_its_mail_at_the_router_until_a_new_pane_takes_the_n
         for ticket in late:
             ticket.wait("delivered", timeout=30)
         assert " held=dead:" in late[0].note  # the final notice says how long it waited
+        wait_for(lambda: state_of("bob", procs.url) == f"live {new_pane}", 10, "live again")
     assert bodies(first, 3) == [f"early {i}" for i in range(3)]
     assert bodies(second, 3) == [f"late {i}" for i in range(3)]
 
