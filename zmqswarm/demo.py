@@ -101,11 +101,25 @@ def tmux_demo(url: str, planner: Client, say: object) -> None:
                 [*tmux, "capture-pane", "-p", "-t", pane], capture_output=True, text=True
             ).stdout.rstrip()
             say(f"--- pane {pane} ({name}) ---\n{shown}")
+        subprocess.run([*tmux, "kill-pane", "-t", panes["tester"]], check=True)
+        say("killed tester's pane; zs peers (the agent reports each pane's state):")
+        deadline = time.monotonic() + 10
+        while "dead" not in (listing := zs_peers(url)) and time.monotonic() < deadline:
+            time.sleep(0.05)  # poll interval of a deadline wait
+        say(listing)
     finally:
         if agent is not None:
             agent.terminate()
             agent.wait(10)
         subprocess.run([*tmux, "kill-server"], capture_output=True, check=False)
+
+
+def zs_peers(url: str) -> str:
+    from zmqswarm.admin import list_peers
+
+    rows = [p for p in list_peers(url, timeout=5) if p.state]
+    lines = [f"  {p.name:9} {'online' if p.online else 'offline':8} {p.state}" for p in rows]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
