@@ -184,13 +184,21 @@ class PaneWatch:
 
     async def resolve(self, target: str) -> str:
         """The immutable ``%id`` of a pane target such as ``work:1.0`` (names can drift to
-        another pane later; ids never do). Raises TmuxError if there is no such pane."""
+        another pane later; ids never do). Raises TmuxError if there is no such pane.
+
+        Asked through a forked ``tmux``, once: a target is relative to the current session,
+        which for our control clients is the hidden anchor, and a bare ``c`` would match a
+        window there; a forked client finds the session the way the user's shell would."""
         if target.startswith("%"):
             return target
-        lines = await self.tmux.command("display-message", "-p", "-t", target, "#{pane_id}")
-        if not lines or not lines[0].startswith("%"):
+        fmt = "#{pane_id}\t#{session_name}"
+        lines = await self.tmux.run_subprocess("display-message", "-p", "-t", target, fmt)
+        pane, _, session = (lines[0] if lines else "").partition("\t")
+        if not pane.startswith("%"):
             raise TmuxError("display-message", f"no pane {target!r}")
-        return lines[0]
+        if session == ANCHOR:
+            raise TmuxError("display-message", f"{target!r} names zmqswarm's own anchor pane")
+        return pane
 
     async def history_shows(self, pane: str, marker: str) -> bool:
         """Whether ``marker`` appears anywhere in the pane's history (wrapped lines joined)."""

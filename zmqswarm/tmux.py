@@ -167,7 +167,7 @@ class ControlClient:
         except TmuxError:
             try:
                 await self.run_subprocess(
-                    "new-session", "-d", "-s", ANCHOR, "-n", "ctl", "exec sleep 2147483647"
+                    "new-session", "-d", "-s", ANCHOR, "-n", ANCHOR, "exec sleep 2147483647"
                 )
             except TmuxError as exc:
                 if "duplicate session" not in exc.message:

@@ -7,8 +7,10 @@ import asyncio
 import subprocess
 from collections.abc import Callable
 
+import pytest
+
 from zmqswarm.panes import HOOK_INDEX, HOOKS, PaneWatch
-from zmqswarm.tmux import ANCHOR
+from zmqswarm.tmux import ANCHOR, TmuxError
 
 
 def tmux(socket: str, *args: str) -> str:
@@ -87,5 +89,27 @@ def test_hooks_stay_while_another_agent_is_attached(tmux_socket: str) -> None:
         await second.start()
         await second.close()
         assert f"[{HOOK_INDEX}]" not in hooks(tmux_socket)
+
+    asyncio.run(main())
+
+
+def test_targets_resolve_as_the_user_s_shell_would_never_to_the_anchor(tmux_socket: str) -> None:
+    c = tmux(tmux_socket, "new-session", "-d", "-s", "c", "-P", "-F", "#{pane_id}")
+    tmux(tmux_socket, "new-session", "-d", "-s", "work", "-n", "main")
+    window = ("new-window", "-d", "-t", "work", "-n", "editor", "-P", "-F", "#{pane_id}")
+    editor = tmux(tmux_socket, *window)
+
+    async def main() -> None:
+        watch = PaneWatch(tmux_socket)
+        await watch.start()  # the anchor session exists from here on
+        try:
+            assert await watch.resolve("c") == c  # not the anchor's window, whatever its name
+            assert await watch.resolve("work:editor") == editor
+            assert await watch.resolve(editor) == editor
+            for bad in (f"={ANCHOR}:", "nosuch:1"):
+                with pytest.raises(TmuxError):
+                    await watch.resolve(bad)
+        finally:
+            await watch.close()
 
     asyncio.run(main())
