@@ -353,11 +353,14 @@ class PaneWriter:
     async def ready_pane(self, msg: Message, held: list[tuple[str, float]]) -> str | None:
         """Wait for a live pane that can take ``msg`` now (None: its ttl passed first). While
         it waits, the router (and a sender that asked for ``notify``) hears why:
-        ``msg.hold()``, again every 2 s and on every change. ``held`` collects (outcome,
-        seconds) of each wait for the final note."""
+        ``msg.hold()``, on every change and again well within the router's redeliver_after.
+        ``held`` collects (outcome, seconds) of each wait for the final note."""
         watch = self.agent.watch
         loop = asyncio.get_running_loop()
         told, told_at, since_told = "", 0.0, 0.0
+        started = loop.time()
+        # Holds keep the router from delivering the waiting mail again: well within its wait.
+        hold_every = min(2.0, self.client.redeliver_after / 2)
 
         def report(outcome: str, why: str) -> None:
             nonlocal told, told_at, since_told
@@ -371,7 +374,7 @@ class PaneWriter:
                 else:
                     self.agent.stats.deferred += 1
                 log.warning("%s: %s %s: %s", self.name, outcome, msg.ticket, why)
-            if outcome != told or now - told_at >= 2.0:
+            if outcome != told or now - told_at >= hold_every:
                 msg.hold(f"{outcome}: {why}")
                 self.report(f"{outcome}: {why}")
                 told, told_at = outcome, now
@@ -402,6 +405,8 @@ class PaneWriter:
                 if told:
                     held.append((told, loop.time() - since_told))
                 return pane.id
+            if why == "quiet" and loop.time() - started >= hold_every:
+                why = "its output has not settled"  # e.g. a retry countdown: say so
             if why != "quiet":
                 report("refused_draft" if why.startswith("a draft") else "deferred", why)
             await asyncio.sleep(0.04)
@@ -415,10 +420,10 @@ class PaneWriter:
             return "copy mode or input off"
         if hooked == "busy":
             return "busy (its hook said so)"
+        if profile.shows_busy(screen):  # before quiet: a busy screen rarely is
+            return "busy (its screen says so)"
         if hooked != "idle" and quiet < profile.quiet:
             return "quiet"
-        if profile.shows_busy(screen):
-            return "busy (its screen says so)"
         state = profile.read_screen(screen, cursor)
         if state.draft:
             return f"a draft is typed: {state.draft[:40]!r}"

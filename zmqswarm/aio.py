@@ -201,6 +201,12 @@ class AsyncClient(PeerBase):
             msg.ack()
         return msg
 
+    @property
+    def redeliver_after(self) -> float:
+        """Seconds the router waits for an ack (or a ``msg.hold()``) before it delivers a
+        message again: hold mail you keep well within it."""
+        return self._engine.core.redeliver_after
+
     def set_state(self, state: str) -> None:
         """Tell the router what this peer is doing: ``zs peers`` shows it. Said again after
         every reconnect, forgotten when the session ends."""

@@ -270,6 +270,12 @@ class Client(PeerBase):
         self._caller().send(b"K")
         time.sleep(0)
 
+    @property
+    def redeliver_after(self) -> float:
+        """Seconds the router waits for an ack (or a ``msg.hold()``) before it delivers a
+        message again: hold mail you keep well within it."""
+        return self._io.engine.core.redeliver_after  # a float written once per session
+
     def set_state(self, state: str) -> None:
         """Tell the router what this peer is doing: ``zs peers`` shows it. Said again after
         every reconnect, forgotten when the session ends."""

@@ -42,6 +42,7 @@ class RouterConfig(_Base, frozen=True):
     mailbox_max_bytes: int = 64 << 20
     max_bytes: int = 1 << 30
     max_attempts: int = 10
+    redeliver_after: float = 5.0
     dead_max: int = 10_000
     drain_timeout: float = 2.0
 

@@ -14,6 +14,7 @@ from zmqswarm import Client, ZsTimeoutError
 from zmqswarm.delivery import sanitize
 
 from ..conftest import Procs, wait_for
+from ..integration.test_stall import router_stats
 
 RECORDER = Path(__file__).with_name("recorder.py")
 
@@ -184,16 +185,25 @@ def test_a_killed_pane_keeps_its_mail_at_the_router_until_a_new_pane_takes_the_n
 def test_a_busy_program_gets_its_messages_after_it_goes_quiet(
     procs: Procs, tmux_socket: str, tmp_path: Path
 ) -> None:
-    procs.router()
+    """A program working longer than the router's patience (redelivery after 1 s, dead after
+    2 attempts here): the agent's Holds keep the waiting mail alive, so nothing is a dead
+    letter, and it all lands after the work, in order. (Found against Claude Code, whose
+    changing screen while it worked read as "not quiet yet", which sent no Hold: its queued
+    mail was redelivered every redeliver_after, and went dead once the agent reconnected.)"""
+    config = tmp_path / "router.toml"
+    config.write_text("[router]\nredeliver-after = 1.0\nmax-attempts = 2\n")
+    router = procs.router("--config", str(config))
     out = tmp_path / "pane.jsonl"
     pane = start_recorder(tmux_socket, out, busy=5.0)  # prints a line every 50 ms for 5 s
     procs.spawn(*agent_args("bob", pane, tmux_socket, procs.url, tmp_path))
     with Client("alice", router=procs.url) as alice:
         tickets = [alice.send("bob", f"after work {i}".encode(), notify=True) for i in range(3)]
         for ticket in tickets:
-            ticket.wait("delivered", timeout=30)
+            ticket.wait("delivered", timeout=30)  # raises DeliveryError for a dead letter
+        assert tickets[0].progress.startswith("deferred: ")  # what the agent said meanwhile
     assert bodies(out, 3) == [f"after work {i}" for i in range(3)]
     assert not [r for r in records(out) if "during_busy" in r], "pasted into a busy program"
+    assert router_stats(router)["redelivered"] == 0  # held, so never sent again
 
 
 def test_a_human_draft_is_never_overwritten(procs: Procs, tmux_socket: str, tmp_path: Path) -> None:
@@ -333,8 +343,6 @@ def test_a_stalled_agent_resumes_without_a_duplicate_paste(
     agent's inbox knows which it already handed over. Each message lands once, in order."""
     import os
     import time
-
-    from ..integration.test_stall import router_stats
 
     router = procs.router()
     out = tmp_path / "pane.jsonl"

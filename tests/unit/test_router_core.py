@@ -246,7 +246,7 @@ def test_a_send_only_session_shares_a_live_name_and_never_receives() -> None:
     cli = hello(core, "bob", epoch=2, send_only=True)  # `zs send` from inside its pane
     alice = hello(core, "alice")
     out = replies(core)
-    assert (cli, Welcome(1, 7, 2, 0, 1000, 1 << 20, 0)) in out
+    assert (cli, Welcome(1, 7, 2, 0, 1000, 1 << 20, 0, 5000)) in out
     assert not [f for i, f in out if isinstance(f, Nack)]  # no NAME_TAKEN, no TAKEN_OVER
     send(core, cli, [SendItem(1, "alice", notify=True)])
     deliver = next(f for i, f in replies(core) if i == alice and isinstance(f, Deliver))

@@ -142,6 +142,7 @@ class ClientCore:
         self._received: list[Inbound] = []
         self._awaiting: set[int] = set()  # accepted tickets waiting for a Delivered notice
         self.peer_state = ""  # what set_state() last said
+        self.redeliver_after = 5.0  # the router's patience with unacked mail (Welcome)
         self._last_rx = 0.0
         self._last_tx = 0.0
         self._last_ping = -INF  # last Heartbeat sent
@@ -331,6 +332,7 @@ class ClientCore:
             return  # a stale Welcome (an earlier router or session)
         restarted = self.router_epoch not in (0, frame.router_epoch)
         self.router_epoch = frame.router_epoch
+        self.redeliver_after = frame.redeliver_ms / 1000 or 5.0
         self.state = "ready"
         self._hello_tries = 0
         self._hello_due = INF

@@ -113,7 +113,10 @@ class Hello(Frame, tag=1, frozen=True):
 class Welcome(Frame, tag=2, frozen=True):
     """Router → peer: the session is open. ``session`` numbers it (Deliver and Ack carry it, so
     frames of an earlier session are recognised as stale). ``acked`` is the router's watermark
-    for this (name, epoch) stream: every seq up to it is accepted; the peer resends the rest."""
+    for this (name, epoch) stream: every seq up to it is accepted; the peer resends the rest.
+    ``redeliver_ms``: how long the router waits for an Ack or a Hold of a delivery before it
+    sends it again (0 from routers that predate it: assume 5000); a recipient that keeps mail
+    for longer says Hold well within it."""
 
     version: int
     router_epoch: int
@@ -122,6 +125,7 @@ class Welcome(Frame, tag=2, frozen=True):
     heartbeat_ms: int
     max_payload: int
     attempt: int = 0
+    redeliver_ms: int = 0
 
 
 class SendItem(msgspec.Struct, array_like=True, frozen=True):

@@ -373,10 +373,11 @@ class RouterCore:
         stream = self.streams.get((hello.name, hello.epoch))
         acked = stream.wm if stream else 0
         o = self.options
-        hb_ms = int(o.heartbeat * 1000)
+        hb_ms, redeliver_ms = int(o.heartbeat * 1000), int(o.redeliver_after * 1000)
         welcome = Welcome(
-            PROTOCOL_VERSION, self.epoch, sid, acked, hb_ms, o.max_payload, hello.attempt
-        )
+            PROTOCOL_VERSION, self.epoch, sid, acked, hb_ms, o.max_payload, hello.attempt,
+            redeliver_ms,
+        )  # fmt: skip
         self._out.append((identity, [encode(welcome)], 0))
         for notice in self._notices.pop((hello.name, hello.epoch), []):
             self._out.append((identity, [encode(notice)], 0))
