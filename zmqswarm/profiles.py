@@ -38,10 +38,12 @@ class Profile(msgspec.Struct, forbid_unknown_fields=True, rename="kebab", frozen
     ignore_dim: bool = False  # dim/grey text (placeholders) is not part of a draft
 
     def shows_busy(self, screen: list[str]) -> bool:
+        """Whether a busy marker shows. Dim text counts here (Claude Code draws "esc to
+        interrupt" grey); escape sequences do not (it colours each word on its own)."""
         if self.busy is None:
             return False
         pattern = _compiled(self.busy)
-        return any(pattern.search(line) for line in screen)
+        return any(pattern.search(_OTHER_ESC.sub("", line)) for line in screen)
 
     def read_screen(self, screen: list[str], cursor: int) -> Screen:
         """What the screen says; ``screen`` holds SGR sequences if ``ignore_dim`` is set."""
