@@ -57,7 +57,7 @@ def test_messages_arrive_whole_and_submitted_once_in_order(
                 "-F",
                 "#{pane_id}",
                 "-t",
-                "_zmqswarm",
+                "_zmqswarm:",  # the anchor session (its window has the same name)
                 f"{sys.executable} {RECORDER} {out}",
             )
             pane = lines[0]
