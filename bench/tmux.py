@@ -31,6 +31,7 @@ BODY = "hello from bench — line with 'quotes', $vars, #{formats} and ; separat
 
 async def measure(socket: str, n: int) -> dict[str, list[float]]:
     client = ControlClient(socket)
+    await client.run_subprocess("new-session", "-d", "-s", "home")  # it never starts a server
     cmds = {
         "display-message -p": ("display-message", "-p", "x"),
         "set-buffer 120 B": ("set-buffer", "-b", "zs-bench", "--", BODY[:120]),

@@ -138,8 +138,7 @@ class ControlClient:
         async with self._connecting:
             if self._proc is not None and self._proc.returncode is None:
                 return self._proc
-            if self._proc is not None:
-                self.reconnects += 1
+            again = self._proc is not None
             await self._ensure_anchor()
             proc = await asyncio.create_subprocess_exec(
                 *self.base,
@@ -159,12 +158,15 @@ class ControlClient:
             self._proc = proc
             self._reader = asyncio.create_task(self._read(proc), name="tmux-control-reader")
             await ready
+            self.reconnects += again  # counted once connected, not per failed attempt
             return proc
 
     async def _ensure_anchor(self) -> None:
         try:
             await self.run_subprocess("has-session", "-t", f"={ANCHOR}")
-        except TmuxError:
+        except TmuxError as missing:
+            if "no server running" in missing.message or "error connecting" in missing.message:
+                raise  # never start a tmux server of our own: wait for the user's
             try:
                 await self.run_subprocess(
                     "new-session", "-d", "-s", ANCHOR, "-n", ANCHOR, "exec sleep 2147483647"

@@ -50,6 +50,7 @@ def test_messages_arrive_whole_and_submitted_once_in_order(
 
     async def main() -> None:
         tmux = ControlClient(tmux_socket)
+        await tmux.run_subprocess("new-session", "-d", "-s", "home")  # it never starts one
         try:
             lines = await tmux.command(
                 "new-window",

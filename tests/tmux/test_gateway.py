@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import subprocess
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,7 @@ QUOTED = re.compile(r'"(?:[A-Za-z0-9 _.,:/=%@+\-]|\\[0-7]{3})*"')
 def run(socket: str, body: Callable[[ControlClient], Awaitable[None]]) -> None:
     async def main() -> None:
         client = ControlClient(socket)
+        await client.run_subprocess("new-session", "-d", "-s", "home")  # we never start one
         try:
             await asyncio.wait_for(body(client), 20)
         finally:
@@ -82,8 +84,17 @@ def test_a_dead_server_fails_pending_work_and_the_next_command_reconnects(
     async def body(client: ControlClient) -> None:
         await client.command("display-message", "-p", "up")
         await client.command("kill-server")
-        # Commands sent while the dying client is still attached fail (their outcome is
-        # unknown: never retried blindly); within a deadline one reconnects and succeeds.
+        # No server: commands fail (never retried blindly), and no server of our own is
+        # started for the anchor (a user who killed tmux gets no stray server back).
+        for _ in range(20):  # however often it is asked
+            with contextlib.suppress(TmuxError):
+                await client.command("display-message", "-p", "none")
+                raise AssertionError("a command ran: a server was started for the anchor")
+            await asyncio.sleep(0.01)  # poll interval
+        with pytest.raises(TmuxError, match="no server|error connecting"):
+            await client.run_subprocess("list-sessions")
+        # The user starts tmux again: within a deadline a command reconnects and succeeds.
+        await client.run_subprocess("new-session", "-d", "-s", "back")
         deadline = asyncio.get_running_loop().time() + 5
         while True:
             try:
