@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
 import subprocess
 import uuid
 from collections.abc import Iterator
 
 import pytest
+
+from ..conftest import Procs
 
 TMUX = shutil.which("tmux")
 
@@ -20,4 +25,24 @@ def tmux_socket() -> Iterator[str]:
     try:
         yield name
     finally:
-        subprocess.run([TMUX, "-L", name, "kill-server"], capture_output=True, check=False)
+        kill_server(TMUX, name)
+
+
+def kill_server(tmux: str, name: str) -> None:
+    """``kill-server``, then SIGKILL the server process too: a server waits for its clients
+    to leave, and an orphaned control client of a killed agent sometimes never did (seen:
+    about one leaked server per run of test_agent.py). Nothing waits here."""
+    asked = [tmux, "-L", name, "display-message", "-p", "#{pid}"]
+    pid = subprocess.run(asked, capture_output=True, text=True).stdout.strip()
+    subprocess.run([tmux, "-L", name, "kill-server"], capture_output=True, check=False)
+    if pid.isdigit():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)
+
+
+@pytest.fixture
+def procs(tmux_socket: str, procs: Procs) -> Procs:
+    """The processes of a tmux test (agents above all) are reaped before its tmux server is
+    killed: set up after ``tmux_socket``, torn down before it. An agent still running when
+    the server is asked to exit reattaches, and a server waits for its clients to leave."""
+    return procs
