@@ -98,6 +98,7 @@ class PaneWatch:
         self.tmux = ControlClient(socket_name, socket_path=socket_path, on_notify=self._notified)
         self.bell = ControlClient(socket_name, socket_path=socket_path)  # blocks in wait-for
         self.rings = 0
+        self._hooked = False  # our hooks are installed in the server we talk to
         self.reconcile = reconcile
         self.sample_every = sample_every
         self.panes: dict[str, Pane] = {}
@@ -109,7 +110,8 @@ class PaneWatch:
 
     async def start(self) -> None:
         await self.refresh()
-        await self._set_hooks(install=True)
+        with contextlib.suppress(TmuxError):  # no server yet: the doorbell installs them later
+            await self._set_hooks(install=True)
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._reconcile(), name="zs-pane-reconcile"),
@@ -220,14 +222,19 @@ class PaneWatch:
     # -- internals ------------------------------------------------------------------------
 
     async def _set_hooks(self, *, install: bool) -> None:
+        """Install (or remove) our hooks. Raises TmuxError if there is no server to talk to;
+        a hook this tmux does not know is only logged (the reconcile covers for it)."""
         hook = " ".join(RING)
         for name in HOOKS:
             slot = f"{name}[{HOOK_INDEX}]"
             args = ("set-hook", "-g", slot, hook) if install else ("set-hook", "-gu", slot)
             try:
                 await self.tmux.command(*args)
-            except TmuxError as exc:  # an old tmux without this hook: the reconcile covers it
+            except TmuxError as exc:
+                if "invalid option" not in exc.message:
+                    raise
                 log.warning("tmux %s: %s", slot, exc.message)
+        self._hooked = install
 
     async def _others_attached(self) -> bool:
         """Whether a control client of another process (another agent) is on the anchor."""
@@ -236,12 +243,18 @@ class PaneWatch:
         return any(int(pid) not in ours for pid in lines if pid.isdigit())
 
     async def _doorbell(self) -> None:
+        seen = 0  # bell reconnections so far: one means a new server (or a new client)
         while True:
             try:
                 await self.bell.command("wait-for", CHANNEL)  # answers at once ...
+                if not self._hooked or self.bell.reconnects != seen:
+                    seen = self.bell.reconnects
+                    await self._set_hooks(install=True)  # hooks live in the server
+                    self._dirty.set()  # and a new server's panes are news
                 await self.bell.command("display-message", "-p", "rang")  # ... this, when rung
-            except TmuxError:  # the server went away, or our client: try again later
-                await asyncio.sleep(self.reconcile)
+            except TmuxError:  # the server went away, or our client: try again soon
+                self._hooked = False
+                await asyncio.sleep(1.0)
                 continue
             self.rings += 1
             self._dirty.set()

@@ -164,12 +164,10 @@ class ControlClient:
     async def _ensure_anchor(self) -> None:
         try:
             await self.run_subprocess("has-session", "-t", f"={ANCHOR}")
-        except TmuxError as missing:
-            if "no server running" in missing.message or "error connecting" in missing.message:
-                raise  # never start a tmux server of our own: wait for the user's
-            try:
+        except TmuxError:
+            try:  # -N: never start a tmux server of our own; wait for the user's
                 await self.run_subprocess(
-                    "new-session", "-d", "-s", ANCHOR, "-n", ANCHOR, "exec sleep 2147483647"
+                    "-N", "new-session", "-d", "-s", ANCHOR, "-n", ANCHOR, "exec sleep 2147483647"
                 )
             except TmuxError as exc:
                 if "duplicate session" not in exc.message:

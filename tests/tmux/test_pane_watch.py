@@ -4,6 +4,7 @@ control client reach the snapshot through our hooks, and the user's hooks are le
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 from collections.abc import Callable
 
@@ -109,6 +110,31 @@ def test_targets_resolve_as_the_user_s_shell_would_never_to_the_anchor(tmux_sock
             for bad in (f"={ANCHOR}:", "nosuch:1"):
                 with pytest.raises(TmuxError):
                     await watch.resolve(bad)
+        finally:
+            await watch.close()
+
+    asyncio.run(main())
+
+
+def test_a_restarted_server_gets_the_hooks_again(tmux_socket: str) -> None:
+    tmux(tmux_socket, "new-session", "-d", "-s", "work")
+
+    async def main() -> None:
+        watch = PaneWatch(tmux_socket, reconcile=60.0)
+        await watch.start()
+        try:
+            old = int(tmux(tmux_socket, "display-message", "-p", "#{pid}"))
+            tmux(tmux_socket, "kill-server")  # hooks live in the server: gone with it
+            await within(10, lambda: not os.path.exists(f"/proc/{old}"), "the old server gone")
+            base = tmux(tmux_socket, "new-session", "-d", "-s", "again", "-P", "-F", "#{pane_id}")
+            split = ("split-window", "-d", "-t", base, "-P", "-F", "#{pane_id}", "cat")
+            doomed = tmux(tmux_socket, *split)
+            hooked = f"pane-exited[{HOOK_INDEX}]"
+            await within(10, lambda: hooked in hooks(tmux_socket), "the hooks installed again")
+            await within(10, lambda: doomed in watch.panes, "the new server's panes seen")
+            tmux(tmux_socket, "kill-pane", "-t", doomed)
+            took = await within(3, lambda: doomed not in watch.panes, "the kill seen")
+            assert took < 1.0  # through the hooks: the reconcile is 60 s away
         finally:
             await watch.close()
 
