@@ -59,7 +59,7 @@ class AsyncClient(PeerBase):
         self._fd = -1
         self._turn_due = False  # a _turn is scheduled
         self._timer: asyncio.TimerHandle | None = None
-        self._arrived = asyncio.Event()  # inbox got messages, or the state changed
+        self._readers: list[asyncio.Future[None]] = []  # recv() calls waiting for mail
         self._progress = asyncio.Event()  # the engine ran: receipts may have settled tickets
         self._closed = False
 
@@ -81,7 +81,7 @@ class AsyncClient(PeerBase):
         self._loop = loop = asyncio.get_running_loop()
         self._fd = int(sock.getsockopt(zmq.FD))
         loop.add_reader(self._fd, self._kick)
-        self._engine.on_state = self._arrived.set
+        self._engine.on_state = self._wake_readers  # they raise a refusal, or wait again
         self._engine.core.connect(self._engine.now())
         self._kick()
 
@@ -123,9 +123,15 @@ class AsyncClient(PeerBase):
         raw = self._raw
         wait = self._engine.step(self._engine.now(), lambda parts: send_parts(raw, parts))
         self._progress.set()
-        if self._engine.inbox:
-            self._arrived.set()
+        if self._engine.inbox and self._readers:
+            self._wake_readers()
         return wait
+
+    def _wake_readers(self) -> None:
+        readers, self._readers = self._readers, []
+        for fut in readers:
+            if not fut.done():
+                fut.set_result(None)
 
     # -- API ------------------------------------------------------------------------------
 
@@ -182,18 +188,8 @@ class AsyncClient(PeerBase):
     async def recv(self, timeout: float | None = None) -> Message:
         """The next message; ZsTimeoutError if none arrives within ``timeout`` seconds."""
         inbox = self._engine.inbox
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while not inbox:
-            self._check_open()
-            self._arrived.clear()
-            left = None if deadline is None else deadline - loop.time()
-            if left is not None and left <= 0:
-                raise ZsTimeoutError(f"no message within {timeout} s")
-            try:
-                await asyncio.wait_for(self._arrived.wait(), left)
-            except TimeoutError:
-                continue
+        if not inbox:
+            await self._await_mail(timeout)
         received = inbox.popleft()
         key = received.key
         msg = Message(key[0], received.payload, key, received.attempt, self, received.expires)
@@ -225,6 +221,29 @@ class AsyncClient(PeerBase):
         self._engine.core.ack(key, note)
         self._kick()  # cheap: the core itself holds the Ack back up to ack_delay
 
+    async def _await_mail(self, timeout: float | None) -> None:
+        """Until the inbox has mail. A plain future per wait, resolved by the turn that
+        filled the inbox: ``asyncio.wait_for(event.wait())`` made a task per call and took
+        two more loop iterations to wake (Python 3.11)."""
+        inbox = self._engine.inbox
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while not inbox:
+            self._check_open()
+            left = None if deadline is None else deadline - loop.time()
+            if left is not None and left <= 0:
+                raise ZsTimeoutError(f"no message within {timeout} s")
+            fut: asyncio.Future[None] = loop.create_future()
+            self._readers.append(fut)
+            timer = None if left is None else loop.call_later(left, _settle, fut)
+            try:
+                await fut
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                if fut in self._readers:  # timed out or cancelled: not woken, not kept
+                    self._readers.remove(fut)
+
     def __aiter__(self) -> AsyncIterator[Message]:
         return self._iterate()
 
@@ -253,6 +272,7 @@ class AsyncClient(PeerBase):
         engine.core.close(engine.now())
         self._step()  # the last Ack and the Bye
         self._closed = True
+        self._wake_readers()  # a recv() waiting now raises ClientClosedError
         if self._timer is not None:
             self._timer.cancel()
         assert self._loop is not None and self._raw is not None
@@ -263,3 +283,8 @@ class AsyncClient(PeerBase):
 
     def _check_open(self) -> None:
         self._raise_if_unusable(self._closed, self._engine.core.refusal)
+
+
+def _settle(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)

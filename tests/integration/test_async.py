@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from pathlib import Path
+
+import pytest
 
 from zmqswarm import AsyncClient
 
@@ -85,5 +88,28 @@ def test_async_peer_state_reaches_zs_peers(procs: Procs) -> None:
                     break
                 assert loop.time() < deadline, peers
                 await asyncio.sleep(0.02)  # poll interval of a deadline wait
+
+    asyncio.run(main())
+
+
+def test_async_recv_waits_leave_nothing_behind_and_close_ends_them(tmp_path: Path) -> None:
+    from zmqswarm import ClientClosedError, ZsTimeoutError
+
+    async def main() -> None:
+        client = AsyncClient("idle", router=f"ipc://{tmp_path}/no-router")
+        async with client:
+            for _ in range(50):  # an idle agent polls like this, forever
+                with pytest.raises(ZsTimeoutError):
+                    await client.recv(timeout=0.001)
+            assert client._readers == []  # bounded: timed-out waits are not kept
+            waiting = asyncio.ensure_future(client.recv(timeout=30))
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 5
+            while not client._readers:
+                assert loop.time() < deadline
+                await asyncio.sleep(0.001)  # poll interval of a deadline wait
+            await client.close(timeout=0)
+            with pytest.raises(ClientClosedError):  # at once, not after its 30 s
+                await asyncio.wait_for(waiting, 2)
 
     asyncio.run(main())
