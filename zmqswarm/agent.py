@@ -362,7 +362,7 @@ class PaneWriter:
         # Holds keep the router from delivering the waiting mail again: well within its wait.
         hold_every = min(2.0, self.client.redeliver_after / 2)
 
-        def report(outcome: str, why: str) -> None:
+        def say_held(outcome: str, why: str) -> None:
             nonlocal told, told_at, since_told
             now = loop.time()
             if outcome != told:
@@ -386,7 +386,7 @@ class PaneWriter:
                 return None
             pane = self.target()
             if pane is None:
-                report("dead", f"no live pane for {self.name}; held at the router")
+                say_held("dead", f"no live pane for {self.name}; held at the router")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(watch.changed().wait(), 1.0)
                 continue
@@ -408,7 +408,7 @@ class PaneWriter:
             if why == "quiet" and loop.time() - started >= hold_every:
                 why = "its output has not settled"  # e.g. a retry countdown: say so
             if why != "quiet":
-                report("refused_draft" if why.startswith("a draft") else "deferred", why)
+                say_held("refused_draft" if why.startswith("a draft") else "deferred", why)
             await asyncio.sleep(0.04)
 
     @staticmethod
