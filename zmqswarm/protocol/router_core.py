@@ -4,11 +4,7 @@ Rule 1: everything that decides whether a message is accepted, where it waits, w
 delivered, redelivered or declared dead lives here. Rule 2: no sockets, no clock: the driver
 passes ``now`` and sends what ``take_output`` returns.
 
-The shapes::
-
-    session   one connected peer (routing identity -> name, epoch, credit window)
-    stream    one sender incarnation (name, epoch): the watermark that deduplicates its seqs
-    mailbox   one recipient name: queue (accepted, not yet out) + inflight (out, not acked)
+The shapes (``router_state``): sessions, streams and mailboxes.
 
 A message is accepted when it enters its recipient's mailbox; the receipt says so. Mailboxes
 exist for names that are offline or never seen (store and forward). A mailbox is forwarded in
@@ -22,9 +18,6 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-
-import msgspec
 
 from .codec import MAX_BATCH, DecodeFailure, decode, encode, valid_name
 from .dead_letters import DeadLetter, DeadLetters
@@ -52,93 +45,24 @@ from .frames import (
     Welcome,
 )
 from .receiver import MAX_NOTE
+from .router_state import (
+    Entry,
+    Mailbox,
+    Output,
+    RouterOptions,
+    Session,
+    Stream,
+    deliver_item,
+)
 from .sender import INF
 
 __all__ = ["DeadLetter", "Output", "RouterCore", "RouterOptions"]
-
-
-def _deliver_item(dseq: int, entry: Entry, now: float) -> DeliverItem:
-    """How ``entry`` is described to its recipient, in a first delivery or a resend alike."""
-    ttl_left = 0 if entry.expires == INF else max(1, int((entry.expires - now) * 1000))
-    return DeliverItem(dseq, entry.sender, entry.epoch, entry.seq, entry.attempts, ttl_left)
 
 
 log = logging.getLogger("zmqswarm.router")
 
 DEAD = "$dead"  # the dead-letter mailbox's name; '$' names are the router's own
 EXPIRED_NOTE = "expired:"  # an ack note so marked: dropped unhandled, the ttl had passed
-
-
-class RouterOptions(msgspec.Struct, frozen=True):
-    heartbeat: float = 1.0  # a session silent for 3 of these is gone
-    max_payload: int = 1 << 20
-    mailbox_max_messages: int = 100_000
-    mailbox_max_bytes: int = 64 << 20
-    max_bytes: int = 1 << 30  # all payloads held, router-wide
-    max_mailboxes: int = 100_000
-    max_attempts: int = 10  # deliveries without an ack before a message is dead
-    dead_max: int = 10_000  # dead letters kept (oldest dropped, counted)
-    stream_ttl: float = 3600.0  # forget an idle sender's dedup watermark after this
-    retry_ms: int = 200  # hint sent with MAILBOX_FULL / ROUTER_FULL
-    max_inflight_bytes: int = 16 << 20  # per session, besides the peer's count window
-    redeliver_after: float = 5.0  # unacked this long on a live session: send the same again
-    # Receipts are coalesced per sender: the first after a quiet spell goes at once, then at
-    # most one per receipt_delay, or sooner once receipt_batch messages wait for one. A busy
-    # sender's I/O thread then wakes for a receipt every 2 ms, not for every message.
-    receipt_delay: float = 0.002
-    receipt_batch: int = 512
-
-
-class Entry:
-    """One accepted message."""
-
-    __slots__ = ("attempts", "epoch", "expires", "notify", "payload", "sender", "seq")
-
-    def __init__(
-        self, sender: str, epoch: int, seq: int, payload: bytes, notify: bool, expires: float
-    ) -> None:
-        self.sender = sender
-        self.epoch = epoch
-        self.seq = seq
-        self.payload = payload
-        self.notify = notify
-        self.expires = expires
-        self.attempts = 0
-
-
-@dataclass(slots=True)
-class Mailbox:
-    queue: deque[Entry] = field(default_factory=deque)
-    inflight: deque[tuple[int, Entry]] = field(default_factory=deque)
-    nbytes: int = 0
-    with_ttl: int = 0
-    progress: float = 0.0  # last time inflight was sent or acked
-    inflight_bytes: int = 0
-
-
-@dataclass(slots=True)
-class Session:
-    identity: bytes
-    name: str
-    epoch: int
-    window: int
-    last_seen: float
-    sid: int  # session number, carried by Welcome, Deliver and Ack
-    hello: int = 0  # the Hello.attempt this session answered
-    dseq: int = 0
-    send_only: bool = False  # never receives: not in by_name, its Acks and Holds ignored
-    state: str = ""  # what the peer last said it is doing (PeerState)
-
-
-@dataclass(slots=True)
-class Stream:
-    wm: int  # every seq <= wm is accepted (or settled at the sender)
-    above: set[int]  # accepted seqs > wm
-    last_seen: float
-
-
-Output = tuple[bytes, list[bytes], int]
-"""(identity, parts, first dseq of a Deliver or 0): one multipart message to send."""
 
 
 class RouterCore:
@@ -531,7 +455,7 @@ class RouterCore:
                 session.dseq += 1
                 mb.inflight.append((session.dseq, entry))
                 mb.inflight_bytes += len(entry.payload)
-                items.append(_deliver_item(session.dseq, entry, now))
+                items.append(deliver_item(session.dseq, entry, now))
                 parts.append(entry.payload)
             if not items:
                 break
@@ -607,7 +531,7 @@ class RouterCore:
             items = []
             for dseq, e in chunk:
                 e.attempts += 1
-                items.append(_deliver_item(dseq, e, now))
+                items.append(deliver_item(dseq, e, now))
             header = encode(Deliver(session.sid, items))
             self._out.append((session.identity, [header, *(e.payload for _, e in chunk)], 0))
 
