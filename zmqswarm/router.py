@@ -14,9 +14,10 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 import zmq
 
@@ -30,6 +31,8 @@ log = logging.getLogger("zmqswarm.router")
 _HEARTBEAT = encode(Heartbeat())
 _MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 _NOBLOCK = int(zmq.NOBLOCK)
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
 
 
 class Router:
@@ -131,6 +134,7 @@ class Router:
     def run(self) -> None:
         core, sock = self.core, self.sock
         handle, batch = core.handle, self.batch
+        events = cast("Callable[[int], int]", sock.getsockopt)  # EVENTS is an int option
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         try:
@@ -142,10 +146,11 @@ class Router:
                 if poller.poll(int(wait * 1000) + 1):
                     now = time.monotonic()
                     for _ in range(batch):
-                        try:
-                            identity, parts = recv_routed(sock, _NOBLOCK)
-                        except zmq.Again:
+                        # Asked, not read until zmq.Again: at a steady rate a turn holds one
+                        # or two messages, and the exception cost 3.7 us against 1.4.
+                        if not events(_EVENTS) & _POLLIN:
                             break
+                        identity, parts = recv_routed(sock, _NOBLOCK)
                         handle(identity, parts, now)
                 core.tick(now)
                 self._flush(now)
