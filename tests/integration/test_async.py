@@ -66,8 +66,12 @@ def test_async_ack_notes_and_holds_reach_the_sender(procs: Procs) -> None:
                     break
                 await asyncio.sleep(0.01)  # polling interval of a deadline wait
             assert ticket.progress == "busy: compiling"
+            acked = asyncio.get_running_loop().time()
             msg.ack("done in 3 s")
             assert (await ticket.wait("delivered", timeout=10)).note == "done in 3 s"
+            # The ack runs no turn of its own but arms the timer for ack_delay (2 ms): were
+            # it left to the next heartbeat timer, this would take up to 0.5 s.
+            assert asyncio.get_running_loop().time() - acked < 0.25
 
     asyncio.run(main())
 

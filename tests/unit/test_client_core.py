@@ -64,8 +64,10 @@ def test_a_quarter_of_the_credit_window_is_acked_without_waiting() -> None:
     for msg in deliver(core, 2, 3, 1.0):
         core.ack(msg.key)
     assert acks(core, 1.0) == []  # 3 < 16 // 4
+    assert core.next_deadline() > 1.0  # held: nothing due now
     for msg in deliver(core, 5, 1, 1.0):
         core.ack(msg.key)
+    assert core.next_deadline() <= 1.0  # a driver that arms timers from this comes now
     assert acks(core, 1.0) == [5]  # 4 waiting: the router must get its credit back
 
 

@@ -248,7 +248,10 @@ class ClientCore:
                 max(self._last_rx, self._last_ping) + hb,
                 self._last_rx + 3 * hb,
             )
-            if self.inbox.ack_backlog > 0:
+            backlog = self.inbox.ack_backlog
+            if backlog >= self._ack_batch:
+                beat = 0.0  # credit to return: due now
+            elif backlog > 0:
                 beat = min(beat, self._last_ack + self.options.ack_delay)
         elif self.state == "hello":
             beat = self._hello_due
