@@ -1,8 +1,13 @@
 """``AsyncClient``: the asyncio driver. The Engine runs in the event loop itself, driven by
-callbacks, not a task: the socket's file descriptor is watched with ``loop.add_reader``, and
-one coalesced ``_turn`` (scheduled with ``call_soon``) feeds what arrived, fires the timers and
-sends what is due; a ``call_later`` handle wakes it for the next timer. No future or task is
-created per message (the earlier loop built two futures and an ``asyncio.wait`` per turn).
+callbacks, not a task. A ``_turn`` feeds what arrived, fires the timers and sends what is
+due. It runs straight from the ``loop.add_reader`` callback when input comes, from a
+``call_later`` timer, or coalesced through ``call_soon`` when the application acts. No future
+or task is created per message (the earlier loop built two futures and an ``asyncio.wait``
+per turn).
+
+``send()`` after a quiet spell sends from the caller at once, then corks until the loop's
+next iteration: a lone message leaves without waiting for the task to yield, and a burst
+still goes out in one batch.
 
 ZeroMQ's descriptor is edge-triggered and a send can consume its edge: so every turn reads
 the socket until it is empty, after sending too, instead of trusting the descriptor alone."""
@@ -23,6 +28,9 @@ from zmqswarm.tickets import Message, TicketBook, TicketId, WaitFor
 from zmqswarm.transport import drain, routing_id, send_parts, tune
 
 __all__ = ["AsyncClient", "AsyncTicket"]
+
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
 
 
 class AsyncTicket(TicketBase["AsyncClient"]):
@@ -58,6 +66,7 @@ class AsyncClient(PeerBase):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._fd = -1
         self._turn_due = False  # a _turn is scheduled
+        self._corked = False  # send() flushed eagerly in this loop iteration
         self._timer: asyncio.TimerHandle | None = None  # the next turn a timer brings
         self._timer_due = 0.0  # when it fires, in Engine.now() seconds
         self._readers: list[asyncio.Future[None]] = []  # recv() calls waiting for mail
@@ -81,12 +90,18 @@ class AsyncClient(PeerBase):
         self._raw = sock
         self._loop = loop = asyncio.get_running_loop()
         self._fd = int(sock.getsockopt(zmq.FD))
-        loop.add_reader(self._fd, self._kick)
+        loop.add_reader(self._fd, self._on_readable)
         self._engine.on_state = self._wake_readers  # they raise a refusal, or wait again
         self._engine.core.connect(self._engine.now())
         self._kick()
 
     # -- the loop -------------------------------------------------------------------------
+
+    def _on_readable(self) -> None:
+        """Input (or a state change) on the socket: run the turn here and now, not one loop
+        iteration later (an epoll_wait and a dispatch saved per message received)."""
+        if not self._turn_due:
+            self._turn()
 
     def _kick(self) -> None:
         """Something may have changed (input, a send, an ack, a timer): run one turn soon."""
@@ -121,6 +136,25 @@ class AsyncClient(PeerBase):
         assert self._loop is not None
         self._timer = self._loop.call_later(due - now, self._on_timer)
         self._timer_due = due
+
+    def _flush_now(self) -> None:
+        """Send at once, from the caller: the first send after a quiet spell leaves without
+        waiting for the task to yield and the loop to come round (measured 44 us at p50).
+        Then cork until the loop's next iteration, so that a burst of send() calls after
+        this one is batched by a single turn as before."""
+        raw = self._raw
+        if raw is None or self._closed:
+            return
+        wait = self._step()
+        self._corked = True
+        assert self._loop is not None
+        self._loop.call_soon(self._uncork)
+        if raw.getsockopt(_EVENTS) & _POLLIN:  # type: ignore[operator]
+            self._kick()  # the send may have eaten the descriptor's edge: read in a turn
+        self._arm(self._engine.now() + min(wait, 0.5))
+
+    def _uncork(self) -> None:
+        self._corked = False
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -170,7 +204,10 @@ class AsyncClient(PeerBase):
         ttl_ms = int(ttl * 1000) if ttl else 0
         now = self._engine.now()
         seqs = [core.submit(to, p, now, notify=notify, ttl_ms=ttl_ms) for p in payloads]
-        self._kick()
+        if self._turn_due or self._corked:
+            self._kick()  # a turn is coming, or one just flushed: batch with the others
+        else:
+            self._flush_now()
         return [AsyncTicket(self, seq) for seq in seqs]
 
     async def send_wait(self, to: str, payload: bytes, **kw: Any) -> AsyncTicket:

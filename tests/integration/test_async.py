@@ -117,3 +117,41 @@ def test_async_recv_waits_leave_nothing_behind_and_close_ends_them(tmp_path: Pat
                 await asyncio.wait_for(waiting, 2)
 
     asyncio.run(main())
+
+
+def test_a_send_leaves_before_the_task_yields_and_a_burst_is_still_batched(
+    procs: Procs,
+) -> None:
+    import threading
+
+    from zmqswarm import Client
+
+    procs.router()
+    got = threading.Event()
+
+    def receive(bob: Client) -> None:
+        while bob.recv(timeout=30).payload != b"now":
+            pass
+        got.set()
+
+    async def main() -> None:
+        with Client("bob", router=procs.url) as bob:
+            reader = threading.Thread(target=receive, args=(bob,))
+            reader.start()
+            async with AsyncClient("alice", router=procs.url) as alice:
+                await alice.send("bob", b"warm-up").wait("accepted")
+                await asyncio.sleep(0)  # let the cork from that send come off
+                alice.send("bob", b"now")
+                # The loop is blocked here: only a send made inside send() itself can
+                # reach bob. (A blocking wait in a coroutine, on purpose.)
+                assert got.wait(5), "send() waited for the event loop"
+                core = alice._engine.core
+                before = core.send_frames
+                tickets = [alice.send("bob", b"%d" % i) for i in range(500)]
+                await tickets[-1].wait("accepted")
+                # The first of the burst goes at once, the rest in one turn's batch
+                # (a batch holds up to MAX_BATCH): not one frame per send().
+                assert core.send_frames - before <= 4
+            reader.join(10)
+
+    asyncio.run(main())

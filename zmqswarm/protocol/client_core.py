@@ -150,6 +150,7 @@ class ClientCore:
         self._ack_batch = max(1, opts.recv_window // 4)
         self._hello_due = INF
         self.bad_frames = 0  # a router never sends garbage: counted, then ignored
+        self.send_frames = 0  # Send frames emitted: messages sent / this = the batching
         self._hello_tries = 0
         self._hellos = 0  # every Hello sent: the Welcome must echo the latest
 
@@ -272,6 +273,7 @@ class ClientCore:
                 items = [SendItem(m.seq, m.to, m.prev, m.notify, m.ttl_ms) for m in batch]
                 header = encode(Send(self.window.base, items))
                 self._emit([header, *(m.payload for m in batch)], now)
+                self.send_frames += 1
         out, self._out = self._out, []
         return out
 
