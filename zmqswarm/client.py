@@ -41,12 +41,13 @@ from zmqswarm.engine import Engine, PeerBase, TicketBase
 from zmqswarm.errors import BackpressureError, ClientClosedError, DeliveryError, ZsTimeoutError
 from zmqswarm.protocol import ClientOptions
 from zmqswarm.tickets import Message, TicketBook, TicketId, WaitFor
-from zmqswarm.transport import drain, routing_id, send_parts, tune
+from zmqswarm.transport import drain, routing_id, send_parts, send_routed, tune
 
 __all__ = ["Client", "Ticket"]
 
 
 _OUTCOME = msgspec.msgpack.Encoder()
+_MAIL = [b"M"]  # to a caller asleep in recv(): the inbox has mail
 
 
 class Ticket(TicketBase["Client"]):
@@ -443,7 +444,7 @@ class _IOThread(threading.Thread):
                     caller = waiting.pop()
                 except KeyError:
                     break  # the caller left on its own meanwhile
-                self.pipe.send_multipart([caller, b"M"])
+                send_routed(self.pipe, caller, _MAIL)
         if self._capacity:
             outstanding = self.issued - self.settled
             keep = []

@@ -23,13 +23,12 @@ import zmq
 
 from zmqswarm.errors import RouterInUseError
 from zmqswarm.protocol import Heartbeat, RouterCore, RouterOptions, encode
-from zmqswarm.transport import ipc_path, recv_routed, send_parts
+from zmqswarm.transport import ipc_path, recv_routed, send_routed
 
 __all__ = ["Router"]
 
 log = logging.getLogger("zmqswarm.router")
 _HEARTBEAT = encode(Heartbeat())
-_MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 _NOBLOCK = int(zmq.NOBLOCK)
 _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
@@ -171,8 +170,7 @@ class Router:
         sock = self.sock
         for identity, parts, first_dseq in self.core.take_output(now):
             try:
-                sock.send(identity, _MORE_NOBLOCK)  # EAGAIN/EHOSTUNREACH come here or never
-                send_parts(sock, parts)
+                send_routed(sock, identity, parts)
             except zmq.ZMQError as exc:
                 # EHOSTUNREACH: the peer is gone; EAGAIN: its pipe is full. Keep the mail.
                 if first_dseq:
