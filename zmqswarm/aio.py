@@ -25,12 +25,9 @@ from zmqswarm.engine import Engine, PeerBase, TicketBase
 from zmqswarm.errors import BackpressureError, DeliveryError, ZsTimeoutError
 from zmqswarm.protocol import ClientOptions
 from zmqswarm.tickets import Message, TicketBook, TicketId, WaitFor
-from zmqswarm.transport import drain, routing_id, send_parts, tune
+from zmqswarm.transport import drain, readable, routing_id, send_parts, tune
 
 __all__ = ["AsyncClient", "AsyncTicket"]
-
-_EVENTS = int(zmq.EVENTS)
-_POLLIN = int(zmq.POLLIN)
 
 
 class AsyncTicket(TicketBase["AsyncClient"]):
@@ -149,7 +146,7 @@ class AsyncClient(PeerBase):
         self._corked = True
         assert self._loop is not None
         self._loop.call_soon(self._uncork)
-        if raw.getsockopt(_EVENTS) & _POLLIN:  # type: ignore[operator]
+        if readable(raw):
             self._kick()  # the send may have eaten the descriptor's edge: read in a turn
         self._arm(self._engine.now() + min(wait, 0.5))
 

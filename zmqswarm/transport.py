@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 import zmq
@@ -18,6 +18,7 @@ __all__ = [
     "recv_routed",
     "ipc_path",
     "new_epoch",
+    "readable",
     "resolve_router_url",
     "routing_id",
     "send_parts",
@@ -82,15 +83,18 @@ def recv_routed(sock: zmq.Socket[Any], flags: int = 0) -> tuple[bytes, list[byte
     return identity, recv_parts(sock)
 
 
-def drain(sock: zmq.Socket[Any], limit: int) -> Iterator[list[bytes]]:
-    """Up to ``limit`` waiting multipart messages, without blocking.
+def readable(sock: zmq.Socket[Any]) -> bool:
+    """Whether a message waits. Asked before each read instead of reading until zmq.Again:
+    at a steady rate a socket mostly holds zero or one message per turn, and building the
+    Again exception cost 3.7 us here against 1.4 us for the question. Asking also processes
+    libzmq's pending commands, which re-arms the edge-triggered descriptor."""
+    return bool(cast(int, sock.getsockopt(_EVENTS)) & _POLLIN)
 
-    Asks ``EVENTS`` before each message instead of reading until zmq.Again: a client's
-    socket mostly holds zero or one message per turn, and building the Again exception cost
-    3.7 us here against 1.4 us for the question."""
-    events = cast("Callable[[int], int]", sock.getsockopt)  # EVENTS is an int option
+
+def drain(sock: zmq.Socket[Any], limit: int) -> Iterator[list[bytes]]:
+    """Up to ``limit`` waiting multipart messages, without blocking."""
     for _ in range(limit):
-        if not events(_EVENTS) & _POLLIN:
+        if not readable(sock):
             return
         yield recv_parts(sock, _NOBLOCK)
 
