@@ -140,7 +140,10 @@ def test_a_send_leaves_before_the_task_yields_and_a_burst_is_still_batched(
             reader.start()
             async with AsyncClient("alice", router=procs.url) as alice:
                 await alice.send("bob", b"warm-up").wait("accepted")
-                await asyncio.sleep(0)  # let the cork from that send come off
+                deadline = asyncio.get_running_loop().time() + 5
+                while alice._turn_due or alice._corked:  # quiet: no turn coming, no cork
+                    assert asyncio.get_running_loop().time() < deadline
+                    await asyncio.sleep(0)
                 alice.send("bob", b"now")
                 # The loop is blocked here: only a send made inside send() itself can
                 # reach bob. (A blocking wait in a coroutine, on purpose.)
