@@ -177,8 +177,7 @@ class AsyncClient(PeerBase):
     def _wake_readers(self) -> None:
         readers, self._readers = self._readers, []
         for fut in readers:
-            if not fut.done():
-                fut.set_result(None)
+            _settle(fut)
 
     # -- API ------------------------------------------------------------------------------
 
@@ -339,5 +338,6 @@ class AsyncClient(PeerBase):
 
 
 def _settle(fut: asyncio.Future[None]) -> None:
+    """Wake one recv() wait (woken by mail, or timed out: whichever comes first)."""
     if not fut.done():
         fut.set_result(None)
