@@ -22,7 +22,7 @@ import zmq
 
 from zmqswarm.errors import RouterInUseError
 from zmqswarm.protocol import Heartbeat, RouterCore, RouterOptions, encode
-from zmqswarm.transport import ipc_path, readable, recv_routed, send_routed
+from zmqswarm.transport import ipc_path, readable, recv_parts, recv_routed, send_routed
 
 __all__ = ["Router"]
 
@@ -130,17 +130,28 @@ class Router:
     def run(self) -> None:
         core, sock = self.core, self.sock
         handle, batch = core.handle, self.batch
-        poller = zmq.Poller()
-        poller.register(sock, zmq.POLLIN)
+        recv = sock.recv
+        timeout_ms = -2  # RCVTIMEO as last set: set only when it changes
         try:
             while True:
                 now = time.monotonic()
                 if self._stop_at is not None and (now >= self._stop_at or core.drained()):
                     break
-                wait = min(max(0.0, core.next_deadline() - now), 0.1)
-                if poller.poll(int(wait * 1000) + 1):
-                    now = time.monotonic()
-                    for _ in range(batch):
+                # One blocking receive per turn, bounded by the next timer: libzmq waits on
+                # its own descriptor, where a Poller would add a poll call and two EVENTS
+                # queries (each a syscall) to every turn.
+                wait_ms = int(min(max(0.0, core.next_deadline() - now), 0.1) * 1000) + 1
+                if wait_ms != timeout_ms:
+                    sock.setsockopt(zmq.RCVTIMEO, wait_ms)
+                    timeout_ms = wait_ms
+                try:
+                    identity = recv()
+                except zmq.Again:
+                    identity = None
+                now = time.monotonic()
+                if identity is not None:
+                    handle(identity, recv_parts(sock), now)
+                    for _ in range(batch - 1):
                         if not readable(sock):
                             break
                         identity, parts = recv_routed(sock, _NOBLOCK)
