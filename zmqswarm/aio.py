@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from math import inf
 from types import TracebackType
 from typing import Any
 
@@ -64,9 +65,11 @@ class AsyncClient(PeerBase):
         self._fd = -1
         self._turn_due = False  # a _turn is scheduled
         self._corked = False  # send() flushed eagerly in this loop iteration
+        self._sends = 0  # multipart messages sent: a turn that sent must read again
         self._timer: asyncio.TimerHandle | None = None  # the next turn a timer brings
         self._timer_due = 0.0  # when it fires, in Engine.now() seconds
         self._readers: list[asyncio.Future[None]] = []  # recv() calls waiting for mail
+        self._readers_due = inf  # the earliest of their timeouts (Engine.now() seconds)
         self._progress = asyncio.Event()  # the engine ran: receipts may have settled tickets
         self._closed = False
 
@@ -113,23 +116,27 @@ class AsyncClient(PeerBase):
             return
         self._feed(raw)
         for _ in range(64):  # a bounded burst, then let the loop breathe
+            sends = self._sends
             wait = self._step()
-            if not self._feed(raw):  # read after every send: a send can eat the fd's edge
+            # Read again after a send, which can eat the descriptor's edge. A turn that sent
+            # nothing leaves the edge armed: input that comes later wakes the loop itself.
+            if self._sends == sends or not self._feed(raw):
                 break
         else:
             self._kick()  # still busy: come back after other callbacks
-        self._arm(self._engine.now() + min(wait, 0.5))
+        self._arm(min(self._engine.now() + min(wait, 0.5), self._readers_due))
 
     def _arm(self, due: float) -> None:
         """Make sure a turn runs by ``due`` (Engine.now() seconds). A timer already set to
         fire sooner is kept: the turn it brings re-arms for the real deadline, and one early
         turn costs less than a TimerHandle made and cancelled on every turn."""
-        timer, now = self._timer, self._engine.now()
-        due = max(due, now)  # overdue: a timer already set to fire now will do
+        timer = self._timer
         if timer is not None:
             if self._timer_due <= due:
                 return
             timer.cancel()
+        now = self._engine.now()
+        due = max(due, now)  # overdue: a timer set to fire now will do
         assert self._loop is not None
         self._timer = self._loop.call_later(due - now, self._on_timer)
         self._timer_due = due
@@ -138,17 +145,21 @@ class AsyncClient(PeerBase):
         """Send at once, from the caller: the first send after a quiet spell leaves without
         waiting for the task to yield and the loop to come round (measured 44 us at p50).
         Then cork until the loop's next iteration, so that a burst of send() calls after
-        this one is batched by a single turn as before."""
+        this one is batched by a single turn as before.
+
+        Only the send: no timers fire here and none need arming, since a new message's
+        resend deadline falls after the one the armed timer already waits for."""
         raw = self._raw
         if raw is None or self._closed:
             return
-        wait = self._step()
+        self._engine.flush(self._engine.now(), self._send)
         self._corked = True
         assert self._loop is not None
         self._loop.call_soon(self._uncork)
         if readable(raw):
             self._kick()  # the send may have eaten the descriptor's edge: read in a turn
-        self._arm(self._engine.now() + min(wait, 0.5))
+        if self._timer is None:
+            self._arm(self._engine.core.next_deadline())
 
     def _uncork(self) -> None:
         self._corked = False
@@ -166,16 +177,21 @@ class AsyncClient(PeerBase):
         return fed
 
     def _step(self) -> float:
-        assert self._raw is not None
-        raw = self._raw
-        wait = self._engine.step(self._engine.now(), lambda parts: send_parts(raw, parts))
+        now = self._engine.now()
+        wait = self._engine.step(now, self._send)
         self._progress.set()
-        if self._engine.inbox and self._readers:
-            self._wake_readers()
+        if self._readers and (self._engine.inbox or now >= self._readers_due):
+            self._wake_readers()  # mail, or a wait ran out: each re-checks its own case
         return wait
+
+    def _send(self, parts: list[bytes]) -> None:
+        assert self._raw is not None
+        send_parts(self._raw, parts)
+        self._sends += 1
 
     def _wake_readers(self) -> None:
         readers, self._readers = self._readers, []
+        self._readers_due = inf
         for fut in readers:
             _settle(fut)
 
@@ -271,29 +287,30 @@ class AsyncClient(PeerBase):
         core.ack(key, note)
         # No turn per ack: the core holds Acks back up to ack_delay anyway, so a timer for
         # when the next one is due will do (measured: one turn fewer per message received).
-        self._arm(core.next_deadline())
+        self._arm(core.ack_due())
 
     async def _await_mail(self, timeout: float | None) -> None:
         """Until the inbox has mail. A plain future per wait, resolved by the turn that
         filled the inbox: ``asyncio.wait_for(event.wait())`` made a task per call and took
-        two more loop iterations to wake (Python 3.11)."""
-        inbox = self._engine.inbox
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
+        two more loop iterations to wake (Python 3.11). The timeout rides on the client's
+        own timer (``_arm``), not on a TimerHandle made and cancelled for every wait."""
+        engine = self._engine
+        inbox = engine.inbox
+        deadline = inf if timeout is None else engine.now() + timeout
         while not inbox:
             self._check_open()
-            left = None if deadline is None else deadline - loop.time()
-            if left is not None and left <= 0:
+            if engine.now() >= deadline:
                 raise ZsTimeoutError(f"no message within {timeout} s")
-            fut: asyncio.Future[None] = loop.create_future()
+            assert self._loop is not None
+            fut: asyncio.Future[None] = self._loop.create_future()
             self._readers.append(fut)
-            timer = None if left is None else loop.call_later(left, _settle, fut)
+            if deadline < self._readers_due:
+                self._readers_due = deadline
+                self._arm(deadline)
             try:
                 await fut
             finally:
-                if timer is not None:
-                    timer.cancel()
-                if fut in self._readers:  # timed out or cancelled: not woken, not kept
+                if fut in self._readers:  # cancelled: not woken, not kept
                     self._readers.remove(fut)
 
     def __aiter__(self) -> AsyncIterator[Message]:

@@ -38,6 +38,12 @@ class Engine:
     def feed(self, parts: list[bytes], now: float) -> None:
         self.core.receive(parts, now)
 
+    def flush(self, now: float, send: Send) -> None:
+        """Send what is ready, firing no timers: the short path after a send() (timers keep
+        their own turn, and a new message only adds a later deadline)."""
+        for parts in self.core.outgoing(now):
+            send(parts)
+
     def step(self, now: float, send: Send) -> float:
         """Fire timers, fold events, send what is due. Returns seconds until the next timer."""
         core = self.core

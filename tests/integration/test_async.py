@@ -119,6 +119,24 @@ def test_async_recv_waits_leave_nothing_behind_and_close_ends_them(tmp_path: Pat
     asyncio.run(main())
 
 
+def test_async_recv_times_out_on_time_when_another_timer_comes_first(tmp_path: Path) -> None:
+    """A recv() timeout rides on the client's one timer. When that timer is set for
+    something sooner (here the turn that comes every 0.5 s while no router answers), the
+    turn it brings must re-arm for the waiting reader, not for its own next deadline."""
+    from zmqswarm import ZsTimeoutError
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        async with AsyncClient("late", router=f"ipc://{tmp_path}/no-router") as client:
+            start = loop.time()
+            with pytest.raises(ZsTimeoutError):
+                await client.recv(timeout=0.8)
+            elapsed = loop.time() - start
+            assert 0.8 <= elapsed < 0.95, elapsed
+
+    asyncio.run(main())
+
+
 def test_a_send_leaves_before_the_task_yields_and_a_burst_is_still_batched(
     procs: Procs,
 ) -> None:

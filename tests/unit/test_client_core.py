@@ -52,8 +52,10 @@ def test_the_first_ack_goes_at_once_then_acks_are_coalesced() -> None:
         core.ack(msg.key)
     assert acks(core, 1.0005) == []  # held: one Ack per ack_delay
     assert core.next_deadline() == 1.002  # ...and the driver is told when to come back
+    assert core.ack_due() == 1.002  # the same, asked the cheap way
     assert acks(core, 1.002) == [3]
     assert core.next_deadline() > 1.002  # nothing left to ack
+    assert core.ack_due() == float("inf")
 
 
 def test_a_quarter_of_the_credit_window_is_acked_without_waiting() -> None:
@@ -68,6 +70,7 @@ def test_a_quarter_of_the_credit_window_is_acked_without_waiting() -> None:
     for msg in deliver(core, 5, 1, 1.0):
         core.ack(msg.key)
     assert core.next_deadline() <= 1.0  # a driver that arms timers from this comes now
+    assert core.ack_due() <= 1.0
     assert acks(core, 1.0) == [5]  # 4 waiting: the router must get its credit back
 
 

@@ -260,6 +260,14 @@ class ClientCore:
             beat = INF
         return min(beat, self.window.next_deadline())
 
+    def ack_due(self) -> float:
+        """When the Ack owed for what was acked so far must leave: the one deadline that
+        ``ack()`` can bring forward (``next_deadline()`` for the price of a subtraction)."""
+        backlog = self.inbox.ack_backlog
+        if backlog >= self._ack_batch:
+            return 0.0
+        return self._last_ack + self.options.ack_delay if backlog else INF
+
     def outgoing(self, now: float) -> list[list[bytes]]:
         """Multipart messages to send now, in order."""
         if self.state == "ready":
@@ -268,8 +276,7 @@ class ClientCore:
                 backlog >= self._ack_batch or now >= self._last_ack + self.options.ack_delay
             ):
                 self._send_ack(now)
-            while self.window.has_ready():
-                batch = self.window.take(now, MAX_BATCH)
+            while batch := self.window.take(now, MAX_BATCH):
                 items = [SendItem(m.seq, m.to, m.prev, m.notify, m.ttl_ms) for m in batch]
                 header = encode(Send(self.window.base, items))
                 self._emit([header, *(m.payload for m in batch)], now)
