@@ -1,9 +1,11 @@
 """`python -m bench.latency`: send -> recv latency at a fixed offered rate, open loop.
 
 Each message carries the time it was *scheduled* to be sent, so a sender that falls behind
-cannot hide the queueing it causes (no coordinated omission). Both paths are measured in the
-same run: (a) raw DEALER -> Python ROUTER -> DEALER, (b) zmqswarm Client -> router -> Client
-with receipts and acks. Percentiles come from a histogram; the first second is warm-up.
+cannot hide the queueing it causes (no coordinated omission). All paths are measured in the
+same run: (a) raw DEALER -> Python ROUTER -> DEALER, blocking at both ends and again with
+asyncio ends (the floor for an asyncio client), (b) zmqswarm Client -> router -> Client and
+AsyncClient -> router -> AsyncClient, with receipts and acks. Percentiles come from a
+histogram; the first second is warm-up.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import zmq
 
 from bench._hist import Histogram
 from bench._procs import median, raw_path, write_json, zs_path
+from zmqswarm.transport import readable
 
 STAMP = struct.Struct("<q")
 PCTS = (50.0, 90.0, 99.0, 99.9)
@@ -94,6 +97,77 @@ def raw(rate: int, seconds: float, size: int) -> list[int]:
             src.send(payload)
 
         _paced(send, rate, seconds, size)
+        lat: list[int] = q.get(timeout=60)
+    return lat
+
+
+def _raw_async_sink(url: str, n: int, q: Any) -> None:
+    """``_raw_sink`` on an asyncio loop the way AsyncClient reads: a reader callback that
+    drains the socket while EVENTS says so, and one future per wait."""
+    import asyncio
+
+    async def run() -> None:
+        ctx = zmq.Context()
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.ROUTING_ID, b"sink")
+        sock.connect(url)
+        loop = asyncio.get_running_loop()
+        inbox: list[bytes] = []
+        waiting: list[asyncio.Future[None]] = []
+
+        def on_readable() -> None:
+            while readable(sock):
+                inbox.append(sock.recv())
+            if inbox and waiting:
+                fut = waiting.pop()
+                if not fut.done():
+                    fut.set_result(None)
+
+        loop.add_reader(sock.fileno(), on_readable)
+        on_readable()  # connecting may have eaten the descriptor's edge
+        q.put("ready")
+        lat = []
+        for _ in range(n):
+            while not inbox:
+                fut = loop.create_future()
+                waiting.append(fut)
+                await fut
+            payload = inbox.pop(0)
+            lat.append(time.monotonic_ns() - STAMP.unpack_from(payload)[0])
+        q.put(lat)
+
+    asyncio.run(run())
+
+
+def raw_async(rate: int, seconds: float, size: int) -> list[int]:
+    """The ceiling with asyncio at both ends, paced like ``zmqswarm_async``: the floor an
+    asyncio client can hope for on this machine."""
+    import asyncio
+
+    n = int(rate * seconds)
+
+    async def source(src: zmq.Socket[bytes]) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_reader(src.fileno(), readable, src)
+        more = zmq.SNDMORE
+        pad = b"x" * max(0, size - STAMP.size)
+        interval = 1_000_000_000 // rate
+        start = time.monotonic_ns() + 50_000_000
+        i = 0
+        while i < n:
+            now = time.monotonic_ns()
+            while i < n and start + i * interval <= now:
+                src.send(b"sink", more)
+                src.send(STAMP.pack(start + i * interval) + pad)
+                readable(src)  # as AsyncClient does after a send: the edge
+                i += 1
+            await asyncio.sleep(0)
+            if i < n:
+                time.sleep(max(0, start + i * interval - time.monotonic_ns()) / 1e9)  # noqa: ASYNC251
+        loop.remove_reader(src.fileno())
+
+    with raw_path(n, _raw_async_sink) as (src, q):
+        asyncio.run(source(src))
         lat: list[int] = q.get(timeout=60)
     return lat
 
@@ -189,6 +263,7 @@ def main() -> None:
     paths = (
         ("pacer alone (lateness)", pacer),
         ("raw pyzmq router", raw),
+        ("raw, asyncio ends", raw_async),
         ("zmqswarm Client", zmqswarm),
         ("zmqswarm AsyncClient", zmqswarm_async),
     )
