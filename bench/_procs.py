@@ -14,7 +14,8 @@ from typing import Any
 
 import zmq
 
-CTX = mp.get_context("spawn")  # a clean interpreter per peer, like real deployments
+CTX = mp.get_context("spawn")
+SINK = b"sink"  # the raw sink's routing id  # a clean interpreter per peer, like real deployments
 
 
 def endpoint(tag: str) -> str:
@@ -31,13 +32,23 @@ def wait_path(url: str, timeout: float = 10.0) -> None:
 
 
 def ceiling_router(url: str, n: int) -> None:
-    """The fastest honest Python forwarder: fixed-arity recv/send, no decode, no acks."""
+    """The fastest honest Python forwarder: fixed-arity recv/send, no decode, no acks.
+
+    It starts forwarding once the sink has said hello (``raw_sink_socket``): before its
+    connection is up, ROUTER_MANDATORY would refuse a message for it, and the run would
+    hang. Whatever the source sent before that is forwarded first."""
     ctx = zmq.Context()
     sock = ctx.socket(zmq.ROUTER)
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # block on a full pipe instead of dropping
     sock.bind(url)
+    early = []
+    while (parts := sock.recv_multipart()) != [SINK, b""]:
+        early.append(parts)
     recv, send, more = sock.recv, sock.send, zmq.SNDMORE
-    for _ in range(n):
+    for _, to, payload in early:
+        send(to, more)
+        send(payload)
+    for _ in range(n - len(early)):
         recv()  # sender identity
         to = recv()
         payload = recv()
@@ -45,6 +56,16 @@ def ceiling_router(url: str, n: int) -> None:
         send(payload)
     sock.close()
     ctx.term()
+
+
+def raw_sink_socket(url: str) -> tuple[zmq.Context[zmq.Socket[bytes]], zmq.Socket[bytes]]:
+    """The raw sink's DEALER, connected, its hello to ``ceiling_router`` on the way."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.ROUTING_ID, SINK)
+    sock.connect(url)
+    sock.send(b"")
+    return ctx, sock
 
 
 def run_zs_router(url: str) -> None:
@@ -79,7 +100,6 @@ def raw_path(n: int, sink: Callable[..., None]) -> Iterator[tuple[zmq.Socket[byt
     ctx = zmq.Context()
     src = ctx.socket(zmq.DEALER)
     src.connect(url)
-    time.sleep(0.2)  # bench only: the sink's connection must reach the router first
     try:
         yield src, q
     finally:

@@ -18,7 +18,7 @@ from typing import Any
 import zmq
 
 from bench._hist import Histogram
-from bench._procs import median, raw_path, write_json, zs_path
+from bench._procs import median, raw_path, raw_sink_socket, write_json, zs_path
 from zmqswarm.transport import readable
 
 STAMP = struct.Struct("<q")
@@ -76,10 +76,7 @@ def _summarize(latencies: list[int], warmup: int) -> dict[str, float]:
 
 
 def _raw_sink(url: str, n: int, q: Any) -> None:
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.ROUTING_ID, b"sink")
-    sock.connect(url)
+    ctx, sock = raw_sink_socket(url)
     q.put("ready")
     lat = []
     for _ in range(n):
@@ -107,10 +104,7 @@ def _raw_async_sink(url: str, n: int, q: Any) -> None:
     import asyncio
 
     async def run() -> None:
-        ctx = zmq.Context()
-        sock = ctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.ROUTING_ID, b"sink")
-        sock.connect(url)
+        ctx, sock = raw_sink_socket(url)
         loop = asyncio.get_running_loop()
         inbox: list[bytes] = []
         waiting: list[asyncio.Future[None]] = []

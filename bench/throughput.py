@@ -14,14 +14,11 @@ from typing import Any
 
 import zmq
 
-from bench._procs import median, raw_path, write_json, zs_path
+from bench._procs import median, raw_path, raw_sink_socket, write_json, zs_path
 
 
 def _ceiling_sink(url: str, n: int, q: Any) -> None:
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.ROUTING_ID, b"sink")
-    sock.connect(url)
+    ctx, sock = raw_sink_socket(url)
     q.put("ready")
     sock.recv()
     start = time.perf_counter()
