@@ -17,10 +17,17 @@ def router_command(
         typer.Option("--bind", "-b", help="Endpoint to bind (repeatable). Default: $ZS_ROUTER."),
     ] = None,
     config: Annotated[Path | None, typer.Option(help="TOML config file.")] = None,
+    cpu: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--cpu",
+            help="Pin the router, libzmq's I/O thread included, to this CPU (repeatable).",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     from zmqswarm.config import load_config
-    from zmqswarm.router import Router
+    from zmqswarm.router import Router, pin_to_cpus
     from zmqswarm.transport import resolve_router_url
 
     logging.basicConfig(
@@ -29,6 +36,9 @@ def router_command(
     )
     with exit_codes():
         cfg = load_config(config)
+        cpus = cpu or cfg.router.cpus
+        if cpus:
+            pin_to_cpus(cpus)  # before the socket: its I/O thread inherits the pinning
         binds = bind or cfg.router.bind or [resolve_router_url(None, cfg.client.router)]
         router = Router(binds, options=cfg.router.options(), drain_timeout=cfg.router.drain_timeout)
         router.install_signal_handlers()

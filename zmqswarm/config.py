@@ -45,6 +45,7 @@ class RouterConfig(_Base, frozen=True):
     redeliver_after: float = 5.0
     dead_max: int = 10_000
     drain_timeout: float = 2.0
+    cpus: list[int] = []  # pin the router to these CPUs (zs router --cpu); [] = anywhere
 
     def options(self) -> RouterOptions:
         from zmqswarm.protocol.router_core import RouterOptions  # the client never needs it

@@ -24,11 +24,26 @@ from zmqswarm.errors import RouterInUseError
 from zmqswarm.protocol import Heartbeat, RouterCore, RouterOptions, encode
 from zmqswarm.transport import ipc_path, readable, recv_parts, recv_routed, send_routed
 
-__all__ = ["Router"]
+__all__ = ["Router", "pin_to_cpus"]
 
 log = logging.getLogger("zmqswarm.router")
 _HEARTBEAT = encode(Heartbeat())
 _NOBLOCK = int(zmq.NOBLOCK)
+
+
+def pin_to_cpus(cpus: list[int]) -> None:
+    """Keep this thread, and every thread it starts from now on, on ``cpus``. Called before
+    the router's socket exists, it pins libzmq's I/O thread with the loop: on a small box
+    their hand-offs then stay on one core (measured: docs/benchmarks.md). Linux only."""
+    wanted = set(cpus)
+    try:
+        allowed = os.sched_getaffinity(0)
+    except AttributeError:
+        raise ValueError("pinning to CPUs needs Linux (sched_setaffinity)") from None
+    if not wanted or not wanted <= allowed:
+        have = ",".join(map(str, sorted(allowed)))
+        raise ValueError(f"cannot pin to CPUs {sorted(wanted)}: this process may use {have}")
+    os.sched_setaffinity(0, wanted)
 
 
 class Router:

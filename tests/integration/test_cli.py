@@ -46,6 +46,37 @@ def test_a_second_router_on_a_live_endpoint_exits_5(procs: Procs) -> None:
     assert "already serving" in result.stderr
 
 
+def _cpus_allowed(pid: int) -> set[str]:
+    """Cpus_allowed_list of every thread of ``pid``."""
+    lists = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for line in (task / "status").read_text().splitlines():
+            if line.startswith("Cpus_allowed_list:"):
+                lists.add(line.split()[1])
+    return lists
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sched_setaffinity is Linux's")
+def test_zs_router_pins_itself_and_its_io_thread_from_the_config(procs: Procs) -> None:
+    import os
+
+    cpu = max(os.sched_getaffinity(0))
+    config = procs.tmp / "router.toml"
+    config.write_text(f"[router]\ncpus = [{cpu}]\n")
+    router = procs.router("--config", str(config))
+    threads = len(list(Path(f"/proc/{router.pid}/task").iterdir()))
+    assert threads >= 2  # the loop and libzmq's I/O thread, which must be pinned too
+    assert _cpus_allowed(router.pid) == {str(cpu)}
+    assert zs("send", "bob", "hi", "--router", procs.url).returncode == 0  # and it serves
+
+
+def test_zs_router_refuses_a_cpu_it_may_not_use(tmp_path: Path) -> None:
+    result = zs("router", "--bind", f"ipc://{tmp_path}/r", "--cpu", "100000")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("zs: cannot pin to CPUs [100000]: this process may use")
+    assert not (tmp_path / "r").exists()  # refused before binding anything
+
+
 def test_a_crashed_routers_endpoint_is_taken_over(procs: Procs) -> None:
     first = procs.router()
     first.kill()  # SIGKILL: lock released by the kernel, socket file left behind
