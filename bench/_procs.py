@@ -14,8 +14,9 @@ from typing import Any
 
 import zmq
 
-CTX = mp.get_context("spawn")
-SINK = b"sink"  # the raw sink's routing id  # a clean interpreter per peer, like real deployments
+CTX = mp.get_context("spawn")  # a clean interpreter per peer, like real deployments
+SINK = b"sink"  # the raw sink's routing id
+ROUTER_CPUS: list[int] = []  # pin each path's router process here (bench.latency --router-cpu)
 
 
 def endpoint(tag: str) -> str:
@@ -31,12 +32,16 @@ def wait_path(url: str, timeout: float = 10.0) -> None:
         time.sleep(0.005)
 
 
-def ceiling_router(url: str, n: int) -> None:
+def ceiling_router(url: str, n: int, cpus: list[int] | None = None) -> None:
     """The fastest honest Python forwarder: fixed-arity recv/send, no decode, no acks.
 
     It starts forwarding once the sink has said hello (``raw_sink_socket``): before its
     connection is up, ROUTER_MANDATORY would refuse a message for it, and the run would
     hang. Whatever the source sent before that is forwarded first."""
+    if cpus:
+        from zmqswarm.router import pin_to_cpus
+
+        pin_to_cpus(cpus)  # as `zs router --cpu` does: the same tuning on both paths
     ctx = zmq.Context()
     sock = ctx.socket(zmq.ROUTER)
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # block on a full pipe instead of dropping
@@ -68,8 +73,11 @@ def raw_sink_socket(url: str) -> tuple[zmq.Context[zmq.Socket[bytes]], zmq.Socke
     return ctx, sock
 
 
-def run_zs_router(url: str) -> None:
-    from zmqswarm.router import Router
+def run_zs_router(url: str, cpus: list[int] | None = None) -> None:
+    from zmqswarm.router import Router, pin_to_cpus
+
+    if cpus:
+        pin_to_cpus(cpus)
 
     router = Router([url])
     router.install_signal_handlers()
@@ -91,7 +99,7 @@ def raw_path(n: int, sink: Callable[..., None]) -> Iterator[tuple[zmq.Socket[byt
     n, q)`` (which puts "ready", then its result, on ``q``). Yields (source DEALER, q)."""
     url = endpoint("raw")
     q: Any = CTX.Queue()
-    router = CTX.Process(target=ceiling_router, args=(url, n))
+    router = CTX.Process(target=ceiling_router, args=(url, n, ROUTER_CPUS))
     router.start()
     wait_path(url)
     consumer = CTX.Process(target=sink, args=(url, n, q))
@@ -115,7 +123,7 @@ def zs_path(n: int, sink: Callable[..., None]) -> Iterator[tuple[str, Any]]:
     "ready", then its result, on ``q``). Yields (router url, q)."""
     url = endpoint("zs")
     q: Any = CTX.Queue()
-    router = CTX.Process(target=run_zs_router, args=(url,))
+    router = CTX.Process(target=run_zs_router, args=(url, ROUTER_CPUS))
     router.start()
     wait_path(url)
     consumer = CTX.Process(target=sink, args=(url, n, q))

@@ -17,6 +17,7 @@ from typing import Any
 
 import zmq
 
+from bench import _procs
 from bench._hist import Histogram
 from bench._procs import median, raw_path, raw_sink_socket, write_json, zs_path
 from zmqswarm.transport import readable
@@ -248,10 +249,19 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--json", default="bench/results/latency.json")
+    ap.add_argument(
+        "--router-cpu",
+        type=int,
+        action="append",
+        default=[],
+        help="pin every path's router process to this CPU, as `zs router --cpu` does",
+    )
     args = ap.parse_args()
+    _procs.ROUTER_CPUS[:] = args.router_cpu
     warmup = args.rate  # the first second
     rows = []
-    print(f"open loop, {args.rate:,} msg/s offered, {args.size} B, {args.seconds:g} s, us:")
+    pinned = f", routers on CPU {args.router_cpu}" if args.router_cpu else ""
+    print(f"open loop, {args.rate:,} msg/s offered, {args.size} B, {args.seconds:g} s{pinned}, us:")
     print(f"{'path':<28}" + "".join(f"{f'p{p:g}':>9}" for p in PCTS) + f"{'max':>9}")
     _precise_sleep()
     paths = (
@@ -268,7 +278,10 @@ def main() -> None:
         med = {k: median([r[k] for r in runs]) for k in runs[0]}
         print(f"{label:<28}" + "".join(f"{med[k]:>9.0f}" for k in med))
         rows.append({"path": label, "median_of_runs_us": med, "runs_us": runs})
-    write_json(args.json, {"rate": args.rate, "size": args.size, "rows": rows})
+    write_json(
+        args.json,
+        {"rate": args.rate, "size": args.size, "router_cpus": args.router_cpu, "rows": rows},
+    )
 
 
 if __name__ == "__main__":
