@@ -445,6 +445,10 @@ class _IOThread(threading.Thread):
                 except KeyError:
                     break  # the caller left on its own meanwhile
                 send_routed(self.pipe, caller, _MAIL)
+            # Hand the woken caller the GIL now rather than when this thread next sleeps in
+            # poll: the message is the application's, and this turn's remaining work can
+            # wait for it (6 interleaved pairs at 10k msg/s: p99 better in 5).
+            time.sleep(0)
         if self._capacity:
             outstanding = self.issued - self.settled
             keep = []
