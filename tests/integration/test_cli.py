@@ -60,7 +60,10 @@ def _cpus_allowed(pid: int) -> set[str]:
 def test_zs_router_pins_itself_and_its_io_thread_from_the_config(procs: Procs) -> None:
     import os
 
-    cpu = max(os.sched_getaffinity(0))
+    allowed = os.sched_getaffinity(0)
+    if len(allowed) < 2:
+        pytest.skip("one CPU: a pinned thread looks like any other")
+    cpu = max(allowed)
     config = procs.tmp / "router.toml"
     config.write_text(f"[router]\ncpus = [{cpu}]\n")
     router = procs.router("--config", str(config))
