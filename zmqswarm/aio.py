@@ -141,7 +141,7 @@ class AsyncClient(PeerBase):
         self._timer = self._loop.call_later(due - now, self._on_timer)
         self._timer_due = due
 
-    def _flush_now(self) -> None:
+    def _flush_now(self, now: float) -> None:
         """Send at once, from the caller: the first send after a quiet spell leaves without
         waiting for the task to yield and the loop to come round (measured 44 us at p50).
         Then cork until the loop's next iteration, so that a burst of send() calls after
@@ -152,7 +152,7 @@ class AsyncClient(PeerBase):
         raw = self._raw
         if raw is None or self._closed:
             return
-        self._engine.flush(self._engine.now(), self._send)
+        self._engine.flush(now, self._send)
         self._corked = True
         assert self._loop is not None
         self._loop.call_soon(self._uncork)
@@ -193,7 +193,8 @@ class AsyncClient(PeerBase):
         readers, self._readers = self._readers, []
         self._readers_due = inf
         for fut in readers:
-            _settle(fut)
+            if not fut.done():  # a cancelled recv() leaves a done future behind
+                fut.set_result(None)
 
     # -- API ------------------------------------------------------------------------------
 
@@ -219,7 +220,7 @@ class AsyncClient(PeerBase):
         if self._turn_due or self._corked:
             self._kick()  # a turn is coming, or one just flushed: batch with the others
         else:
-            self._flush_now()
+            self._flush_now(now)
         return [AsyncTicket(self, seq) for seq in seqs]
 
     async def send_wait(self, to: str, payload: bytes, **kw: Any) -> AsyncTicket:
@@ -352,9 +353,3 @@ class AsyncClient(PeerBase):
 
     def _check_open(self) -> None:
         self._raise_if_unusable(self._closed, self._engine.core.refusal)
-
-
-def _settle(fut: asyncio.Future[None]) -> None:
-    """Wake one recv() wait (woken by mail, or timed out: whichever comes first)."""
-    if not fut.done():
-        fut.set_result(None)
