@@ -130,9 +130,11 @@ def test_async_recv_times_out_on_time_when_another_timer_comes_first(tmp_path: P
         async with AsyncClient("late", router=f"ipc://{tmp_path}/no-router") as client:
             start = loop.time()
             with pytest.raises(ZsTimeoutError):
-                await client.recv(timeout=0.8)
+                await client.recv(timeout=0.6)
             elapsed = loop.time() - start
-            assert 0.8 <= elapsed < 0.95, elapsed
+            # Without the re-arm it comes at the turn after next, ~1.0 s: 0.3 s of slack
+            # for a loaded machine, and still a clear miss.
+            assert 0.6 <= elapsed < 0.9, elapsed
 
     asyncio.run(main())
 
