@@ -1,24 +1,25 @@
 """``Client``: the blocking driver. Its router socket lives in a background I/O thread; callers
-reach that thread over inproc sockets (one per calling thread), never through a lock.
+reach that thread over an inproc pipe and doorbells, never through a lock.
 
-Messages to send and acks travel on two deques (append/popleft are atomic: no lock), and the
-caller sends a one-byte wake-up over its inproc socket only when the I/O thread is asleep in
-poll. Under load the thread never sleeps, so a send costs a deque append, not a socket hop:
-measured 2-3x the throughput of one inproc message per send. Ordering with the ``sleeping``
-flag: the thread sets it, then looks at the deques, then polls; a caller appends, then reads
-it. Either the thread sees the item, or the caller sees the flag and wakes it.
+Messages to send and acks travel on two deques (append/popleft are atomic: no lock), and a
+caller rings the I/O thread's doorbell (an eventfd, see doorbell.py) only when the thread is
+asleep in poll, and only once a sleep. Under load the thread never sleeps, so a send costs a
+deque append, not a wake-up: measured 2-3x the throughput of one inproc message per send.
+Ordering with the ``sleeping`` flag: the thread sets it, then looks at the deques, then polls;
+a caller appends, then reads it. Either the thread sees the item, or the caller sees the flag
+and rings.
 
-Caller → I/O thread, one multipart message per command::
+Caller → I/O thread, one multipart message per command on the pipe, then a ring::
 
-    [b"K"]                                                    wake up (the deques have work)
     [b"W", req, seq, want]                                    wait for a ticket state
     [b"P", req, limit]                                        wait until the outbox is below limit
     [b"X", req, timeout]                                      close: flush, Bye, report
 
-Received messages wait in the engine's inbox deque; ``recv()`` pops them directly. When it is
-empty the caller puts its pipe identity in the ``waiting`` set, looks again, and sleeps on its
-socket; the I/O thread appends to the inbox, then wakes everyone in ``waiting`` with ``[b"M"]``
-(the same flag-then-look ordering as ``sleeping``). Replies: ``[b"T", req, outcome]``.
+Replies come back on the pipe: ``[b"T", req, outcome]``. Received messages wait in the
+engine's inbox deque; ``recv()`` pops them directly. When it is empty the caller puts its
+thread's own doorbell in the ``waiting`` set, looks again, and sleeps on it; the I/O thread
+appends to the inbox, then rings everyone in ``waiting`` (the same flag-then-look ordering as
+``sleeping``).
 
 Acks never wake the I/O thread: it polls the ``acks`` deque every turn, and while delivered
 messages are still unacked it sleeps at most ``ack_delay`` (backing off to 64 ms when the
@@ -28,6 +29,7 @@ application holds them longer), since the core coalesces acks at that pace anywa
 from __future__ import annotations
 
 import itertools
+import select
 import threading
 import time
 from collections import deque
@@ -37,17 +39,17 @@ from typing import Any
 import msgspec
 import zmq
 
+from zmqswarm.doorbell import Doorbell
 from zmqswarm.engine import Engine, PeerBase, TicketBase
 from zmqswarm.errors import BackpressureError, ClientClosedError, DeliveryError, ZsTimeoutError
 from zmqswarm.protocol import ClientOptions
 from zmqswarm.tickets import Message, TicketBook, TicketId, WaitFor
-from zmqswarm.transport import drain, routing_id, send_parts, send_routed, tune
+from zmqswarm.transport import drain, readable, routing_id, send_parts, tune
 
 __all__ = ["Client", "Ticket"]
 
 
 _OUTCOME = msgspec.msgpack.Encoder()
-_MAIL = [b"M"]  # to a caller asleep in recv(): the inbox has mail
 
 
 class Ticket(TicketBase["Client"]):
@@ -90,6 +92,7 @@ class Client(PeerBase):
         self._idents = itertools.count(1)
         self._local = threading.local()
         self._callers: list[zmq.Socket[bytes]] = []
+        self._bells: list[Doorbell] = []  # one per thread that waited in recv()
         self._closed = False
         self._io = _IOThread(self)
         self._io.start()
@@ -198,6 +201,8 @@ class Client(PeerBase):
         self._io.join(timeout + 5)
         for sock in self._callers:
             sock.close(0)
+        for bell in (*self._bells, self._io.bell):
+            bell.close()
         if unsent:
             import logging
 
@@ -232,6 +237,8 @@ class Client(PeerBase):
         req = str(next(self._req)).encode()
         frames[1] = req
         sock.send_multipart(frames)
+        self._io.commands = True  # after the send: the thread reads the pipe once it sees this
+        self._io.bell.ring()
         deadline = None if timeout is None else Engine.now() + timeout
         while True:
             left = None if deadline is None else max(0.0, deadline - Engine.now())
@@ -245,31 +252,38 @@ class Client(PeerBase):
 
     def _await_mail(self, deadline: float | None, timeout: float | None) -> None:
         """Sleep until the I/O thread says the inbox has mail (or the deadline passes)."""
-        io, sock = self._io, self._caller()
-        ident: bytes = self._local.ident
-        io.waiting.add(ident)
+        io = self._io
+        bell: Doorbell | None = getattr(self._local, "bell", None)
+        if bell is None:
+            bell = self._local.bell = Doorbell()
+            self._bells.append(bell)
+        io.waiting.add(bell)
         try:
             while not io.engine.inbox:  # looked at after joining ``waiting``: no lost wake-up
                 self._check_open()
                 left = None if deadline is None else deadline - Engine.now()
                 if left is not None and left <= 0:
                     raise ZsTimeoutError(f"no message within {timeout} s")
-                slice_ms = 1000 if left is None else min(1000, int(left * 1000) + 1)
-                if sock.poll(slice_ms):
-                    sock.recv_multipart()  # an M, or a late reply to a timed-out request
-                    io.waiting.add(ident)  # the I/O thread removed us when it woke us
+                if bell.wait(1000 if left is None else min(1000, int(left * 1000) + 1)):
+                    io.waiting.add(bell)  # the I/O thread removed us when it rang
                 elif not io.is_alive():
                     raise ClientClosedError(f"client {self.name!r} is closed")
         finally:
-            io.waiting.discard(ident)
+            io.waiting.discard(bell)
 
     def _wake(self) -> None:
-        """The I/O thread sleeps in poll (or waits for the GIL after it): wake it, and yield
-        the GIL once. Without the yield a caller thread that never blocks (a busy loop)
-        starved the I/O thread for seconds (measured: every message of a 2 s paced run
-        arrived at its end); with it, p50 latency at 1000 msg/s was 0.6 ms."""
-        self._caller().send(b"K")
-        time.sleep(0)
+        """Ring the I/O thread, asleep in poll, once per sleep. Rung already, it waits for
+        the GIL: yield it once. Without the yield a caller thread that never blocks (a busy
+        loop) starved the I/O thread for seconds (measured: every message of a 2 s paced run
+        arrived at its end); a paced caller rings and goes on, since it releases the GIL
+        when it next sleeps anyway (thread CPU of a 10k msg/s sender's caller: 34 -> 29 us
+        a message without the yield after every ring)."""
+        io = self._io
+        if io.rung:
+            time.sleep(0)
+        else:
+            io.rung = True
+            io.bell.ring()
 
     @property
     def redeliver_after(self) -> float:
@@ -321,8 +335,11 @@ class _IOThread(threading.Thread):
         self.acks: deque[tuple[tuple[str, int, int], str]] = deque()  # appended by callers
         self.holds: deque[tuple[tuple[str, int, int], str]] = deque()  # appended by callers
         self.states: deque[str] = deque()  # appended by callers: set_state()
-        self.sleeping = False  # in poll: a caller that appends must send a wake-up
-        self.waiting: set[bytes] = set()  # callers asleep in recv(): wake them on mail
+        self.bell = Doorbell()  # rung by callers: the deques or the pipe have work
+        self.sleeping = False  # in poll: a caller that appends must ring
+        self.rung = False  # a caller rang since the thread last went to sleep
+        self.commands = False  # a caller sent a command on the pipe (set after sending)
+        self.waiting: set[Doorbell] = set()  # callers asleep in recv(): ring them on mail
         self._ack_poll = client.options.ack_delay
         self._staged: dict[int, tuple[str, bytes, bool, int]] = {}
         self._next = 1
@@ -339,10 +356,10 @@ class _IOThread(threading.Thread):
             self.pipe.close(0)
 
     def _loop(self) -> None:
-        engine, sock, pipe = self.engine, self.sock, self.pipe
-        poller = zmq.Poller()
-        poller.register(sock, zmq.POLLIN)
-        poller.register(pipe, zmq.POLLIN)
+        engine, sock, bell = self.engine, self.sock, self.bell
+        poller = select.poll()  # a bare descriptor poll: zmq.Poller asked both sockets' state
+        poller.register(sock.getsockopt(zmq.FD), select.POLLIN)
+        poller.register(bell.fileno(), select.POLLIN)
         now = engine.now()
         engine.core.connect(now)
 
@@ -362,27 +379,30 @@ class _IOThread(threading.Thread):
                 # this thread). One message a turn is a paced sender: the yield only cost a
                 # GIL round trip (28 us of this thread's time a message at 10k msg/s).
                 time.sleep(0)
+            self.rung = False
             self.sleeping = True
-            if self.outq or self.holds or self.states:  # appended before the flag was up
+            if self.outq or self.holds or self.states or self.commands:  # before the flag
                 wait = 0.0
             elif engine.core.inbox.unacked:  # handed over: the acks come without a wake-up
                 wait = min(wait, self._ack_poll)
-            ready = dict(poller.poll(int(min(wait, 0.5) * 1000) + (wait > 0)))
+            # The socket's descriptor only signals a change: sleep only once it says no
+            # message waits (asking re-arms it, after this turn's sends may have eaten it).
+            if wait > 0 and not readable(sock):
+                if poller.poll(int(min(wait, 0.5) * 1000) + 1):
+                    bell.clear()  # whatever rang is in the deques or the pipe: looked at below
             self.sleeping = False
             now = engine.now()
-            if sock in ready:
-                for parts in drain(sock, 1024):
-                    engine.feed(parts, now)
-            if pipe in ready:
-                for cmd in drain(pipe, 4096):
+            for parts in drain(sock, 1024):
+                engine.feed(parts, now)
+            if self.commands:
+                self.commands = False  # before reading: a command sent later sets it again
+                for cmd in drain(self.pipe, 4096):
                     self._command(cmd, now)
 
     def _command(self, cmd: list[bytes], now: float) -> None:
         caller, op = cmd[0], cmd[1]
         kind = op[:1]
-        if kind == b"K":
-            pass  # a wake-up: the deques are read every turn
-        elif kind == b"W":
+        if kind == b"W":
             self._watch(caller, cmd[2], int(cmd[3]), cmd[4].decode())  # type: ignore[arg-type]
         elif kind == b"P":
             self._capacity.append((caller, cmd[2], int(cmd[3])))
@@ -441,10 +461,10 @@ class _IOThread(threading.Thread):
             # Wake every waiting recv(): they pop the inbox, or raise the refusal.
             while waiting:
                 try:
-                    caller = waiting.pop()
+                    bell = waiting.pop()
                 except KeyError:
                     break  # the caller left on its own meanwhile
-                send_routed(self.pipe, caller, _MAIL)
+                bell.ring()
             # Hand the woken caller the GIL now rather than when this thread next sleeps in
             # poll: the message is the application's, and this turn's remaining work can
             # wait for it (6 interleaved pairs at 10k msg/s: p99 better in 5).

@@ -1,0 +1,62 @@
+"""Doorbell: the wake-up the sync client's threads ring each other with."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from zmqswarm.doorbell import Doorbell
+
+
+def test_an_unrung_bell_waits_out_its_timeout() -> None:
+    bell = Doorbell()
+    try:
+        start = time.monotonic()
+        assert bell.wait(20) is False
+        assert time.monotonic() - start >= 0.015
+    finally:
+        bell.close()
+
+
+def test_rings_coalesce_and_waiting_clears_them() -> None:
+    bell = Doorbell()
+    try:
+        for _ in range(3):
+            bell.ring()
+        assert bell.wait(0) is True  # one wait answers every ring so far
+        assert bell.wait(0) is False  # and leaves the bell silent
+        bell.ring()
+        bell.clear()
+        assert bell.wait(0) is False
+    finally:
+        bell.close()
+
+
+def test_a_ring_from_another_thread_wakes_the_sleeper() -> None:
+    bell = Doorbell()
+    try:
+        woke: list[bool] = []
+        sleeper = threading.Thread(target=lambda: woke.append(bell.wait(10_000)))
+        sleeper.start()
+        bell.ring()  # before or after the sleeper polls: either way it is answered
+        sleeper.join(5)
+        assert woke == [True]
+    finally:
+        bell.close()
+
+
+def test_closing_wakes_a_sleeper_and_later_rings_are_harmless() -> None:
+    bell = Doorbell()
+    sleeper_done = threading.Event()
+
+    def sleep_on_it() -> None:
+        bell.wait(10_000)
+        sleeper_done.set()
+
+    sleeper = threading.Thread(target=sleep_on_it)
+    sleeper.start()
+    bell.close()  # before or while the sleeper polls: a pending ring or a closed descriptor
+    bell.ring()  # a caller racing close(): no error, no write to a reused descriptor
+    bell.clear()
+    assert sleeper_done.wait(2), "a sleeper outlived the close of its bell"
+    sleeper.join(1)
