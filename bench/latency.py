@@ -2,8 +2,10 @@
 
 Each message carries the time it was *scheduled* to be sent, so a sender that falls behind
 cannot hide the queueing it causes (no coordinated omission). All paths are measured in the
-same run: (a) raw DEALER -> Python ROUTER -> DEALER, blocking at both ends and again with
-asyncio ends (the floor for an asyncio client), (b) zmqswarm Client -> router -> Client and
+same run: (a) raw DEALER -> Python ROUTER -> DEALER, blocking at both ends, with asyncio
+ends (the floor for an asyncio client) and with an I/O thread at each end handing messages
+to and from the caller as the sync Client does (the floor for a client whose socket lives in
+its own thread), (b) zmqswarm Client -> router -> Client and
 AsyncClient -> router -> AsyncClient, with receipts and acks. Percentiles come from a
 histogram; the first second is warm-up.
 """
@@ -167,6 +169,91 @@ def raw_async(rate: int, seconds: float, size: int) -> list[int]:
     return lat
 
 
+def _raw_threaded_sink(url: str, n: int, q: Any) -> None:
+    """``_raw_sink`` with the sync Client's hand-off: an I/O thread owns the socket, appends
+    to an inbox and rings the caller, asleep on a Doorbell, when it waits."""
+    import threading
+    from collections import deque
+
+    from zmqswarm.doorbell import Doorbell
+
+    ctx, sock = raw_sink_socket(url)
+    inbox: deque[bytes] = deque()
+    bell = Doorbell()
+    waiting = [False]
+
+    def io() -> None:
+        got = 0
+        while got < n:
+            inbox.append(sock.recv())
+            got += 1
+            while got < n and readable(sock):
+                inbox.append(sock.recv())
+                got += 1
+            if waiting[0]:
+                waiting[0] = False
+                bell.ring()
+
+    thread = threading.Thread(target=io, daemon=True)
+    thread.start()
+    q.put("ready")
+    lat = []
+    for _ in range(n):
+        while not inbox:
+            waiting[0] = True  # then look again: the I/O thread appends, then reads it
+            if not inbox:
+                bell.wait(1000)
+        payload = inbox.popleft()
+        lat.append(time.monotonic_ns() - STAMP.unpack_from(payload)[0])
+    thread.join(5)
+    q.put(lat)
+
+
+def raw_threaded(rate: int, seconds: float, size: int) -> list[int]:
+    """The ceiling with the sync Client's threads at both ends: the caller queues on a deque
+    and rings the I/O thread that owns the socket when it sleeps, and the sink's I/O thread
+    rings its caller. The floor for a client that keeps its socket in one thread."""
+    import select
+    import threading
+    from collections import deque
+
+    from zmqswarm.doorbell import Doorbell
+
+    n = int(rate * seconds)
+    outq: deque[bytes] = deque()
+    bell = Doorbell()
+    sleeping = [False]
+
+    def io(src: zmq.Socket[bytes]) -> None:  # owns src from here: handed over at start()
+        poller = select.poll()
+        poller.register(bell.fileno(), select.POLLIN)
+        more, sent = zmq.SNDMORE, 0
+        while sent < n:
+            while outq:
+                src.send(b"sink", more)
+                src.send(outq.popleft())
+                sent += 1
+            sleeping[0] = True
+            if not outq and sent < n:
+                poller.poll(500)
+                bell.clear()
+            sleeping[0] = False
+
+    def send(payload: bytes) -> None:
+        outq.append(payload)
+        if sleeping[0]:
+            bell.ring()
+
+    with raw_path(n, _raw_threaded_sink) as (src, q):
+        thread = threading.Thread(target=io, args=(src,), daemon=True)
+        thread.start()
+        _paced(send, rate, seconds, size)
+        lat: list[int] = q.get(timeout=60)
+        thread.join(5)
+    bell.close()
+    return lat
+
+
 def _zs_sink(url: str, n: int, q: Any) -> None:
     from zmqswarm.client import Client
 
@@ -268,6 +355,7 @@ def main() -> None:
         ("pacer alone (lateness)", pacer),
         ("raw pyzmq router", raw),
         ("raw, asyncio ends", raw_async),
+        ("raw, threaded ends", raw_threaded),
         ("zmqswarm Client", zmqswarm),
         ("zmqswarm AsyncClient", zmqswarm_async),
     )
