@@ -201,8 +201,10 @@ class Client(PeerBase):
         self._io.join(timeout + 5)
         for sock in self._callers:
             sock.close(0)
-        for bell in (*self._bells, self._io.bell):
+        for bell in self._bells:
             bell.close()
+        if not self._io.is_alive():  # else it would poll a closed descriptor, and spin
+            self._io.bell.close()
         if unsent:
             import logging
 
@@ -357,9 +359,10 @@ class _IOThread(threading.Thread):
 
     def _loop(self) -> None:
         engine, sock, bell = self.engine, self.sock, self.bell
+        rung = bell.fileno()
         poller = select.poll()  # a bare descriptor poll: zmq.Poller asked both sockets' state
         poller.register(sock.getsockopt(zmq.FD), select.POLLIN)
-        poller.register(bell.fileno(), select.POLLIN)
+        poller.register(rung, select.POLLIN)
         now = engine.now()
         engine.core.connect(now)
 
@@ -388,8 +391,9 @@ class _IOThread(threading.Thread):
             # The socket's descriptor only signals a change: sleep only once it says no
             # message waits (asking re-arms it, after this turn's sends may have eaten it).
             if wait > 0 and not readable(sock):
-                if poller.poll(int(min(wait, 0.5) * 1000) + 1):
-                    bell.clear()  # whatever rang is in the deques or the pipe: looked at below
+                for fd, _ in poller.poll(int(min(wait, 0.5) * 1000) + 1):
+                    if fd == rung:
+                        bell.clear()  # what rang is in the deques or the pipe: read below
             self.sleeping = False
             now = engine.now()
             for parts in drain(sock, 1024):
