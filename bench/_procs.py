@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
 import statistics
 import tempfile
 import time
@@ -17,6 +18,10 @@ import zmq
 CTX = mp.get_context("spawn")  # a clean interpreter per peer, like real deployments
 SINK = b"sink"  # the raw sink's routing id
 ROUTER_CPUS: list[int] = []  # pin each path's router process here (bench.latency --router-cpu)
+SINK_CPUS: list[int] = []  # and each path's sink process here (--sink-cpu)
+# What this process may use before any pinning: a child of a pinned bench (--source-cpu)
+# would inherit the pin, so unpinned children are handed this set back.
+ALL_CPUS: list[int] = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
 
 
 def endpoint(tag: str) -> str:
@@ -73,6 +78,13 @@ def raw_sink_socket(url: str) -> tuple[zmq.Context[zmq.Socket[bytes]], zmq.Socke
     return ctx, sock
 
 
+def _pinned(cpus: list[int], target: Callable[..., None], *args: Any) -> None:
+    """Run ``target(*args)`` in this (child) process on ``cpus``, before it makes a socket."""
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    target(*args)
+
+
 def run_zs_router(url: str, cpus: list[int] | None = None) -> None:
     from zmqswarm.router import Router, pin_to_cpus
 
@@ -99,10 +111,10 @@ def raw_path(n: int, sink: Callable[..., None]) -> Iterator[tuple[zmq.Socket[byt
     n, q)`` (which puts "ready", then its result, on ``q``). Yields (source DEALER, q)."""
     url = endpoint("raw")
     q: Any = CTX.Queue()
-    router = CTX.Process(target=ceiling_router, args=(url, n, ROUTER_CPUS))
+    router = CTX.Process(target=_pinned, args=(ALL_CPUS, ceiling_router, url, n, ROUTER_CPUS))
     router.start()
     wait_path(url)
-    consumer = CTX.Process(target=sink, args=(url, n, q))
+    consumer = CTX.Process(target=_pinned, args=(SINK_CPUS or ALL_CPUS, sink, url, n, q))
     consumer.start()
     assert q.get(timeout=30) == "ready"
     ctx = zmq.Context()
@@ -123,10 +135,10 @@ def zs_path(n: int, sink: Callable[..., None]) -> Iterator[tuple[str, Any]]:
     "ready", then its result, on ``q``). Yields (router url, q)."""
     url = endpoint("zs")
     q: Any = CTX.Queue()
-    router = CTX.Process(target=run_zs_router, args=(url, ROUTER_CPUS))
+    router = CTX.Process(target=_pinned, args=(ALL_CPUS, run_zs_router, url, ROUTER_CPUS))
     router.start()
     wait_path(url)
-    consumer = CTX.Process(target=sink, args=(url, n, q))
+    consumer = CTX.Process(target=_pinned, args=(SINK_CPUS or ALL_CPUS, sink, url, n, q))
     consumer.start()
     assert q.get(timeout=30) == "ready"
     try:

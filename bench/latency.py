@@ -13,6 +13,7 @@ histogram; the first second is warm-up.
 from __future__ import annotations
 
 import argparse
+import os
 import struct
 import time
 from typing import Any
@@ -343,11 +344,33 @@ def main() -> None:
         default=[],
         help="pin every path's router process to this CPU, as `zs router --cpu` does",
     )
+    ap.add_argument(
+        "--source-cpu",
+        type=int,
+        action="append",
+        default=[],
+        help="pin this process (the pacer and every path's sender, threads included) here",
+    )
+    ap.add_argument(
+        "--sink-cpu",
+        type=int,
+        action="append",
+        default=[],
+        help="pin every path's receiving process here",
+    )
     args = ap.parse_args()
     _procs.ROUTER_CPUS[:] = args.router_cpu
+    _procs.SINK_CPUS[:] = args.sink_cpu
+    if args.source_cpu:  # before this process makes a context: libzmq's thread follows
+        os.sched_setaffinity(0, args.source_cpu)
     warmup = args.rate  # the first second
     rows = []
-    pinned = f", routers on CPU {args.router_cpu}" if args.router_cpu else ""
+    pins = (
+        ("routers", args.router_cpu),
+        ("sources", args.source_cpu),
+        ("sinks", args.sink_cpu),
+    )
+    pinned = "".join(f", {who} on CPU {cpus}" for who, cpus in pins if cpus)
     print(f"open loop, {args.rate:,} msg/s offered, {args.size} B, {args.seconds:g} s{pinned}, us:")
     print(f"{'path':<28}" + "".join(f"{f'p{p:g}':>9}" for p in PCTS) + f"{'max':>9}")
     _precise_sleep()
@@ -368,7 +391,14 @@ def main() -> None:
         rows.append({"path": label, "median_of_runs_us": med, "runs_us": runs})
     write_json(
         args.json,
-        {"rate": args.rate, "size": args.size, "router_cpus": args.router_cpu, "rows": rows},
+        {
+            "rate": args.rate,
+            "size": args.size,
+            "router_cpus": args.router_cpu,
+            "source_cpus": args.source_cpu,
+            "sink_cpus": args.sink_cpu,
+            "rows": rows,
+        },
     )
 
 
