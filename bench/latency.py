@@ -214,7 +214,6 @@ def raw_threaded(rate: int, seconds: float, size: int) -> list[int]:
     """The ceiling with the sync Client's threads at both ends: the caller queues on a deque
     and rings the I/O thread that owns the socket when it sleeps, and the sink's I/O thread
     rings its caller. The floor for a client that keeps its socket in one thread."""
-    import select
     import threading
     from collections import deque
 
@@ -226,8 +225,6 @@ def raw_threaded(rate: int, seconds: float, size: int) -> list[int]:
     sleeping = [False]
 
     def io(src: zmq.Socket[bytes]) -> None:  # owns src from here: handed over at start()
-        poller = select.poll()
-        poller.register(bell.fileno(), select.POLLIN)
         more, sent = zmq.SNDMORE, 0
         while sent < n:
             while outq:
@@ -236,8 +233,7 @@ def raw_threaded(rate: int, seconds: float, size: int) -> list[int]:
                 sent += 1
             sleeping[0] = True
             if not outq and sent < n:
-                poller.poll(500)
-                bell.clear()
+                bell.wait(500)
             sleeping[0] = False
 
     def send(payload: bytes) -> None:
