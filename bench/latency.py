@@ -5,9 +5,9 @@ cannot hide the queueing it causes (no coordinated omission). All paths are meas
 same run: (a) raw DEALER -> Python ROUTER -> DEALER, blocking at both ends, with asyncio
 ends (the floor for an asyncio client) and with an I/O thread at each end handing messages
 to and from the caller as the sync Client does (the floor for a client whose socket lives in
-its own thread), (b) zmqswarm Client -> router -> Client and
-AsyncClient -> router -> AsyncClient, with receipts and acks. Percentiles come from a
-histogram; the first second is warm-up.
+its own thread), (b) zmqswarm Client -> router -> Client and AsyncClient -> router ->
+AsyncClient, with receipts and acks. Percentiles come from a histogram; the first second is
+warm-up.
 """
 
 from __future__ import annotations
@@ -47,6 +47,28 @@ def _paced(send: Any, rate: int, seconds: float, size: int) -> None:
             i += 1
         if i < n:
             time.sleep(max(0, start + i * interval - time.monotonic_ns()) / 1e9)
+
+
+async def _paced_async(send: Any, rate: int, seconds: float, size: int) -> None:
+    """``_paced`` for an asyncio sender: after sending what is due it yields to the loop
+    once, so that a client's turn puts them on the wire, then sleeps until the next is due.
+    The sleep blocks the loop: asyncio's timers wait at least 1 ms (epoll's resolution),
+    which at 10k/s would send in bursts of ten and charge the bench's pacing to the path."""
+    import asyncio
+
+    pad = b"x" * max(0, size - STAMP.size)
+    interval = 1_000_000_000 // rate
+    start = time.monotonic_ns() + 50_000_000
+    n = int(rate * seconds)
+    i = 0
+    while i < n:
+        now = time.monotonic_ns()
+        while i < n and start + i * interval <= now:
+            send(STAMP.pack(start + i * interval) + pad)
+            i += 1
+        await asyncio.sleep(0)
+        if i < n:
+            time.sleep(max(0, start + i * interval - time.monotonic_ns()) / 1e9)  # noqa: ASYNC251
 
 
 def _precise_sleep() -> None:
@@ -148,20 +170,13 @@ def raw_async(rate: int, seconds: float, size: int) -> list[int]:
         loop = asyncio.get_running_loop()
         loop.add_reader(src.fileno(), readable, src)
         more = zmq.SNDMORE
-        pad = b"x" * max(0, size - STAMP.size)
-        interval = 1_000_000_000 // rate
-        start = time.monotonic_ns() + 50_000_000
-        i = 0
-        while i < n:
-            now = time.monotonic_ns()
-            while i < n and start + i * interval <= now:
-                src.send(b"sink", more)
-                src.send(STAMP.pack(start + i * interval) + pad)
-                readable(src)  # as AsyncClient does after a send: the edge
-                i += 1
-            await asyncio.sleep(0)
-            if i < n:
-                time.sleep(max(0, start + i * interval - time.monotonic_ns()) / 1e9)  # noqa: ASYNC251
+
+        def send(payload: bytes) -> None:
+            src.send(b"sink", more)
+            src.send(payload)
+            readable(src)  # as AsyncClient does after a send: the edge
+
+        await _paced_async(send, rate, seconds, size)
         loop.remove_reader(src.fileno())
 
     with raw_path(n, _raw_async_sink) as (src, q):
@@ -291,22 +306,7 @@ def zmqswarm_async(rate: int, seconds: float, size: int) -> list[int]:
     async def source(url: str) -> None:
         async with AsyncClient("source", router=url) as client:
             await client.send("sink", STAMP.pack(0)).wait("accepted")
-            pad = b"x" * max(0, size - STAMP.size)
-            interval = 1_000_000_000 // rate
-            start = time.monotonic_ns() + 50_000_000
-            i = 0
-            while i < n - 1:
-                # Paced like _paced: sleep until due, send all that is due, then yield to the
-                # loop so the client's turn puts them on the wire. The sleep blocks the loop:
-                # asyncio's timers wait at least 1 ms (epoll's resolution), which at 10k/s
-                # would send in bursts of ten and charge the bench's pacing to the client.
-                now = time.monotonic_ns()
-                while i < n - 1 and start + i * interval <= now:
-                    client.send("sink", STAMP.pack(start + i * interval) + pad)
-                    i += 1
-                await asyncio.sleep(0)
-                if i < n - 1:
-                    time.sleep(max(0, start + i * interval - time.monotonic_ns()) / 1e9)  # noqa: ASYNC251
+            await _paced_async(lambda p: client.send("sink", p), rate, seconds, size)
             await client.close(timeout=30)
 
     with zs_path(n, _zs_async_sink) as (url, q):
