@@ -116,8 +116,11 @@ class AsyncClient(PeerBase):
             return
         self._feed(raw)
         for _ in range(64):  # a bounded burst, then let the loop breathe
-            sends = self._sends
+            sends, full = self._sends, self._engine.turn_full
             wait = self._step()
+            if full:  # readers take this turn's messages (and ack them) before the next feed
+                self._kick()
+                break
             # Read again after a send, which can eat the descriptor's edge. A turn that sent
             # nothing leaves the edge armed: input that comes later wakes the loop itself.
             if self._sends == sends or not self._feed(raw):
@@ -169,12 +172,8 @@ class AsyncClient(PeerBase):
         self._kick()
 
     def _feed(self, raw: zmq.Socket[bytes]) -> int:
-        engine, fed = self._engine, 0
-        now = engine.now()
-        for parts in drain(raw, 1024):
-            engine.feed(parts, now)
-            fed += 1
-        return fed
+        engine = self._engine
+        return engine.feed_turn(drain(raw, 1024), engine.now())
 
     def _step(self) -> float:
         now = self._engine.now()

@@ -396,8 +396,7 @@ class _IOThread(threading.Thread):
                         bell.clear()  # what rang is in the deques or the pipe: read below
             self.sleeping = False
             now = engine.now()
-            for parts in drain(sock, 1024):
-                engine.feed(parts, now)
+            engine.feed_turn(drain(sock, 1024), now)
             if self.commands:
                 self.commands = False  # before reading: a command sent later sets it again
                 for cmd in drain(self.pipe, 4096):

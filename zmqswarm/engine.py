@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
 from zmqswarm.errors import ClientClosedError, NameTakenError, RouterUnavailableError
@@ -27,6 +27,8 @@ class Engine:
         self.inbox: deque[Inbound] = deque()
         self.connected = False
         self.on_state: Callable[[], None] | None = None  # session up/down/refused
+        # Well under the ack batch (a quarter of the window): acks leave every turn or two.
+        self.turn_messages = max(1, options.recv_window // 8)
 
     @staticmethod
     def now() -> float:
@@ -37,6 +39,25 @@ class Engine:
 
     def feed(self, parts: list[bytes], now: float) -> None:
         self.core.receive(parts, now)
+
+    def feed_turn(self, frames: Iterable[list[bytes]], now: float) -> int:
+        """Feed ``frames`` until they run out or a turn's worth of messages waits for the
+        application (``turn_messages``); return how many frames it took. A turn that fed a
+        whole credit window at once handed the application nothing until its end, so acks,
+        and with them the router's next deliveries, came once a window (every ~14 ms at
+        160k msg/s): a backlog drained 1.4x (Client) to 2.2x (AsyncClient) slower."""
+        core, limit, fed = self.core, self.turn_messages, 0
+        for parts in frames:
+            core.receive(parts, now)
+            fed += 1
+            if core.received_waiting >= limit:
+                break
+        return fed
+
+    @property
+    def turn_full(self) -> bool:
+        """The last ``feed_turn`` stopped at its limit: hand over before feeding more."""
+        return self.core.received_waiting >= self.turn_messages
 
     def flush(self, now: float, send: Send) -> None:
         """Send what is ready, firing no timers: the short path after a send() (timers keep

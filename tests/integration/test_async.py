@@ -178,3 +178,25 @@ def test_a_send_leaves_before_the_task_yields_and_a_burst_is_still_batched(
             reader.join(10)
 
     asyncio.run(main())
+
+
+def test_a_backlog_reaches_readers_a_turns_worth_at_a_time(procs: Procs) -> None:
+    """Mail waiting in the router arrives as a window's worth of Deliver frames at once. The
+    loop hands readers a turn's worth before it feeds more: a turn that fed everything made
+    them, and the acks that bring the next deliveries, wait for the whole window."""
+    from zmqswarm import Client
+
+    procs.router()
+    total = 8192
+    with Client("alice", router=procs.url) as alice:
+        alice.send_many("bob", [b"%d" % i for i in range(total)])[-1].wait("accepted", timeout=30)
+
+    async def main() -> None:
+        async with AsyncClient("bob", router=procs.url) as bob:
+            first = await bob.recv(timeout=30)
+            engine = bob._engine
+            assert len(engine.inbox) < engine.turn_messages  # not the whole backlog at once
+            got = [first.payload] + [(await bob.recv(timeout=30)).payload for _ in range(total - 1)]
+            assert got == [b"%d" % i for i in range(total)]
+
+    asyncio.run(main())

@@ -284,6 +284,11 @@ class ClientCore:
         out, self._out = self._out, []
         return out
 
+    @property
+    def received_waiting(self) -> int:
+        """Messages received and not yet taken by ``take_received()``."""
+        return len(self._received)
+
     def take_received(self) -> list[Inbound]:
         """New messages for the application, in order (kept apart from ``events()``: there
         are many of them, and they need no dispatch)."""
