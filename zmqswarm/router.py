@@ -1,9 +1,13 @@
 """``Router``: the poll loop around RouterCore. One thread owns the ROUTER socket.
 
-Per turn: wait for input or the next timer, drain up to ``batch`` messages without blocking,
-let the core decide, then send everything it produced (receipts coalesced per sender per
-turn). A send that libzmq refuses (peer gone, or its pipe full) is handed back to the core,
-which keeps the messages in the mailbox: ROUTER_MANDATORY means nothing is dropped silently.
+Per turn: wait for input or the next timer, drain about ``batch`` message parts without
+blocking, let the core decide, then send everything it produced (receipts coalesced per sender
+per turn). The budget counts parts, not frames: a Send frame may carry 1024 payloads, and a
+turn that took a sender's whole window at once receipted it only at its end, so sender and
+router took turns instead of overlapping.
+
+A send that libzmq refuses (peer gone, or its pipe full) is handed back to the core, which
+keeps the messages in the mailbox: ROUTER_MANDATORY means nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -52,7 +56,8 @@ class Router:
     Args:
         binds: endpoints (``ipc://path``, ``tcp://127.0.0.1:5555``...).
         options: limits and timers (see RouterOptions).
-        batch: messages drained per turn before output is flushed.
+        batch: message parts (about one per payload) drained per turn before output is
+            flushed; a turn takes at least one whole frame.
         drain_timeout: on shutdown, seconds to keep delivering what connected peers can take.
     """
 
@@ -61,7 +66,7 @@ class Router:
         binds: list[str],
         *,
         options: RouterOptions | None = None,
-        batch: int = 512,
+        batch: int = 1024,
         drain_timeout: float = 2.0,
         context: zmq.Context[Any] | None = None,
     ) -> None:
@@ -165,12 +170,13 @@ class Router:
                     identity = None
                 now = time.monotonic()
                 if identity is not None:
-                    handle(identity, recv_parts(sock), now)
-                    for _ in range(batch - 1):
-                        if not readable(sock):
-                            break
+                    parts = recv_parts(sock)
+                    handle(identity, parts, now)
+                    taken = len(parts)
+                    while taken < batch and readable(sock):
                         identity, parts = recv_routed(sock, _NOBLOCK)
                         handle(identity, parts, now)
+                        taken += len(parts)
                 core.tick(now)
                 self._flush(now)
         except zmq.ContextTerminated:
