@@ -16,6 +16,7 @@ import argparse
 import os
 import struct
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import zmq
@@ -29,12 +30,11 @@ STAMP = struct.Struct("<q")
 PCTS = (50.0, 90.0, 99.0, 99.9)
 
 
-def _paced(send: Any, rate: int, seconds: float, size: int) -> None:
-    """Send at ``rate``/s for ``seconds``; each payload starts with its scheduled time.
-
-    Sleeps until the next message is due and then sends every message already due: no core
-    is burnt spinning (this machine has two, shared by three processes), and a message sent
-    late still counts from when it was due, so lateness shows up as latency."""
+def _due(rate: int, seconds: float, size: int) -> Iterator[list[bytes]]:
+    """The open-loop schedule: ``rate``/s for ``seconds``, as batches of the payloads due now,
+    each starting with its scheduled time. Asked for the next batch, it sleeps until that is
+    due: no core is burnt spinning (this machine has two, shared by three processes), and a
+    message sent late still counts from when it was due, so lateness shows up as latency."""
     pad = b"x" * max(0, size - STAMP.size)
     interval = 1_000_000_000 // rate
     start = time.monotonic_ns() + 50_000_000
@@ -42,33 +42,33 @@ def _paced(send: Any, rate: int, seconds: float, size: int) -> None:
     i = 0
     while i < n:
         now = time.monotonic_ns()
+        due = []
         while i < n and start + i * interval <= now:
-            send(STAMP.pack(start + i * interval) + pad)
+            due.append(STAMP.pack(start + i * interval) + pad)
             i += 1
+        yield due
         if i < n:
             time.sleep(max(0, start + i * interval - time.monotonic_ns()) / 1e9)
 
 
+def _paced(send: Any, rate: int, seconds: float, size: int) -> None:
+    """Send each payload of the schedule as it falls due."""
+    for due in _due(rate, seconds, size):
+        for payload in due:
+            send(payload)
+
+
 async def _paced_async(send: Any, rate: int, seconds: float, size: int) -> None:
     """``_paced`` for an asyncio sender: after sending what is due it yields to the loop
-    once, so that a client's turn puts them on the wire, then sleeps until the next is due.
-    The sleep blocks the loop: asyncio's timers wait at least 1 ms (epoll's resolution),
-    which at 10k/s would send in bursts of ten and charge the bench's pacing to the path."""
+    once, so that a client's turn puts them on the wire. The schedule's sleep then blocks
+    the loop: asyncio's timers wait at least 1 ms (epoll's resolution), which at 10k/s would
+    send in bursts of ten and charge the bench's pacing to the path."""
     import asyncio
 
-    pad = b"x" * max(0, size - STAMP.size)
-    interval = 1_000_000_000 // rate
-    start = time.monotonic_ns() + 50_000_000
-    n = int(rate * seconds)
-    i = 0
-    while i < n:
-        now = time.monotonic_ns()
-        while i < n and start + i * interval <= now:
-            send(STAMP.pack(start + i * interval) + pad)
-            i += 1
+    for due in _due(rate, seconds, size):
+        for payload in due:
+            send(payload)
         await asyncio.sleep(0)
-        if i < n:
-            time.sleep(max(0, start + i * interval - time.monotonic_ns()) / 1e9)  # noqa: ASYNC251
 
 
 def _precise_sleep() -> None:
