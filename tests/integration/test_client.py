@@ -97,3 +97,15 @@ def test_tickets_are_answered_to_callers_in_any_thread(procs: Procs, threads: in
         for w in workers:
             w.join(30)
     assert len(set(answered)) == 50 * threads
+
+
+def test_a_caller_in_a_tight_send_loop_leaves_the_io_thread_room(procs: Procs) -> None:
+    """The I/O thread gives up the GIL at every part it sends; a caller that never blocks
+    used to keep it for whole switch intervals, and nothing left until its loop ended."""
+    procs.router()
+    with Client("alice", router=procs.url) as alice:
+        alice.send("bob", b"warm").wait("accepted", timeout=10)
+        for _ in range(50_000):
+            alice.send("bob", b"x")
+        assert alice._io.settled > 1, "nothing was receipted while the caller looped"
+        assert alice.close(timeout=30) == []
