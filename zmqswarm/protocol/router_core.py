@@ -435,27 +435,29 @@ class RouterCore:
             if not mb.queue and not mb.inflight:
                 del self.mailboxes[name]
             return
-        room = session.window - len(mb.inflight)
+        queue, inflight = mb.queue, mb.inflight
+        room = session.window - len(inflight)
         max_attempts = self.options.max_attempts
-        while room > 0 and mb.queue:
+        byte_cap = self.options.max_inflight_bytes
+        while room > 0 and queue:
             items: list[DeliverItem] = []
             parts: list[bytes] = [b""]
             first = session.dseq + 1
-            byte_cap = self.options.max_inflight_bytes
-            while mb.queue and len(items) < min(room, MAX_BATCH):
-                if mb.inflight_bytes >= byte_cap and (items or mb.inflight):
+            limit = min(room, MAX_BATCH)
+            while queue and len(items) < limit:  # per message: locals, no attribute churn
+                if mb.inflight_bytes >= byte_cap and (items or inflight):
                     room = 0  # the byte credit is spent: wait for acks
                     break
-                entry = mb.queue.popleft()
+                entry = queue.popleft()
                 if entry.expires <= now or entry.attempts >= max_attempts:
                     code = Code.EXPIRED if entry.expires <= now else Code.MAX_ATTEMPTS
                     self._bury(name, mb, entry, code, now)
                     continue
                 entry.attempts += 1
-                session.dseq += 1
-                mb.inflight.append((session.dseq, entry))
+                dseq = session.dseq = session.dseq + 1
+                inflight.append((dseq, entry))
                 mb.inflight_bytes += len(entry.payload)
-                items.append(deliver_item(session.dseq, entry, now))
+                items.append(deliver_item(dseq, entry, now))
                 parts.append(entry.payload)
             if not items:
                 break
@@ -477,11 +479,14 @@ class RouterCore:
             dseq, entry = inflight.popleft()
             mb.inflight_bytes -= len(entry.payload)
             acked += 1
-            note = notes.get(dseq, "") if notes else ""
-            if note.startswith(EXPIRED_NOTE):
-                # The recipient dropped it unhandled: its ttl passed while it waited there.
-                self._bury(session.name, mb, entry, Code.EXPIRED, now, note)
-                continue
+            if notes:
+                note = notes.get(dseq, "")
+                if note.startswith(EXPIRED_NOTE):
+                    # The recipient dropped it unhandled: its ttl passed while it waited there.
+                    self._bury(session.name, mb, entry, Code.EXPIRED, now, note)
+                    continue
+            else:
+                note = ""
             self._release(mb, entry)
             if entry.notify:
                 self._notify(entry, Delivered(entry.seq, Status.DELIVERED, detail=note))
