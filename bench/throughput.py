@@ -77,14 +77,18 @@ def main() -> None:
     print(f"{'payload':>8} {'path':<22} {'msgs/s (median)':>16} {'of ceiling':>11}  runs")
     paths = (("zmqswarm send()", 1), ("zmqswarm send_many(64)", 64))
     for size in (64, 1024):
-        # Run by run, each path after the ceiling: the host's slow spells (this machine is
-        # shared) then fall on all of them alike, instead of on whichever path ran last.
+        # Run by run, all paths in turn: the host's slow spells (this machine is shared) then
+        # fall on all of them alike, instead of on whichever path ran last. The order flips
+        # every run (ABBA): on this host the second of a pair seemed favoured.
         ceil: list[float] = []
         zs: dict[str, list[float]] = {label: [] for label, _ in paths}
-        for _ in range(args.runs):
-            ceil.append(ceiling(size, args.n))
-            for label, batch in paths:
-                zs[label].append(zmqswarm(size, args.n, batch))
+        order: list[tuple[str, int | None]] = [("ceiling", None), *paths]
+        for run in range(args.runs):
+            for label, batch in reversed(order) if run % 2 else order:
+                if batch is None:
+                    ceil.append(ceiling(size, args.n))
+                else:
+                    zs[label].append(zmqswarm(size, args.n, batch))
         c = median(ceil)
         print(f"{size:>7}B {'raw pyzmq ceiling':<22} {c:>16,.0f} {'100%':>11}  {ceil_fmt(ceil)}")
         rows.append({"payload": size, "path": "ceiling", "median": c, "runs": ceil})
