@@ -378,13 +378,16 @@ def main() -> None:
         ("zmqswarm Client", zmqswarm),
         ("zmqswarm AsyncClient", zmqswarm_async),
     )
-    for label, fn in paths:
-        runs = [
-            _summarize(fn(args.rate, args.seconds, args.size), warmup) for _ in range(args.runs)
-        ]
-        med = {k: median([r[k] for r in runs]) for k in runs[0]}
+    # Run by run, all paths in turn, the order flipping every run (ABBA): a slow spell of this
+    # shared host then falls on every path alike, and no path always runs first.
+    runs: dict[str, list[dict[str, float]]] = {label: [] for label, _ in paths}
+    for run in range(args.runs):
+        for label, fn in reversed(paths) if run % 2 else paths:
+            runs[label].append(_summarize(fn(args.rate, args.seconds, args.size), warmup))
+    for label, _ in paths:
+        med = {k: median([r[k] for r in runs[label]]) for k in runs[label][0]}
         print(f"{label:<28}" + "".join(f"{med[k]:>9.0f}" for k in med))
-        rows.append({"path": label, "median_of_runs_us": med, "runs_us": runs})
+        rows.append({"path": label, "median_of_runs_us": med, "runs_us": runs[label]})
     write_json(
         args.json,
         {
