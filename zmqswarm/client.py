@@ -231,11 +231,9 @@ class Client(PeerBase):
         if sock is None:
             sock = self._ctx.socket(zmq.DEALER)
             tune(sock)
-            ident = b"c%d" % next(self._idents)  # next() on a count is atomic
-            sock.setsockopt(zmq.ROUTING_ID, ident)
+            sock.setsockopt(zmq.ROUTING_ID, b"c%d" % next(self._idents))  # next() is atomic
             sock.connect(self._io.pipe_url)
             self._local.sock = sock
-            self._local.ident = ident
             self._callers.append(sock)
         return sock
 

@@ -37,9 +37,6 @@ class Engine:
     def unsettled(self, seq: int) -> bool:
         return seq in self.core.window.pending or seq >= self.core.window.next_seq
 
-    def feed(self, parts: list[bytes], now: float) -> None:
-        self.core.receive(parts, now)
-
     def feed_turn(self, frames: Iterable[list[bytes]], now: float) -> int:
         """Feed ``frames`` until they run out or a turn's worth of messages waits for the
         application (``turn_messages``); return how many frames it took. A turn that fed a

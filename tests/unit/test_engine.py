@@ -14,7 +14,7 @@ def ready_engine(recv_window: int) -> Engine:
     engine = Engine("bob", 7, ClientOptions(recv_window=recv_window))
     engine.core.connect(0.0)
     engine.core.outgoing(0.0)  # the Hello
-    engine.feed([encode(Welcome(PROTOCOL_VERSION, 1, 1, 0, 1000, 1 << 20, 1))], 0.0)
+    engine.feed_turn([[encode(Welcome(PROTOCOL_VERSION, 1, 1, 0, 1000, 1 << 20, 1))]], 0.0)
     engine.step(0.0, lambda parts: None)
     assert engine.connected
     return engine
