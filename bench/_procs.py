@@ -105,6 +105,19 @@ def write_json(path: str, data: Any) -> None:
     Path(path).write_text(json.dumps(data, indent=2))
 
 
+def _reap(*procs: Any, timeout: float = 30.0) -> None:
+    """Join the path's processes; kill any still running after ``timeout``. A run that failed
+    (a queue timeout, a dead router) otherwise left its sink waiting for messages that never
+    came, and the bench hung at exit joining it (seen once, in the ceiling path)."""
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        proc.join(max(0.0, deadline - time.monotonic()))
+    for proc in procs:
+        if proc.is_alive():
+            proc.kill()
+            proc.join(5)
+
+
 @contextmanager
 def raw_path(n: int, sink: Callable[..., None]) -> Iterator[tuple[zmq.Socket[bytes], Any]]:
     """The ceiling's processes: ``ceiling_router`` forwarding ``n`` messages, and ``sink(url,
@@ -123,8 +136,7 @@ def raw_path(n: int, sink: Callable[..., None]) -> Iterator[tuple[zmq.Socket[byt
     try:
         yield src, q
     finally:
-        router.join(30)
-        consumer.join(30)
+        _reap(router, consumer)
         src.close(0)
         ctx.term()
 
@@ -144,6 +156,6 @@ def zs_path(n: int, sink: Callable[..., None]) -> Iterator[tuple[str, Any]]:
     try:
         yield url, q
     finally:
-        consumer.join(30)
+        _reap(consumer)
         router.terminate()
-        router.join(30)
+        _reap(router)
