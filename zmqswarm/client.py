@@ -476,8 +476,8 @@ class _IOThread(threading.Thread):
             # No yield here: the woken caller gets the GIL when this thread next sleeps in
             # poll, a few us on. time.sleep(0) is a real timer sleep on Linux (20 us with
             # 1 us of timer slack, 86 us with the default 50 us) and held this thread off
-            # the next message: without it, p50 at 10k msg/s fell 404 -> 339 us (6 of 6
-            # interleaved runs, each process on its own core), p99 unchanged.
+            # the next message: without it, p50 at 10k msg/s fell from 392-415 us (6 runs)
+            # to 330-344 (12 runs, interleaved; each process on its own core), p99 unchanged.
         if self._capacity:
             outstanding = self.issued - self.settled
             keep = []
