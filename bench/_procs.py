@@ -105,6 +105,24 @@ def write_json(path: str, data: Any) -> None:
     Path(path).write_text(json.dumps(data, indent=2))
 
 
+def cpu_ns(pid: int) -> int:
+    """CPU time that every thread of process ``pid`` has run so far, in ns, kernel time
+    included (``/proc/<pid>/task/*/schedstat``, Linux); 0 where /proc does not say. Read
+    while the process lives: an exited one takes its count with it."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass  # the thread ended between the listing and the read
+    return total
+
+
 def _reap(*procs: Any, timeout: float = 30.0) -> None:
     """Join the path's processes; kill any still running after ``timeout``. A run that failed
     (a queue timeout, a dead router) otherwise left its sink waiting for messages that never
@@ -119,9 +137,12 @@ def _reap(*procs: Any, timeout: float = 30.0) -> None:
 
 
 @contextmanager
-def raw_path(n: int, sink: Callable[..., None]) -> Iterator[tuple[zmq.Socket[bytes], Any]]:
+def raw_path(
+    n: int, sink: Callable[..., None]
+) -> Iterator[tuple[zmq.Socket[bytes], Any, list[int]]]:
     """The ceiling's processes: ``ceiling_router`` forwarding ``n`` messages, and ``sink(url,
-    n, q)`` (which puts "ready", then its result, on ``q``). Yields (source DEALER, q)."""
+    n, q)`` (which puts "ready", then its result, on ``q``). Yields (source DEALER, q, the
+    pids of this process, the router and the sink)."""
     url = endpoint("raw")
     q: Any = CTX.Queue()
     router = CTX.Process(target=_pinned, args=(ALL_CPUS, ceiling_router, url, n, ROUTER_CPUS))
@@ -134,7 +155,7 @@ def raw_path(n: int, sink: Callable[..., None]) -> Iterator[tuple[zmq.Socket[byt
     src = ctx.socket(zmq.DEALER)
     src.connect(url)
     try:
-        yield src, q
+        yield src, q, [os.getpid(), router.pid or 0, consumer.pid or 0]
     finally:
         _reap(router, consumer)
         src.close(0)
@@ -142,9 +163,10 @@ def raw_path(n: int, sink: Callable[..., None]) -> Iterator[tuple[zmq.Socket[byt
 
 
 @contextmanager
-def zs_path(n: int, sink: Callable[..., None]) -> Iterator[tuple[str, Any]]:
+def zs_path(n: int, sink: Callable[..., None]) -> Iterator[tuple[str, Any, list[int]]]:
     """A zs router process and ``sink(url, n, q)`` (a zmqswarm peer named "sink" that puts
-    "ready", then its result, on ``q``). Yields (router url, q)."""
+    "ready", then its result, on ``q``). Yields (router url, q, the pids of this process,
+    the router and the sink)."""
     url = endpoint("zs")
     q: Any = CTX.Queue()
     router = CTX.Process(target=_pinned, args=(ALL_CPUS, run_zs_router, url, ROUTER_CPUS))
@@ -154,7 +176,7 @@ def zs_path(n: int, sink: Callable[..., None]) -> Iterator[tuple[str, Any]]:
     consumer.start()
     assert q.get(timeout=30) == "ready"
     try:
-        yield url, q
+        yield url, q, [os.getpid(), router.pid or 0, consumer.pid or 0]
     finally:
         _reap(consumer)
         router.terminate()

@@ -7,7 +7,9 @@ ends (the floor for an asyncio client) and with an I/O thread at each end handin
 to and from the caller as the sync Client does (the floor for a client whose socket lives in
 its own thread), (b) zmqswarm Client -> router -> Client and AsyncClient -> router ->
 AsyncClient, with receipts and acks. Percentiles come from a histogram; the first second is
-warm-up.
+warm-up. Each row also gives the CPU a message that its processes spent while it ran (all
+threads, kernel time included, from /proc): at a fixed rate on two cores, that is what sets
+how long each wake-up waits for a core.
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ import argparse
 import os
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from math import isnan, nan
 from typing import Any
 
 import zmq
 
 from bench import _procs
 from bench._hist import Histogram
-from bench._procs import median, raw_path, raw_sink_socket, write_json, zs_path
+from bench._procs import cpu_ns, median, raw_path, raw_sink_socket, write_json, zs_path
 from zmqswarm.transport import readable
 
 STAMP = struct.Struct("<q")
@@ -71,6 +74,27 @@ async def _paced_async(send: Any, rate: int, seconds: float, size: int) -> None:
         await asyncio.sleep(0)
 
 
+# A path's latencies (ns), and the CPU a message (us) of each process it ran in: this one
+# (the pacer and any sending client), then the router's and the sink's where it has them.
+Run = tuple[list[int], list[float]]
+
+
+def _metered(pids: list[int], n: int, sending: Callable[[], object]) -> list[float]:
+    """Run ``sending``; return the CPU each process of ``pids`` spent meanwhile, in us a
+    message, kernel time included (the first includes the pacer: its own row says how much)."""
+    before = [cpu_ns(pid) for pid in pids]
+    sending()
+    after = [cpu_ns(pid) for pid in pids]
+    # A raw router may forward the last message and exit before the reading: no count (NaN).
+    return [(a - b) / n / 1000 if a >= b else nan for a, b in zip(after, before, strict=True)]
+
+
+def _median_of_counted(values: tuple[float, ...]) -> float:
+    """The median of the values that were measured (NaN: a CPU count lost, see _metered)."""
+    counted = [v for v in values if not isnan(v)]
+    return median(counted) if counted else nan
+
+
 def _precise_sleep() -> None:
     """Ask Linux to wake this thread's sleeps within 1 us instead of the default 50 us of
     timer slack: the pacer then sends 30 us late at p50 instead of 80-90 us (measured here),
@@ -83,15 +107,15 @@ def _precise_sleep() -> None:
         pass  # not Linux: the default slack only makes every row a little worse
 
 
-def pacer(rate: int, seconds: float, size: int) -> list[int]:
+def pacer(rate: int, seconds: float, size: int) -> Run:
     """The pacer alone: how late it sends. Every other row includes this."""
     late: list[int] = []
 
     def send(payload: bytes) -> None:
         late.append(time.monotonic_ns() - STAMP.unpack_from(payload)[0])
 
-    _paced(send, rate, seconds, size)
-    return late
+    cpu = _metered([os.getpid()], int(rate * seconds), lambda: _paced(send, rate, seconds, size))
+    return late, cpu
 
 
 def _summarize(latencies: list[int], warmup: int) -> dict[str, float]:
@@ -111,17 +135,18 @@ def _raw_sink(url: str, n: int, q: Any) -> None:
     q.put(lat)
 
 
-def raw(rate: int, seconds: float, size: int) -> list[int]:
-    with raw_path(int(rate * seconds), _raw_sink) as (src, q):
+def raw(rate: int, seconds: float, size: int) -> Run:
+    n = int(rate * seconds)
+    with raw_path(n, _raw_sink) as (src, q, pids):
         more = zmq.SNDMORE
 
         def send(payload: bytes) -> None:
             src.send(b"sink", more)
             src.send(payload)
 
-        _paced(send, rate, seconds, size)
+        cpu = _metered(pids, n, lambda: _paced(send, rate, seconds, size))
         lat: list[int] = q.get(timeout=60)
-    return lat
+    return lat, cpu
 
 
 def _raw_async_sink(url: str, n: int, q: Any) -> None:
@@ -159,7 +184,7 @@ def _raw_async_sink(url: str, n: int, q: Any) -> None:
     asyncio.run(run())
 
 
-def raw_async(rate: int, seconds: float, size: int) -> list[int]:
+def raw_async(rate: int, seconds: float, size: int) -> Run:
     """The ceiling with asyncio at both ends, paced like ``zmqswarm_async``: the floor an
     asyncio client can hope for on this machine."""
     import asyncio
@@ -179,10 +204,10 @@ def raw_async(rate: int, seconds: float, size: int) -> list[int]:
         await _paced_async(send, rate, seconds, size)
         loop.remove_reader(src.fileno())
 
-    with raw_path(n, _raw_async_sink) as (src, q):
-        asyncio.run(source(src))
+    with raw_path(n, _raw_async_sink) as (src, q, pids):
+        cpu = _metered(pids, n, lambda: asyncio.run(source(src)))
         lat: list[int] = q.get(timeout=60)
-    return lat
+    return lat, cpu
 
 
 def _raw_threaded_sink(url: str, n: int, q: Any) -> None:
@@ -225,7 +250,7 @@ def _raw_threaded_sink(url: str, n: int, q: Any) -> None:
     q.put(lat)
 
 
-def raw_threaded(rate: int, seconds: float, size: int) -> list[int]:
+def raw_threaded(rate: int, seconds: float, size: int) -> Run:
     """The ceiling with the sync Client's threads at both ends: the caller queues on a deque
     and rings the I/O thread that owns the socket when it sleeps, and the sink's I/O thread
     rings its caller. The floor for a client that keeps its socket in one thread."""
@@ -256,14 +281,14 @@ def raw_threaded(rate: int, seconds: float, size: int) -> list[int]:
         if sleeping[0]:
             bell.ring()
 
-    with raw_path(n, _raw_threaded_sink) as (src, q):
+    with raw_path(n, _raw_threaded_sink) as (src, q, pids):
         thread = threading.Thread(target=io, args=(src,), daemon=True)
         thread.start()
-        _paced(send, rate, seconds, size)
+        cpu = _metered(pids, n, lambda: _paced(send, rate, seconds, size))
         lat: list[int] = q.get(timeout=60)
         thread.join(5)
     bell.close()
-    return lat
+    return lat, cpu
 
 
 def _zs_sink(url: str, n: int, q: Any) -> None:
@@ -295,7 +320,7 @@ def _zs_async_sink(url: str, n: int, q: Any) -> None:
     asyncio.run(run())
 
 
-def zmqswarm_async(rate: int, seconds: float, size: int) -> list[int]:
+def zmqswarm_async(rate: int, seconds: float, size: int) -> Run:
     """The same through AsyncClient at both ends: one thread per process, no hand-offs."""
     import asyncio
 
@@ -309,21 +334,24 @@ def zmqswarm_async(rate: int, seconds: float, size: int) -> list[int]:
             await _paced_async(lambda p: client.send("sink", p), rate, seconds, size)
             await client.close(timeout=30)
 
-    with zs_path(n, _zs_async_sink) as (url, q):
-        asyncio.run(source(url))
+    with zs_path(n, _zs_async_sink) as (url, q, pids):
+        # The whole source, its session's opening and closing included: a few ms of 4 s.
+        cpu = _metered(pids, n, lambda: asyncio.run(source(url)))
         lat: list[int] = q.get(timeout=60)
-    return lat[1:]
+    return lat[1:], cpu
 
 
-def zmqswarm(rate: int, seconds: float, size: int) -> list[int]:
+def zmqswarm(rate: int, seconds: float, size: int) -> Run:
     from zmqswarm.client import Client
 
     n = int(rate * seconds) + 1  # + the message that opens the session
-    with zs_path(n, _zs_sink) as (url, q), Client("source", router=url) as client:
+    with zs_path(n, _zs_sink) as (url, q, pids), Client("source", router=url) as client:
         client.send("sink", STAMP.pack(0)).wait("accepted")  # session up before the clock
-        _paced(lambda p: client.send("sink", p), rate, seconds, size)
+        cpu = _metered(
+            pids, n, lambda: _paced(lambda p: client.send("sink", p), rate, seconds, size)
+        )
         lat: list[int] = q.get(timeout=60)
-    return lat[1:]
+    return lat[1:], cpu
 
 
 def main() -> None:
@@ -368,7 +396,11 @@ def main() -> None:
     )
     pinned = "".join(f", {who} on CPU {cpus}" for who, cpus in pins if cpus)
     print(f"open loop, {args.rate:,} msg/s offered, {args.size} B, {args.seconds:g} s{pinned}, us:")
-    print(f"{'path':<28}" + "".join(f"{f'p{p:g}':>9}" for p in PCTS) + f"{'max':>9}")
+    print(
+        f"{'path':<28}"
+        + "".join(f"{f'p{p:g}':>9}" for p in PCTS)
+        + f"{'max':>9}{'CPU/msg':>9}  (source + router + sink)"
+    )
     _precise_sleep()
     paths = (
         ("pacer alone (lateness)", pacer),
@@ -381,13 +413,30 @@ def main() -> None:
     # Run by run, all paths in turn, the order flipping every run (ABBA): a slow spell of this
     # shared host then falls on every path alike, and no path always runs first.
     runs: dict[str, list[dict[str, float]]] = {label: [] for label, _ in paths}
+    cpus: dict[str, list[list[float]]] = {label: [] for label, _ in paths}
     for run in range(args.runs):
         for label, fn in reversed(paths) if run % 2 else paths:
-            runs[label].append(_summarize(fn(args.rate, args.seconds, args.size), warmup))
+            lat, cpu = fn(args.rate, args.seconds, args.size)
+            runs[label].append(_summarize(lat, warmup) | {"cpu_per_msg": sum(cpu)})
+            cpus[label].append(cpu)
     for label, _ in paths:
-        med = {k: median([r[k] for r in runs[label]]) for k in runs[label][0]}
-        print(f"{label:<28}" + "".join(f"{med[k]:>9.0f}" for k in med))
-        rows.append({"path": label, "median_of_runs_us": med, "runs_us": runs[label]})
+        med = {k: _median_of_counted(tuple(r[k] for r in runs[label])) for k in runs[label][0]}
+        # CPU a message by process (source, router, sink), each the median over runs.
+        split = [_median_of_counted(col) for col in zip(*cpus[label], strict=True)]
+        print(
+            f"{label:<28}"
+            + "".join(f"{med[k]:>9.0f}" for k in med)
+            + "  "
+            + " + ".join(f"{c:.0f}" for c in split)
+        )
+        rows.append(
+            {
+                "path": label,
+                "median_of_runs_us": med,
+                "runs_us": runs[label],
+                "cpu_us_per_msg_by_process": cpus[label],
+            }
+        )
     write_json(
         args.json,
         {

@@ -28,7 +28,7 @@ def _ceiling_sink(url: str, n: int, q: Any) -> None:
 
 
 def ceiling(size: int, n: int) -> float:
-    with raw_path(n, _ceiling_sink) as (src, q):
+    with raw_path(n, _ceiling_sink) as (src, q, _):
         payload = b"x" * size
         send, more = src.send, zmq.SNDMORE
         for _ in range(n):
@@ -55,7 +55,7 @@ def zmqswarm(size: int, n: int, batch: int) -> float:
 
     n -= n % batch  # whole batches only: the sink counts exactly what is sent
     payload = b"x" * size
-    with zs_path(n, _zs_sink) as (url, q), Client("source", router=url) as client:
+    with zs_path(n, _zs_sink) as (url, q, _), Client("source", router=url) as client:
         if batch > 1:
             chunk = [payload] * batch
             for _ in range(n // batch):
