@@ -106,21 +106,21 @@ def write_json(path: str, data: Any) -> None:
 
 
 def cpu_ns(pid: int) -> int:
-    """CPU time that every thread of process ``pid`` has run so far, in ns, kernel time
-    included (``/proc/<pid>/task/*/schedstat``, Linux); 0 where /proc does not say. Read
-    while the process lives: an exited one takes its count with it."""
-    total = 0
+    """CPU time that every thread of process ``pid`` has run so far, in ns, kernel time and
+    threads that already exited included; 0 where /proc does not say (not Linux). Read while
+    the process lives. Comes from ``utime + stime`` of ``/proc/<pid>/stat``: the kernel scales
+    both to the group's exact run time, in clock ticks (10 ms: 0.25 us a message over 40k).
+    Summing the live threads' ``task/*/schedstat`` instead missed the raw paths' I/O threads,
+    which end as their last message passes, just before the reading (101 against 130 us)."""
     try:
-        tasks = os.listdir(f"/proc/{pid}/task")
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()  # the name in () may hold spaces
     except OSError:
         return 0
-    for tid in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                total += int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            pass  # the thread ended between the listing and the read
-    return total
+    return (int(fields[11]) + int(fields[12])) * _NS_PER_TICK
+
+
+_NS_PER_TICK = 1_000_000_000 // (os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100)
 
 
 def _reap(*procs: Any, timeout: float = 30.0) -> None:
