@@ -95,6 +95,19 @@ def _median_of_counted(values: tuple[float, ...]) -> float:
     return median(counted) if counted else nan
 
 
+def _cpu_clock() -> tuple[int, int]:
+    """(stolen, total) CPU time of this whole machine so far, in clock ticks (``/proc/stat``;
+    (0, 0) where it is missing). Steal is time the hypervisor ran something else while this
+    VM's CPUs had work: the one sign, from inside, of a neighbour loading the host."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    steal = ticks[7] if len(ticks) > 7 else 0
+    return steal, sum(ticks[:8])  # guest time (fields 9-10) is already counted in user
+
+
 def _precise_sleep() -> None:
     """Ask Linux to wake this thread's sleeps within 1 us instead of the default 50 us of
     timer slack: the pacer then sends 30 us late at p50 instead of 80-90 us (measured here),
@@ -412,6 +425,7 @@ def main() -> None:
     )
     # Run by run, all paths in turn, the order flipping every run (ABBA): a slow spell of this
     # shared host then falls on every path alike, and no path always runs first.
+    stolen_before, total_before = _cpu_clock()
     runs: dict[str, list[dict[str, float]]] = {label: [] for label, _ in paths}
     cpus: dict[str, list[list[float]]] = {label: [] for label, _ in paths}
     for run in range(args.runs):
@@ -419,6 +433,9 @@ def main() -> None:
             lat, cpu = fn(args.rate, args.seconds, args.size)
             runs[label].append(_summarize(lat, warmup) | {"cpu_per_msg": sum(cpu)})
             cpus[label].append(cpu)
+    stolen_after, total_after = _cpu_clock()
+    total = total_after - total_before
+    steal = 100 * (stolen_after - stolen_before) / total if total > 0 else nan
     for label, _ in paths:
         med = {k: _median_of_counted(tuple(r[k] for r in runs[label])) for k in runs[label][0]}
         # CPU a message by process (source, router, sink), each the median over runs.
@@ -445,9 +462,11 @@ def main() -> None:
             "router_cpus": args.router_cpu,
             "source_cpus": args.source_cpu,
             "sink_cpus": args.sink_cpu,
+            "steal_pct": steal,
             "rows": rows,
         },
     )
+    print(f"CPU time stolen by the hypervisor during the sitting: {steal:.1f}%")
 
 
 if __name__ == "__main__":
