@@ -105,6 +105,9 @@ def write_json(path: str, data: Any) -> None:
     Path(path).write_text(json.dumps(data, indent=2))
 
 
+_NS_PER_TICK = 1_000_000_000 // (os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100)
+
+
 def cpu_ns(pid: int) -> int:
     """CPU time that every thread of process ``pid`` has run so far, in ns, kernel time and
     threads that already exited included; 0 where /proc does not say (not Linux). Read while
@@ -118,9 +121,6 @@ def cpu_ns(pid: int) -> int:
     except OSError:
         return 0
     return (int(fields[11]) + int(fields[12])) * _NS_PER_TICK
-
-
-_NS_PER_TICK = 1_000_000_000 // (os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100)
 
 
 def _reap(*procs: Any, timeout: float = 30.0) -> None:

@@ -423,9 +423,9 @@ def main() -> None:
         ("zmqswarm Client", zmqswarm),
         ("zmqswarm AsyncClient", zmqswarm_async),
     )
+    stolen_before, total_before = _cpu_clock()
     # Run by run, all paths in turn, the order flipping every run (ABBA): a slow spell of this
     # shared host then falls on every path alike, and no path always runs first.
-    stolen_before, total_before = _cpu_clock()
     runs: dict[str, list[dict[str, float]]] = {label: [] for label, _ in paths}
     cpus: dict[str, list[list[float]]] = {label: [] for label, _ in paths}
     for run in range(args.runs):
