@@ -10,7 +10,7 @@ import typer
 
 from .agent import agent_command, hook_command, tag_command
 from .router import router_command
-from .send import dead_command, peers_command, recv_command, send_command
+from .send import dead_command, monitor_command, peers_command, recv_command, send_command
 
 app = typer.Typer(
     name="zs",
@@ -38,6 +38,7 @@ app.command("send", help="Send one message; prints its ticket.")(send_command)
 app.command("recv", help="Receive messages as NAME; one line (or JSON object) each.")(recv_command)
 app.command("dead", help="List (and optionally drop) the router's dead letters.")(dead_command)
 app.command("peers", help="Who is connected, and the mail waiting for each name.")(peers_command)
+app.command("monitor", help="A live view of the router: names, mail, throughput.")(monitor_command)
 
 
 def main() -> None:

@@ -153,3 +153,15 @@ def peers_command(
             seen = f"online {p.idle_ms / 1000:.1f}s" if p.online else "offline"
             line = f"{p.name:<24} {seen:<14} queued {p.queued:<7} inflight {p.inflight:<7}"
             typer.echo(f"{line} {p.state}".rstrip())
+
+
+def monitor_command(
+    router: RouterOpt = None,
+    once: Annotated[bool, typer.Option("--once", help="Print the state once and exit.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the router.")] = 5.0,
+) -> None:
+    """A live view of the router: names, mail waiting, throughput, counters."""
+    from zmqswarm.monitor import run_monitor
+
+    with exit_codes():
+        run_monitor(router, once=once, timeout=timeout)

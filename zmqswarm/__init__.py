@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from zmqswarm.aio import AsyncClient, AsyncTicket
     from zmqswarm.client import Client, Ticket
     from zmqswarm.config import ClientConfig, Config, RouterConfig, load_config
+    from zmqswarm.observer import Observer
     from zmqswarm.protocol import ClientOptions, RouterOptions
     from zmqswarm.router import Router
     from zmqswarm.tickets import Message, TicketId
@@ -46,6 +47,7 @@ _WHERE = {
     "Config": "config",
     "RouterConfig": "config",
     "load_config": "config",
+    "Observer": "observer",
     "ClientOptions": "protocol",
     "RouterOptions": "protocol",
     "Router": "router",
@@ -77,6 +79,7 @@ __all__ = [
     "LocalProtocolError",
     "Message",
     "NameTakenError",
+    "Observer",
     "ProtocolError",
     "RemoteProtocolError",
     "Router",

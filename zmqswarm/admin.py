@@ -23,8 +23,10 @@ from zmqswarm.protocol import (
     ListDead,
     ListPeers,
     Nack,
+    Observe,
     PeerItem,
     PeerList,
+    Snapshot,
     Welcome,
     decode,
     encode,
@@ -32,7 +34,7 @@ from zmqswarm.protocol import (
 from zmqswarm.tickets import TicketId
 from zmqswarm.transport import new_epoch, recv_parts, resolve_router_url, routing_id
 
-__all__ = ["DeadLetters", "DeadMessage", "list_dead", "list_peers"]
+__all__ = ["DeadLetters", "DeadMessage", "list_dead", "list_peers", "snapshot"]
 
 T = TypeVar("T")
 
@@ -91,6 +93,17 @@ def list_peers(
     """Who is connected (receiving), and how much mail waits for each name."""
     answer, _ = _ask(router, ListPeers(), PeerList, timeout, context)
     return answer.items
+
+
+def snapshot(
+    router: str | None = None,
+    *,
+    timeout: float = 5.0,
+    context: zmq.Context[zmq.Socket[bytes]] | None = None,
+) -> Snapshot:
+    """What observers watch, now: rows, counters, and the PUB endpoints Updates come on."""
+    answer, _ = _ask(router, Observe(), Snapshot, timeout, context)
+    return answer
 
 
 def _ask(

@@ -10,6 +10,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 
 from zmqswarm.client import Client
 from zmqswarm.router import Router
@@ -50,12 +51,69 @@ def main() -> None:
             clients["reviewer"].recv(timeout=10)
         rate = n / (time.perf_counter() - start)
         say(f"{n} messages coder -> reviewer, sync Client, exactly once: {rate:,.0f} msg/s")
+        monitor_demo(url, clients["coder"], clients["reviewer"], say)
         tmux_demo(url, clients["planner"], say)
         for client in clients.values():
             client.close()
         router.stop()
         thread.join(5)
         say(f"router stats: {router.core.stats}")
+
+
+def monitor_demo(url: str, sender: Client, receiver: Client, say: Callable[[str], None]) -> None:
+    """Three seconds of 5k msg/s under `zs monitor`'s view: live on a terminal, its last
+    frame elsewhere (rich prints only that when output is not a terminal)."""
+    from rich.console import Console
+    from rich.live import Live
+
+    from zmqswarm.errors import ZsTimeoutError
+    from zmqswarm.monitor import render
+    from zmqswarm.observer import Observer
+
+    stop = threading.Event()
+    sent = [0]
+
+    def send() -> None:
+        due = time.monotonic()
+        while not stop.is_set():
+            sender.send_many("reviewer", [b"y" * 64] * 50)
+            sent[0] += 50
+            due += 0.01
+            time.sleep(max(0.0, due - time.monotonic()))  # pacing, not synchronisation
+
+    def receive() -> None:
+        got = 0
+        while not stop.is_set() or got < sent[0]:
+            try:
+                receiver.recv(timeout=0.5)
+                got += 1
+            except ZsTimeoutError:
+                if stop.is_set():
+                    return
+
+    workers = [threading.Thread(target=send), threading.Thread(target=receive)]
+    for worker in workers:
+        worker.start()
+    observer = Observer(url)
+    updates = observer.watch(tick=0.25)
+    state = next(updates)
+    say("zs monitor, while coder sends reviewer 5,000 msg/s for 3 s:")
+    console = Console()
+    try:
+        with Live(render(state, url=url), console=console, refresh_per_second=4) as live:
+            end = time.monotonic() + 3
+            for state in updates:
+                live.update(render(state, url=url, silent=observer.silent))
+                if time.monotonic() > end:
+                    break
+    finally:
+        updates.close()
+        stop.set()
+        for worker in workers:
+            worker.join(10)
+    if not console.is_terminal:
+        console.line()  # rich leaves its one printed frame without a newline
+    say(f"  {sent[0]:,} sent and received; the monitor folded {state.seq} Updates")
 
 
 def tmux_demo(url: str, planner: Client, say: object) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 import zmq
 
 from zmqswarm.errors import RouterInUseError
-from zmqswarm.protocol import Heartbeat, RouterCore, RouterOptions, encode
+from zmqswarm.protocol import Heartbeat, RouterCore, RouterOptions, Update, encode
 from zmqswarm.transport import ipc_path, readable, recv_parts, recv_routed, send_routed
 
 __all__ = ["Router", "pin_to_cpus"]
@@ -59,6 +59,9 @@ class Router:
         batch: message parts (about one per payload) drained per turn before output is
             flushed; a turn takes at least one whole frame.
         drain_timeout: on shutdown, seconds to keep delivering what connected peers can take.
+        publish: PUB endpoints for observers (``zs monitor``); default one beside each bind:
+            ``ipc://PATH.pub``, or a free port on the same host for tcp. Observers learn them
+            from the Snapshot they ask for, so only the router's own URL need be known.
     """
 
     def __init__(
@@ -69,10 +72,14 @@ class Router:
         batch: int = 1024,
         drain_timeout: float = 2.0,
         context: zmq.Context[Any] | None = None,
+        publish: list[str] | None = None,
     ) -> None:
         self.binds = binds
         self.core = RouterCore(
-            epoch=int(time.time() * 1000), options=options, reachable=self._reachable
+            epoch=int(time.time() * 1000),
+            options=options,
+            reachable=self._reachable,
+            started=time.monotonic(),
         )
         self.batch = batch
         self.drain_timeout = drain_timeout
@@ -81,6 +88,11 @@ class Router:
         self._stop_at: float | None = None
         self.endpoints: list[str] = []
         self.sock = self._bind()
+        try:
+            self.pub = self._bind_pub(publish if publish is not None else _pub_urls(binds))
+        except BaseException:
+            self.close()
+            raise
 
     def _bind(self) -> zmq.Socket[bytes]:
         sock: zmq.Socket[bytes] = self._ctx.socket(zmq.ROUTER)
@@ -109,6 +121,22 @@ class Router:
             self._unlock()
             raise
         return sock
+
+    def _bind_pub(self, urls: list[str]) -> zmq.Socket[bytes]:
+        pub: zmq.Socket[bytes] = self._ctx.socket(zmq.PUB)
+        pub.setsockopt(zmq.LINGER, 0)
+        pub.setsockopt(zmq.SNDHWM, 1000)  # a stalled observer misses Updates, then resyncs
+        try:
+            for url in urls:
+                pub.bind(url)
+                path = ipc_path(url)
+                if path is not None:
+                    path.chmod(0o600)
+                self.core.publish_endpoints.append(pub.getsockopt_string(zmq.LAST_ENDPOINT))
+        except BaseException:
+            pub.close(0)
+            raise
+        return pub
 
     def _lock(self, url: str, path: Path) -> None:
         """Binding an ipc path would silently steal the socket file from a live router, so
@@ -160,7 +188,8 @@ class Router:
                 # One blocking receive per turn, bounded by the next timer: libzmq waits on
                 # its own descriptor, where a Poller would add a poll call and two EVENTS
                 # queries (each a syscall) to every turn.
-                wait_ms = int(min(max(0.0, core.next_deadline() - now), 0.1) * 1000) + 1
+                due = min(core.next_deadline(), core.publisher.next_at)
+                wait_ms = int(min(max(0.0, due - now), 0.1) * 1000) + 1
                 if wait_ms != timeout_ms:
                     sock.setsockopt(zmq.RCVTIMEO, wait_ms)
                     timeout_ms = wait_ms
@@ -179,6 +208,8 @@ class Router:
                         taken += len(parts)
                 core.tick(now)
                 self._flush(now)
+                for update in core.take_updates(now):
+                    self._publish(update)
         except zmq.ContextTerminated:
             pass
         finally:
@@ -204,7 +235,29 @@ class Router:
                 if exc.errno not in (errno.EHOSTUNREACH, errno.EAGAIN):
                     log.warning("send to %r failed: %s", identity, exc)
 
+    def _publish(self, update: Update) -> None:
+        try:
+            self.pub.send(encode(update), zmq.NOBLOCK)
+        except zmq.Again:  # PUB drops at its HWM anyway; the Update's number tells observers
+            pass
+
     def close(self) -> None:
         if not self.sock.closed:
             self.sock.close(0)
+        pub = getattr(self, "pub", None)
+        if pub is not None and not pub.closed:
+            pub.close(0)
         self._unlock()
+
+
+def _pub_urls(binds: list[str]) -> list[str]:
+    """One PUB endpoint beside each bind: ``ipc://PATH.pub``, a free port on a tcp bind's host,
+    ``NAME.pub`` for inproc."""
+    urls = []
+    for url in binds:
+        if url.startswith("tcp://"):
+            host = url[len("tcp://") :].rsplit(":", 1)[0]
+            urls.append(f"tcp://{host}:*")
+        else:
+            urls.append(f"{url}.pub")
+    return urls

@@ -33,15 +33,19 @@ if TYPE_CHECKING:
         ListDead,
         ListPeers,
         Nack,
+        Observe,
         PeerItem,
         PeerList,
         PeerState,
         Receipt,
         Send,
         SendItem,
+        Snapshot,
         Status,
+        Update,
         Welcome,
     )
+    from .observe import StatePublisher, WatchedState
     from .receiver import Inbound, Inbox, MessageKey
     from .router_core import RouterCore, RouterOptions
     from .sender import Failed, SendWindow
@@ -57,6 +61,7 @@ _WHERE = {
     **dict.fromkeys(["DeadLetter"], "dead_letters"),
     **dict.fromkeys(["RouterCore", "RouterOptions"], "router_core"),
     **dict.fromkeys(["Failed", "SendWindow"], "sender"),
+    **dict.fromkeys(["StatePublisher", "WatchedState"], "observe"),
 }
 
 
@@ -99,6 +104,7 @@ __all__ = [
     "ListPeers",
     "MessageKey",
     "Nack",
+    "Observe",
     "PeerItem",
     "PeerList",
     "PeerState",
@@ -108,7 +114,11 @@ __all__ = [
     "Send",
     "SendItem",
     "SendWindow",
+    "Snapshot",
+    "StatePublisher",
     "Status",
+    "Update",
+    "WatchedState",
     "Welcome",
     "decode",
     "encode",

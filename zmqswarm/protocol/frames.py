@@ -35,13 +35,16 @@ __all__ = [
     "ListDead",
     "ListPeers",
     "Nack",
+    "Observe",
     "PeerItem",
     "PeerList",
     "PeerState",
     "Receipt",
     "Send",
     "SendItem",
+    "Snapshot",
     "Status",
+    "Update",
     "Welcome",
 ]
 
@@ -301,6 +304,42 @@ class PeerState(Frame, tag=17, frozen=True):
     state: str
 
 
+class Observe(Frame, tag=18, frozen=True):
+    """Peer → router: a Snapshot of the state observers watch, and where Updates follow."""
+
+
+class Snapshot(Frame, tag=19, frozen=True):
+    """Router → peer, the answer to Observe: the state as of Update number ``seq`` of router
+    incarnation ``router_epoch``, and the PUB endpoints that carry the Updates after it. An
+    observer subscribes first, then asks, then applies only Updates numbered after ``seq``
+    (the ZeroMQ Guide's Clone pattern). ``at_ms``: the router's clock, ms since it started.
+    ``stats``: its counters since it started (accepted, delivered, acked, dead...).
+    ``heartbeat_ms``: the longest the router stays silent on PUB while it lives."""
+
+    router_epoch: int
+    seq: int
+    at_ms: int
+    publish: list[str]
+    peers: list[PeerItem]
+    stats: dict[str, int]
+    heartbeat_ms: int
+
+
+class Update(Frame, tag=20, frozen=True):
+    """Router → PUB, at most every ``publish_interval`` and only when something changed (or a
+    ``publish_heartbeat`` passed): the rows that changed (whole rows: applying one twice is
+    harmless), the names that left, all counters. Numbered from 1 per router incarnation; a
+    number skipped means an Update was lost: ask for a Snapshot again. A row's ``idle_ms``
+    is as of its last change: rows are not re-sent only because time passed."""
+
+    router_epoch: int
+    seq: int
+    at_ms: int
+    peers: list[PeerItem]
+    gone: list[str]
+    stats: dict[str, int]
+
+
 AnyFrame = (
     (Hello | Welcome | Send | Receipt | Nack | Deliver | Ack | Delivered | Heartbeat | Bye)
     | Hold
@@ -310,4 +349,7 @@ AnyFrame = (
     | ListPeers
     | PeerList
     | PeerState
+    | Observe
+    | Snapshot
+    | Update
 )

@@ -36,14 +36,17 @@ from .frames import (
     ListDead,
     ListPeers,
     Nack,
+    Observe,
     PeerItem,
     PeerList,
     PeerState,
     Receipt,
     Send,
     Status,
+    Update,
     Welcome,
 )
+from .observe import StatePublisher
 from .receiver import MAX_NOTE
 from .router_state import (
     Entry,
@@ -75,10 +78,17 @@ class RouterCore:
         epoch: int,
         options: RouterOptions | None = None,
         reachable: Callable[[bytes], bool] = lambda identity: True,
+        started: float = 0.0,
     ) -> None:
         self.epoch = epoch
         self.reachable = reachable
         self.options = options or RouterOptions()
+        opts = self.options
+        self.publisher = StatePublisher(
+            epoch, started, opts.publish_interval, opts.publish_heartbeat
+        )
+        self.publish_endpoints: list[str] = []  # where the driver publishes Updates
+        self._updates: list[Update] = []  # made by Snapshots, not yet taken by the driver
         self.sessions: dict[bytes, Session] = {}
         self.by_name: dict[str, Session] = {}  # receiving sessions
         self.by_stream: dict[tuple[str, int], Session] = {}  # every session, by (name, epoch)
@@ -154,6 +164,13 @@ class RouterCore:
                 self._out.append((identity, [encode(answer), *payloads], 0))
             case ListPeers():
                 self._out.append((identity, [encode(PeerList(self.peers(now)))], 0))
+            case Observe():
+                snap, catch_up = self.publisher.snapshot(
+                    self.peers(now), dict(self.stats), self.publish_endpoints, now
+                )
+                if catch_up is not None:
+                    self._updates.append(catch_up)
+                self._out.append((identity, [encode(snap)], 0))
             case Hold(session=sid, dseq=dseq, reason=reason):
                 if sid == session.sid and not session.send_only:
                     self._on_hold(session, dseq, reason[:MAX_NOTE], now)
@@ -238,6 +255,20 @@ class RouterCore:
             delay, last = self.options.receipt_delay, self._last_receipt
             due = min(due, min(last.get(i, -INF) + delay for i in self._receipts))
         return due
+
+    def take_updates(self, now: float) -> tuple[Update, ...]:
+        """The Updates to publish for observers, in order (see observe.py): those a Snapshot
+        made this turn, then the periodic one when it is due. Asked every turn: costs one
+        comparison when there is nothing to publish."""
+        if now < self.publisher.next_at and not self._updates:
+            return ()
+        if now >= self.publisher.next_at:
+            update = self.publisher.update(self.peers(now), self.stats, now)
+            if update is not None:
+                self._updates.append(update)
+        updates = tuple(self._updates)
+        self._updates.clear()
+        return updates
 
     def begin_drain(self) -> None:
         """Stop accepting (Nack SHUTTING_DOWN); keep delivering what is held."""

@@ -37,6 +37,10 @@ class RouterOptions(msgspec.Struct, frozen=True):
     # sender's I/O thread then wakes for a receipt every 2 ms, not for every message.
     receipt_delay: float = 0.002
     receipt_batch: int = 512
+    # Observers get an Update at most every publish_interval, only when something changed,
+    # and at least every publish_heartbeat so that they can tell quiet from gone.
+    publish_interval: float = 0.25
+    publish_heartbeat: float = 1.0
 
 
 class Entry(msgspec.Struct, gc=False):

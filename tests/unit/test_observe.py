@@ -1,0 +1,223 @@
+"""The observers' protocol with no socket: the router's StatePublisher, the observer's
+WatchedState, RouterCore answering Observe, and the monitor's picture."""
+
+from __future__ import annotations
+
+import hypothesis.strategies as st
+from hypothesis import given, settings
+from rich.console import Console
+
+from zmqswarm.monitor import render
+from zmqswarm.protocol import (
+    PROTOCOL_VERSION,
+    Hello,
+    Observe,
+    PeerItem,
+    RouterCore,
+    Send,
+    SendItem,
+    Snapshot,
+    StatePublisher,
+    Update,
+    WatchedState,
+    decode,
+    encode,
+)
+
+STATS = {"accepted": 0}
+
+
+def row(name: str, queued: int = 0, *, online: bool = True, idle: int = 0) -> PeerItem:
+    return PeerItem(name, online, 7, idle, queued, 0, "")
+
+
+def publisher() -> StatePublisher:
+    return StatePublisher(router_epoch=9, started=0.0, interval=0.25, heartbeat=1.0)
+
+
+def test_updates_are_debounced_and_carry_only_what_changed() -> None:
+    pub = publisher()
+    first = pub.update([row("a"), row("b")], STATS, 0.0)
+    assert first is not None and first.seq == 1 and [r.name for r in first.peers] == ["a", "b"]
+    assert pub.update([row("a", 1), row("b")], STATS, 0.1) is None  # within the interval
+    second = pub.update([row("a", 1), row("b")], STATS, 0.25)
+    assert second is not None and second.seq == 2
+    assert second.peers == [row("a", 1)] and second.gone == []
+    third = pub.update([row("a", 1)], {"accepted": 1}, 0.5)
+    assert third is not None and third.peers == [] and third.gone == ["b"]
+    assert third.stats == {"accepted": 1}
+
+
+def test_time_passing_alone_sends_only_heartbeats() -> None:
+    pub = publisher()
+    assert pub.update([row("a")], STATS, 0.0) is not None
+    assert pub.update([row("a", idle=250)], STATS, 0.25) is None  # idle_ms moves: not a change
+    assert pub.update([row("a", idle=750)], STATS, 0.75) is None
+    beat = pub.update([row("a", idle=1000)], STATS, 1.0)
+    assert beat is not None and beat.seq == 2 and beat.peers == [] and beat.gone == []
+
+
+def test_a_snapshot_is_of_a_published_state() -> None:
+    pub = publisher()
+    pub.update([row("a")], STATS, 0.0)
+    # Changed since the last Update: the Snapshot publishes it first, and is numbered after.
+    snap, catch_up = pub.snapshot([row("a", 5)], STATS, ["ipc://x.pub"], 0.1)
+    assert catch_up is not None and catch_up.seq == 2 and catch_up.peers == [row("a", 5)]
+    assert snap.seq == 2 and snap.peers == [row("a", 5)] and snap.publish == ["ipc://x.pub"]
+    # Nothing changed since: no catch-up, the same number.
+    again, nothing = pub.snapshot([row("a", 5)], STATS, [], 0.2)
+    assert nothing is None and again.seq == 2
+
+
+def fold(snap: Snapshot, *updates: Update) -> WatchedState:
+    state = WatchedState()
+    state.apply_snapshot(snap)
+    for update in updates:
+        assert state.apply(update)
+    return state
+
+
+def test_a_watcher_refuses_a_gap_and_another_incarnation() -> None:
+    pub = publisher()
+    u1 = pub.update([row("a")], STATS, 0.0)
+    snap, _ = pub.snapshot([row("a")], STATS, [], 0.1)
+    u2 = pub.update([row("a", 1)], STATS, 0.25)
+    u3 = pub.update([row("a", 2)], STATS, 0.5)
+    assert u1 and u2 and u3
+    state = fold(snap)
+    assert state.apply(u1)  # older than the Snapshot: ignored
+    assert state.peers["a"].queued == 0
+    assert not state.apply(u3)  # u2 was lost
+    assert not state.synced and not state.apply(u2)  # unsynced until a new Snapshot
+    other = Update(router_epoch=10, seq=3, at_ms=0, peers=[], gone=[], stats={})
+    state = fold(snap, u2)
+    assert not state.apply(other)
+
+
+def test_rates_come_from_the_counts_between_updates() -> None:
+    pub = publisher()
+    snap, _ = pub.snapshot([], {"accepted": 0}, [], 0.0)
+    update = pub.update([], {"accepted": 500}, 0.5)
+    assert update is not None
+    state = fold(snap, update)
+    assert state.rates == {"accepted": 1000.0}
+
+
+# One step of the world: the router's rows change, time passes (an Update may go out), or
+# an observer joins with a Snapshot. Observers may miss Updates (PUB drops at will).
+names = st.sampled_from(["a", "b", "c"])
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("set"), names, st.integers(0, 3)),
+        st.tuples(st.just("drop"), names, st.just(0)),
+        st.tuples(st.just("tick"), st.just(""), st.integers(1, 6)),
+        st.tuples(st.just("join"), st.just(""), st.just(0)),
+        st.tuples(st.just("lose"), st.just(""), st.integers(0, 3)),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps)
+def test_observers_converge_or_know_they_missed_something(
+    script: list[tuple[str, str, int]],
+) -> None:
+    pub = publisher()
+    world: dict[str, int] = {}
+    now = 0.0
+    observers: list[WatchedState] = []
+    deaf: set[int] = set()  # observers that miss the next Update
+
+    def rows() -> list[PeerItem]:
+        return [row(name, queued) for name, queued in sorted(world.items())]
+
+    def deliver(update: Update) -> None:
+        for i, state in enumerate(observers):
+            if i in deaf:
+                deaf.discard(i)
+                continue
+            if state.synced and not state.apply(update):
+                state.apply_snapshot(pub.snapshot(rows(), STATS, [], now)[0])  # a resync
+
+    for op, name, n in script:
+        if op == "set":
+            world[name] = n
+        elif op == "drop":
+            world.pop(name, None)
+        elif op == "tick":
+            now += n * 0.125
+            update = pub.update(rows(), STATS, now)
+            if update is not None:
+                deliver(update)
+        elif op == "join":
+            snap, catch_up = pub.snapshot(rows(), STATS, [], now)
+            if catch_up is not None:
+                deliver(catch_up)  # to the others: the newcomer's Snapshot already has it
+            state = WatchedState()
+            state.apply_snapshot(snap)
+            observers.append(state)
+        elif observers:
+            deaf.add(n % len(observers))
+    # A heartbeat reaches everyone at last (PUB loses some, not all): whoever is still synced
+    # after it holds the world itself; whoever missed an Update saw the gap and resynced.
+    deaf.clear()
+    now += 1.0
+    last = pub.update(rows(), STATS, now)
+    assert last is not None  # a change, or the heartbeat
+    deliver(last)
+    truth = {r.name: r for r in rows()}
+    for state in observers:
+        assert state.synced
+        assert state.peers == truth
+        assert state.seq == pub.seq
+
+
+def test_the_router_core_answers_observe_with_a_snapshot() -> None:
+    core = RouterCore(epoch=5)
+    core.publish_endpoints.append("ipc://r.pub")
+    identity = b"watcher/1"
+    core.handle(identity, [encode(Hello(PROTOCOL_VERSION, "watcher", 1, 1, False, 1, True))], 0.0)
+    core.take_output(0.0)
+    core.handle(b"alice/1", [encode(Hello(PROTOCOL_VERSION, "alice", 1, send_only=True))], 0.0)
+    core.handle(b"alice/1", [encode(Send(1, [SendItem(1, "bob")])), b"hi"], 0.0)
+    core.take_output(0.0)
+    core.handle(identity, [encode(Observe())], 0.1)
+    (out,) = [parts for ident, parts, _ in core.take_output(0.1) if ident == identity]
+    snap = decode(out[0])
+    assert isinstance(snap, Snapshot)
+    assert snap.router_epoch == 5 and snap.publish == ["ipc://r.pub"]
+    assert [(r.name, r.online, r.queued) for r in snap.peers] == [("bob", False, 1)]
+    assert snap.stats["accepted"] == 1
+    # The Snapshot's own catch-up Update comes first, then none until the next interval.
+    updates = core.take_updates(0.1)
+    assert [u.seq for u in updates] == [snap.seq] and snap.seq == 1
+    assert core.take_updates(0.2) == ()
+
+
+def test_render_shows_names_mail_counters_and_trouble() -> None:
+    state = WatchedState()
+    snap = Snapshot(
+        0x1F, 3, 12_000, [], [row("bob", 4, online=False)], {"accepted": 4}, heartbeat_ms=1000
+    )
+    state.apply_snapshot(snap)
+    state.apply(
+        Update(
+            0x1F,
+            4,
+            13_000,
+            [PeerItem("tester", True, 2, 10, 0, 0, "dead: no live pane")],
+            [],
+            {"accepted": 9},
+        )
+    )
+    console = Console(record=True, width=120, color_system=None)
+    console.print(render(state, url="ipc://r", silent=True))
+    text = console.export_text()
+    assert "router 1f" in text and "router silent" in text and "update 4" in text
+    assert "bob" in text and "offline" in text and "4" in text
+    assert "tester" in text and "dead: no live pane" in text
+    assert "accepted 5/s" in text and "accepted 9" in text
+    waiting = Console(record=True, width=120, color_system=None)
+    waiting.print(render(WatchedState(), url="ipc://r"))
+    assert "waiting for the router" in waiting.export_text()

@@ -1,0 +1,80 @@
+"""``zs monitor``: a rich view of what a router knows, folded from its Snapshot and Updates.
+
+``render(state)`` is pure: the same WatchedState gives the same picture, so it is tested
+without a terminal or a router. ``run_monitor`` is the loop around it. The only module of
+the library that imports rich.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from zmqswarm.observer import Observer
+from zmqswarm.protocol import WatchedState
+
+__all__ = ["render", "run_monitor"]
+
+_RATES = ("accepted", "delivered", "acked")
+_TOTALS = ("accepted", "delivered", "acked", "redelivered", "held", "dead", "bad_frames")
+
+
+def render(state: WatchedState, *, url: str = "", silent: bool = False) -> RenderableType:
+    """The monitor's picture of ``state``: a status line, throughput, one row per name."""
+    if state.router_epoch == 0:
+        return Text(f"zs monitor · {url} · waiting for the router", style="yellow")
+    status = Text(f"zs monitor · {url} · router {state.router_epoch:x}", style="bold")
+    status.append(f" · up {state.at_ms / 1000:,.0f} s · update {max(state.seq, 0)}")
+    if state.resyncs:
+        status.append(f" · resynced {state.resyncs}x")
+    if silent:
+        status.append(" · router silent", style="bold red")
+    elif not state.synced:
+        status.append(" · resyncing", style="yellow")
+    rates = "  ".join(f"{key} {state.rates.get(key, 0.0):,.0f}/s" for key in _RATES)
+    totals = "  ".join(f"{key} {state.stats.get(key, 0):,}" for key in _TOTALS)
+    table = Table(expand=False, show_edge=False, pad_edge=False)
+    table.add_column("name")
+    table.add_column("online")
+    table.add_column("queued", justify="right")
+    table.add_column("in flight", justify="right")
+    table.add_column("idle", justify="right")
+    table.add_column("state")
+    for name in sorted(state.peers):
+        row = state.peers[name]
+        online = Text("online", style="green") if row.online else Text("offline", style="dim")
+        idle = f"{row.idle_ms / 1000:.1f}s" if row.online else ""
+        queued = Text(f"{row.queued:,}", style="bold yellow" if row.queued else "")
+        inflight = f"{row.inflight:,}"
+        style = "red" if row.state.startswith("dead") else ""
+        table.add_row(name, online, queued, inflight, idle, Text(row.state, style=style))
+    if not state.peers:
+        table.add_row(Text("(no peers, no mail)", style="dim"), "", "", "", "", "")
+    return Group(status, Text(rates), Text(totals, style="dim"), table)
+
+
+def run_monitor(
+    router: str | None = None,
+    *,
+    once: bool = False,
+    timeout: float = 5.0,
+    console: Console | None = None,
+) -> None:
+    """Show the router's state: once, or live until interrupted (Ctrl-C)."""
+    observer = Observer(router, timeout=timeout)
+    console = console or Console()
+    if once:
+        console.print(render(observer.snapshot(), url=observer.url))
+        return
+    updates = observer.watch()
+    state = next(updates)  # the first Snapshot: its errors reach the caller
+    with Live(render(state, url=observer.url), console=console, refresh_per_second=4) as live:
+        try:
+            for state in updates:
+                live.update(render(state, url=observer.url, silent=observer.silent))
+        except KeyboardInterrupt:
+            pass
+        finally:
+            updates.close()
