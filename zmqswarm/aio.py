@@ -80,7 +80,7 @@ class AsyncClient(PeerBase):
     async def __aexit__(
         self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self.close()
+        self._report_unsent(await self.close())
 
     def start(self) -> None:
         sock: zmq.Socket[bytes] = zmq.Socket(self._ctx, zmq.DEALER)

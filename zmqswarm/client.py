@@ -107,7 +107,7 @@ class Client(PeerBase):
     def __exit__(
         self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.close()
+        self._report_unsent(self.close())
 
     # -- sending --------------------------------------------------------------------------
 
@@ -212,12 +212,6 @@ class Client(PeerBase):
             bell.close()
         if not self._io.is_alive():  # else it would poll a closed descriptor, and spin
             self._io.bell.close()
-        if unsent:
-            import logging
-
-            logging.getLogger("zmqswarm.client").warning(
-                "%s closed with %d unreceipted messages", self.name, len(unsent)
-            )
         return unsent
 
     # -- plumbing -------------------------------------------------------------------------

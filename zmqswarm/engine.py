@@ -114,6 +114,16 @@ class PeerBase:
         if len(payload) > self.options.max_payload:
             raise ValueError(f"payload of {len(payload)} bytes > {self.options.max_payload}")
 
+    def _report_unsent(self, unsent: list[TicketId]) -> None:
+        """Leaving a ``with`` block drops close()'s answer, so log it. An explicit close()
+        only returns it: its caller says it in its own words (``zs send`` does, in one line)."""
+        if unsent:
+            import logging
+
+            logging.getLogger("zmqswarm.client").warning(
+                "%s closed with %d unreceipted messages", self.name, len(unsent)
+            )
+
     def _raise_if_unusable(self, closed: bool, refusal: Refused | None) -> None:
         if closed:
             raise ClientClosedError(f"client {self.name!r} is closed")

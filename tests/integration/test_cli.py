@@ -36,6 +36,7 @@ def test_unreachable_router_is_one_line_and_exit_3_within_the_timeout(tmp_path: 
     result = zs("send", "bob", "hi", "--router", f"ipc://{tmp_path}/nobody", "--timeout", "1")
     assert result.returncode == 3
     assert "did not answer within 1.0 s" in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr  # one line: no log line beside it
     assert time.monotonic() - start < 10  # 1 s wait + interpreter start, never 2 x timeout
 
 

@@ -109,3 +109,18 @@ def test_a_caller_in_a_tight_send_loop_leaves_the_io_thread_room(procs: Procs) -
             alice.send("bob", b"x")
         assert alice._io.settled > 1, "nothing was receipted while the caller looped"
         assert alice.close(timeout=30) == []
+
+
+def test_leaving_a_with_block_logs_what_close_could_not_hand_over(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """close() returns the unreceipted tickets; a with block drops that answer, so it logs
+    it (and an explicit close() does not: its caller reports it, as `zs send` does)."""
+    url = f"ipc://{tmp_path}/nobody"
+    quiet = Client("alice", router=url)
+    quiet.send("bob", b"never accepted")
+    assert len(quiet.close(timeout=0)) == 1
+    assert "unreceipted" not in caplog.text
+    with Client("alice", router=url) as alice:
+        alice.send("bob", b"never accepted")
+    assert "alice closed with 1 unreceipted messages" in caplog.text
