@@ -158,10 +158,13 @@ def peers_command(
 def monitor_command(
     router: RouterOpt = None,
     once: Annotated[bool, typer.Option("--once", help="Print the state once and exit.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per change instead of the view.")
+    ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the router.")] = 5.0,
 ) -> None:
     """A live view of the router: names, mail waiting, throughput, counters."""
     from zmqswarm.monitor import run_monitor
 
     with exit_codes():
-        run_monitor(router, once=once, timeout=timeout)
+        run_monitor(router, once=once, json=as_json, timeout=timeout)

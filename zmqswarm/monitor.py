@@ -15,7 +15,7 @@ from rich.text import Text
 from zmqswarm.observer import Observer
 from zmqswarm.protocol import WatchedState
 
-__all__ = ["render", "run_monitor"]
+__all__ = ["as_json", "render", "run_monitor"]
 
 _RATES = ("accepted", "delivered", "acked")
 _TOTALS = ("accepted", "delivered", "acked", "redelivered", "held", "dead", "bad_frames")
@@ -55,20 +55,55 @@ def render(state: WatchedState, *, url: str = "", silent: bool = False) -> Rende
     return Group(status, Text(rates), Text(totals, style="dim"), table)
 
 
+def as_json(state: WatchedState, *, silent: bool = False) -> str:
+    """``state`` as one line of JSON, for scripts (``zs monitor --json``)."""
+    import msgspec
+
+    return msgspec.json.encode(
+        {
+            "router_epoch": state.router_epoch,
+            "seq": state.seq,
+            "at_ms": state.at_ms,
+            "silent": silent,
+            "peers": [msgspec.structs.asdict(state.peers[name]) for name in sorted(state.peers)],
+            "stats": state.stats,
+            "rates": state.rates,
+        }
+    ).decode()
+
+
 def run_monitor(
     router: str | None = None,
     *,
     once: bool = False,
+    json: bool = False,
     timeout: float = 5.0,
     console: Console | None = None,
 ) -> None:
-    """Show the router's state: once, or live until interrupted (Ctrl-C)."""
+    """Show the router's state: once, or live until interrupted (Ctrl-C); ``json``: one
+    line of JSON per change instead of the view."""
     observer = Observer(router, timeout=timeout)
     console = console or Console()
     if once:
-        console.print(render(observer.snapshot(), url=observer.url))
+        state = observer.snapshot()
+        if json:
+            print(as_json(state), flush=True)  # noqa: T201 (the command's output)
+        else:
+            console.print(render(state, url=observer.url))
         return
     updates = observer.watch()
+    if json:
+        try:
+            last: tuple[int, bool] | None = None
+            for state in updates:
+                if (state.seq, observer.silent) != last:  # a change, not a tick
+                    print(as_json(state, silent=observer.silent), flush=True)  # noqa: T201
+                    last = (state.seq, observer.silent)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            updates.close()
+        return
     state = next(updates)  # the first Snapshot: its errors reach the caller
     with Live(render(state, url=observer.url), console=console, refresh_per_second=4) as live:
         try:

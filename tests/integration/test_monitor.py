@@ -3,6 +3,7 @@ after a router restart, and `zs monitor` as a user runs it."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -107,6 +108,36 @@ def test_zs_monitor_once_prints_the_table(procs: Procs) -> None:
     assert result.returncode == 0, result.stderr
     assert "bob" in result.stdout and "offline" in result.stdout
     assert "accepted 1" in result.stdout
+
+
+def test_zs_monitor_json_follows_changes_as_json_lines(procs: Procs) -> None:
+    procs.router()
+    once = subprocess.run(
+        [*ZS, "monitor", "--once", "--json", "--router", procs.url],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert once.returncode == 0, once.stderr
+    first = json.loads(once.stdout)
+    assert first["peers"] == [] and first["stats"]["accepted"] == 0 and not first["silent"]
+    follow = subprocess.Popen(
+        [*ZS, "monitor", "--json", "--router", procs.url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    procs.children.append(follow)
+    assert follow.stdout is not None
+    assert json.loads(follow.stdout.readline())["router_epoch"] == first["router_epoch"]
+    with Client("alice", router=procs.url) as alice:
+        alice.send("dave", b"hi").wait("accepted")
+    for line in follow.stdout:  # one object per change; the reap kills it
+        state = json.loads(line)
+        if state["peers"]:
+            assert state["peers"][0]["name"] == "dave" and state["peers"][0]["queued"] == 1
+            assert state["stats"]["accepted"] == 1
+            break
 
 
 def test_zs_monitor_without_a_router_is_one_line_and_exit_3(tmp_path: Path) -> None:
