@@ -15,7 +15,7 @@ from typing import Any
 import zmq
 
 from zmqswarm.admin import snapshot
-from zmqswarm.errors import RouterUnavailableError, ZsTimeoutError
+from zmqswarm.errors import ZmqswarmError
 from zmqswarm.protocol import DecodeFailure, Snapshot, Update, WatchedState, decode
 from zmqswarm.transport import resolve_router_url
 
@@ -97,10 +97,11 @@ class Observer:
                 return False
 
     def _resync(self, sub: zmq.Socket[bytes]) -> bool:
-        """A new Snapshot after a gap, a restart or silence; False if the router is away."""
+        """A new Snapshot after a gap, a restart or silence; False if the router is away (or
+        answered garbage: a router restarting on the endpoint may be another program)."""
         try:
             self._sync(sub)
-        except (ZsTimeoutError, RouterUnavailableError):
+        except ZmqswarmError:
             return False
         self.silent = False
         return True

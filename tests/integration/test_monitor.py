@@ -7,13 +7,28 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Generator
 from pathlib import Path
 
+import zmq
+
 from zmqswarm import Client
 from zmqswarm.observer import Observer
-from zmqswarm.protocol import WatchedState
+from zmqswarm.protocol import (
+    PROTOCOL_VERSION,
+    Heartbeat,
+    Hello,
+    Observe,
+    PeerItem,
+    Snapshot,
+    Update,
+    WatchedState,
+    Welcome,
+    decode,
+    encode,
+)
 
 from ..conftest import Procs
 
@@ -93,6 +108,67 @@ def test_an_observer_resyncs_with_a_restarted_router(procs: Procs) -> None:
         watch_until(updates, lambda s: "carol" in s.peers, 10, "mail for carol, on new Updates")
     finally:
         updates.close()
+
+
+def test_an_observer_counts_garbage_and_resyncs_after_a_gap(tmp_path: Path) -> None:
+    """Against a stand-in router whose PUB the test writes: what does not decode as an Update
+    is counted and skipped; a skipped number brings a new Snapshot."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+    url, pub_url = f"ipc://{tmp_path}/fake", f"ipc://{tmp_path}/fake.pub"
+    router = ctx.socket(zmq.ROUTER)
+    router.bind(url)
+    pub = ctx.socket(zmq.PUB)
+    pub.bind(pub_url)
+    asked = [0]  # Observe requests answered
+    published = [0]  # the number the next Snapshot carries
+    stop = threading.Event()
+
+    def serve() -> None:  # owns ``router`` from here
+        while not stop.is_set():
+            if not router.poll(20):
+                continue
+            identity, header = router.recv_multipart()
+            frame = decode(header)
+            if isinstance(frame, Hello):
+                welcome = Welcome(PROTOCOL_VERSION, 77, 1, 0, 1000, 1 << 20, frame.attempt)
+                router.send_multipart([identity, encode(welcome)])
+            elif isinstance(frame, Observe):
+                asked[0] += 1
+                snap = Snapshot(77, published[0], 0, [pub_url], [], {"accepted": 0}, 1000)
+                router.send_multipart([identity, encode(snap)])
+
+    server = threading.Thread(target=serve)
+    server.start()
+    observer = Observer(url, timeout=5)
+    updates = observer.watch(tick=0.02)
+
+    def publish_until(ok: Callable[[], bool], message: bytes, what: str) -> None:
+        deadline = time.monotonic() + 10
+        while not ok():  # resent until seen: a new SUB misses the first messages
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            pub.send(message)
+            next(updates)
+
+    try:
+        state = next(updates)
+        assert state.synced and asked[0] == 2  # once for the endpoints, once after subscribing
+        publish_until(lambda: observer.bad_updates > 0, b"\xc1 not msgpack", "garbage counted")
+        publish_until(lambda: observer.bad_updates > 1, encode(Heartbeat()), "a non-Update counted")
+        erin = PeerItem("erin", True, 1, 0, 2, 0, "")
+        one = encode(Update(77, 1, 10, [erin], [], {"accepted": 2}))
+        publish_until(lambda: "erin" in state.peers, one, "Update 1 applied")
+        assert state.stats == {"accepted": 2} and asked[0] == 2 and state.resyncs == 0
+        published[0] = 3
+        three = encode(Update(77, 3, 30, [], ["erin"], {"accepted": 2}))
+        publish_until(lambda: asked[0] == 3, three, "a new Snapshot after Update 2 was lost")
+        publish_until(lambda: state.synced and state.seq == 3, three, "resynced at 3")
+        assert state.resyncs == 1 and state.peers == {}
+    finally:
+        updates.close()
+        stop.set()
+        server.join(5)
+        router.close(0)
+        pub.close(0)
 
 
 def test_zs_monitor_once_prints_the_table(procs: Procs) -> None:
