@@ -43,7 +43,9 @@ def router_command(
         router = Router(binds, options=cfg.router.options(), drain_timeout=cfg.router.drain_timeout)
         router.install_signal_handlers()
         logging.getLogger("zmqswarm.router").warning(
-            "zs router listening on %s", " ".join(router.endpoints)
+            "zs router listening on %s, publishing state on %s",
+            " ".join(router.endpoints),
+            " ".join(router.core.publish_endpoints),
         )
         router.run()
         logging.getLogger("zmqswarm.router").warning("zs router stopped: %s", router.core.stats)

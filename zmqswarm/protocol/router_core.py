@@ -258,14 +258,14 @@ class RouterCore:
 
     def take_updates(self, now: float) -> tuple[Update, ...]:
         """The Updates to publish for observers, in order (see observe.py): those a Snapshot
-        made this turn, then the periodic one when it is due. Asked every turn: costs one
-        comparison when there is nothing to publish."""
-        if now < self.publisher.next_at and not self._updates:
-            return ()
+        made this turn, then the periodic one when it is due. Asked every turn: two
+        comparisons when there is nothing to publish."""
         if now >= self.publisher.next_at:
             update = self.publisher.update(self.peers(now), self.stats, now)
             if update is not None:
                 self._updates.append(update)
+        if not self._updates:
+            return ()
         updates = tuple(self._updates)
         self._updates.clear()
         return updates
