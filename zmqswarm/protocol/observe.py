@@ -26,7 +26,9 @@ def _visible(row: PeerItem) -> tuple[bool, int, int, int, str]:
 class StatePublisher:
     """The router's half: numbered Updates from its rows and counters, debounced."""
 
-    def __init__(self, router_epoch: int, started: float, interval: float, heartbeat: float):
+    def __init__(
+        self, router_epoch: int, started: float, interval: float, heartbeat: float
+    ) -> None:
         self.router_epoch = router_epoch
         self.started = started
         self.interval = interval
