@@ -50,7 +50,7 @@ class Observer:
 
     def snapshot(self) -> WatchedState:
         """The state now, in one round trip (no subscription)."""
-        self.state.apply_snapshot(self._ask())
+        self.state.apply_snapshot(self._ask(self.timeout))
         return self.state
 
     def watch(self, tick: float = 0.5) -> Generator[WatchedState, None, None]:
@@ -60,7 +60,7 @@ class Observer:
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
         try:
-            self._sync(sub)
+            self._sync(sub, self.timeout)
             yield self.state
             heard = time.monotonic()
             while True:
@@ -68,11 +68,12 @@ class Observer:
                     heard = time.monotonic()
                     if self._take(sub):
                         continue  # folded in: more may wait
-                    self._resync(sub)
+                    self._resync(sub, self.timeout)
                 elif time.monotonic() - heard > 3 * self.state.heartbeat:
                     self.silent = True
                     self.state.lose_sync()
-                    if self._resync(sub):
+                    # Ask briefly while it is away: a view waits for each attempt.
+                    if self._resync(sub, min(self.timeout, 3 * tick)):
                         heard = time.monotonic()
                 yield self.state
         finally:
@@ -96,18 +97,18 @@ class Observer:
             if not self.state.apply(update):
                 return False
 
-    def _resync(self, sub: zmq.Socket[bytes]) -> bool:
+    def _resync(self, sub: zmq.Socket[bytes], timeout: float) -> bool:
         """A new Snapshot after a gap, a restart or silence; False if the router is away (or
         answered garbage: a router restarting on the endpoint may be another program)."""
         try:
-            self._sync(sub)
+            self._sync(sub, timeout)
         except ZmqswarmError:
             return False
         self.silent = False
         return True
 
-    def _sync(self, sub: zmq.Socket[bytes]) -> None:
-        snap = self._ask()
+    def _sync(self, sub: zmq.Socket[bytes], timeout: float) -> None:
+        snap = self._ask(timeout)
         wanted = [self._reachable(url) for url in snap.publish]
         if wanted != self._connected:
             # Subscribe first, then take the Snapshot the Updates will follow (Clone pattern):
@@ -117,11 +118,11 @@ class Observer:
             for url in wanted:
                 sub.connect(url)
             self._connected = wanted
-            snap = self._ask()
+            snap = self._ask(timeout)
         self.state.apply_snapshot(snap)
 
-    def _ask(self) -> Snapshot:
-        return snapshot(self.url, timeout=self.timeout, context=self._ctx)
+    def _ask(self, timeout: float) -> Snapshot:
+        return snapshot(self.url, timeout=timeout, context=self._ctx)
 
     def _reachable(self, endpoint: str) -> str:
         """A tcp PUB bound on a wildcard address is reached on the host the router is."""
