@@ -71,7 +71,7 @@ def monitor_demo(url: str, sender: Client, receiver: Client, say: Callable[[str]
     from zmqswarm.observer import Observer
 
     stop = threading.Event()
-    sent = [0]
+    sent, got = [0], [0]
 
     def send() -> None:
         due = time.monotonic()
@@ -82,11 +82,10 @@ def monitor_demo(url: str, sender: Client, receiver: Client, say: Callable[[str]
             time.sleep(max(0.0, due - time.monotonic()))  # pacing, not synchronisation
 
     def receive() -> None:
-        got = 0
-        while not stop.is_set() or got < sent[0]:
+        while not stop.is_set() or got[0] < sent[0]:
             try:
                 receiver.recv(timeout=0.5)
-                got += 1
+                got[0] += 1
             except ZsTimeoutError:
                 if stop.is_set():
                     return
@@ -113,7 +112,7 @@ def monitor_demo(url: str, sender: Client, receiver: Client, say: Callable[[str]
             worker.join(10)
     if not console.is_terminal:
         console.line()  # rich leaves its one printed frame without a newline
-    say(f"  {sent[0]:,} sent and received; the monitor folded {state.seq} Updates")
+    say(f"  {sent[0]:,} sent, {got[0]:,} received; the monitor folded {state.seq} Updates")
 
 
 def tmux_demo(url: str, planner: Client, say: object) -> None:
