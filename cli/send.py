@@ -152,6 +152,8 @@ def peers_command(
         else:
             seen = f"online {p.idle_ms / 1000:.1f}s" if p.online else "offline"
             line = f"{p.name:<24} {seen:<14} queued {p.queued:<7} inflight {p.inflight:<7}"
+            if p.queued + p.inflight:
+                line += f" oldest {p.waiting_ms / 1000:.1f}s"
             typer.echo(f"{line} {p.state}".rstrip())
 
 

@@ -40,6 +40,7 @@ def render(state: WatchedState, *, url: str = "", silent: bool = False) -> Rende
     table.add_column("online")
     table.add_column("queued", justify="right")
     table.add_column("in flight", justify="right")
+    table.add_column("oldest", justify="right")
     table.add_column("idle", justify="right")
     table.add_column("state")
     for name in sorted(state.peers):
@@ -48,10 +49,12 @@ def render(state: WatchedState, *, url: str = "", silent: bool = False) -> Rende
         idle = f"{row.idle_ms / 1000:.1f}s" if row.online else ""
         queued = Text(f"{row.queued:,}", style="bold yellow" if row.queued else "")
         inflight = f"{row.inflight:,}"
+        oldest = f"{row.waiting_ms / 1000:.1f}s" if row.queued + row.inflight else ""
         style = "red" if row.state.startswith("dead") else ""
-        table.add_row(name, online, queued, inflight, idle, Text(row.state, style=style))
+        state_text = Text(row.state, style=style)
+        table.add_row(name, online, queued, inflight, oldest, idle, state_text)
     if not state.peers:
-        table.add_row(Text("(no peers, no mail)", style="dim"), "", "", "", "", "")
+        table.add_row(Text("(no peers, no mail)", style="dim"), "", "", "", "", "", "")
     return Group(status, Text(rates), Text(totals, style="dim"), table)
 
 

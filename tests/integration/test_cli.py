@@ -142,3 +142,6 @@ def test_zs_peers_shows_who_is_online_and_what_waits_for_whom(procs: Procs) -> N
     assert set(rows) == {"alice", "bob", "carol"}  # zs peers' own send-only session: not shown
     assert rows["bob"]["online"] and rows["alice"]["online"]
     assert (rows["carol"]["online"], rows["carol"]["queued"]) == (False, 3)
+    assert rows["carol"]["waiting_ms"] > 0 and rows["bob"]["waiting_ms"] == 0
+    text = zs("peers", "--router", procs.url).stdout
+    assert "oldest" in next(line for line in text.splitlines() if line.startswith("carol"))

@@ -10,6 +10,7 @@ from rich.console import Console
 from zmqswarm.monitor import render
 from zmqswarm.protocol import (
     PROTOCOL_VERSION,
+    Ack,
     Hello,
     Observe,
     PeerItem,
@@ -20,6 +21,7 @@ from zmqswarm.protocol import (
     StatePublisher,
     Update,
     WatchedState,
+    Welcome,
     decode,
     encode,
 )
@@ -195,11 +197,30 @@ def test_the_router_core_answers_observe_with_a_snapshot() -> None:
     assert core.take_updates(0.2) == ()
 
 
+def test_rows_say_how_long_the_oldest_mail_has_waited() -> None:
+    core = RouterCore(epoch=5)
+    core.handle(b"alice/1", [encode(Hello(PROTOCOL_VERSION, "alice", 1, send_only=True))], 0.0)
+    core.handle(b"alice/1", [encode(Send(1, [SendItem(1, "bob")])), b"first"], 1.0)
+    core.handle(b"alice/1", [encode(Send(1, [SendItem(2, "bob", prev=1)])), b"next"], 2.0)
+    (bob,) = core.peers(3.5)
+    assert (bob.queued, bob.waiting_ms) == (2, 2500)  # the first, accepted at 1.0
+    core.handle(b"bob/1", [encode(Hello(PROTOCOL_VERSION, "bob", 1))], 4.0)
+    out = [decode(parts[0]) for ident, parts, _ in core.take_output(4.0) if ident == b"bob/1"]
+    (sid,) = [frame.session for frame in out if isinstance(frame, Welcome)]
+    (bob,) = core.peers(5.0)  # both delivered: in flight, still counted from acceptance
+    assert (bob.queued, bob.inflight, bob.waiting_ms) == (0, 2, 4000)
+    core.handle(b"bob/1", [encode(Ack(sid, 1))], 5.0)  # the first acked: the second is oldest
+    (bob,) = core.peers(6.0)
+    assert (bob.inflight, bob.waiting_ms) == (1, 4000)
+    core.handle(b"bob/1", [encode(Ack(sid, 2))], 6.0)
+    (bob,) = core.peers(7.0)
+    assert (bob.inflight, bob.waiting_ms) == (0, 0)
+
+
 def test_render_shows_names_mail_counters_and_trouble() -> None:
     state = WatchedState()
-    snap = Snapshot(
-        0x1F, 3, 12_000, [], [row("bob", 4, online=False)], {"accepted": 4}, heartbeat_ms=1000
-    )
+    bob = PeerItem("bob", False, 0, 0, 4, 0, "", waiting_ms=42_000)
+    snap = Snapshot(0x1F, 3, 12_000, [], [bob], {"accepted": 4}, heartbeat_ms=1000)
     state.apply_snapshot(snap)
     state.apply(
         Update(
@@ -215,7 +236,7 @@ def test_render_shows_names_mail_counters_and_trouble() -> None:
     console.print(render(state, url="ipc://r", silent=True))
     text = console.export_text()
     assert "router 1f" in text and "router silent" in text and "update 4" in text
-    assert "bob" in text and "offline" in text and "4" in text
+    assert "bob" in text and "offline" in text and "4" in text and "42.0s" in text
     assert "tester" in text and "dead: no live pane" in text
     assert "accepted 5/s" in text and "accepted 9" in text
     waiting = Console(record=True, width=120, color_system=None)

@@ -278,7 +278,9 @@ class ListPeers(Frame, tag=15, frozen=True):
 class PeerItem(msgspec.Struct, array_like=True, frozen=True):
     """One name the router knows: connected (``online``, its ``epoch``, ms since it was last
     heard from) or not, its mailbox (``queued`` not yet sent, ``inflight`` sent, unacked),
-    and the ``state`` its session last reported with PeerState ("" if none)."""
+    the ``state`` its session last reported with PeerState ("" if none), and how long the
+    mailbox's oldest message has waited since the router accepted it (``waiting_ms``, 0 if
+    the mailbox is empty): a recipient that takes nothing shows here first."""
 
     name: str
     online: bool
@@ -287,6 +289,7 @@ class PeerItem(msgspec.Struct, array_like=True, frozen=True):
     queued: int
     inflight: int
     state: str = ""
+    waiting_ms: int = 0
 
 
 class PeerList(Frame, tag=16, frozen=True):
@@ -330,7 +333,8 @@ class Update(Frame, tag=20, frozen=True):
     ``publish_heartbeat`` passed): the rows that changed (whole rows: applying one twice is
     harmless), the names that left, all counters. Numbered from 1 per router incarnation; a
     number skipped means an Update was lost: ask for a Snapshot again. A row's ``idle_ms``
-    is as of its last change: rows are not re-sent only because time passed."""
+    and ``waiting_ms`` are as of its last change: rows are not re-sent only because time
+    passed."""
 
     router_epoch: int
     seq: int

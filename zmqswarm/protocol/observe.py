@@ -19,7 +19,8 @@ __all__ = ["StatePublisher", "WatchedState"]
 
 
 def _visible(row: PeerItem) -> tuple[bool, int, int, int, str]:
-    """What makes a row worth re-sending: everything but ``idle_ms``, which moves every ms."""
+    """What makes a row worth re-sending: everything but ``idle_ms`` and ``waiting_ms``,
+    which move every ms."""
     return row.online, row.epoch, row.queued, row.inflight, row.state
 
 

@@ -410,7 +410,8 @@ class RouterCore:
                 self._refuse(identity, seq, to, self._why_full(mb, size), size, now)
                 continue
             expires = now + item.ttl_ms / 1000 if item.ttl_ms > 0 else INF
-            mb.queue.append(Entry(session.name, session.epoch, seq, payload, item.notify, expires))
+            entry = Entry(session.name, session.epoch, seq, payload, item.notify, expires, now)
+            mb.queue.append(entry)
             mb.nbytes += size
             self.nbytes += size
             if item.ttl_ms > 0:
@@ -550,7 +551,10 @@ class RouterCore:
             epoch = session.epoch if session else 0
             idle = int((now - session.last_seen) * 1000) if session else 0
             state = session.state if session else ""
-            items.append(PeerItem(name, session is not None, epoch, idle, queued, inflight, state))
+            waiting = _oldest_wait_ms(mb, now) if mb else 0
+            items.append(
+                PeerItem(name, session is not None, epoch, idle, queued, inflight, state, waiting)
+            )
         return items
 
     def _resend_inflight(self, name: str, mb: Mailbox, now: float) -> None:
@@ -634,3 +638,14 @@ class RouterCore:
 
 
 _HEARTBEAT = encode(Heartbeat())
+
+
+def _oldest_wait_ms(mb: Mailbox, now: float) -> int:
+    """How long the mailbox's oldest message has waited since it was accepted, in ms (0 when
+    empty). Each deque keeps acceptance order, so the oldest heads one of them."""
+    heads = []
+    if mb.inflight:
+        heads.append(mb.inflight[0][1].accepted)
+    if mb.queue:
+        heads.append(mb.queue[0].accepted)
+    return int((now - min(heads)) * 1000) if heads else 0

@@ -53,6 +53,7 @@ class Entry(msgspec.Struct, gc=False):
     payload: bytes
     notify: bool
     expires: float
+    accepted: float  # when it entered the mailbox (the router's clock)
     attempts: int = 0
 
 
