@@ -35,6 +35,11 @@ def render(state: WatchedState, *, url: str = "", silent: bool = False) -> Rende
         status.append(" · resyncing", style="yellow")
     rates = "  ".join(f"{key} {state.rates.get(key, 0.0):,.0f}/s" for key in _RATES)
     totals = "  ".join(f"{key} {state.stats.get(key, 0):,}" for key in _TOTALS)
+    figures = state.latency
+    latency = Text("accept → ack: none acked since the last update", style="dim")
+    if figures:
+        shown = "  ".join(f"{k} {_ms(figures[k])}" for k in ("p50", "p90", "p99", "max"))
+        latency = Text(f"accept → ack {shown} ({figures['n']:,} acked)")
     table = Table(expand=False, show_edge=False, pad_edge=False)
     table.add_column("name")
     table.add_column("online")
@@ -55,7 +60,11 @@ def render(state: WatchedState, *, url: str = "", silent: bool = False) -> Rende
         table.add_row(name, online, queued, inflight, oldest, idle, state_text)
     if not state.peers:
         table.add_row(Text("(no peers, no mail)", style="dim"), "", "", "", "", "", "")
-    return Group(status, Text(rates), Text(totals, style="dim"), table)
+    return Group(status, Text(rates), latency, Text(totals, style="dim"), table)
+
+
+def _ms(us: int) -> str:
+    return f"{us / 1000:,.1f} ms" if us < 10_000_000 else f"{us / 1_000_000:,.0f} s"
 
 
 def as_json(state: WatchedState, *, silent: bool = False) -> str:
@@ -71,6 +80,7 @@ def as_json(state: WatchedState, *, silent: bool = False) -> str:
             "peers": [msgspec.structs.asdict(state.peers[name]) for name in sorted(state.peers)],
             "stats": state.stats,
             "rates": state.rates,
+            "latency_us": state.latency,
         }
     ).decode()
 

@@ -80,6 +80,8 @@ def test_an_observer_sees_mail_wait_then_drain(procs: Procs) -> None:
                 "bob online with all 5 acked",
             )
             assert state.peers["bob"].queued == 0 and state.peers["bob"].inflight == 0
+            # The Update that counted the last ack timed it, acceptance to ack.
+            assert state.latency["n"] >= 1 and state.latency["p50"] > 0
         watch_until(updates, lambda s: "bob" not in s.peers, 10, "bob gone once he left")
         assert observer.bad_updates == 0 and state.resyncs == 0
     finally:

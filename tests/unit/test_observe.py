@@ -3,6 +3,8 @@ WatchedState, RouterCore answering Observe, and the monitor's picture."""
 
 from __future__ import annotations
 
+import math
+
 import hypothesis.strategies as st
 from hypothesis import given, settings
 from rich.console import Console
@@ -12,6 +14,7 @@ from zmqswarm.protocol import (
     PROTOCOL_VERSION,
     Ack,
     Hello,
+    LatencyWindow,
     Observe,
     PeerItem,
     RouterCore,
@@ -217,6 +220,46 @@ def test_rows_say_how_long_the_oldest_mail_has_waited() -> None:
     assert (bob.inflight, bob.waiting_ms) == (0, 0)
 
 
+@given(st.lists(st.floats(0, 3600, allow_nan=False), min_size=1, max_size=300))
+def test_latency_figures_are_never_under_and_at_most_an_eighth_over(xs: list[float]) -> None:
+    window = LatencyWindow()
+    for x in xs:
+        window.record(x)
+    figures = window.summary()
+    truth = sorted(int(x * 1_000_000) | 1 for x in xs)  # µs, as recorded
+    assert figures["n"] == len(xs)
+    for p in (50, 90, 99):
+        exact = truth[math.ceil(len(truth) * p / 100) - 1]
+        assert exact <= figures[f"p{p}"] <= exact * 9 / 8 + 1
+    assert truth[-1] <= figures["max"] <= truth[-1] * 9 / 8 + 1
+    window.reset()
+    assert window.summary() == {}
+
+
+def test_updates_carry_accept_to_ack_latency() -> None:
+    core = RouterCore(epoch=5)
+    core.handle(b"alice/1", [encode(Hello(PROTOCOL_VERSION, "alice", 1, send_only=True))], 0.0)
+    core.handle(b"bob/1", [encode(Hello(PROTOCOL_VERSION, "bob", 1))], 0.0)
+    core.take_updates(0.0)  # the first Update: nothing acked yet
+    core.handle(b"alice/1", [encode(Send(1, [SendItem(1, "bob")])), b"hi"], 1.0)
+    out = [decode(parts[0]) for ident, parts, _ in core.take_output(1.0) if ident == b"bob/1"]
+    (sid,) = [frame.session for frame in out if isinstance(frame, Welcome)]
+    core.handle(b"bob/1", [encode(Ack(sid, 1))], 1.5)
+    (update,) = core.take_updates(1.5)
+    assert update.latency_us["n"] == 1
+    assert 500_000 <= update.latency_us["p50"] <= 562_500
+    (quiet,) = core.take_updates(3.0)  # the heartbeat: nothing acked since
+    assert quiet.latency_us == {}
+    # A big ack is sampled, every 16th message standing for 16: the count stays near.
+    items = [SendItem(seq, "bob", prev=seq - 1) for seq in range(2, 102)]
+    core.handle(b"alice/1", [encode(Send(2, items)), *[b"x"] * 100], 4.0)
+    core.take_output(4.0)
+    core.handle(b"bob/1", [encode(Ack(sid, 101))], 4.25)
+    (busy,) = core.take_updates(4.25)
+    assert abs(busy.latency_us["n"] - 100) < 16
+    assert 250_000 <= busy.latency_us["p50"] <= busy.latency_us["max"] <= 281_250
+
+
 def test_render_shows_names_mail_counters_and_trouble() -> None:
     state = WatchedState()
     bob = PeerItem("bob", False, 0, 0, 4, 0, "", waiting_ms=42_000)
@@ -230,6 +273,7 @@ def test_render_shows_names_mail_counters_and_trouble() -> None:
             [PeerItem("tester", True, 2, 10, 0, 0, "dead: no live pane")],
             [],
             {"accepted": 9},
+            {"n": 5, "p50": 2304, "p90": 7168, "p99": 14336, "max": 40960},
         )
     )
     console = Console(record=True, width=120, color_system=None)
@@ -239,6 +283,7 @@ def test_render_shows_names_mail_counters_and_trouble() -> None:
     assert "bob" in text and "offline" in text and "4" in text and "42.0s" in text
     assert "tester" in text and "dead: no live pane" in text
     assert "accepted 5/s" in text and "accepted 9" in text
+    assert "accept → ack p50 2.3 ms" in text and "max 41.0 ms (5 acked)" in text
     waiting = Console(record=True, width=120, color_system=None)
     waiting.print(render(WatchedState(), url="ipc://r"))
     assert "waiting for the router" in waiting.export_text()

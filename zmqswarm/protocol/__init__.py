@@ -45,7 +45,7 @@ if TYPE_CHECKING:
         Update,
         Welcome,
     )
-    from .observe import StatePublisher, WatchedState
+    from .observe import LatencyWindow, StatePublisher, WatchedState
     from .receiver import Inbound, Inbox, MessageKey
     from .router_core import RouterCore, RouterOptions
     from .sender import Failed, SendWindow
@@ -61,7 +61,7 @@ _WHERE = {
     **dict.fromkeys(["DeadLetter"], "dead_letters"),
     **dict.fromkeys(["RouterCore", "RouterOptions"], "router_core"),
     **dict.fromkeys(["Failed", "SendWindow"], "sender"),
-    **dict.fromkeys(["StatePublisher", "WatchedState"], "observe"),
+    **dict.fromkeys(["LatencyWindow", "StatePublisher", "WatchedState"], "observe"),
 }
 
 
@@ -100,6 +100,7 @@ __all__ = [
     "Hold",
     "Inbound",
     "Inbox",
+    "LatencyWindow",
     "ListDead",
     "ListPeers",
     "MessageKey",

@@ -15,7 +15,50 @@ from __future__ import annotations
 
 from .frames import PeerItem, Snapshot, Update
 
-__all__ = ["StatePublisher", "WatchedState"]
+__all__ = ["LatencyWindow", "StatePublisher", "WatchedState"]
+
+_BUCKETS = 65 * 8  # 8 a power of two, up to 2**64 µs: a percentile is at most 1/8 over
+
+
+class LatencyWindow:
+    """Accept → ack times of the messages acked since the last Update, in log buckets: one
+    ``record`` a message costs a few integer operations, not a sort. Each figure is its
+    bucket's upper edge, in µs: never under the truth, at most 1/8 over it."""
+
+    __slots__ = ("_counts",)
+
+    def __init__(self) -> None:
+        self._counts = [0] * _BUCKETS
+
+    def record(self, seconds: float, weight: int = 1) -> None:
+        """One time, or one that stands for ``weight`` (a systematic sample of a batch)."""
+        us = int(seconds * 1_000_000) | 1
+        top = us.bit_length()  # 2**(top-1) <= us < 2**top; the next 3 bits pick the eighth
+        self._counts[top * 8 + ((us << 3 >> (top - 1)) & 7)] += weight
+
+    def summary(self) -> dict[str, int]:
+        """``n``, ``p50``, ``p90``, ``p99`` and ``max`` in µs; {} if nothing was recorded."""
+        counts = self._counts
+        n = sum(counts)
+        if not n:
+            return {}
+        out = {"n": n}
+        wanted = [(p, n * p / 100) for p in (50, 90, 99)]
+        seen = 0
+        for index, count in enumerate(counts):
+            seen += count
+            while wanted and count and seen >= wanted[0][1]:
+                out[f"p{wanted.pop(0)[0]}"] = _upper_edge(index)
+        out["max"] = _upper_edge(max(i for i, count in enumerate(counts) if count))
+        return out
+
+    def reset(self) -> None:
+        self._counts = [0] * _BUCKETS
+
+
+def _upper_edge(index: int) -> int:
+    top, eighth = divmod(index, 8)
+    return (8 + eighth + 1) << (top - 1) >> 3
 
 
 def _visible(row: PeerItem) -> tuple[bool, int, int, int, str]:
@@ -44,13 +87,18 @@ class StatePublisher:
         return int((now - self.started) * 1000)
 
     def snapshot(
-        self, rows: list[PeerItem], stats: dict[str, int], publish: list[str], now: float
+        self,
+        rows: list[PeerItem],
+        stats: dict[str, int],
+        publish: list[str],
+        now: float,
+        latency: LatencyWindow | None = None,
     ) -> tuple[Snapshot, Update | None]:
         """The state now, as of the last Update, and the Update to publish first if the state
         moved since then. A Snapshot is always of a published state: were it ahead of the
         Updates, a row that changed and changed back before the next Update would never be
         sent again, and its observer would keep the middle value."""
-        catch_up = self.update(rows, stats, now, force=True)
+        catch_up = self.update(rows, stats, now, latency, force=True)
         snap = Snapshot(
             self.router_epoch,
             self.seq,
@@ -63,10 +111,16 @@ class StatePublisher:
         return snap, catch_up
 
     def update(
-        self, rows: list[PeerItem], stats: dict[str, int], now: float, force: bool = False
+        self,
+        rows: list[PeerItem],
+        stats: dict[str, int],
+        now: float,
+        latency: LatencyWindow | None = None,
+        force: bool = False,
     ) -> Update | None:
         """The next Update if one is due and something changed, or a heartbeat is due;
-        ``force``: now, if anything changed."""
+        ``force``: now, if anything changed. An Update takes ``latency``'s figures and
+        empties it."""
         if now < self.next_at and not force:
             return None
         if not force:
@@ -81,7 +135,12 @@ class StatePublisher:
         self._stats = dict(stats)
         self._sent_at = now
         self.seq += 1
-        return Update(self.router_epoch, self.seq, self._ms(now), changed, gone, dict(stats))
+        figures = {}
+        if latency is not None:
+            figures = latency.summary()
+            latency.reset()
+        ms = self._ms(now)
+        return Update(self.router_epoch, self.seq, ms, changed, gone, dict(stats), figures)
 
 
 class WatchedState:
@@ -96,6 +155,7 @@ class WatchedState:
         self.peers: dict[str, PeerItem] = {}
         self.stats: dict[str, int] = {}
         self.rates: dict[str, float] = {}  # per second, between the last two counts
+        self.latency: dict[str, int] = {}  # accept → ack, µs, over the last Update's span
         self.heartbeat = 1.0  # seconds the router may stay silent while it lives
         self.resyncs = 0  # Snapshots taken after the first: gaps and router restarts
 
@@ -130,6 +190,7 @@ class WatchedState:
             self.seq = -1
             return False
         self._rate(update.at_ms, update.stats)
+        self.latency = dict(update.latency_us)
         self.seq = update.seq
         self.at_ms = update.at_ms
         for row in update.peers:

@@ -46,7 +46,7 @@ from .frames import (
     Update,
     Welcome,
 )
-from .observe import StatePublisher
+from .observe import LatencyWindow, StatePublisher
 from .receiver import MAX_NOTE
 from .router_state import (
     Entry,
@@ -64,6 +64,7 @@ __all__ = ["DeadLetter", "Output", "RouterCore", "RouterOptions"]
 
 log = logging.getLogger("zmqswarm.router")
 
+_LATENCY_STRIDE = 16
 DEAD = "$dead"  # the dead-letter mailbox's name; '$' names are the router's own
 EXPIRED_NOTE = "expired:"  # an ack note so marked: dropped unhandled, the ttl had passed
 
@@ -88,6 +89,7 @@ class RouterCore:
             epoch, started, opts.publish_interval, opts.publish_heartbeat
         )
         self.publish_endpoints: list[str] = []  # where the driver publishes Updates
+        self.latency = LatencyWindow()  # accept → ack, until the next Update
         self._updates: list[Update] = []  # made by Snapshots, not yet taken by the driver
         self.sessions: dict[bytes, Session] = {}
         self.by_name: dict[str, Session] = {}  # receiving sessions
@@ -166,7 +168,7 @@ class RouterCore:
                 self._out.append((identity, [encode(PeerList(self.peers(now)))], 0))
             case Observe():
                 snap, catch_up = self.publisher.snapshot(
-                    self.peers(now), dict(self.stats), self.publish_endpoints, now
+                    self.peers(now), dict(self.stats), self.publish_endpoints, now, self.latency
                 )
                 if catch_up is not None:
                     self._updates.append(catch_up)
@@ -261,7 +263,7 @@ class RouterCore:
         made this turn, then the periodic one when it is due. Asked every turn: two
         comparisons when there is nothing to publish."""
         if now >= self.publisher.next_at:
-            update = self.publisher.update(self.peers(now), self.stats, now)
+            update = self.publisher.update(self.peers(now), self.stats, now, self.latency)
             if update is not None:
                 self._updates.append(update)
         if not self._updates:
@@ -507,10 +509,16 @@ class RouterCore:
             return
         inflight = mb.inflight
         acked = 0
+        record = self.latency.record
+        # Time every message of a small ack, every 16th of a big one (standing for 16): a
+        # record costs ~0.35 us, a fifth of the core's whole work a message at full speed.
+        stride = _LATENCY_STRIDE if inflight and upto - inflight[0][0] >= _LATENCY_STRIDE else 1
         while inflight and inflight[0][0] <= upto:
             dseq, entry = inflight.popleft()
             mb.inflight_bytes -= len(entry.payload)
             acked += 1
+            if dseq % stride == 0:
+                record(now - entry.accepted, stride)
             if notes:
                 note = notes.get(dseq, "")
                 if note.startswith(EXPIRED_NOTE):
