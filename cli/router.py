@@ -24,6 +24,16 @@ def router_command(
             help="Pin the router, libzmq's I/O thread included, to this CPU (repeatable).",
         ),
     ] = None,
+    publish: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--publish",
+            help="PUB endpoint for `zs monitor` (repeatable; default: one beside each bind).",
+        ),
+    ] = None,
+    no_publish: Annotated[
+        bool, typer.Option("--no-publish", help="Publish no state for observers.")
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     from zmqswarm.config import load_config
@@ -40,12 +50,18 @@ def router_command(
         if cpus:
             pin_to_cpus(cpus)  # before the socket: its I/O thread inherits the pinning
         binds = bind or cfg.router.bind or [resolve_router_url(None, cfg.client.router)]
-        router = Router(binds, options=cfg.router.options(), drain_timeout=cfg.router.drain_timeout)
+        pub = [] if no_publish else (publish or cfg.router.publish)
+        router = Router(
+            binds,
+            options=cfg.router.options(),
+            drain_timeout=cfg.router.drain_timeout,
+            publish=pub,
+        )
         router.install_signal_handlers()
         logging.getLogger("zmqswarm.router").warning(
             "zs router listening on %s, publishing state on %s",
             " ".join(router.endpoints),
-            " ".join(router.core.publish_endpoints),
+            " ".join(router.core.publish_endpoints) or "nothing (--no-publish)",
         )
         router.run()
         logging.getLogger("zmqswarm.router").warning("zs router stopped: %s", router.core.stats)

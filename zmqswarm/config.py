@@ -46,6 +46,8 @@ class RouterConfig(_Base, frozen=True):
     dead_max: int = 10_000
     drain_timeout: float = 2.0
     cpus: list[int] = []  # pin the router to these CPUs (zs router --cpu); [] = anywhere
+    # PUB endpoints for observers (zs monitor): None = one beside each bind; [] = none.
+    publish: list[str] | None = None
 
     def options(self) -> RouterOptions:
         from zmqswarm.protocol.router_core import RouterOptions  # the client never needs it

@@ -69,6 +69,11 @@ class Observer:
                     if self._take(sub):
                         continue  # folded in: more may wait
                     self._resync(sub, self.timeout)
+                elif not self._connected:  # the router publishes nothing: ask each tick
+                    if self._resync(sub, min(self.timeout, 3 * tick)):
+                        heard = time.monotonic()
+                    else:
+                        self.silent = True
                 elif time.monotonic() - heard > 3 * self.state.heartbeat:
                     self.silent = True
                     self.state.lose_sync()

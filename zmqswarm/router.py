@@ -24,7 +24,7 @@ from typing import Any
 
 import zmq
 
-from zmqswarm.errors import RouterInUseError
+from zmqswarm.errors import ConfigError, RouterInUseError
 from zmqswarm.protocol import Heartbeat, RouterCore, RouterOptions, Update, encode
 from zmqswarm.transport import ipc_path, readable, recv_parts, recv_routed, send_routed
 
@@ -108,11 +108,9 @@ class Router:
                 if path is not None:
                     self._lock(url, path)
                 try:
-                    sock.bind(url)
-                except zmq.ZMQError as exc:
-                    if exc.errno == errno.EADDRINUSE:
-                        raise RouterInUseError(url, None) from exc
-                    raise
+                    _bind_endpoint(sock, url)
+                except zmq.ZMQError as exc:  # EADDRINUSE only
+                    raise RouterInUseError(url, None) from exc
                 if path is not None:
                     path.chmod(0o600)
                 self.endpoints.append(sock.getsockopt_string(zmq.LAST_ENDPOINT))
@@ -128,7 +126,10 @@ class Router:
         pub.setsockopt(zmq.SNDHWM, 1000)  # a stalled observer misses Updates, then resyncs
         try:
             for url in urls:
-                pub.bind(url)
+                try:
+                    _bind_endpoint(pub, url)
+                except zmq.ZMQError:  # EADDRINUSE only: a port some other program holds
+                    raise ConfigError(f"cannot publish on {url}: address in use") from None
                 path = ipc_path(url)
                 if path is not None:
                     path.chmod(0o600)
@@ -248,6 +249,18 @@ class Router:
         if pub is not None and not pub.closed:
             pub.close(0)
         self._unlock()
+
+
+def _bind_endpoint(sock: zmq.Socket[bytes], url: str) -> None:
+    """Bind, or say in one line why not: a ConfigError (the endpoint is the operator's
+    choice), except EADDRINUSE, which the caller turns into who holds it."""
+    try:
+        sock.bind(url)
+    except zmq.ZMQError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise
+        reason = zmq.strerror(exc.errno) if exc.errno is not None else str(exc)
+        raise ConfigError(f"cannot bind {url}: {reason}") from None
 
 
 def _pub_urls(binds: list[str]) -> list[str]:

@@ -224,6 +224,33 @@ def test_zs_monitor_json_follows_changes_as_json_lines(procs: Procs) -> None:
             break
 
 
+def test_bad_bind_and_publish_endpoints_are_one_line_and_exit_6(tmp_path: Path) -> None:
+    for args in (
+        ["--bind", "bogus://x"],
+        ["--bind", f"ipc://{tmp_path}/r", "--publish", "bogus://y"],
+    ):
+        result = subprocess.run([*ZS, "router", *args], capture_output=True, text=True, timeout=30)
+        assert result.returncode == 6, result.stderr
+        assert result.stderr.count("\n") == 1 and "cannot bind bogus://" in result.stderr
+
+
+def test_a_router_that_publishes_nothing_is_still_observed(procs: Procs) -> None:
+    """--no-publish: Snapshots name no PUB endpoint, so the observer asks for one each tick."""
+    procs.router("--no-publish")
+    assert not Path(procs.url[len("ipc://") :] + ".pub").exists()
+    observer = Observer(procs.url)
+    updates = observer.watch(tick=0.05)
+    try:
+        assert next(updates).publish == []
+        with Client("alice", router=procs.url) as alice:
+            alice.send("frank", b"hi").wait("accepted")
+        # Within 2 s: sooner than the 3 s of silence after which a subscriber asks again.
+        state = watch_until(updates, lambda s: "frank" in s.peers, 2, "frank's mail, by polling")
+        assert not observer.silent and state.resyncs == 0
+    finally:
+        updates.close()
+
+
 def test_zs_monitor_without_a_router_is_one_line_and_exit_3(tmp_path: Path) -> None:
     result = subprocess.run(
         [*ZS, "monitor", "--once", "--router", f"ipc://{tmp_path}/nobody", "--timeout", "1"],

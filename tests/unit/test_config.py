@@ -30,6 +30,16 @@ def test_values_reach_the_options(tmp_path: Path) -> None:
     router, client = cfg.router.options(), cfg.client.options()
     assert (router.heartbeat, router.max_attempts) == (0.25, 3)
     assert (client.window, client.recv_window) == (7, 5)
+    assert cfg.router.publish is None  # the default: one PUB beside each bind
+
+
+def test_publish_endpoints_are_configured(tmp_path: Path) -> None:
+    path = tmp_path / "zs.toml"
+    path.write_text("[router]\npublish = []\n")
+    assert load_config(path).router.publish == []
+    path.write_text("[router]\npublish = 'ipc:///x.pub'\n")  # a list, not a string
+    with pytest.raises(ConfigError):
+        load_config(path)
 
 
 @pytest.mark.parametrize(

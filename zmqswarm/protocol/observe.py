@@ -164,7 +164,7 @@ class WatchedState:
         return self.seq >= 0
 
     def apply_snapshot(self, snap: Snapshot) -> None:
-        if self.router_epoch:  # not the first
+        if self.router_epoch and snap.publish:  # not the first; nor polling a silent router
             self.resyncs += 1
         if snap.router_epoch != self.router_epoch:
             self.rates = {}  # counters restart with the router
