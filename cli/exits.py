@@ -12,7 +12,7 @@ USAGE = 2  # bad arguments (typer/click uses 2 as well)
 UNREACHABLE = 3  # router did not answer in time, or refused the session
 FAILED = 4  # the message was refused, expired or is dead
 IN_USE = 5  # a live router already holds the endpoint
-CONFIG = 6  # the config file is invalid
+CONFIG = 6  # the config file is invalid, or an endpoint cannot be bound
 
 
 def fail(code: int, message: str) -> SystemExit:
