@@ -42,7 +42,9 @@ def stall_mid_stream(procs: Procs, tmp_path: Path, frozen: str) -> dict[str, int
     router = procs.router()
     out = tmp_path / "bob.out"
     bob = procs.peer("recv", "bob", procs.url, str(TOTAL), str(out))
-    sender = procs.peer("send", "alice", procs.url, str(TOTAL), "bob")
+    # Paced (4 s of sending): at full speed alice could have every receipt before the stall,
+    # and a stalled router would then have nothing left to be resent (seen once in CI).
+    sender = procs.peer("send", "alice", procs.url, str(TOTAL), "bob", str(TOTAL / 4))
     wait_for(lambda: len(read_lines(out)) > 1000, 60, "traffic")
     stall((bob if frozen == "bob" else router).pid)
     assert sender.communicate(timeout=120)[0].strip() == "DONE"
@@ -61,4 +63,6 @@ def test_a_stalled_router_resumes_and_every_message_arrives_once(
     procs: Procs, tmp_path: Path
 ) -> None:
     stats = stall_mid_stream(procs, tmp_path, "router")
-    assert stats["duplicates"] > 0  # alice gave the router up, said Hello again, resent
+    # alice gave the router up and said Hello again, then resent what it had not receipted
+    # (some of it accepted before the stall: counted as duplicates, or not, by timing).
+    assert stats["resumed"] > 0

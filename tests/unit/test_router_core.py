@@ -342,3 +342,16 @@ def test_a_peer_s_state_is_listed_until_its_session_ends() -> None:
     assert core.peers(0.0) == []  # offline, no mail: not listed, and the state is gone
     bob = hello(core, "bob", epoch=3)
     assert core.peers(0.0)[0].state == ""
+
+
+def test_a_known_sender_saying_hello_again_counts_as_resumed() -> None:
+    core = RouterCore(epoch=7)
+    alice = hello(core, "alice")
+    hello(core, "bob")
+    assert core.stats["resumed"] == 0  # new incarnations
+    send(core, alice, [SendItem(1, "bob")])
+    hello(core, "alice", attempt=2)  # it lost the router and comes back: same epoch
+    hello(core, "alice", attempt=2)  # a stale copy changes nothing
+    assert core.stats["resumed"] == 1
+    hello(core, "alice", epoch=2)  # a restarted alice is a new incarnation, not a resume
+    assert core.stats["resumed"] == 1

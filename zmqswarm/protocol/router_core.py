@@ -110,6 +110,7 @@ class RouterCore:
                 "dead",
                 "dead_dropped",
                 "bad_frames",
+                "resumed",  # Hellos from a sender incarnation already known: reconnects
             ),
             0,
         )
@@ -328,6 +329,8 @@ class RouterCore:
         if not hello.send_only:
             self.by_name[hello.name] = session
         stream = self.streams.get((hello.name, hello.epoch))
+        if stream is not None:
+            self.stats["resumed"] += 1  # it lost us (or we it) and resumes its numbering
         acked = stream.wm if stream else 0
         o = self.options
         hb_ms, redeliver_ms = int(o.heartbeat * 1000), int(o.redeliver_after * 1000)
