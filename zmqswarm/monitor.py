@@ -18,7 +18,7 @@ from zmqswarm.protocol import WatchedState
 __all__ = ["as_json", "render", "run_monitor"]
 
 _RATES = ("accepted", "delivered", "acked")
-_TOTALS = ("accepted", "delivered", "acked", "redelivered", "held", "dead", "bad_frames")
+_TOTALS = ("accepted", "delivered", "acked", "redelivered", "held", "dead", "resumed", "bad_frames")
 
 
 def render(state: WatchedState, *, url: str = "", silent: bool = False) -> RenderableType:
