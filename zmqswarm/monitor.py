@@ -105,24 +105,22 @@ def run_monitor(
             console.print(render(state, url=observer.url))
         return
     updates = observer.watch()
-    if json:
-        try:
-            last: tuple[int, bool] | None = None
-            for state in updates:
-                if (state.seq, observer.silent) != last:  # a change, not a tick
-                    print(as_json(state, silent=observer.silent), flush=True)  # noqa: T201
-                    last = (state.seq, observer.silent)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            updates.close()
-        return
     state = next(updates)  # the first Snapshot: its errors reach the caller
-    with Live(render(state, url=observer.url), console=console, refresh_per_second=4) as live:
-        try:
-            for state in updates:
+    live = None if json else Live(render(state, url=observer.url), console=console)
+    shown: tuple[int, bool] | None = None
+    try:
+        if live is not None:
+            live.start()
+        while True:
+            if live is not None:
                 live.update(render(state, url=observer.url, silent=observer.silent))
-        except KeyboardInterrupt:
-            pass
-        finally:
-            updates.close()
+            elif (state.seq, observer.silent) != shown:  # a change, not a tick
+                print(as_json(state, silent=observer.silent), flush=True)  # noqa: T201
+                shown = (state.seq, observer.silent)
+            state = next(updates)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        updates.close()
+        if live is not None:
+            live.stop()

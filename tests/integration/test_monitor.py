@@ -4,6 +4,7 @@ after a router restart, and `zs monitor` as a user runs it."""
 from __future__ import annotations
 
 import json
+import queue
 import signal
 import subprocess
 import sys
@@ -212,12 +213,21 @@ def test_zs_monitor_json_follows_changes_as_json_lines(procs: Procs) -> None:
         text=True,
     )
     procs.children.append(follow)
-    assert follow.stdout is not None
-    assert json.loads(follow.stdout.readline())["router_epoch"] == first["router_epoch"]
+    out = follow.stdout
+    assert out is not None
+    lines: queue.Queue[str] = queue.Queue()  # read in a thread: a get() can have a deadline
+
+    def read() -> None:
+        for line in out:
+            lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    assert json.loads(lines.get(timeout=15))["router_epoch"] == first["router_epoch"]
     with Client("alice", router=procs.url) as alice:
         alice.send("dave", b"hi").wait("accepted")
-    for line in follow.stdout:  # one object per change; the reap kills it
-        state = json.loads(line)
+    deadline = time.monotonic() + 15
+    while True:  # one object per change; the reap kills the process
+        state = json.loads(lines.get(timeout=max(0.0, deadline - time.monotonic())))
         if state["peers"]:
             assert state["peers"][0]["name"] == "dave" and state["peers"][0]["queued"] == 1
             assert state["stats"]["accepted"] == 1

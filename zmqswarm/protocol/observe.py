@@ -182,12 +182,12 @@ class WatchedState:
         """Fold ``update`` in. False (and unsynced) if it does not follow on: an Update was
         lost, or another router incarnation sent it. Older Updates are ignored (True)."""
         if not self.synced or update.router_epoch != self.router_epoch:
-            self.seq = -1
+            self.lose_sync()
             return False
         if update.seq <= self.seq:
             return True  # from before the Snapshot
         if update.seq != self.seq + 1:
-            self.seq = -1
+            self.lose_sync()
             return False
         self._rate(update.at_ms, update.stats)
         self.latency = dict(update.latency_us)

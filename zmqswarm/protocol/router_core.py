@@ -562,7 +562,7 @@ class RouterCore:
             epoch = session.epoch if session else 0
             idle = int((now - session.last_seen) * 1000) if session else 0
             state = session.state if session else ""
-            waiting = _oldest_wait_ms(mb, now) if mb else 0
+            waiting = mb.oldest_wait_ms(now) if mb else 0
             items.append(
                 PeerItem(name, session is not None, epoch, idle, queued, inflight, state, waiting)
             )
@@ -649,14 +649,3 @@ class RouterCore:
 
 
 _HEARTBEAT = encode(Heartbeat())
-
-
-def _oldest_wait_ms(mb: Mailbox, now: float) -> int:
-    """How long the mailbox's oldest message has waited since it was accepted, in ms (0 when
-    empty). Each deque keeps acceptance order, so the oldest heads one of them."""
-    heads = []
-    if mb.inflight:
-        heads.append(mb.inflight[0][1].accepted)
-    if mb.queue:
-        heads.append(mb.queue[0].accepted)
-    return int((now - min(heads)) * 1000) if heads else 0

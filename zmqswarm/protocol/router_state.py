@@ -66,6 +66,14 @@ class Mailbox:
     progress: float = 0.0  # last time inflight was sent or acked
     inflight_bytes: int = 0
 
+    def oldest_wait_ms(self, now: float) -> int:
+        """How long the oldest message has waited since it was accepted, in ms (0 when
+        empty). Each deque keeps acceptance order, so the oldest heads one of them."""
+        heads = [self.inflight[0][1].accepted] if self.inflight else []
+        if self.queue:
+            heads.append(self.queue[0].accepted)
+        return int((now - min(heads)) * 1000) if heads else 0
+
 
 @dataclass(slots=True)
 class Session:
