@@ -386,19 +386,26 @@ PATHS: tuple[tuple[str, Callable[[int, float, int], Run]], ...] = (
     ("zmqswarm AsyncClient", zmqswarm_async),
 )
 
-# Where each process runs. "placed" is the README's layout for a two-core machine: the
-# sender's threads on one core, the router and the recipient on the other, so that each
-# hand-off between threads of one process stays on its core.
-LAYOUTS: dict[str, tuple[list[int], list[int], list[int]]] = {  # source, router, sink CPUs
-    "unpinned": ([], [], []),
-    "placed": ([0], [1], [1]),
-}
+Pins = tuple[list[int], list[int], list[int]]  # the source's, router's and sink's CPUs
+LAYOUT_NAMES = ("unpinned", "placed")
 TARGET_P99_US = 1000.0  # issue 2: p99 <= 1 ms at 10k msg/s
 
 
+def _layout(name: str) -> Pins:
+    """Where each process runs. "placed" is the README's layout for a two-core machine: the
+    sender's threads on one core, the router and the recipient on another, so that each
+    hand-off between threads of one process stays on its core. Its cores are the first two
+    this process may use, not CPUs 0 and 1, which a cpuset may not hold."""
+    if name == "unpinned":
+        return [], [], []
+    first, second = sorted(os.sched_getaffinity(0))[:2]
+    return [first], [second], [second]
+
+
 def _sitting(rate: int, seconds: float, size: int, run: int) -> dict[str, Any]:
-    """One run of every path in this process, in the order run ``run`` takes (ABBA), with
-    the host's steal counted: a child's whole job (``--child-run``)."""
+    """One run of every path in this process, with the host's steal counted: a child's whole
+    job (``--child-run``). The order of the paths flips every run (ABBA): a slow spell of this
+    shared host then falls on every path alike, and no path always runs first."""
     _precise_sleep()
     stolen_before, total_before = _cpu_clock()
     rows: dict[str, dict[str, Any]] = {}
@@ -426,16 +433,14 @@ def _child(argv: list[str]) -> dict[str, Any]:
     return result
 
 
-def _pin_args(pins: tuple[list[int], list[int], list[int]]) -> list[str]:
+def _pin_args(pins: Pins) -> list[str]:
     flags = ("--source-cpu", "--router-cpu", "--sink-cpu")
     return [
         arg for flag, cpus in zip(flags, pins, strict=True) for c in cpus for arg in (flag, str(c))
     ]
 
 
-def _report(
-    name: str, pins: tuple[list[int], list[int], list[int]], runs: list[Any], args: Any
-) -> dict[str, Any]:
+def _report(name: str, pins: Pins, runs: list[Any], args: Any) -> dict[str, Any]:
     """Print one layout's table (medians over its runs) and return its JSON."""
     who = ("sources", "routers", "sinks")
     where = "".join(f", {w} on CPU {cpus}" for w, cpus in zip(who, pins, strict=True) if cpus)
@@ -495,11 +500,11 @@ def main() -> None:
     ap.add_argument("--json", default="bench/results/latency.json")
     ap.add_argument(
         "--layout",
-        choices=[*LAYOUTS, "both"],
+        choices=[*LAYOUT_NAMES, "both"],
         default=None,
-        help="where the processes run: unpinned, placed (source on CPU 0, router and sink on "
-        "CPU 1, as the README suggests for two cores) or both, interleaved run by run "
-        "(the default where two CPUs are free)",
+        help="where the processes run: unpinned, placed (the source on one CPU, the router "
+        "and the sink on another, as the README suggests for two cores) or both, interleaved "
+        "run by run (the default where two CPUs are free)",
     )
     ap.add_argument(
         "--router-cpu",
@@ -533,14 +538,17 @@ def main() -> None:
             os.sched_setaffinity(0, args.source_cpu)
         write_json(args.child_out, _sitting(args.rate, args.seconds, args.size, args.child_run))
         return
+    two_cpus = len(os.sched_getaffinity(0)) >= 2
     if any(custom):
         if args.layout is not None:
             ap.error("--layout and --*-cpu are alternatives")
-        layouts = {"custom": custom}
+        layouts: dict[str, Pins] = {"custom": custom}
     else:
-        layout = args.layout or ("both" if len(os.sched_getaffinity(0)) >= 2 else "unpinned")
-        names = list(LAYOUTS) if layout == "both" else [layout]
-        layouts = {name: LAYOUTS[name] for name in names}
+        layout = args.layout or ("both" if two_cpus else "unpinned")
+        if layout != "unpinned" and not two_cpus:
+            ap.error(f"--layout {layout} needs two CPUs; this process may use one")
+        names = LAYOUT_NAMES if layout == "both" else (layout,)
+        layouts = {name: _layout(name) for name in names}
     common = ["--rate", str(args.rate), "--seconds", str(args.seconds), "--size", str(args.size)]
     runs: dict[str, list[Any]] = {name: [] for name in layouts}
     # Layouts take turns run by run, their order flipping too: a slow spell of this shared
