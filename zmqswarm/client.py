@@ -460,8 +460,13 @@ class _IOThread(threading.Thread):
             self._ack_poll = engine.core.options.ack_delay
         waiting = self.waiting
         if waiting and (engine.inbox or engine.core.refusal is not None):
-            # Wake every waiting recv(): they pop the inbox, or raise the refusal.
-            while waiting:
+            # Wake every recv() that waits now, once: they pop the inbox, or raise the
+            # refusal. Not `while waiting`: a ring's write lets the woken caller run, and it
+            # joins ``waiting`` again before it looks at the inbox, so that loop rang it
+            # again (19,117 rings in 10,250 turns at 10k msg/s; now 0.9 a turn), each ring
+            # a system call here and a futile wake-up there. A caller that joins after the
+            # snapshot looks at the inbox after joining: it cannot miss this mail.
+            for _ in range(len(waiting)):
                 try:
                     bell = waiting.pop()
                 except KeyError:
