@@ -40,7 +40,7 @@ from typing import Any
 import msgspec
 import zmq
 
-from zmqswarm.doorbell import Doorbell
+from zmqswarm.doorbell import Doorbell, ring_each
 from zmqswarm.engine import Engine, PeerBase, TicketBase
 from zmqswarm.errors import BackpressureError, ClientClosedError, DeliveryError, ZsTimeoutError
 from zmqswarm.protocol import ClientOptions
@@ -460,18 +460,10 @@ class _IOThread(threading.Thread):
             self._ack_poll = engine.core.options.ack_delay
         waiting = self.waiting
         if waiting and (engine.inbox or engine.core.refusal is not None):
-            # Wake every recv() that waits now, once: they pop the inbox, or raise the
-            # refusal. Not `while waiting`: a ring's write lets the woken caller run, and it
-            # joins ``waiting`` again before it looks at the inbox, so that loop rang it
-            # again (19,117 rings in 10,250 turns at 10k msg/s; now 0.9 a turn), each ring
-            # a system call here and a futile wake-up there. A caller that joins after the
-            # snapshot looks at the inbox after joining: it cannot miss this mail.
-            for _ in range(len(waiting)):
-                try:
-                    bell = waiting.pop()
-                except KeyError:
-                    break  # the caller left on its own meanwhile
-                bell.ring()
+            # Wake every recv() that waits now, once each: they pop the inbox, or raise the
+            # refusal (before ring_each, a woken caller that rejoined was rung again: 19,117
+            # rings in 10,250 turns at 10k msg/s; now 0.9 a turn).
+            ring_each(waiting)
             # No yield here: the woken caller gets the GIL when this thread next sleeps in
             # poll, a few us on. time.sleep(0) is a real timer sleep on Linux (20 us with
             # 1 us of timer slack, 86 us with the default 50 us) and held this thread off

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from zmqswarm.doorbell import Doorbell
+from zmqswarm.doorbell import Doorbell, ring_each
 
 
 @pytest.fixture(params=["eventfd", "pipe"])
@@ -95,3 +95,31 @@ def test_a_ringer_never_blocks_even_when_no_one_listens(new_bell: Callable[[], D
             raise AssertionError("the bell kept ringing after its rings were read")
     finally:
         bell.close()
+
+
+class _Rejoining(Doorbell):
+    """A sleeper that wakes at once, finds nothing and waits again, as a recv() caller does
+    while the I/O thread is still ringing: its ring puts it back into the waiting set."""
+
+    def __init__(self, waiting: set[Doorbell], rung: list[Doorbell]) -> None:
+        super().__init__()
+        self.waiting, self.rung = waiting, rung
+
+    def ring(self) -> None:
+        self.rung.append(self)
+        self.waiting.add(self)
+
+
+@pytest.mark.timeout(5)  # popping until the set is empty would never end here
+def test_ring_each_rings_every_sleeper_once_while_they_rejoin() -> None:
+    waiting: set[Doorbell] = set()
+    rung: list[Doorbell] = []
+    bells = [_Rejoining(waiting, rung) for _ in range(64)]
+    try:
+        waiting.update(bells)
+        ring_each(waiting)
+        assert sorted(map(id, rung)) == sorted(map(id, bells))  # each once, none missed
+        assert waiting == set(bells)  # and each is back, waiting for the next ring
+    finally:
+        for bell in bells:
+            bell.close()
