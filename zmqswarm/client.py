@@ -460,10 +460,7 @@ class _IOThread(threading.Thread):
             self._ack_poll = engine.core.options.ack_delay
         waiting = self.waiting
         if waiting and (engine.inbox or engine.core.refusal is not None):
-            # Wake every recv() that waits now, once each: they pop the inbox, or raise the
-            # refusal (before ring_each, a woken caller that rejoined was rung again: 19,117
-            # rings in 10,250 turns at 10k msg/s; now 0.9 a turn).
-            ring_each(waiting)
+            ring_each(waiting)  # every recv() waiting now: they pop it, or raise the refusal
             # No yield here: the woken caller gets the GIL when this thread next sleeps in
             # poll, a few us on. time.sleep(0) is a real timer sleep on Linux (20 us with
             # 1 us of timer slack, 86 us with the default 50 us) and held this thread off
