@@ -35,7 +35,7 @@ unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q
 
 demo: $(STAMP) tmux
-	$(BIN)/python -m zmqswarm.demo
+	$(BIN)/zs demo
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.throughput

@@ -244,7 +244,7 @@ def _raw_threaded_sink(url: str, n: int, q: Any) -> None:
     import threading
     from collections import deque
 
-    from zmqswarm.doorbell import Doorbell
+    from zmqswarm.client.doorbell import Doorbell
 
     ctx, sock = raw_sink_socket(url)
     inbox: deque[bytes] = deque()
@@ -285,7 +285,7 @@ def raw_threaded(rate: int, seconds: float, size: int) -> Run:
     import threading
     from collections import deque
 
-    from zmqswarm.doorbell import Doorbell
+    from zmqswarm.client.doorbell import Doorbell
 
     n = int(rate * seconds)
     outq: deque[bytes] = deque()
@@ -320,7 +320,7 @@ def raw_threaded(rate: int, seconds: float, size: int) -> Run:
 
 
 def _zs_sink(url: str, n: int, q: Any) -> None:
-    from zmqswarm.client import Client
+    from zmqswarm.client.sync import Client
 
     with Client("sink", router=url) as client:
         q.put("ready")
@@ -334,7 +334,7 @@ def _zs_sink(url: str, n: int, q: Any) -> None:
 def _zs_async_sink(url: str, n: int, q: Any) -> None:
     import asyncio
 
-    from zmqswarm.aio import AsyncClient
+    from zmqswarm.client.aio import AsyncClient
 
     async def run() -> None:
         async with AsyncClient("sink", router=url) as client:
@@ -352,7 +352,7 @@ def zmqswarm_async(rate: int, seconds: float, size: int) -> Run:
     """The same through AsyncClient at both ends: one thread per process, no hand-offs."""
     import asyncio
 
-    from zmqswarm.aio import AsyncClient
+    from zmqswarm.client.aio import AsyncClient
 
     n = int(rate * seconds) + 1
 
@@ -370,7 +370,7 @@ def zmqswarm_async(rate: int, seconds: float, size: int) -> Run:
 
 
 def zmqswarm(rate: int, seconds: float, size: int) -> Run:
-    from zmqswarm.client import Client
+    from zmqswarm.client.sync import Client
 
     n = int(rate * seconds) + 1  # + the message that opens the session
     with zs_path(n, _zs_sink) as (url, q, pids), Client("source", router=url) as client:

@@ -39,7 +39,7 @@ def ceiling(size: int, n: int) -> float:
 
 
 def _zs_sink(url: str, n: int, q: Any) -> None:
-    from zmqswarm.client import Client
+    from zmqswarm.client.sync import Client
 
     with Client("sink", router=url) as client:
         q.put("ready")
@@ -51,7 +51,7 @@ def _zs_sink(url: str, n: int, q: Any) -> None:
 
 
 def zmqswarm(size: int, n: int, batch: int) -> float:
-    from zmqswarm.client import Client
+    from zmqswarm.client.sync import Client
 
     n -= n % batch  # whole batches only: the sink counts exactly what is sent
     payload = b"x" * size

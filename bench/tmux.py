@@ -24,7 +24,7 @@ import time
 import uuid
 
 from bench._procs import CTX, run_zs_router, wait_path, write_json
-from zmqswarm.tmux import ControlClient
+from zmqswarm.agent.gateway import ControlClient
 
 BODY = "hello from bench — line with 'quotes', $vars, #{formats} and ; separators " * 1
 
@@ -78,7 +78,7 @@ def start_panes(socket: str, n: int) -> list[str]:
 async def rounds(url: str, names: list[str], count: int) -> tuple[list[float], list[float]]:
     """``count`` rounds of one message to every name at once: (send -> delivered, receipt ->
     submitted) in seconds."""
-    from zmqswarm.aio import AsyncClient
+    from zmqswarm.client.aio import AsyncClient
 
     e2e: list[float] = []
     agent: list[float] = []

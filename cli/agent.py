@@ -51,8 +51,8 @@ def agent_command(
 
     import msgspec
 
-    from zmqswarm.agent import run_agent
-    from zmqswarm.profiles import load_profile
+    from zmqswarm.agent.profiles import load_profile
+    from zmqswarm.agent.service import run_agent
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
 
@@ -93,10 +93,10 @@ def tag_command(
     ] = None,
 ) -> None:
     """Set @zs_agent=NAME on a pane, so `zs agent --name NAME` delivers there."""
-    from zmqswarm.panes import PROFILE, TAG
+    from zmqswarm.agent.panes import PROFILE, TAG
 
     if profile is not None:
-        from zmqswarm.profiles import load_profile
+        from zmqswarm.agent.profiles import load_profile
 
         with exit_codes():
             load_profile(profile)  # a typo fails here, not in the agent later
@@ -119,7 +119,7 @@ def hook_command(
     """For an agent's lifecycle hooks (Claude Code Stop/UserPromptSubmit, Codex notify)."""
     import os
 
-    from zmqswarm.agent import STATE
+    from zmqswarm.agent.service import STATE
 
     if state not in ("idle", "busy"):
         raise fail(USAGE, f"state must be idle or busy, not {state!r}")
@@ -142,8 +142,8 @@ def set_pane_option(
     ``ring``, running agents are told at once (the pane hooks' wait-for channel)."""
     import subprocess
 
-    from zmqswarm.panes import RING
-    from zmqswarm.tmux import tmux_argv
+    from zmqswarm.agent.gateway import tmux_argv
+    from zmqswarm.agent.panes import RING
 
     argv = [*tmux_argv(socket_name, socket_path), "set-option", "-p", "-t", pane, option, value]
     if ring:

@@ -9,6 +9,7 @@ import sys
 import typer
 
 from .agent import agent_command, hook_command, tag_command
+from .demo import demo_command
 from .router import router_command
 from .send import dead_command, monitor_command, peers_command, recv_command, send_command
 
@@ -39,6 +40,7 @@ app.command("recv", help="Receive messages as NAME; one line (or JSON object) ea
 app.command("dead", help="List (and optionally drop) the router's dead letters.")(dead_command)
 app.command("peers", help="Who is connected, and the mail waiting for each name.")(peers_command)
 app.command("monitor", help="A live view of the router: names, mail, throughput.")(monitor_command)
+app.command("demo", help="A private router, peers and tmux agents, messages flowing.")(demo_command)
 
 
 def main() -> None:

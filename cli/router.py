@@ -37,7 +37,7 @@ def router_command(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     from zmqswarm.config import load_config
-    from zmqswarm.router import Router, pin_to_cpus
+    from zmqswarm.router.loop import Router, pin_to_cpus
     from zmqswarm.transport import resolve_router_url
 
     logging.basicConfig(

@@ -27,7 +27,7 @@ ConfigOpt = Annotated[Path | None, typer.Option(help="TOML config file ([client]
 
 
 def _client(name: str, router: str | None, config: Path | None) -> object:
-    from zmqswarm.client import Client
+    from zmqswarm.client.sync import Client
     from zmqswarm.config import load_config
     from zmqswarm.transport import resolve_router_url
 
@@ -68,7 +68,7 @@ def recv_command(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     config: ConfigOpt = None,
 ) -> None:
-    from zmqswarm.client import Client
+    from zmqswarm.client.sync import Client
     from zmqswarm.errors import ZsTimeoutError
 
     with exit_codes():
@@ -113,7 +113,7 @@ def dead_command(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """List the messages the router gave up on (ttl passed, or never acked)."""
-    from zmqswarm.admin import list_dead
+    from zmqswarm.observe.query import list_dead
 
     if limit < 1 or after < 0 or drop_upto < 0:
         raise fail(USAGE, "--limit must be >= 1, --after and --drop-upto >= 0")
@@ -142,7 +142,7 @@ def peers_command(
     """Who is connected, and how much mail waits for each name (offline ones too)."""
     import msgspec
 
-    from zmqswarm.admin import list_peers
+    from zmqswarm.observe.query import list_peers
 
     with exit_codes():
         items = list_peers(router, timeout=timeout)
@@ -166,7 +166,7 @@ def monitor_command(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the router.")] = 5.0,
 ) -> None:
     """A live view of the router: names, mail waiting, throughput, counters."""
-    from zmqswarm.monitor import run_monitor
+    from zmqswarm.observe.monitor import run_monitor
 
     with exit_codes():
         run_monitor(router, once=once, json=as_json, timeout=timeout)

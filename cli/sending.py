@@ -28,7 +28,7 @@ def do_send(
 ) -> None:
     import msgspec
 
-    from zmqswarm.client import Client
+    from zmqswarm.client.sync import Client
     from zmqswarm.config import load_config
     from zmqswarm.errors import ZsTimeoutError
     from zmqswarm.transport import resolve_router_url

@@ -27,32 +27,30 @@ from zmqswarm.errors import (
 )
 
 if TYPE_CHECKING:
-    from zmqswarm.aio import AsyncClient, AsyncTicket
-    from zmqswarm.client import Client, Ticket
+    from zmqswarm.client import AsyncClient, AsyncTicket, Client, Message, Ticket, TicketId
     from zmqswarm.config import ClientConfig, Config, RouterConfig, load_config
-    from zmqswarm.observer import Observer
+    from zmqswarm.observe import Observer
     from zmqswarm.protocol import ClientOptions, RouterOptions
     from zmqswarm.router import Router
-    from zmqswarm.tickets import Message, TicketId
 
 __version__ = "0.1.0"
 
 # Names resolve on first use (PEP 562), so `zs send` never pays for asyncio or the router.
 _WHERE = {
-    "AsyncClient": "aio",
-    "AsyncTicket": "aio",
-    "Client": "client",
-    "Ticket": "client",
+    "AsyncClient": "client.aio",
+    "AsyncTicket": "client.aio",
+    "Client": "client.sync",
+    "Ticket": "client.sync",
     "ClientConfig": "config",
     "Config": "config",
     "RouterConfig": "config",
     "load_config": "config",
-    "Observer": "observer",
+    "Observer": "observe.observer",
     "ClientOptions": "protocol",
     "RouterOptions": "protocol",
-    "Router": "router",
-    "Message": "tickets",
-    "TicketId": "tickets",
+    "Router": "router.loop",
+    "Message": "client.tickets",
+    "TicketId": "client.tickets",
 }
 
 

@@ -77,7 +77,7 @@ def test_async_ack_notes_and_holds_reach_the_sender(procs: Procs) -> None:
 
 
 def test_async_peer_state_reaches_zs_peers(procs: Procs) -> None:
-    from zmqswarm.admin import list_peers
+    from zmqswarm.observe.query import list_peers
 
     procs.router()
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import zmq
 
 from zmqswarm import Client
-from zmqswarm.observer import Observer
+from zmqswarm.observe.observer import Observer
 from zmqswarm.protocol import (
     PROTOCOL_VERSION,
     Heartbeat,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from zmqswarm import Client, ZsTimeoutError
-from zmqswarm.delivery import sanitize
+from zmqswarm.agent.paste import sanitize
 
 from ..conftest import Procs, wait_for
 from ..integration.test_stall import router_stats
@@ -21,7 +21,7 @@ RECORDER = Path(__file__).with_name("recorder.py")
 
 def state_of(name: str, router: str) -> str:
     """What ``zs peers`` shows as ``name``'s state."""
-    from zmqswarm.admin import list_peers
+    from zmqswarm.observe.query import list_peers
 
     return next((p.state for p in list_peers(router, timeout=5) if p.name == name), "")
 

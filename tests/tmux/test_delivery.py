@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from zmqswarm.delivery import paste_and_submit, sanitize
-from zmqswarm.tmux import ControlClient
+from zmqswarm.agent.gateway import ControlClient
+from zmqswarm.agent.paste import paste_and_submit, sanitize
 
 RECORDER = Path(__file__).with_name("recorder.py")
 

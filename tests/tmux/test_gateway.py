@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from zmqswarm.tmux import ANCHOR, ControlClient, TmuxError, quote
+from zmqswarm.agent.gateway import ANCHOR, ControlClient, TmuxError, quote
 
 NASTY = [
     "plain",

@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
-from zmqswarm.panes import HOOK_INDEX, HOOKS, PaneWatch
-from zmqswarm.tmux import ANCHOR, TmuxError
+from zmqswarm.agent.gateway import ANCHOR, TmuxError
+from zmqswarm.agent.panes import HOOK_INDEX, HOOKS, PaneWatch
 
 
 def tmux(socket: str, *args: str) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from zmqswarm import Client
-from zmqswarm.delivery import sanitize
+from zmqswarm.agent.paste import sanitize
 
 from ..conftest import Procs, wait_for
 from .test_agent import RECORDER, bodies

@@ -19,7 +19,7 @@ from zmqswarm.protocol import (
 )
 from zmqswarm.protocol.client_core import Progressed
 from zmqswarm.protocol.frames import PROTOCOL_VERSION
-from zmqswarm.protocol.receiver import Inbound
+from zmqswarm.protocol.inbox import Inbound
 
 
 def ready_core(ack_delay: float) -> ClientCore:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from zmqswarm.doorbell import Doorbell, ring_each
+from zmqswarm.client.doorbell import Doorbell, ring_each
 
 
 @pytest.fixture(params=["eventfd", "pipe"])

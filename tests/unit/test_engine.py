@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zmqswarm.engine import Engine
+from zmqswarm.client.base import Engine
 from zmqswarm.protocol import ClientOptions, Deliver, DeliverItem, Welcome, encode
 from zmqswarm.protocol.frames import PROTOCOL_VERSION
 

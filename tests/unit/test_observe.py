@@ -9,7 +9,7 @@ import hypothesis.strategies as st
 from hypothesis import given, settings
 from rich.console import Console
 
-from zmqswarm.monitor import render
+from zmqswarm.observe.monitor import render
 from zmqswarm.protocol import (
     PROTOCOL_VERSION,
     Ack,

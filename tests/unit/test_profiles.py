@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from zmqswarm import ConfigError
-from zmqswarm.profiles import load_profile, visible
+from zmqswarm.agent.profiles import load_profile, visible
 
 PROFILES = sorted((Path(__file__).parents[2] / "configs" / "profiles").glob("*.toml"))
 

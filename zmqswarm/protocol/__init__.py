@@ -45,10 +45,10 @@ if TYPE_CHECKING:
         Update,
         Welcome,
     )
-    from .observe import LatencyWindow, StatePublisher, WatchedState
-    from .receiver import Inbound, Inbox, MessageKey
+    from .inbox import Inbound, Inbox, MessageKey
     from .router_core import RouterCore, RouterOptions
-    from .sender import Failed, SendWindow
+    from .send_window import Failed, SendWindow
+    from .state_feed import LatencyWindow, StatePublisher, WatchedState
 
 
 # Names resolve on first use (PEP 562): a client never loads the router's core.
@@ -57,11 +57,11 @@ _WHERE = {
     **dict.fromkeys(
         ["MAX_BATCH", "MAX_HEADER", "DecodeFailure", "decode", "encode", "valid_name"], "codec"
     ),
-    **dict.fromkeys(["Inbound", "Inbox", "MessageKey"], "receiver"),
+    **dict.fromkeys(["Inbound", "Inbox", "MessageKey"], "inbox"),
     **dict.fromkeys(["DeadLetter"], "dead_letters"),
     **dict.fromkeys(["RouterCore", "RouterOptions"], "router_core"),
-    **dict.fromkeys(["Failed", "SendWindow"], "sender"),
-    **dict.fromkeys(["LatencyWindow", "StatePublisher", "WatchedState"], "observe"),
+    **dict.fromkeys(["Failed", "SendWindow"], "send_window"),
+    **dict.fromkeys(["LatencyWindow", "StatePublisher", "WatchedState"], "state_feed"),
 }
 
 

@@ -40,8 +40,8 @@ from .frames import (
     SendItem,
     Welcome,
 )
-from .receiver import MAX_NOTE, Inbound, Inbox, MessageKey
-from .sender import INF, Failed, SendWindow
+from .inbox import MAX_NOTE, Inbound, Inbox, MessageKey
+from .send_window import INF, Failed, SendWindow
 
 __all__ = [
     "ClientCore",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from .codec import MAX_BATCH
 from .frames import Code, DeadItem, DeadList
 
-__all__ = ["DeadLetter", "DeadLetters"]
+__all__ = ["DeadLetter", "DeadLetterStore"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -28,7 +28,7 @@ class DeadLetter:
     at: float
 
 
-class DeadLetters:
+class DeadLetterStore:
     """At most ``keep`` dead letters, numbered for the router's lifetime; the oldest go first
     (counted in ``dropped``)."""
 

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 
 from .codec import MAX_BATCH, DecodeFailure, decode, encode, valid_name
-from .dead_letters import DeadLetter, DeadLetters
+from .dead_letters import DeadLetter, DeadLetterStore
 from .frames import (
     PROTOCOL_VERSION,
     Ack,
@@ -46,8 +46,7 @@ from .frames import (
     Update,
     Welcome,
 )
-from .observe import LatencyWindow, StatePublisher
-from .receiver import MAX_NOTE
+from .inbox import MAX_NOTE
 from .router_state import (
     Entry,
     Mailbox,
@@ -57,7 +56,8 @@ from .router_state import (
     Stream,
     deliver_item,
 )
-from .sender import INF
+from .send_window import INF
+from .state_feed import LatencyWindow, StatePublisher
 
 __all__ = ["DeadLetter", "Output", "RouterCore", "RouterOptions"]
 
@@ -96,7 +96,7 @@ class RouterCore:
         self.by_stream: dict[tuple[str, int], Session] = {}  # every session, by (name, epoch)
         self.streams: dict[tuple[str, int], Stream] = {}
         self.mailboxes: dict[str, Mailbox] = {}
-        self.dead = DeadLetters(self.options.dead_max)
+        self.dead = DeadLetterStore(self.options.dead_max)
         self.nbytes = 0
         self.draining = False
         self.stats: dict[str, int] = dict.fromkeys(

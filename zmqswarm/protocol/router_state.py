@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from .frames import DeliverItem
-from .sender import INF
+from .send_window import INF
 
 __all__ = ["Entry", "Mailbox", "Output", "RouterOptions", "Session", "Stream", "deliver_item"]
 

@@ -12,7 +12,7 @@ import asyncio
 import re
 import uuid
 
-from zmqswarm.tmux import ControlClient
+from zmqswarm.agent.gateway import ControlClient
 
 __all__ = ["paste", "paste_and_submit", "press_enter", "sanitize"]
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import zmq
 
-from zmqswarm.admin import snapshot
 from zmqswarm.errors import ZmqswarmError
+from zmqswarm.observe.query import snapshot
 from zmqswarm.protocol import DecodeFailure, Snapshot, Update, WatchedState, decode
 from zmqswarm.transport import resolve_router_url
 

@@ -12,6 +12,7 @@ from typing import TypeVar
 
 import zmq
 
+from zmqswarm.client.tickets import TicketId
 from zmqswarm.errors import RouterUnavailableError, ZsTimeoutError
 from zmqswarm.protocol import (
     PROTOCOL_VERSION,
@@ -31,7 +32,6 @@ from zmqswarm.protocol import (
     decode,
     encode,
 )
-from zmqswarm.tickets import TicketId
 from zmqswarm.transport import new_epoch, recv_parts, resolve_router_url, routing_id
 
 __all__ = ["DeadLetters", "DeadMessage", "list_dead", "list_peers", "snapshot"]

@@ -22,10 +22,10 @@ from typing import Any
 
 import zmq
 
-from zmqswarm.engine import Engine, PeerBase, TicketBase
+from zmqswarm.client.base import Engine, PeerBase, TicketBase
+from zmqswarm.client.tickets import Message, TicketBook, TicketId, WaitFor
 from zmqswarm.errors import BackpressureError, DeliveryError, ZsTimeoutError
 from zmqswarm.protocol import ClientOptions
-from zmqswarm.tickets import Message, TicketBook, TicketId, WaitFor
 from zmqswarm.transport import drain, readable, routing_id, send_parts, tune
 
 __all__ = ["AsyncClient", "AsyncTicket"]

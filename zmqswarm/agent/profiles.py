@@ -77,7 +77,7 @@ def profile_dirs() -> list[Path]:
     """Where profiles are looked up by name: $ZS_PROFILES, then configs/profiles of the tree
     this package runs from."""
     dirs = [Path(p) for p in os.environ.get("ZS_PROFILES", "").split(os.pathsep) if p]
-    return [*dirs, Path(__file__).resolve().parents[1] / "configs" / "profiles"]
+    return [*dirs, Path(__file__).resolve().parents[2] / "configs" / "profiles"]
 
 
 def load_profile(name_or_path: str) -> Profile:

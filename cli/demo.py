@@ -1,5 +1,5 @@
-"""`make demo`: a router and a few peers exchanging messages on a private ipc endpoint, then
-one `zs agent --tagged` delivering into two bash panes of a private tmux server
+"""`zs demo` (`make demo`): a router and a few peers exchanging messages on a private ipc
+endpoint, then one `zs agent --tagged` delivering into two bash panes of a private tmux server
 (`tmux -L zs-demo-<pid>`), whose tasks answer the sender with `zs send`."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import threading
 import time
 from collections.abc import Callable
 
-from zmqswarm.client import Client
-from zmqswarm.router import Router
+from zmqswarm.client.sync import Client
+from zmqswarm.router.loop import Router
 
 
-def main() -> None:
+def demo_command() -> None:
     with tempfile.TemporaryDirectory(prefix="zs-demo-") as tmp:
         url = f"ipc://{tmp}/router"
         router = Router([url])
@@ -67,8 +67,8 @@ def monitor_demo(url: str, sender: Client, receiver: Client, say: Callable[[str]
     from rich.live import Live
 
     from zmqswarm.errors import ZsTimeoutError
-    from zmqswarm.monitor import render
-    from zmqswarm.observer import Observer
+    from zmqswarm.observe.monitor import render
+    from zmqswarm.observe.observer import Observer
 
     stop = threading.Event()
     sent, got = [0], [0]
@@ -172,7 +172,7 @@ def tmux_demo(url: str, planner: Client, say: object) -> None:
 
 
 def zs_peers(url: str) -> str:
-    from zmqswarm.admin import list_peers
+    from zmqswarm.observe.query import list_peers
 
     rows = [p for p in list_peers(url, timeout=5) if p.state]
     lines = [f"  {p.name:9} {'online' if p.online else 'offline':8} {p.state}" for p in rows]
@@ -180,4 +180,4 @@ def zs_peers(url: str) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    demo_command()

@@ -12,7 +12,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from zmqswarm.observer import Observer
+from zmqswarm.observe.observer import Observer
 from zmqswarm.protocol import WatchedState
 
 __all__ = ["as_json", "render", "run_monitor"]

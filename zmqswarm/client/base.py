@@ -8,11 +8,11 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
+from zmqswarm.client.tickets import TicketBook, TicketId
 from zmqswarm.errors import ClientClosedError, NameTakenError, RouterUnavailableError
 from zmqswarm.protocol import ClientCore, ClientOptions, Code, valid_name
 from zmqswarm.protocol.client_core import Refused, SessionDown, SessionUp
-from zmqswarm.protocol.receiver import Inbound
-from zmqswarm.tickets import TicketBook, TicketId
+from zmqswarm.protocol.inbox import Inbound
 from zmqswarm.transport import new_epoch, resolve_router_url
 
 __all__ = ["Engine", "PeerBase", "TicketBase"]

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["Journal"]
+__all__ = ["IntentLog"]
 
 
-class Journal:
+class IntentLog:
     def __init__(self, path: str, *, compact_after: int = 10_000) -> None:
         self.path = path
         self.compact_after = compact_after

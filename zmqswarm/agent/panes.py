@@ -34,7 +34,7 @@ import time
 
 import msgspec
 
-from zmqswarm.tmux import ANCHOR, ControlClient, TmuxError
+from zmqswarm.agent.gateway import ANCHOR, ControlClient, TmuxError
 
 __all__ = ["Pane", "PaneWatch", "parse_panes"]
 

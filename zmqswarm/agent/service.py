@@ -18,7 +18,7 @@ profile knows the prompt, the cursor line must be an empty prompt. A human's dra
 delivery; it is never overwritten, and Ctrl-C is never sent.
 
 Exactly once across agent crashes: the intent is journaled (fsynced) before the paste and the
-paste recorded after it (zmqswarm.journal). A message that comes again with an open intent is
+paste recorded after it (zmqswarm.agent.intents). A message that comes again with an open intent is
 looked for in the pane's history (the envelope carries its ticket): found, or pasted per the
 journal, means it is never pasted again; at most Enter is pressed, if the text still waits in
 the input line.
@@ -33,15 +33,15 @@ import os
 import signal
 from dataclasses import dataclass, field
 
-from zmqswarm.aio import AsyncClient
-from zmqswarm.delivery import paste, press_enter, sanitize
+from zmqswarm.agent.gateway import ControlClient, TmuxError
+from zmqswarm.agent.intents import IntentLog
+from zmqswarm.agent.panes import STATE, TAG, Pane, PaneWatch
+from zmqswarm.agent.paste import paste, press_enter, sanitize
+from zmqswarm.agent.profiles import Profile, load_profile
+from zmqswarm.client.aio import AsyncClient
+from zmqswarm.client.tickets import Message
 from zmqswarm.errors import ConfigError
-from zmqswarm.journal import Journal
-from zmqswarm.panes import STATE, TAG, Pane, PaneWatch
-from zmqswarm.profiles import Profile, load_profile
 from zmqswarm.protocol import ClientOptions
-from zmqswarm.tickets import Message
-from zmqswarm.tmux import ControlClient, TmuxError
 
 __all__ = ["STATE", "TAG", "Agent", "Outcome", "envelope", "run_agent"]
 
@@ -136,7 +136,7 @@ class Agent:
         self.spool = spool or os.path.join(os.path.dirname(journal), "bodies")
         self.write = ControlClient(socket_name, socket_path=socket_path)
         self.watch = PaneWatch(socket_name, socket_path=socket_path)
-        self.journal = Journal(journal)
+        self.journal = IntentLog(journal)
         self.writers: dict[str, PaneWriter] = {}
         self.stats = Stats()
         self.handled = 0  # messages taken so far, for crash points

@@ -40,11 +40,11 @@ from typing import Any
 import msgspec
 import zmq
 
-from zmqswarm.doorbell import Doorbell, ring_each
-from zmqswarm.engine import Engine, PeerBase, TicketBase
+from zmqswarm.client.base import Engine, PeerBase, TicketBase
+from zmqswarm.client.doorbell import Doorbell, ring_each
+from zmqswarm.client.tickets import Message, TicketBook, TicketId, WaitFor
 from zmqswarm.errors import BackpressureError, ClientClosedError, DeliveryError, ZsTimeoutError
 from zmqswarm.protocol import ClientOptions
-from zmqswarm.tickets import Message, TicketBook, TicketId, WaitFor
 from zmqswarm.transport import drain, readable, routing_id, send_parts, tune
 
 __all__ = ["Client", "Ticket"]
