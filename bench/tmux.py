@@ -87,7 +87,8 @@ async def rounds(url: str, names: list[str], count: int) -> tuple[list[float], l
 
         async def one(name: str, text: bytes, record: bool) -> None:
             start = loop.time()
-            ticket = await client.send(name, text, notify=True).wait("delivered", timeout=60)
+            sent = await client.send(name, text, notify=True)
+            ticket = await sent.wait("delivered", timeout=60)
             if record:
                 e2e.append(loop.time() - start)
                 m = NOTE.match(ticket.note)

@@ -1,65 +1,13 @@
-"""Shared fixtures: real processes on ipc endpoints under a per-test temp dir (reaped at
-teardown), and deadline waits."""
+"""Fixtures shared by every test directory; the helpers they use live in tests/helpers.py."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-PEER = str(Path(__file__).parent / "integration" / "peer.py")
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``condition`` until true; fail the test with ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    delay = 0.005
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(delay)  # polling interval of a deadline wait, not a synchronisation
-        delay = min(delay * 2, 0.1)
-
-
-class Procs:
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.url = f"ipc://{tmp}/router"
-        self.children: list[subprocess.Popen[str]] = []
-
-    def spawn(
-        self, *args: str, stdout: int | None = subprocess.PIPE, env: dict[str, str] | None = None
-    ) -> subprocess.Popen[str]:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-        proc = subprocess.Popen(
-            [sys.executable, *args], stdout=stdout, stderr=subprocess.PIPE, text=True, env=env
-        )
-        self.children.append(proc)
-        return proc
-
-    def router(self, *extra: str) -> subprocess.Popen[str]:
-        proc = self.spawn("-m", "zmqswarm.cli", "router", "--bind", self.url, *extra)
-        sock = Path(self.url[len("ipc://") :])
-        wait_for(sock.exists, 10, "the router's socket")
-        return proc
-
-    def peer(self, *args: str) -> subprocess.Popen[str]:
-        return self.spawn(PEER, *args)
-
-    def reap(self) -> None:
-        for proc in self.children:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-            proc.wait(10)
-            for stream in (proc.stdout, proc.stderr):
-                if stream:
-                    stream.close()
+from .helpers import Procs
 
 
 @pytest.fixture
@@ -69,17 +17,3 @@ def procs(tmp_path: Path) -> Iterator[Procs]:
         yield p
     finally:
         p.reap()
-
-
-def read_lines(path: Path) -> list[tuple[str, str, int]]:
-    if not path.exists():
-        return []
-    text = path.read_text()
-    # A reader racing the writer can see the tail of a line still being written: only
-    # newline-terminated lines count (each line is written by one flushed write()).
-    complete = text[: text.rfind("\n") + 1]
-    out = []
-    for line in complete.splitlines():
-        sender, payload, attempt = line.split(" ")
-        out.append((sender, payload, int(attempt)))
-    return out

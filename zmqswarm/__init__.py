@@ -22,6 +22,7 @@ from zmqswarm.errors import (
     RemoteProtocolError,
     RouterInUseError,
     RouterUnavailableError,
+    WrongThreadError,
     ZmqswarmError,
     ZsTimeoutError,
 )
@@ -87,6 +88,7 @@ __all__ = [
     "RouterUnavailableError",
     "Ticket",
     "TicketId",
+    "WrongThreadError",
     "ZmqswarmError",
     "ZsTimeoutError",
     "__version__",

@@ -36,13 +36,13 @@ class _Base(msgspec.Struct, forbid_unknown_fields=True, rename="kebab", frozen=T
 
 class RouterConfig(_Base, frozen=True):
     bind: list[str] = []
-    heartbeat: float = 1.0
+    heartbeat: float = 0.2
+    heartbeat_timeout: float = 0.8
     max_payload: int = 1 << 20
     mailbox_max_messages: int = 100_000
     mailbox_max_bytes: int = 64 << 20
     max_bytes: int = 1 << 30
     max_attempts: int = 10
-    redeliver_after: float = 5.0
     dead_max: int = 10_000
     drain_timeout: float = 2.0
     cpus: list[int] = []  # pin the router to these CPUs (zs router --cpu); [] = anywhere
@@ -60,7 +60,8 @@ class ClientConfig(_Base, frozen=True):
     window: int = 4096
     recv_window: int = 8192
     max_outbox: int = 100_000
-    heartbeat: float = 1.0
+    heartbeat: float = 0.2
+    heartbeat_timeout: float = 0.8
     resend_after: float = 2.0
 
     def options(self) -> ClientOptions:

@@ -8,6 +8,7 @@
     │   ├── LocalProtocolError      ... and it was ours (a bug, or misuse of the core)
     │   └── RemoteProtocolError     ... and it came from the peer
     ├── ClientClosedError           you closed the client; nothing more can be done with it
+    ├── WrongThreadError            a Client used off the thread that made it (a RuntimeError)
     ├── RouterUnavailableError      the router could not be reached or refused the session
     │   └── NameTakenError          another live peer holds the name (use takeover=True)
     ├── RouterInUseError            a live router already holds the endpoint
@@ -35,6 +36,7 @@ __all__ = [
     "RouterInUseError",
     "RouterUnavailableError",
     "ZmqswarmError",
+    "WrongThreadError",
     "ZsTimeoutError",
 ]
 
@@ -63,6 +65,12 @@ class RemoteProtocolError(ProtocolError):
 
 class ClientClosedError(ZmqswarmError):
     """The client was closed by its owner; nothing more can be sent or received."""
+
+
+class WrongThreadError(ZmqswarmError, RuntimeError):
+    """A ``Client`` was used from a thread other than the one that made it. It drives its
+    socket on its owner's thread, inside each call, as a pyzmq socket must be: use one
+    ``Client`` per thread, or an ``AsyncClient``."""
 
 
 class RouterUnavailableError(ZmqswarmError):

@@ -1,19 +1,29 @@
-"""Endpoints, epochs and socket settings shared by the router and both clients."""
+"""Endpoints, epochs, clocks and socket settings shared by the router and both clients."""
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 import zmq
 
+from zmqswarm.errors import ConfigError
+
 if TYPE_CHECKING:  # pathlib costs ~10 ms to import: `zs send` never needs it
     from pathlib import Path
 
+    from zmqswarm.protocol import ClientOptions
+
 __all__ = [
+    "clock",
+    "close_peer_socket",
     "default_router_url",
     "drain",
+    "heartbeats",
+    "link_events",
+    "open_peer_socket",
     "recv_parts",
     "recv_routed",
     "ipc_path",
@@ -52,6 +62,67 @@ def new_epoch() -> int:
 
 def routing_id(name: str, epoch: int) -> bytes:
     return f"{name}/{epoch:x}".encode()
+
+
+_BOOTTIME = getattr(time, "CLOCK_BOOTTIME", None)
+
+
+def clock() -> float:
+    """Seconds on a clock that keeps counting while the process is stopped or the machine
+    sleeps (CLOCK_BOOTTIME on Linux; CLOCK_MONOTONIC stops during a suspend): a client's
+    lease must not look fresh after a laptop lid was closed."""
+    if _BOOTTIME is None:
+        return time.monotonic()
+    return time.clock_gettime(_BOOTTIME)
+
+
+def heartbeats(sock: zmq.Socket[Any], interval: float, timeout: float) -> None:
+    """ZMTP heartbeats, run by libzmq's I/O thread (C, no GIL): a PING every ``interval``;
+    a connection that carries nothing for ``timeout`` is closed (here, and, through the TTL,
+    at the other end), and a connecting socket then reconnects."""
+    sock.setsockopt(zmq.HEARTBEAT_IVL, int(interval * 1000))
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, int(timeout * 1000))
+    sock.setsockopt(zmq.HEARTBEAT_TTL, int(timeout * 1000))
+
+
+_LINK_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
+
+
+def open_peer_socket(
+    ctx: zmq.Context[Any], url: str, identity: bytes, options: ClientOptions
+) -> tuple[zmq.Socket[bytes], zmq.Socket[bytes]]:
+    """A client's DEALER, connected to ``url``, and the monitor that says when its connection
+    drops and comes back (``link_events``). A malformed URL is a ConfigError, and leaves no
+    socket behind."""
+    sock: zmq.Socket[bytes] = ctx.socket(zmq.DEALER)
+    tune(sock)
+    sock.setsockopt(zmq.ROUTING_ID, identity)
+    heartbeats(sock, options.heartbeat, options.heartbeat_timeout)
+    # A TCP connect the network swallowed is given up and tried afresh, not left to the
+    # kernel's SYN backoff (which waits up to minutes once a partition heals).
+    sock.setsockopt(zmq.CONNECT_TIMEOUT, max(1000, int(options.heartbeat_timeout * 1000)))
+    monitor: zmq.Socket[bytes] = sock.get_monitor_socket(_LINK_EVENTS)
+    try:
+        sock.connect(url)
+    except zmq.ZMQError as exc:
+        close_peer_socket(sock, monitor)
+        raise ConfigError(f"cannot connect to {url!r}: {exc.strerror}") from None
+    return sock, monitor
+
+
+def close_peer_socket(sock: zmq.Socket[Any], monitor: zmq.Socket[Any]) -> None:
+    """Close both, giving what was just sent (a Bye) a moment to leave."""
+    sock.disable_monitor()
+    monitor.close(0)
+    sock.close(linger=200)
+
+
+def link_events(monitor: zmq.Socket[Any]) -> Iterator[bool]:
+    """What the connection did since last asked, oldest first: True for a connection that
+    came up (handshake done), False for one that dropped."""
+    while readable(monitor):
+        event = monitor.recv_multipart(zmq.NOBLOCK)[0]
+        yield int.from_bytes(event[:2], "little") == zmq.EVENT_HANDSHAKE_SUCCEEDED
 
 
 def tune(sock: zmq.Socket[Any]) -> None:

@@ -1,8 +1,16 @@
-"""A test peer run as its own process: `python peer.py send|recv ...`.
+"""A test peer run as its own process: `python peer.py MODE NAME URL ...`.
 
-send NAME URL COUNT TO1,TO2,... [RATE]   sends COUNT messages round-robin (at most RATE a
-                                         second if given), waits for every receipt
-recv NAME URL COUNT OUT           appends "sender payload attempt" lines to OUT as they arrive
+send NAME URL COUNT TO1,TO2,... [RATE]  sends COUNT messages round-robin (at most RATE a
+                                        second if given), waits for every receipt
+recv NAME URL COUNT OUT                 appends "sender payload attempt" lines to OUT as they
+                                        arrive; acks each after writing it
+busy NAME URL COUNT TO SECONDS          sends COUNT messages to TO stamped with
+                                        time.monotonic_ns(), prints SPIN, computes in pure
+                                        Python for SECONDS (the GIL held throughout), then
+                                        receives what came meanwhile: prints GOT n a1,a2,...
+                                        (the attempt of each) once nothing comes for 2 s
+hold NAME URL COUNT                     receives COUNT messages without acking them, prints
+                                        HOLDING, then sleeps until killed
 """
 
 from __future__ import annotations
@@ -21,9 +29,7 @@ def send(name: str, url: str, count: int, recipients: list[str], rate: float = 0
             if rate and i % 100 == 99:  # pacing: the sender is still sending when a fault hits
                 time.sleep(max(0.0, start + (i + 1) / rate - time.monotonic()))
         unsent = client.close(timeout=60)
-    print(  # noqa: T201 - the test reads this line
-        "DONE" if not unsent else f"UNSENT {len(unsent)}", flush=True
-    )
+    say("DONE" if not unsent else f"UNSENT {len(unsent)}")
 
 
 def recv(name: str, url: str, count: int, out: str) -> None:
@@ -38,14 +44,46 @@ def recv(name: str, url: str, count: int, out: str) -> None:
             f.flush()  # handed over = written; then acked
             msg.ack()
             got += 1
-    print(  # noqa: T201 - the test reads this line
-        "DONE", flush=True
-    )
+    say("DONE")
+
+
+def busy(name: str, url: str, count: int, to: str, seconds: float) -> None:
+    with Client(name, router=url) as client:
+        client.wait_ready(10)
+        for _ in range(count):
+            client.send(to, str(time.monotonic_ns()).encode())
+        say("SPIN")
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:  # a pure-Python loop: the GIL never released
+            pass
+        attempts = []
+        try:
+            while True:
+                attempts.append(client.recv(timeout=2.0).attempt)
+        except ZsTimeoutError:
+            pass
+        say(f"GOT {len(attempts)} {','.join(map(str, attempts))}")
+
+
+def hold(name: str, url: str, count: int) -> None:
+    client = Client(name, router=url, auto_ack=False)
+    held = [client.recv(timeout=30) for _ in range(count)]
+    say(f"HOLDING {len(held)}")
+    time.sleep(3600)
+
+
+def say(line: str) -> None:
+    print(line, flush=True)  # noqa: T201 - the test reads this line
 
 
 if __name__ == "__main__":
-    mode, name, url, count, extra = sys.argv[1:6]
+    mode, name, url, count = sys.argv[1:5]
+    rest = sys.argv[5:]
     if mode == "send":
-        send(name, url, int(count), extra.split(","), float(sys.argv[6]) if sys.argv[6:] else 0)
+        send(name, url, int(count), rest[0].split(","), float(rest[1]) if rest[1:] else 0)
+    elif mode == "recv":
+        recv(name, url, int(count), rest[0])
+    elif mode == "busy":
+        busy(name, url, int(count), rest[0], float(rest[1]))
     else:
-        recv(name, url, int(count), extra)
+        hold(name, url, int(count))

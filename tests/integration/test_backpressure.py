@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import Procs, read_lines, wait_for
-from .test_delivery import check_exactly_once_in_order
+from ..helpers import Procs, check_exactly_once_in_order, read_lines, wait_for
 
 
 def queued_for(url: str, name: str) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import Procs, wait_for
+from ..helpers import Procs, wait_for
 
 ZS = [sys.executable, "-m", "zmqswarm.cli"]
 

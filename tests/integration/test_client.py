@@ -1,114 +1,134 @@
-"""The sync Client's threads: callers in several threads, and close() while one waits."""
+"""The sync Client drives its engine on the caller's own thread: what that promises.
+
+A caller that computes for seconds keeps its session, its credit and its mail (libzmq's own
+thread carries what it sent and answers heartbeats); a process that is stopped is seen gone
+within 2 s and its unacked mail moves on; a Client used from another thread says so."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from zmqswarm import Client, ClientClosedError, ZsTimeoutError
+from zmqswarm import Client, NameTakenError, WrongThreadError
+from zmqswarm.observe import list_peers
 
-from ..conftest import Procs, wait_for
-
-
-def test_messages_reach_callers_waiting_in_several_threads(procs: Procs) -> None:
-    procs.router()
-    got: list[list[bytes]] = [[] for _ in range(4)]
-    with Client("bob", router=procs.url) as bob, Client("alice", router=procs.url) as alice:
-
-        def reader(mine: list[bytes]) -> None:
-            try:
-                while True:
-                    mine.append(bob.recv(timeout=1.0).payload)
-            except ZsTimeoutError:  # the stream is over
-                return
-
-        threads = [threading.Thread(target=reader, args=(mine,)) for mine in got]
-        for t in threads:
-            t.start()
-        wait_for(lambda: len(bob._io.waiting) == 4, 10, "four threads asleep in recv()")
-        for i in range(400):
-            alice.send("bob", b"%d" % i)
-        for t in threads:
-            t.join(30)
-    everything = sorted(int(p) for mine in got for p in mine)
-    assert everything == list(range(400))  # each message handed to exactly one caller
-    for mine in got:  # and each thread saw its share in order
-        assert [int(p) for p in mine] == sorted(int(p) for p in mine)
+from ..helpers import Procs, router_stats, wait_for
 
 
-def test_a_caller_asleep_in_recv_is_woken_at_once(procs: Procs) -> None:
-    """recv() sleeps in slices of at most 1 s; mail must end the slice, not wait it out."""
-    procs.router()
-    with Client("bob", router=procs.url) as bob, Client("alice", router=procs.url) as alice:
-        alice.send("bob", b"warm-up").wait("accepted")
-        assert bob.recv(timeout=10).payload == b"warm-up"
-        for _ in range(3):
-            taken: list[float] = []
-            thread = threading.Thread(target=_timed_recv, args=(bob, taken))
-            thread.start()
-            wait_for(lambda: len(bob._io.waiting) == 1, 10, "bob asleep in recv()")
-            alice.send("bob", b"now")
-            thread.join(10)
-            assert taken and taken[0] < 0.5, taken
-
-
-def _timed_recv(client: Client, taken: list[float]) -> None:
-    start = time.monotonic()
-    client.recv(timeout=30)
-    taken.append(time.monotonic() - start)
-
-
-def test_close_ends_a_recv_waiting_in_another_thread(tmp_path: Path) -> None:
-    client = Client("idle", router=f"ipc://{tmp_path}/no-router")
-    outcome: list[BaseException] = []
-
-    def waiter() -> None:
+def test_a_caller_computing_for_seconds_keeps_its_session_and_its_mail(
+    procs: Procs,
+) -> None:
+    router = procs.router()
+    with Client("carol", router=procs.url) as carol, Client("alice", router=procs.url) as alice:
+        carol.wait_ready(10)
+        bob = procs.peer("busy", "bob", procs.url, "20", "carol", "5")
+        assert bob.stdout is not None
+        assert bob.stdout.readline().strip() == "SPIN"
+        spin_from = time.monotonic()
+        # What bob sent just before its loop arrives while it computes: libzmq carries it.
+        late = []
+        for _ in range(20):
+            msg = carol.recv(timeout=10)
+            late.append(time.monotonic_ns() - int(msg.payload))
+        assert max(late) < 50_000_000, f"slowest took {max(late) / 1e6:.1f} ms"
+        # Its name stays its own while it computes: a newcomer is refused, not welcomed.
+        impostor = Client("bob", router=procs.url)
         try:
-            client.recv(timeout=30)
-        except BaseException as exc:
-            outcome.append(exc)
-
-    thread = threading.Thread(target=waiter)
-    thread.start()
-    wait_for(lambda: len(client._io.waiting) == 1, 10, "the caller asleep in recv()")
-    client.close(timeout=0)
-    thread.join(0.5)  # at once: not after its 30 s, nor after its 1 s wait slice
-    assert not thread.is_alive()
-    assert len(outcome) == 1 and isinstance(outcome[0], ClientClosedError)
-
-
-@pytest.mark.parametrize("threads", [1, 4])
-def test_tickets_are_answered_to_callers_in_any_thread(procs: Procs, threads: int) -> None:
-    procs.router()
-    answered: list[str] = []
-    with Client("bob", router=procs.url), Client("alice", router=procs.url) as alice:
-
-        def sender(k: int) -> None:
-            for i in range(50):
-                ticket = alice.send("bob", b"%d-%d" % (k, i)).wait("accepted", timeout=10)
-                answered.append(str(ticket.id))
-
-        workers = [threading.Thread(target=sender, args=(k,)) for k in range(threads)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join(30)
-    assert len(set(answered)) == 50 * threads
+            with pytest.raises(NameTakenError):
+                impostor.wait_ready(3)
+        finally:
+            impostor.close(timeout=0)
+        for i in range(100):
+            alice.send("bob", b"%d" % i)
+        assert alice.close(timeout=10) == []
+        assert time.monotonic() - spin_from < 5, "the checks ran after bob's loop had ended"
+        out = bob.communicate(timeout=30)[0].split()
+    assert out[:2] == ["GOT", "100"]
+    assert set(out[2].split(",")) == {"1"}  # every message handed over once: no redelivery
+    stats = router_stats(router)
+    assert stats["redelivered"] == 0 and stats["disconnected"] == 0
 
 
-def test_a_caller_in_a_tight_send_loop_leaves_the_io_thread_room(procs: Procs) -> None:
-    """The I/O thread gives up the GIL at every part it sends; a caller that never blocks
-    used to keep it for whole switch intervals, and nothing left until its loop ended."""
+def test_a_stopped_client_is_offline_within_2_s_and_its_mail_moves_on(procs: Procs) -> None:
     procs.router()
     with Client("alice", router=procs.url) as alice:
-        alice.send("bob", b"warm").wait("accepted", timeout=10)
+        for i in range(10):
+            alice.send("bob", b"%d" % i)
+        holder = procs.peer("hold", "bob", procs.url, "10")
+        assert holder.stdout is not None
+        line = holder.stdout.readline().strip()
+        assert line == "HOLDING 10", holder.stderr.read() if holder.stderr else line
+        os.kill(holder.pid, signal.SIGSTOP)
+        stopped = time.monotonic()
+
+        def offline() -> bool:
+            return not any(p.online for p in list_peers(procs.url) if p.name == "bob")
+
+        wait_for(offline, 5, "bob shown offline")
+        assert time.monotonic() - stopped < 2.0
+        with Client("bob", router=procs.url) as successor:
+            got = [successor.recv(timeout=10) for _ in range(10)]
+        assert [m.payload for m in got] == [b"%d" % i for i in range(10)]
+        assert {m.attempt for m in got} == {2}  # the first incarnation took them, unacked
+
+
+def test_a_client_used_from_another_thread_says_whose_it_is(tmp_path: Path) -> None:
+    client = Client("alice", router=f"ipc://{tmp_path}/nobody")
+    ticket = client.send("bob", b"x")
+    errors: list[BaseException] = []
+
+    def misuse() -> None:
+        for call in (
+            lambda: client.send("bob", b"y"),
+            lambda: client.recv(timeout=0),
+            lambda: ticket.state,
+            lambda: ticket.wait("accepted", timeout=0),
+            lambda: client.close(timeout=0),
+        ):
+            try:
+                call()
+            except WrongThreadError as exc:
+                errors.append(exc)
+
+    thread = threading.Thread(target=misuse)
+    thread.start()
+    thread.join(10)
+    assert len(errors) == 5
+    assert "one Client per thread, or an AsyncClient" in str(errors[0])
+    assert isinstance(errors[0], RuntimeError)
+    assert ticket.state == "pending"  # the owner still can
+    assert len(client.close(timeout=0)) == 1
+
+
+def test_a_tight_send_loop_takes_receipts_as_it_goes(procs: Procs) -> None:
+    """Every send() takes what the socket holds: 50k sends through a 4096-message window
+    would stall if receipts waited for a wait() call."""
+    procs.router()
+    with Client("alice", router=procs.url) as alice:
+        first = alice.send("bob", b"first")
         for _ in range(50_000):
             alice.send("bob", b"x")
-        assert alice._io.settled > 1, "nothing was receipted while the caller looped"
+        assert first.state == "accepted"
         assert alice.close(timeout=30) == []
+
+
+def test_a_ticket_already_settled_needs_no_round_trip(procs: Procs) -> None:
+    procs.router()
+    with Client("alice", router=procs.url) as alice:
+        ticket = alice.send("bob", b"x").wait("accepted", timeout=10)
+        os.kill(int(procs.children[0].pid), signal.SIGSTOP)  # the router can answer nothing
+        try:
+            start = time.monotonic()
+            assert ticket.wait("accepted", timeout=5) is ticket
+            assert ticket.state == "accepted"
+            assert time.monotonic() - start < 0.1
+        finally:
+            os.kill(int(procs.children[0].pid), signal.SIGCONT)
 
 
 def test_leaving_a_with_block_logs_what_close_could_not_hand_over(

@@ -3,29 +3,15 @@
 from __future__ import annotations
 
 import signal
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
 from zmqswarm import ClientOptions
 
-from ..conftest import Procs, read_lines, wait_for
+from ..helpers import Procs, check_exactly_once_in_order, read_lines, wait_for
 
 pytestmark = pytest.mark.timeout(240)
-
-
-def check_exactly_once_in_order(
-    lines: list[tuple[str, str, int]], expected: dict[str, int]
-) -> None:
-    per_sender: dict[str, list[int]] = defaultdict(list)
-    for sender, payload, _ in lines:
-        per_sender[sender].append(int(payload.split(":")[1]))
-    assert set(per_sender) == set(expected)
-    for sender, seqs in per_sender.items():
-        assert seqs == sorted(seqs), f"{sender}: order broken"
-        assert len(seqs) == len(set(seqs)), f"{sender}: duplicates"
-        assert len(seqs) == expected[sender], f"{sender}: {len(seqs)} of {expected[sender]}"
 
 
 @pytest.mark.slow

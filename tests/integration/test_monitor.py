@@ -31,7 +31,7 @@ from zmqswarm.protocol import (
     encode,
 )
 
-from ..conftest import Procs
+from ..helpers import Procs
 
 ZS = [sys.executable, "-m", "zmqswarm.cli"]
 

@@ -3,14 +3,11 @@ Sessions expire and are resumed; nothing is lost, nothing is handed over twice."
 
 from __future__ import annotations
 
-import ast
 import signal
-import subprocess
 import time
 from pathlib import Path
 
-from ..conftest import Procs, read_lines, wait_for
-from .test_delivery import check_exactly_once_in_order
+from ..helpers import Procs, check_exactly_once_in_order, read_lines, router_stats, wait_for
 
 STALL = 4.0  # > 3 heartbeats of 1 s: both sides give the other up
 
@@ -21,15 +18,6 @@ def stall(proc_pid: int) -> None:
     os.kill(proc_pid, signal.SIGSTOP)
     time.sleep(STALL)  # the fault itself: a process frozen this long, not a synchronisation
     os.kill(proc_pid, signal.SIGCONT)
-
-
-def router_stats(router: subprocess.Popen[str]) -> dict[str, int]:
-    """Stop the router (SIGTERM) and read the counters it logs on its way out."""
-    router.send_signal(signal.SIGTERM)
-    _, err = router.communicate(timeout=20)
-    line = next(x for x in err.splitlines() if "zs router stopped: " in x)
-    stats: dict[str, int] = ast.literal_eval(line.split("zs router stopped: ", 1)[1])
-    return stats
 
 
 TOTAL = 40_000

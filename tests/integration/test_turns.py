@@ -6,7 +6,7 @@ import zmq
 
 from zmqswarm.protocol import PROTOCOL_VERSION, Hello, Receipt, Send, SendItem, decode, encode
 
-from ..conftest import Procs
+from ..helpers import Procs
 
 
 def test_each_full_send_frame_is_receipted_in_its_own_turn(procs: Procs) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ..conftest import Procs
+from ..helpers import Procs
 
 TMUX = shutil.which("tmux")
 

@@ -13,8 +13,7 @@ import pytest
 from zmqswarm import Client, ZsTimeoutError
 from zmqswarm.agent.paste import sanitize
 
-from ..conftest import Procs, wait_for
-from ..integration.test_stall import router_stats
+from ..helpers import Procs, router_stats, wait_for
 
 RECORDER = Path(__file__).with_name("recorder.py")
 
@@ -185,13 +184,12 @@ def test_a_killed_pane_keeps_its_mail_at_the_router_until_a_new_pane_takes_the_n
 def test_a_busy_program_gets_its_messages_after_it_goes_quiet(
     procs: Procs, tmux_socket: str, tmp_path: Path
 ) -> None:
-    """A program working longer than the router's patience (redelivery after 1 s, dead after
-    2 attempts here): the agent's Holds keep the waiting mail alive, so nothing is a dead
-    letter, and it all lands after the work, in order. (Found against Claude Code, whose
-    changing screen while it worked read as "not quiet yet", which sent no Hold: its queued
-    mail was redelivered every redeliver_after, and went dead once the agent reconnected.)"""
+    """A program working for seconds (dead after 2 attempts here): the mail waits with the
+    agent, which says why (Holds reach the sender as progress), nothing is delivered twice or
+    becomes a dead letter, and it all lands after the work, in order. (Found against Claude
+    Code, whose changing screen while it worked once cost its queued mail a redelivery.)"""
     config = tmp_path / "router.toml"
-    config.write_text("[router]\nredeliver-after = 1.0\nmax-attempts = 2\n")
+    config.write_text("[router]\nmax-attempts = 2\n")
     router = procs.router("--config", str(config))
     out = tmp_path / "pane.jsonl"
     pane = start_recorder(tmux_socket, out, busy=5.0)  # prints a line every 50 ms for 5 s

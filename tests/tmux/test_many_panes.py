@@ -10,7 +10,7 @@ from pathlib import Path
 
 from zmqswarm import Client
 
-from ..conftest import Procs, wait_for
+from ..helpers import Procs, wait_for
 from .test_agent import RECORDER, bodies
 
 PROFILE = Path(__file__).with_name("recorder.toml")

@@ -13,7 +13,7 @@ import pytest
 from zmqswarm import Client
 from zmqswarm.agent.paste import sanitize
 
-from ..conftest import Procs, wait_for
+from ..helpers import Procs, wait_for
 from .test_agent import RECORDER, bodies
 
 COUNT = 200

@@ -1,7 +1,13 @@
 """An in-memory network of ClientCores around one RouterCore, with a hand on every frame.
 
-Links are lists of multipart messages; the test decides which frame moves next, which is lost,
-duplicated or overtaken, and when time passes. No sockets, no threads, no real clock.
+Links are lists of multipart messages; the test decides which frame moves next, which is
+duplicated or overtaken, when a connection breaks, and when time passes. No sockets, no
+threads, no real clock.
+
+As in ZMTP, a frame is lost only with its connection: a break loses a link's frames from some
+point on, the client's monitor reports the drop and the reconnection (``link_down``,
+``link_up``), and the router may or may not have seen the old connection die (``peer_gone``)
+before the peer is back under the same identity.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ Parts = list[bytes]
 class Sim:
     def __init__(self, names: list[str], *, window: int = 64, recv_window: int = 16) -> None:
         self.now = 0.0
-        self.router = RouterCore(epoch=1, options=RouterOptions(redeliver_after=3.0))
+        self.router = RouterCore(epoch=1, options=RouterOptions())
         opts = ClientOptions(window=window, recv_window=recv_window, resend_after=1.0)
         self.clients = {
             n: ClientCore(n, epoch=100 + i, options=opts, seed=i + 1) for i, n in enumerate(names)
@@ -45,7 +51,7 @@ class Sim:
         """Move what every core wants to send onto the links, and fold in client events."""
         for name, client in self.clients.items():
             self.up[name].extend(client.outgoing(self.now))
-            for msg in client.take_received():
+            while (msg := client.take_message(self.now)) is not None:
                 self.got[msg.key[0], name].append(msg.payload)
                 client.ack(msg.key)
             for ev in client.events():
@@ -69,6 +75,19 @@ class Sim:
         if link:
             self.clients[name].receive(link.pop(index % len(link)), self.now)
             self.pump_out()
+
+    def break_link(self, name: str, up: bool, at: int, router_saw_it: bool) -> None:
+        """The connection of ``name`` breaks: frames from index ``at`` on, one way, are lost;
+        the client hears of the drop and the reconnection; the router ends the session only
+        if it saw the old connection die before the new one came."""
+        link = self.up[name] if up else self.down[name]
+        del link[at:]
+        client = self.clients[name]
+        client.link_down(self.now)
+        if router_saw_it:
+            self.router.peer_gone(self.identity(name))
+        client.link_up(self.now)
+        self.pump_out()
 
     def advance(self, dt: float) -> None:
         self.now += dt

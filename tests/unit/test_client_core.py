@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import pytest
+
+from zmqswarm.errors import LocalProtocolError
 from zmqswarm.protocol import (
     Ack,
     ClientCore,
     ClientOptions,
+    Code,
     Deliver,
     DeliverItem,
     Heartbeat,
     Held,
     Hello,
     Hold,
+    Nack,
     PeerState,
     Welcome,
     decode,
@@ -21,22 +26,46 @@ from zmqswarm.protocol.client_core import Progressed
 from zmqswarm.protocol.frames import PROTOCOL_VERSION
 from zmqswarm.protocol.inbox import Inbound
 
+LIVENESS_MS = 800  # the router's: leases last half of it
+
+
+def welcome(session: int, attempt: int, resumed: bool = False, router: int = 1) -> list[bytes]:
+    w = Welcome(PROTOCOL_VERSION, router, session, 0, 200, 1 << 20, attempt, 0, resumed, 800)
+    return [encode(w)]
+
 
 def ready_core(ack_delay: float) -> ClientCore:
     options = ClientOptions(recv_window=16, ack_delay=ack_delay)
     core = ClientCore("bob", epoch=7, options=options)
     core.connect(0.0)
     core.outgoing(0.0)  # the Hello
-    core.receive([encode(Welcome(PROTOCOL_VERSION, 1, 1, 0, 1000, 1 << 20, 1))], 0.0)
+    core.receive(welcome(1, 1), 0.0)
     assert core.state == "ready"
     core.events()
     return core
 
 
-def deliver(core: ClientCore, first: int, n: int, now: float) -> list[Inbound]:
+def confirm(core: ClientCore, now: float) -> None:
+    """Answer the ping the core sent, as the router does for a live session."""
+    pings = [f for p in core.outgoing(now) if isinstance(f := decode(p[0]), Heartbeat)]
+    assert pings, "no ping was sent"
+    core.receive([encode(pings[-1])], now)
+
+
+def take_all(core: ClientCore, now: float) -> list[Inbound]:
+    taken = []
+    while (msg := core.take_message(now)) is not None:
+        taken.append(msg)
+    if core.received_waiting:  # the lease ran out: renew it, as the router would
+        confirm(core, now)
+        taken += take_all(core, now)
+    return taken
+
+
+def deliver(core: ClientCore, first: int, n: int, now: float, session: int = 1) -> list[Inbound]:
     items = [DeliverItem(d, "alice", 3, d, 1) for d in range(first, first + n)]
-    core.receive([encode(Deliver(1, items)), *(b"x" for _ in items)], now)
-    return core.take_received()
+    core.receive([encode(Deliver(session, items)), *(b"x" for _ in items)], now)
+    return take_all(core, now)
 
 
 def acks(core: ClientCore, now: float) -> list[int]:
@@ -95,25 +124,97 @@ def test_an_ack_note_travels_with_the_ack_that_covers_it() -> None:
     assert frames == [Ack(1, 2, [(1, "submitted in 90 ms")])]
 
 
-def test_a_recipient_that_only_acks_still_pings_a_silent_router() -> None:
-    """Acks keep the link busy one way; if nothing comes back for a heartbeat, ping, so the
-    router's answer keeps the session alive (it was lost after 3 s before)."""
+def test_nothing_is_handed_over_on_a_stale_lease_until_the_router_confirms() -> None:
+    """A client stopped longer than its lease (here: no word from the router for 5 s) may
+    have lost its session and its name: it asks before it hands anything over."""
     core = ready_core(ack_delay=0.0)
-    msgs = deliver(core, 1, 40, 0.0)
-    now = 0.0
-    sent: list[str] = []
-    pinged = False
-    for msg in msgs:  # one ack every 0.1 s for 4 s, nothing from the router
-        now += 0.1
-        core.ack(msg.key)
-        core.tick(now)
-        sent += [type(decode(p[0])).__name__ for p in core.outgoing(now)]
-        if "Heartbeat" in sent:
-            core.receive([encode(Heartbeat())], now)  # the router answers
-            sent.clear()
-            pinged = True
-    assert pinged
-    assert core.state == "ready"
+    items = [DeliverItem(1, "alice", 3, 1, 1)]
+    core.receive([encode(Deliver(1, items)), b"x"], 0.1)
+    assert core.take_message(0.1) is not None  # within the Welcome's lease: at once
+    core.receive([encode(Deliver(1, [DeliverItem(2, "alice", 3, 2, 1)])), b"y"], 5.0)
+    assert core.take_message(5.0) is None  # the lease ran out
+    assert not core.deliverable(5.0)
+    (ping,) = [f for p in core.outgoing(5.0) if isinstance(f := decode(p[0]), Heartbeat)]
+    assert ping.nonce > 0
+    core.receive([encode(Heartbeat(ping.nonce + 1))], 5.001)  # not the answer to it
+    assert core.take_message(5.001) is None
+    core.receive([encode(ping)], 5.002)  # the echo: the session was alive after 5.0
+    assert core.deliverable(5.002)
+    msg = core.take_message(5.002)
+    assert msg is not None and msg.key == ("alice", 3, 2)
+    assert core.take_message(5.0 + LIVENESS_MS / 2000 + 0.01) is None  # and it lasts so long
+
+
+def test_a_lease_is_renewed_ahead_while_messages_flow() -> None:
+    core = ready_core(ack_delay=0.0)
+    now, waited = 0.0, 0
+    for dseq in range(1, 101):  # one message every 10 ms for a second
+        now += 0.01
+        core.receive([encode(Deliver(1, [DeliverItem(dseq, "alice", 3, dseq, 1)])), b"x"], now)
+        if core.take_message(now) is None:
+            waited += 1
+        for parts in core.outgoing(now):
+            if isinstance(frame := decode(parts[0]), Heartbeat):
+                core.receive([encode(frame)], now + 0.0005)  # the router echoes at once
+    assert waited == 0
+
+
+def test_a_session_the_router_ended_hands_over_nothing_it_took() -> None:
+    """bob took two messages, then went silent; the router ended his session (someone else
+    may hold the name now): the Welcome that follows says so, and bob forgets them, so they
+    are new when they come again, to him or to whoever holds the name."""
+    core = ready_core(ack_delay=0.0)
+    items = [DeliverItem(d, "alice", 3, d, 1) for d in (1, 2)]
+    core.receive([encode(Deliver(1, items)), b"1", b"2"], 0.1)
+    core.receive([encode(Nack(0, int(Code.NOT_WELCOMED), "say Hello first"))], 5.0)
+    assert core.state == "hello"
+    (hello,) = [f for p in core.outgoing(5.0) if isinstance(f := decode(p[0]), Hello)]
+    assert hello.resume == 1
+    core.receive(welcome(2, hello.attempt, resumed=False), 5.0)
+    assert core.received_waiting == 0 and core.fenced == 2
+    again = [DeliverItem(d, "alice", 3, d, 2) for d in (1, 2)]
+    core.receive([encode(Deliver(2, again)), b"1", b"2"], 5.1)
+    assert [m.key[2] for m in take_all(core, 5.1)] == [1, 2]  # handed over once, now
+
+
+def test_a_resumed_session_keeps_what_it_took() -> None:
+    core = ready_core(ack_delay=0.0)
+    core.receive([encode(Deliver(1, [DeliverItem(1, "alice", 3, 1, 1)])), b"1"], 0.1)
+    core.link_down(0.2)
+    assert core.state == "hello" and core.take_message(0.2) is None
+    core.link_up(0.3)
+    (hello,) = [f for p in core.outgoing(0.3) if isinstance(f := decode(p[0]), Hello)]
+    core.receive(welcome(2, hello.attempt, resumed=True), 0.3)
+    assert [m.key[2] for m in take_all(core, 0.3)] == [1]
+    # The router gives it again in the new session: a duplicate, acked, never handed.
+    core.receive([encode(Deliver(2, [DeliverItem(1, "alice", 3, 1, 2)])), b"1"], 0.4)
+    assert take_all(core, 0.4) == []
+
+
+def test_a_gap_in_deliveries_starts_a_new_session() -> None:
+    """The router never resends within a session: a gap means frames died with a connection
+    that was replaced under us, and only a new session brings them again."""
+    core = ready_core(ack_delay=0.0)
+    deliver(core, 1, 1, 0.1)
+    core.outgoing(0.1)
+    deliver(core, 3, 1, 0.2)  # 2 is missing
+    assert core.state == "hello"
+    assert any(isinstance(decode(p[0]), Hello) for p in core.outgoing(0.2))
+
+
+def test_the_state_machine_refuses_what_a_state_does_not_allow() -> None:
+    core = ClientCore("bob", epoch=7)
+    core.receive(welcome(1, 1), 0.0)  # before connect(): not an answer to anything
+    assert core.state == "new"
+    core.connect(0.0)
+    with pytest.raises(LocalProtocolError, match="'connect' is not allowed in state 'hello'"):
+        core.connect(0.0)
+    core.close(0.0)
+    with pytest.raises(LocalProtocolError, match="submit after close"):
+        core.submit("alice", b"x", 0.0)
+    with pytest.raises(LocalProtocolError, match="'close' is not allowed in state 'closed'"):
+        core.close(0.0)
+    assert core.take_message(0.0) is None
 
 
 def test_hold_names_the_delivery_and_a_held_notice_becomes_progress() -> None:
@@ -146,16 +247,24 @@ def test_resends_behind_waiting_fresh_messages_leave_in_seq_order() -> None:
 def test_the_peer_state_is_said_once_ready_and_again_after_every_welcome() -> None:
     core = ClientCore("bob", epoch=7, options=ClientOptions())
     core.connect(0.0)
-    core.set_state("live %3", 0.0)  # before the session: kept, not sent
-    assert not [f for p in core.outgoing(0.0) if isinstance(f := decode(p[0]), PeerState)]
+    core.set_state("live %3", 0.0)  # before the Welcome: right behind the Hello
+    assert [type(decode(p[0])) for p in core.outgoing(0.0)] == [Hello, PeerState]
     core.receive([encode(Welcome(PROTOCOL_VERSION, 1, 1, 0, 1000, 1 << 20, 1))], 0.0)
     states = [f for p in core.outgoing(0.0) if isinstance(f := decode(p[0]), PeerState)]
-    assert states == [PeerState("live %3")]
+    assert states == [PeerState("live %3")]  # and again once welcomed: idempotent
+    core.link_down(0.05)
+    core.set_state("kept for the next session", 0.05)  # no link: nothing to send it on
+    assert not core.outgoing(0.05)
+    core.link_up(0.06)
+    core.receive(welcome(2, 2), 0.06)
+    states = [f for p in core.outgoing(0.06) if isinstance(f := decode(p[0]), PeerState)]
+    assert states == [PeerState("kept for the next session")]
     core.set_state("dead: no live pane", 0.1)
     states = [f for p in core.outgoing(0.1) if isinstance(f := decode(p[0]), PeerState)]
     assert states == [PeerState("dead: no live pane")]
-    core.tick(10.0)  # the router went quiet: the session is lost, a new Hello goes out
+    core.link_down(10.0)  # the connection dropped and came back: a new Hello goes out
+    core.link_up(10.0)
     (hello,) = [f for p in core.outgoing(10.0) if isinstance(f := decode(p[0]), Hello)]
-    core.receive([encode(Welcome(PROTOCOL_VERSION, 1, 2, 0, 1000, 1 << 20, hello.attempt))], 10.0)
+    core.receive(welcome(3, hello.attempt), 10.0)
     states = [f for p in core.outgoing(10.0) if isinstance(f := decode(p[0]), PeerState)]
     assert states == [PeerState("dead: no live pane")]  # the new session hears it again

@@ -13,7 +13,7 @@ names = st.sampled_from(NAMES)
 
 
 class Network(RuleBasedStateMachine):
-    """Any interleaving of sends, deliveries, losses, duplicates, overtakes and reconnects."""
+    """Any interleaving of sends, deliveries, broken connections, duplicates and overtakes."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -32,11 +32,9 @@ class Network(RuleBasedStateMachine):
     def frame_to_client(self, name: str, index: int) -> None:
         self.sim.to_client(name, index)
 
-    @rule(name=names, up=st.booleans())
-    def lose(self, name: str, up: bool) -> None:
-        link = (self.sim.up if up else self.sim.down)[name]
-        if link:
-            link.pop(0)
+    @rule(name=names, up=st.booleans(), at=st.integers(0, 3), router_saw_it=st.booleans())
+    def connection_breaks(self, name: str, up: bool, at: int, router_saw_it: bool) -> None:
+        self.sim.break_link(name, up, at, router_saw_it)
 
     @rule(name=names, up=st.booleans())
     def duplicate(self, name: str, up: bool) -> None:
@@ -44,15 +42,10 @@ class Network(RuleBasedStateMachine):
         if link:
             link.append(link[0])  # the copy arrives late: a duplicate that is also reordered
 
-    @rule(name=names)
-    def disconnect(self, name: str) -> None:
+    @rule(name=names, router_saw_it=st.booleans())
+    def connection_drops_both_ways(self, name: str, router_saw_it: bool) -> None:
         self.sim.up[name].clear()
-        self.sim.down[name].clear()
-
-    @rule(name=names)
-    def reconnect(self, name: str) -> None:
-        self.sim.clients[name].reconnect(self.sim.now, "test")
-        self.sim.pump_out()
+        self.sim.break_link(name, False, 0, router_saw_it)
 
     @rule(dt=st.sampled_from([0.1, 0.5, 1.5, 4.0]))
     def time_passes(self, dt: float) -> None:
@@ -91,9 +84,8 @@ def test_lossy_links_deliver_everything_once(plan: list[tuple[str, str]], loss: 
         sim.send(sender, to)
     for drop in loss:  # alternate a lossy step with a normal one
         for name in NAMES:
-            link = sim.up[name] or sim.down[name]
-            if link and drop:
-                link.pop(0)
+            if drop and (sim.up[name] or sim.down[name]):
+                sim.break_link(name, bool(sim.up[name]), 0, router_saw_it=False)
             sim.to_router(name)
             sim.to_client(name)
         sim.advance(0.3)

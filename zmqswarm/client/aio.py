@@ -1,50 +1,63 @@
-"""``AsyncClient``: the asyncio driver. The Engine runs in the event loop itself, driven by
-callbacks, not a task. A ``_turn`` feeds what arrived, fires the timers and sends what is
-due. It runs straight from the ``loop.add_reader`` callback when input comes, from a
-``call_later`` timer, or coalesced through ``call_soon`` when the application acts. No future
-or task is created per message (the earlier loop built two futures and an ``asyncio.wait``
-per turn).
+"""``AsyncClient``: the asyncio driver. The engine runs in the event loop itself, in
+callbacks, not a task: a turn runs straight from ``loop.add_reader`` when input comes, from a
+``call_later`` timer when the core's next deadline falls, or coalesced through ``call_soon``
+when the application acts. No future or task is made per message.
 
 ``send()`` after a quiet spell sends from the caller at once, then corks until the loop's
-next iteration: a lone message leaves without waiting for the task to yield, and a burst
+next iteration: a lone message leaves without waiting for the loop to come round, and a burst
 still goes out in one batch.
 
-ZeroMQ's descriptor is edge-triggered and a send can consume its edge: so every turn reads
-the socket until it is empty, after sending too, instead of trusting the descriptor alone."""
+ZeroMQ's descriptors are edge-triggered and a send can consume the edge, so a turn that sent
+asks the socket again before it trusts the descriptor to say more has come."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from math import inf
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import zmq
 
-from zmqswarm.client.base import Engine, PeerBase, TicketBase
-from zmqswarm.client.tickets import Message, TicketBook, TicketId, WaitFor
-from zmqswarm.errors import BackpressureError, DeliveryError, ZsTimeoutError
+from zmqswarm.errors import RouterUnavailableError, ZsTimeoutError
 from zmqswarm.protocol import ClientOptions
-from zmqswarm.transport import drain, readable, routing_id, send_parts, tune
+from zmqswarm.transport import clock, readable, send_parts
+
+from .base import BaseClient, BaseTicket
+from .tickets import Message, Outcome, TicketId, TicketState, WaitFor
 
 __all__ = ["AsyncClient", "AsyncTicket"]
 
+T = TypeVar("T")
 
-class AsyncTicket(TicketBase["AsyncClient"]):
+
+class AsyncTicket(BaseTicket["AsyncClient"]):
     """A sent message's ticket; ``await ticket.wait()`` until the router reports a state."""
 
     __slots__ = ()
 
+    @property
+    def state(self) -> TicketState:
+        """``pending``, ``accepted``, ``delivered`` or ``failed``, as of now (no waiting)."""
+        return self._client._ticket_outcome(self.seq)[0]
+
     async def wait(self, state: WaitFor = "accepted", timeout: float | None = 10.0) -> AsyncTicket:
-        self.note = await self._client._wait_ticket(self.seq, state, timeout)
+        """Until the ticket is ``state``; DeliveryError if it failed, ZsTimeoutError if time
+        ran out. A ticket that is there already returns at once."""
+        outcome = self._reached(state)
+        if outcome is None:
+            outcome = await self._client._wait_ticket(self.seq, state, timeout)
+        self._settle(outcome)
         return self
 
 
-class AsyncClient(PeerBase):
-    """The asyncio twin of ``Client`` (same arguments), driving the same Engine.
+class AsyncClient(BaseClient):
+    """The asyncio twin of ``Client`` (same arguments), driving the same engine.
 
-    Use as ``async with AsyncClient("alice") as c: await (c.send("bob", b"hi")).wait()``.
+    ``async with AsyncClient("alice") as c: await (await c.send("bob", b"hi")).wait()``.
+    ``send()`` is a coroutine only so that ``block=True`` can wait for room in a full
+    outbox; with room, it completes without suspending.
     """
 
     def __init__(
@@ -57,21 +70,18 @@ class AsyncClient(PeerBase):
         options: ClientOptions | None = None,
         context: zmq.Context[Any] | None = None,
     ) -> None:
-        super().__init__(name, router, auto_ack, block, options)
-        self._engine = Engine(name, self.epoch, self.options)
-        self._ctx = context or zmq.Context.instance()
-        self._raw: zmq.Socket[bytes] | None = None  # used from the loop only, non-blocking
+        super().__init__(
+            name, router=router, auto_ack=auto_ack, block=block, options=options, context=context
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._fd = -1
-        self._turn_due = False  # a _turn is scheduled
+        self._turn_due = False  # a turn is scheduled
         self._corked = False  # send() flushed eagerly in this loop iteration
-        self._sends = 0  # multipart messages sent: a turn that sent must read again
         self._timer: asyncio.TimerHandle | None = None  # the next turn a timer brings
-        self._timer_due = 0.0  # when it fires, in Engine.now() seconds
+        self._timer_due = 0.0  # when it fires, on the core's clock
         self._readers: list[asyncio.Future[None]] = []  # recv() calls waiting for mail
-        self._readers_due = inf  # the earliest of their timeouts (Engine.now() seconds)
-        self._progress = asyncio.Event()  # the engine ran: receipts may have settled tickets
-        self._closed = False
+        self._readers_due = inf  # the earliest of their timeouts (core clock)
+        self._progress = asyncio.Event()  # a turn ran: tickets, room, the session may move
+        self._fds: list[int] = []  # the socket's and its monitor's, watched by the loop
 
     async def __aenter__(self) -> AsyncClient:
         self.start()
@@ -83,110 +93,87 @@ class AsyncClient(PeerBase):
         self._report_unsent(await self.close())
 
     def start(self) -> None:
-        sock: zmq.Socket[bytes] = zmq.Socket(self._ctx, zmq.DEALER)
-        tune(sock)
-        sock.setsockopt(zmq.ROUTING_ID, routing_id(self.name, self.epoch))
-        sock.connect(self.url)
-        self._raw = sock
+        """Connect, on the running loop (``async with`` does this)."""
         self._loop = loop = asyncio.get_running_loop()
-        self._fd = int(sock.getsockopt(zmq.FD))
-        loop.add_reader(self._fd, self._on_readable)
-        self._engine.on_state = self._wake_readers  # they raise a refusal, or wait again
-        self._engine.core.connect(self._engine.now())
+        self._open()
+        assert self._sock is not None and self._monitor is not None
+        self._fds = [int(self._sock.getsockopt(zmq.FD)), int(self._monitor.getsockopt(zmq.FD))]
+        for fd in self._fds:
+            loop.add_reader(fd, self._on_readable)
         self._kick()
 
     # -- the loop -------------------------------------------------------------------------
 
     def _on_readable(self) -> None:
-        """Input (or a state change) on the socket: run the turn here and now, not one loop
-        iteration later (an epoll_wait and a dispatch saved per message received)."""
+        """Input (or a state change) on a socket: run the turn here and now, not one loop
+        iteration later."""
         if not self._turn_due:
-            self._turn()
+            self._run()
 
     def _kick(self) -> None:
-        """Something may have changed (input, a send, an ack, a timer): run one turn soon."""
+        """Something may have changed (a send, an ack, a timer): run one turn soon."""
         if not self._turn_due and self._loop is not None:
             self._turn_due = True
-            self._loop.call_soon(self._turn)
+            self._loop.call_soon(self._run)
 
-    def _turn(self) -> None:
+    def _run(self) -> None:
         self._turn_due = False
-        raw = self._raw
-        if raw is None or self._closed:
+        sock = self._sock
+        if sock is None:
             return
-        self._feed(raw)
         for _ in range(64):  # a bounded burst, then let the loop breathe
-            sends, full = self._sends, self._engine.turn_full
-            wait = self._step()
-            if full:  # readers take this turn's messages (and ack them) before the next feed
-                self._kick()
+            now = clock()
+            wait = self._turn(now)
+            self._progress.set()
+            if self._readers and (self._core.deliverable(now) or now >= self._readers_due):
+                self._wake_readers()  # mail, or a wait ran out: each looks at its own case
+            if self._core.received_waiting >= self._turn_limit:
+                self._kick()  # readers take these (and ack them) before the next feed
                 break
-            # Read again after a send, which can eat the descriptor's edge. A turn that sent
-            # nothing leaves the edge armed: input that comes later wakes the loop itself.
-            if self._sends == sends or not self._feed(raw):
+            if not readable(sock):  # asked after the turn's sends: re-arms the edge
                 break
         else:
             self._kick()  # still busy: come back after other callbacks
-        self._arm(min(self._engine.now() + min(wait, 0.5), self._readers_due))
+        self._arm(min(now + min(wait, 0.5), self._readers_due))
 
     def _arm(self, due: float) -> None:
-        """Make sure a turn runs by ``due`` (Engine.now() seconds). A timer already set to
-        fire sooner is kept: the turn it brings re-arms for the real deadline, and one early
-        turn costs less than a TimerHandle made and cancelled on every turn."""
+        """Make sure a turn runs by ``due`` (core clock). A timer already set to fire sooner
+        is kept: the turn it brings re-arms for the real deadline."""
         timer = self._timer
         if timer is not None:
             if self._timer_due <= due:
                 return
             timer.cancel()
-        now = self._engine.now()
-        due = max(due, now)  # overdue: a timer set to fire now will do
+        now = clock()
+        due = max(due, now)
         assert self._loop is not None
         self._timer = self._loop.call_later(due - now, self._on_timer)
         self._timer_due = due
-
-    def _flush_now(self, now: float) -> None:
-        """Send at once, from the caller: the first send after a quiet spell leaves without
-        waiting for the task to yield and the loop to come round (measured 44 us at p50).
-        Then cork until the loop's next iteration, so that a burst of send() calls after
-        this one is batched by a single turn as before.
-
-        Only the send: no timers fire here and none need arming, since a new message's
-        resend deadline falls after the one the armed timer already waits for."""
-        raw = self._raw
-        if raw is None or self._closed:
-            return
-        self._engine.flush(now, self._send)
-        self._corked = True
-        assert self._loop is not None
-        self._loop.call_soon(self._uncork)
-        if readable(raw):
-            self._kick()  # the send may have eaten the descriptor's edge: read in a turn
-        if self._timer is None:
-            self._arm(self._engine.core.next_deadline())
-
-    def _uncork(self) -> None:
-        self._corked = False
 
     def _on_timer(self) -> None:
         self._timer = None
         self._kick()
 
-    def _feed(self, raw: zmq.Socket[bytes]) -> int:
-        engine = self._engine
-        return engine.feed_turn(drain(raw, 1024), engine.now())
+    def _flush_now(self, now: float) -> None:
+        """Send at once, from the caller, then cork until the loop's next iteration, so that
+        a burst of send() calls after this one is batched by a single turn. Only the send:
+        a new message's resend deadline falls after the one the armed timer waits for."""
+        sock = self._sock
+        assert sock is not None and self._loop is not None
+        for parts in self._core.outgoing(now):
+            send_parts(sock, parts)
+        self._corked = True
+        self._loop.call_soon(self._uncork)
+        if readable(sock):
+            self._kick()  # the send may have eaten the descriptor's edge: read in a turn
+        if self._timer is None:
+            self._arm(self._core.next_deadline())
 
-    def _step(self) -> float:
-        now = self._engine.now()
-        wait = self._engine.step(now, self._send)
-        self._progress.set()
-        if self._readers and (self._engine.inbox or now >= self._readers_due):
-            self._wake_readers()  # mail, or a wait ran out: each re-checks its own case
-        return wait
+    def _uncork(self) -> None:
+        self._corked = False
 
-    def _send(self, parts: list[bytes]) -> None:
-        assert self._raw is not None
-        send_parts(self._raw, parts)
-        self._sends += 1
+    def _session_changed(self) -> None:
+        self._wake_readers()  # they raise a refusal, or wait again
 
     def _wake_readers(self) -> None:
         readers, self._readers = self._readers, []
@@ -195,118 +182,99 @@ class AsyncClient(PeerBase):
             if not fut.done():  # a cancelled recv() leaves a done future behind
                 fut.set_result(None)
 
-    # -- API ------------------------------------------------------------------------------
+    async def _until(
+        self, done: Callable[[], T | None], timeout: float | None, what: str, check: bool = True
+    ) -> T:
+        """Wait through turns until ``done()`` returns something; ZsTimeoutError after
+        ``timeout`` seconds. ``check``: raise if the client is closed or refused meanwhile."""
+        deadline = inf if timeout is None else clock() + timeout
+        while True:
+            if check:
+                self._check_usable()
+            result = done()
+            if result is not None:
+                return result
+            left = deadline - clock()
+            if left <= 0:
+                raise ZsTimeoutError(f"{what} within {timeout} s")
+            self._progress.clear()
+            try:
+                await asyncio.wait_for(self._progress.wait(), None if left == inf else left)
+            except TimeoutError:
+                pass
 
-    def send(
+    # -- sending --------------------------------------------------------------------------
+
+    async def send(
         self, to: str, payload: bytes, *, notify: bool = False, ttl: float | None = None
     ) -> AsyncTicket:
-        """Queue ``payload`` for ``to``; return its ticket at once."""
-        return self.send_many(to, [payload], notify=notify, ttl=ttl)[0]
+        """Send ``payload`` to ``to``; the ticket comes back at once (no round trip) unless
+        the outbox is full and ``block`` is set, when it waits for room."""
+        return (await self.send_many(to, [payload], notify=notify, ttl=ttl))[0]
 
-    def send_many(
+    async def send_many(
         self, to: str, payloads: list[bytes], *, notify: bool = False, ttl: float | None = None
     ) -> list[AsyncTicket]:
         """``send()`` for a batch to one recipient."""
-        self._check_open()
-        for payload in payloads:
-            self._validate_send(to, payload)
-        core = self._engine.core
-        if len(core.window) + len(payloads) > self.options.max_outbox:
-            raise BackpressureError(self.options.max_outbox)
-        ttl_ms = int(ttl * 1000) if ttl else 0
-        now = self._engine.now()
-        seqs = [core.submit(to, p, now, notify=notify, ttl_ms=ttl_ms) for p in payloads]
+        self._check_send(to, payloads)
+        count = len(payloads)
+        if not self._has_room(count):
+            await self._until(lambda: self._has_room(count) or None, None, "room in the outbox")
+        now = clock()
+        seqs = self._enqueue(to, payloads, notify, ttl, now)
         if self._turn_due or self._corked:
             self._kick()  # a turn is coming, or one just flushed: batch with the others
         else:
             self._flush_now(now)
         return [AsyncTicket(self, seq) for seq in seqs]
 
-    async def send_wait(self, to: str, payload: bytes, **kw: Any) -> AsyncTicket:
-        """``send()`` that waits for room in the outbox instead of raising."""
-        while len(self._engine.core.window) >= self.options.max_outbox:
-            self._check_open()
-            self._progress.clear()
-            await self._progress.wait()
-        return self.send(to, payload, **kw)
+    async def _wait_ticket(self, seq: int, state: WaitFor, timeout: float | None) -> Outcome:
+        assert self._loop is not None
+        future: asyncio.Future[Outcome] = self._loop.create_future()
 
-    async def _wait_ticket(self, seq: int, state: WaitFor, timeout: float | None) -> str:
-        future: asyncio.Future[tuple[str, DeliveryError | None]] = (
-            asyncio.get_running_loop().create_future()
-        )
-
-        def done(outcome: tuple[str, DeliveryError | None]) -> None:
+        def done(outcome: Outcome) -> None:
             if not future.done():
                 future.set_result(outcome)
 
-        book = self._engine.book
-        book.wait(seq, state, self._engine.unsettled, done)
+        book = self._book
+        book.wait(seq, state, self._unsettled, done)
         try:
-            _, error = await asyncio.wait_for(future, timeout)
+            return await asyncio.wait_for(future, timeout)
         except TimeoutError:
             book.cancel(seq, done)
             raise ZsTimeoutError(f"ticket {seq} not {state} within {timeout} s") from None
-        if error is not None:
-            raise error
-        return book.notes.get(seq, "")
+
+    async def wait_ready(self, timeout: float = 5.0) -> None:
+        """Until the router has welcomed this client; RouterUnavailableError if it has not
+        within ``timeout`` seconds."""
+        try:
+            await self._until(lambda: self.connected or None, timeout, "no answer")
+        except ZsTimeoutError:
+            raise RouterUnavailableError(
+                f"router at {self.url} did not answer within {timeout} s", url=self.url
+            ) from None
+
+    # -- receiving ------------------------------------------------------------------------
 
     async def recv(self, timeout: float | None = None) -> Message:
         """The next message; ZsTimeoutError if none arrives within ``timeout`` seconds."""
-        inbox = self._engine.inbox
-        if not inbox:
-            await self._await_mail(timeout)
-        received = inbox.popleft()
-        key = received.key
-        msg = Message(key[0], received.payload, key, received.attempt, self, received.expires)
-        if self.auto_ack:
-            msg.ack()
-        return msg
-
-    @property
-    def redeliver_after(self) -> float:
-        """Seconds the router waits for an ack (or a ``msg.hold()``) before it delivers a
-        message again: hold mail you keep well within it."""
-        return self._engine.core.redeliver_after
-
-    def set_state(self, state: str) -> None:
-        """Tell the router what this peer is doing: ``zs peers`` shows it. Said again after
-        every reconnect, forgotten when the session ends."""
-        self._check_open()
-        self._engine.core.set_state(state, self._engine.now())
-        self._kick()
-
-    def _book(self) -> TicketBook:
-        return self._engine.book
-
-    def _hold_key(self, key: tuple[str, int, int], reason: str) -> None:
-        self._engine.core.hold(key, reason, self._engine.now())
-        self._kick()
-
-    def _ack_key(self, key: tuple[str, int, int], note: str = "") -> None:
-        core = self._engine.core
-        core.ack(key, note)
-        # No turn per ack: the core holds Acks back up to ack_delay anyway, so a timer for
-        # when the next one is due will do (measured: one turn fewer per message received).
-        self._arm(core.ack_due())
-
-    async def _await_mail(self, timeout: float | None) -> None:
-        """Until the inbox has mail. A plain future per wait, resolved by the turn that
-        filled the inbox: ``asyncio.wait_for(event.wait())`` made a task per call and took
-        two more loop iterations to wake (Python 3.11). The timeout rides on the client's
-        own timer (``_arm``), not on a TimerHandle made and cancelled for every wait."""
-        engine = self._engine
-        inbox = engine.inbox
-        deadline = inf if timeout is None else engine.now() + timeout
-        while not inbox:
-            self._check_open()
-            if engine.now() >= deadline:
+        deadline = inf if timeout is None else clock() + timeout
+        while True:
+            self._check_usable()
+            now = clock()
+            msg = self._next_message(now)
+            if msg is not None:
+                if self.auto_ack:
+                    self._arm(self._core.ack_due())  # due later: a timer sends it
+                return msg
+            if now >= deadline:
                 raise ZsTimeoutError(f"no message within {timeout} s")
             assert self._loop is not None
             fut: asyncio.Future[None] = self._loop.create_future()
             self._readers.append(fut)
             if deadline < self._readers_due:
                 self._readers_due = deadline
-                self._arm(deadline)
+            self._arm(deadline)
             try:
                 await fut
             finally:
@@ -320,35 +288,38 @@ class AsyncClient(PeerBase):
         while not self._closed:
             yield await self.recv()
 
+    def _ack_key(self, key: tuple[str, int, int], note: str) -> None:
+        super()._ack_key(key, note)
+        # No turn per ack: the core holds Acks back up to ack_delay anyway, so a timer for
+        # when the next one is due will do.
+        self._arm(self._core.ack_due())
+
+    def _hold_key(self, key: tuple[str, int, int], reason: str) -> None:
+        super()._hold_key(key, reason)
+        self._kick()
+
+    def set_state(self, state: str) -> None:
+        super().set_state(state)
+        self._kick()
+
+    # -- closing --------------------------------------------------------------------------
+
     async def close(self, timeout: float = 5.0) -> list[TicketId]:
         """Wait up to ``timeout`` s for receipts, leave; return the unreceipted tickets."""
-        if self._closed or self._raw is None:
-            self._closed = True
+        if self._closed:
             return []
-        engine = self._engine
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while len(engine.core.window) and engine.core.refusal is None:
-            left = deadline - loop.time()
-            if left <= 0:
-                break
-            self._progress.clear()
-            try:
-                await asyncio.wait_for(self._progress.wait(), left)
-            except TimeoutError:
-                break
-        unsent = [TicketId(self.name, self.epoch, s) for s in engine.core.window.pending]
-        engine.core.close(engine.now())
-        self._step()  # the last Ack and the Bye
-        self._closed = True
-        self._wake_readers()  # a recv() waiting now raises ClientClosedError
+        if self._sock is None:  # never started
+            self._closed = True
+            return self._unsent()
+        try:
+            await self._until(lambda: self._close_done() or None, timeout, "receipts", False)
+        except ZsTimeoutError:
+            pass
+        assert self._loop is not None
         if self._timer is not None:
             self._timer.cancel()
-        assert self._loop is not None and self._raw is not None
-        self._loop.remove_reader(self._fd)
-        self._raw.close(linger=200)
-        self._raw = None
+        for fd in self._fds:
+            self._loop.remove_reader(fd)
+        unsent = self._finish_close(clock())
+        self._wake_readers()  # a recv() waiting now raises ClientClosedError
         return unsent
-
-    def _check_open(self) -> None:
-        self._raise_if_unusable(self._closed, self._engine.core.refusal)

@@ -1,100 +1,67 @@
-"""What both clients do with the core, minus sockets and threads: feed frames, fire timers,
-fold events into tickets and an inbox. The sync and async drivers each wrap one Engine."""
+"""What both clients are, minus how they wait: the socket and its monitor, the turn that
+drives the core, argument checks, tickets, messages, acks, holds, state, the backpressure
+policy and closing. ``Client`` (sync.py) and ``AsyncClient`` (aio.py) add only how they wait
+for the socket and how they are woken; each call into them runs ``_turn`` on the caller's own
+thread (or loop), so there is no Python I/O thread and nothing to hand over between threads.
+
+A turn takes what the socket holds without blocking, fires the core's due timers and writes
+what is ready. What it writes is libzmq's from then on: libzmq's own I/O thread (C, no GIL)
+carries it, and answers ZMTP heartbeats, however long the caller then computes.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
-from collections import deque
-from collections.abc import Callable, Iterable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from zmqswarm.client.tickets import TicketBook, TicketId
-from zmqswarm.errors import ClientClosedError, NameTakenError, RouterUnavailableError
+import zmq
+
+from zmqswarm.errors import (
+    BackpressureError,
+    ClientClosedError,
+    NameTakenError,
+    RouterUnavailableError,
+)
 from zmqswarm.protocol import ClientCore, ClientOptions, Code, valid_name
-from zmqswarm.protocol.client_core import Refused, SessionDown, SessionUp
-from zmqswarm.protocol.inbox import Inbound
-from zmqswarm.transport import new_epoch, resolve_router_url
+from zmqswarm.protocol.client_core import Event, Refused, SessionDown, SessionUp
+from zmqswarm.transport import (
+    clock,
+    close_peer_socket,
+    drain,
+    link_events,
+    new_epoch,
+    open_peer_socket,
+    readable,
+    resolve_router_url,
+    routing_id,
+    send_parts,
+)
 
-__all__ = ["Engine", "PeerBase", "TicketBase"]
+from .tickets import Message, MessageKey, Outcome, TicketBook, TicketId, TicketState, WaitFor
 
-Send = Callable[[list[bytes]], Any]
+if TYPE_CHECKING:
+    from zmqswarm.protocol.inbox import Inbound
 
+__all__ = ["BaseClient", "BaseTicket"]
 
-class Engine:
-    def __init__(self, name: str, epoch: int, options: ClientOptions) -> None:
-        self.core = ClientCore(name, epoch=epoch, options=options)
-        self.book = TicketBook(name, epoch)
-        self.inbox: deque[Inbound] = deque()
-        self.connected = False
-        self.on_state: Callable[[], None] | None = None  # session up/down/refused
-        # Well under the ack batch (a quarter of the window): acks leave every turn or two.
-        self.turn_messages = max(1, options.recv_window // 8)
-
-    @staticmethod
-    def now() -> float:
-        return time.monotonic()
-
-    def unsettled(self, seq: int) -> bool:
-        return seq in self.core.window.pending or seq >= self.core.window.next_seq
-
-    def feed_turn(self, frames: Iterable[list[bytes]], now: float) -> int:
-        """Feed ``frames`` until they run out or a turn's worth of messages waits for the
-        application (``turn_messages``); return how many frames it took. A turn that fed a
-        whole credit window at once handed the application nothing until its end, so acks,
-        and with them the router's next deliveries, came once a window (every ~14 ms at
-        160k msg/s): a backlog drained 1.4x (Client) to 2.2x (AsyncClient) slower."""
-        core, limit, fed = self.core, self.turn_messages, 0
-        for parts in frames:
-            core.receive(parts, now)
-            fed += 1
-            if core.received_waiting >= limit:
-                break
-        return fed
-
-    @property
-    def turn_full(self) -> bool:
-        """The last ``feed_turn`` stopped at its limit: hand over before feeding more."""
-        return self.core.received_waiting >= self.turn_messages
-
-    def flush(self, now: float, send: Send) -> None:
-        """Send what is ready, firing no timers: the short path after a send() (timers keep
-        their own turn, and a new message only adds a later deadline)."""
-        for parts in self.core.outgoing(now):
-            send(parts)
-
-    def step(self, now: float, send: Send) -> float:
-        """Fire timers, fold events, send what is due. Returns seconds until the next timer."""
-        core = self.core
-        core.tick(now)
-        received = core.take_received()
-        if received:
-            self.inbox.extend(received)
-        events = core.events()
-        if events:
-            self.book.on_events(events)
-            changed = False
-            for ev in events:
-                if isinstance(ev, SessionUp | SessionDown | Refused):
-                    self.connected = isinstance(ev, SessionUp)
-                    changed = True
-            if changed and self.on_state is not None:
-                self.on_state()
-        for parts in core.outgoing(now):
-            send(parts)
-        return max(0.0, core.next_deadline() - now)
+log = logging.getLogger("zmqswarm.client")
 
 
-class PeerBase:
-    """What Client and AsyncClient share before any socket exists: who we are, where the
-    router is, and the checks every call makes."""
+class BaseClient:
+    """The shared layer. Drivers call ``_open`` once, ``_turn`` whenever they run, and wait
+    for the socket (``_sock``, ``_monitor``) and for ``_core.next_deadline()`` between turns.
+    """
 
     def __init__(
         self,
         name: str,
+        *,
         router: str | None,
         auto_ack: bool,
         block: bool,
         options: ClientOptions | None,
+        context: zmq.Context[Any] | None,
     ) -> None:
         if not valid_name(name):
             raise ValueError(f"invalid peer name {name!r}")
@@ -104,56 +71,237 @@ class PeerBase:
         self.options = options or ClientOptions()
         self.auto_ack = auto_ack
         self.block = block
+        self._core = ClientCore(name, epoch=self.epoch, options=self.options)
+        self._book = TicketBook(name, self.epoch)
+        self._ctx = context or zmq.Context.instance()
+        self._sock: zmq.Socket[bytes] | None = None
+        self._monitor: zmq.Socket[bytes] | None = None
+        self._closed = False
+        # Take at most this many messages a turn before handing them over: a turn that took
+        # a whole credit window first handed nothing over (and acked nothing) until its end.
+        self._turn_limit = max(1, self.options.recv_window // 8)
 
-    def _book(self) -> TicketBook:
-        raise NotImplementedError
+    # -- the engine -----------------------------------------------------------------------
 
-    def _validate_send(self, to: str, payload: bytes) -> None:
+    def _open(self) -> None:
+        self._sock, self._monitor = open_peer_socket(
+            self._ctx, self.url, routing_id(self.name, self.epoch), self.options
+        )
+        self._core.connect(clock())
+
+    def _turn(self, now: float) -> float:
+        """One step of the engine: take what arrived, fire timers, send what is ready.
+        Returns the seconds until the core's next timer."""
+        sock, core = self._sock, self._core
+        assert sock is not None and self._monitor is not None
+        if readable(self._monitor):
+            for up in link_events(self._monitor):
+                (core.link_up if up else core.link_down)(now)
+        limit = self._turn_limit
+        for parts in drain(sock, 1024):
+            core.receive(parts, now)
+            if core.received_waiting >= limit:
+                break  # hand these over (and ack them) before taking more
+        core.tick(now)
+        events = core.events()
+        if events:
+            self._on_events(events)
+        for parts in core.outgoing(now):
+            send_parts(sock, parts)
+        return core.next_deadline() - now
+
+    def _flush(self, now: float) -> None:
+        """Send what is ready, firing no timers: after a call that made output outside a
+        turn (the hand-over gate's ping, a due ack)."""
+        sock = self._sock
+        assert sock is not None
+        for parts in self._core.outgoing(now):
+            send_parts(sock, parts)
+
+    def _flush_acks(self, now: float) -> None:
+        """Send the Ack owed now, whatever the coalescing delay."""
+        self._core.flush_acks(now)
+        self._flush(now)
+
+    def _on_events(self, events: list[Event]) -> None:
+        self._book.on_events(events)
+        if any(isinstance(ev, SessionUp | SessionDown | Refused) for ev in events):
+            self._session_changed()
+
+    def _session_changed(self) -> None:
+        """The session came up, went down or was refused: drivers wake who waits on it."""
+
+    # -- checks every call makes ----------------------------------------------------------
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise ClientClosedError(f"client {self.name!r} is closed")
+        refusal = self._core.refusal
+        if refusal is not None:
+            cls = NameTakenError if refusal.code is Code.NAME_TAKEN else RouterUnavailableError
+            raise cls(refusal.reason, url=self.url)
+
+    def _check_send(self, to: str, payloads: list[bytes]) -> None:
+        self._check_usable()
+        if not payloads:
+            raise ValueError("nothing to send")
         if not valid_name(to):
             raise ValueError(f"invalid recipient name {to!r}")
-        if len(payload) > self.options.max_payload:
-            raise ValueError(f"payload of {len(payload)} bytes > {self.options.max_payload}")
+        limit = self.options.max_payload
+        for payload in payloads:
+            if len(payload) > limit:
+                raise ValueError(f"payload of {len(payload)} bytes > max_payload {limit}")
+        if len(payloads) > self.options.max_outbox:
+            raise ValueError(f"{len(payloads)} messages > max_outbox {self.options.max_outbox}")
+
+    def _has_room(self, count: int) -> bool:
+        """Whether ``count`` more messages fit in the outbox. If not, ``block`` decides: the
+        driver waits (turning) until they do, or this raises BackpressureError."""
+        if len(self._core.window) + count <= self.options.max_outbox:
+            return True
+        if not self.block:
+            raise BackpressureError(self.options.max_outbox)
+        return False
+
+    def _enqueue(
+        self, to: str, payloads: list[bytes], notify: bool, ttl: float | None, now: float
+    ) -> list[int]:
+        ttl_ms = int(ttl * 1000) if ttl else 0
+        submit = self._core.submit
+        return [submit(to, p, now, notify=notify, ttl_ms=ttl_ms) for p in payloads]
+
+    # -- receiving ------------------------------------------------------------------------
+
+    def _next_message(self, now: float) -> Message | None:
+        """The next message the application may have now (see ClientCore.take_message)."""
+        core = self._core
+        received = core.take_message(now)
+        if core.has_output or core.ack_due() <= now:
+            self._flush(now)  # a ping to renew the lease, or the ack of the one before
+        if received is None:
+            return None
+        return self._message(received, now)
+
+    def _message(self, received: Inbound, now: float) -> Message:
+        key = received.key
+        # The core runs on a clock that counts while the process is stopped; the application
+        # compares expiry with time.monotonic().
+        expires = time.monotonic() + (received.expires - now) if received.expires else 0.0
+        msg = Message(key[0], received.payload, key, received.attempt, self, expires)
+        if self.auto_ack:
+            self._core.ack(key)
+            msg._client = None
+        return msg
+
+    def _ack_key(self, key: MessageKey, note: str) -> None:
+        self._core.ack(key, note)
+
+    def _hold_key(self, key: MessageKey, reason: str) -> None:
+        self._core.hold(key, reason, clock())
+
+    def set_state(self, state: str) -> None:
+        """Tell the router what this peer is doing: ``zs peers`` shows it. Said again after
+        every reconnect, forgotten when the session ends."""
+        self._check_usable()
+        self._core.set_state(state, clock())
+
+    # -- tickets --------------------------------------------------------------------------
+
+    def _unsettled(self, seq: int) -> bool:
+        window = self._core.window
+        return seq in window.pending or seq >= window.next_seq
+
+    def _ticket_outcome(self, seq: int) -> Outcome:
+        return self._book.state(seq, self._unsettled)
+
+    def _ticket_progress(self, seq: int) -> str:
+        return self._book.progress.get(seq, "")
+
+    def _ticket_note(self, seq: int) -> str:
+        return self._book.notes.get(seq, "")
+
+    # -- state ----------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """Whether the router has welcomed this client's current session."""
+        return self._core.ready
+
+    @property
+    def redeliver_after(self) -> float:
+        """Seconds the router waits for an ack before it delivers a message again to the
+        same session: infinite, since it never does (a session that ends returns its unacked
+        mail to the mailbox, for whoever next holds the name)."""
+        return float("inf")
+
+    def _unsent(self) -> list[TicketId]:
+        return [TicketId(self.name, self.epoch, s) for s in self._core.window.pending]
+
+    def _close_done(self) -> bool:
+        """Nothing left to wait for before leaving: every message receipted, or no router
+        that could receipt them."""
+        return not len(self._core.window) or self._core.refusal is not None
+
+    def _finish_close(self, now: float) -> list[TicketId]:
+        """Leave: the last Ack and a Bye go out, the socket closes (lingering briefly so that
+        they leave). Returns the tickets the router never receipted."""
+        unsent = self._unsent()
+        self._closed = True
+        core = self._core
+        if core.state != "closed":
+            core.close(now)
+        sock = self._sock
+        if sock is not None:
+            for parts in core.outgoing(now):
+                send_parts(sock, parts)
+            assert self._monitor is not None
+            close_peer_socket(sock, self._monitor)
+            self._sock = self._monitor = None
+        return unsent
 
     def _report_unsent(self, unsent: list[TicketId]) -> None:
         """Leaving a ``with`` block drops close()'s answer, so log it. An explicit close()
         only returns it: its caller says it in its own words (``zs send`` does, in one line)."""
         if unsent:
-            import logging
-
-            logging.getLogger("zmqswarm.client").warning(
-                "%s closed with %d unreceipted messages", self.name, len(unsent)
-            )
-
-    def _raise_if_unusable(self, closed: bool, refusal: Refused | None) -> None:
-        if closed:
-            raise ClientClosedError(f"client {self.name!r} is closed")
-        if refusal is not None:
-            cls = NameTakenError if refusal.code is Code.NAME_TAKEN else RouterUnavailableError
-            raise cls(refusal.reason, url=self.url)
+            log.warning("%s closed with %d unreceipted messages", self.name, len(unsent))
 
 
-P = TypeVar("P", bound=PeerBase)
+C = TypeVar("C", bound=BaseClient)
 
 
-class TicketBase(Generic[P]):
-    """A sent message's ticket: its TicketId plus the client that can wait for it."""
+class BaseTicket(Generic[C]):
+    """A sent message's ticket: its TicketId, and the client that can tell where it is."""
 
     __slots__ = ("_client", "note", "seq")
 
-    def __init__(self, client: P, seq: int) -> None:
+    def __init__(self, client: C, seq: int) -> None:
         self._client = client
         self.seq = seq
         self.note = ""  # after wait("delivered"): how it went, if the recipient said
 
     @property
+    def id(self) -> TicketId:
+        return TicketId(self._client.name, self._client.epoch, self.seq)
+
+    @property
     def progress(self) -> str:
         """The recipient's latest word on why it holds this message ("" if none): for
         tickets sent with ``notify``, e.g. a tmux agent's ``dead: no live pane``."""
-        return self._client._book().progress.get(self.seq, "")
+        return self._client._ticket_progress(self.seq)
 
-    @property
-    def id(self) -> TicketId:
-        return TicketId(self._client.name, self._client.epoch, self.seq)
+    def _reached(self, want: WaitFor) -> Outcome | None:
+        """The outcome if the ticket has reached ``want`` (or failed), else None."""
+        outcome = self._client._ticket_outcome(self.seq)
+        state: TicketState = outcome[0]
+        if state in ("failed", "delivered") or (state == "accepted" and want == "accepted"):
+            return outcome
+        return None
+
+    def _settle(self, outcome: Outcome) -> None:
+        error = outcome[1]
+        if error is not None:
+            raise error
+        self.note = self._client._ticket_note(self.seq)
 
     def __str__(self) -> str:
         return str(self.id)

@@ -1,8 +1,7 @@
 """Tickets and messages as the application sees them, and the bookkeeping both clients share.
 
 ``TicketBook`` folds the core's events into "where is ticket N now" and calls back whoever
-waits for a state. It has no I/O: the sync client runs it in its I/O thread, the async client
-in the event loop.
+waits for a state. It has no I/O: each client runs it in its own turns.
 """
 
 from __future__ import annotations
@@ -15,8 +14,9 @@ import msgspec
 
 from zmqswarm.errors import DeliveryError
 from zmqswarm.protocol.client_core import Accepted, Event, Failed, Notified, Progressed
+from zmqswarm.protocol.inbox import MessageKey
 
-__all__ = ["Message", "TicketBook", "TicketId", "TicketState", "WaitFor"]
+__all__ = ["Message", "MessageKey", "Outcome", "TicketBook", "TicketId", "TicketState", "WaitFor"]
 
 WaitFor = Literal["accepted", "delivered"]
 TicketState = Literal["pending", "accepted", "delivered", "failed"]
@@ -36,8 +36,8 @@ class TicketId(msgspec.Struct, frozen=True):
 class Acker(Protocol):
     """What a message needs of the client that received it."""
 
-    def _ack_key(self, key: tuple[str, int, int], note: str) -> None: ...
-    def _hold_key(self, key: tuple[str, int, int], reason: str) -> None: ...
+    def _ack_key(self, key: MessageKey, note: str) -> None: ...
+    def _hold_key(self, key: MessageKey, reason: str) -> None: ...
 
 
 class Message:
@@ -50,7 +50,7 @@ class Message:
         self,
         sender: str,
         payload: bytes,
-        key: tuple[str, int, int],
+        key: MessageKey,
         attempt: int = 1,
         client: Acker | None = None,
         expires: float = 0.0,

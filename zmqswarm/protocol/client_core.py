@@ -1,20 +1,37 @@
-"""ClientCore: everything a peer does, minus the I/O. Client and AsyncClient drive it.
+"""ClientCore: everything a peer does, minus the I/O. Both clients drive it.
 
-Feed it frames (``receive``), tell it the time (``tick``), ask it what to send (``outgoing``),
-what arrived (``take_received``) and what else happened (``events``). It never blocks, never
-sleeps and never touches a socket.
+Feed it frames (``receive``) and what the connection did (``link_down``, ``link_up``), tell it
+the time (``tick``), ask it what to send (``outgoing``), which message the application may
+have now (``take_message``) and what else happened (``events``). It never blocks, never
+sleeps and never touches a socket: time is always passed in.
 
-Session states::
+Rule 1: every decision about the session lives here; the drivers only move bytes and wait.
+Rule 2: the state changes only through ``TRANSITIONS``; a call the current state does not
+allow raises ``LocalProtocolError``.
 
-    new ──connect()──► hello ──Welcome──► ready ──close()──► closed
-                         ▲                  │
-                         └──router lost /───┘        Nack NAME_TAKEN / TAKEN_OVER /
-                            NOT_WELCOMED                BAD_VERSION ──► refused
+::
+
+    NEW ──connect──► HELLO ──welcome──► READY ──close──► CLOSED
+                       ▲ │                │
+                       │ └─────lost───────┤   lost: the connection dropped, the router forgot
+                       └──────────────────┘   the session, or deliveries came with a gap
+                    HELLO, READY ──refused──► REFUSED   (name taken, taken over, bad version)
+
+Liveness is not this module's job: libzmq's ZMTP heartbeats keep a connection up while the
+process lives (its Python thread may be busy for minutes) and drop it when the process stops
+or the network dies; the driver reports that as ``link_down``. What this module adds is the
+lease. The router may end a session, and give the name and its unacked mail to another peer,
+once the session's connection has been silent for its liveness timeout (``Welcome.
+liveness_ms``). A process stopped that long (SIGSTOP, a suspended laptop, a debugger) cannot
+know it was, so it hands the application nothing until the router has confirmed the session
+within half that time: a ping (``Heartbeat`` with a nonce) the router echoes, or a Welcome.
+The clock passed in must keep counting while the process is stopped (CLOCK_BOOTTIME).
 """
 
 from __future__ import annotations
 
 import random
+from collections import deque
 
 import msgspec
 
@@ -44,17 +61,29 @@ from .inbox import MAX_NOTE, Inbound, Inbox, MessageKey
 from .send_window import INF, Failed, SendWindow
 
 __all__ = [
+    "TRANSITIONS",
+    "Accepted",
     "ClientCore",
     "ClientOptions",
     "Event",
+    "Failed",
     "Notified",
     "Progressed",
     "Refused",
     "SessionDown",
     "SessionUp",
-    "Accepted",
-    "Failed",
 ]
+
+NEW, HELLO, READY, CLOSED, REFUSED = "new", "hello", "ready", "closed", "refused"
+
+TRANSITIONS: dict[str, dict[str, str]] = {
+    "connect": {NEW: HELLO},
+    "welcome": {HELLO: READY},
+    "lost": {HELLO: HELLO, READY: HELLO},
+    "refused": {HELLO: REFUSED, READY: REFUSED},
+    "close": {NEW: CLOSED, HELLO: CLOSED, READY: CLOSED, REFUSED: CLOSED},
+}
+"""event -> {state it may happen in: the state it leads to}."""
 
 
 class ClientOptions(msgspec.Struct, frozen=True):
@@ -69,7 +98,8 @@ class ClientOptions(msgspec.Struct, frozen=True):
     # ack_delay (or sooner once a quarter of recv_window waits). They only return credit, so
     # holding them back costs no latency and saves a frame and a router turn per message.
     ack_delay: float = 0.002
-    heartbeat: float = 1.0  # seconds of quiet before a Heartbeat; 3 of them lose the router
+    heartbeat: float = 0.2  # ZMTP PING interval, run by libzmq's own I/O thread
+    heartbeat_timeout: float = 0.8  # no traffic for this long: the connection is dead
     resend_after: float = 2.0
     max_resend_after: float = 30.0
     max_attempts: int = 0  # 0: resend until receipted or the ttl runs out
@@ -134,36 +164,68 @@ class ClientCore:
             rng=random.Random(seed or epoch),
         )
         self.inbox = Inbox()
-        self.state = "new"
+        self.state = NEW
         self.router_epoch = 0
         self.refusal: Refused | None = None
+        self.peer_state = ""  # what set_state() last said
+        self.bad_frames = 0  # a router never sends garbage: counted, then ignored
+        self.send_frames = 0  # Send frames emitted: messages sent / this = the batching
+        self.fenced = 0  # messages taken under a session the router had ended: never handed
         self._out: list[list[bytes]] = []
         self._events: list[Event] = []
-        self._received: list[Inbound] = []
+        self._received: deque[Inbound] = deque()  # taken, not yet handed to the application
         self._awaiting: set[int] = set()  # accepted tickets waiting for a Delivered notice
-        self.peer_state = ""  # what set_state() last said
-        self.redeliver_after = 5.0  # the router's patience with unacked mail (Welcome)
-        self._last_rx = 0.0
-        self._last_tx = 0.0
-        self._last_ping = -INF  # last Heartbeat sent
         self._last_ack = -INF
         self._ack_batch = max(1, opts.recv_window // 4)
         self._hello_due = INF
-        self.bad_frames = 0  # a router never sends garbage: counted, then ignored
-        self.send_frames = 0  # Send frames emitted: messages sent / this = the batching
         self._hello_tries = 0
         self._hellos = 0  # every Hello sent: the Welcome must echo the latest
+        self._hello_at = 0.0  # when the latest Hello left
+        self._lease = opts.heartbeat_timeout / 2  # until the router says its own timeout
+        self._lease_until = -INF  # hand messages over only before this
+        self._ping = 0  # nonce of the ping in flight (0: none)
+        self._ping_at = 0.0
+        self._pings = 0
+        self._link_down = False  # the connection dropped; Hello again once it is back
+
+    # -- the state machine ----------------------------------------------------------------
+
+    def _transition(self, event: str) -> None:
+        try:
+            self.state = TRANSITIONS[event][self.state]
+        except KeyError:
+            raise LocalProtocolError(f"{event!r} is not allowed in state {self.state!r}") from None
+
+    @property
+    def ready(self) -> bool:
+        return self.state == READY
 
     # -- driver API -----------------------------------------------------------------------
 
     def connect(self, now: float) -> None:
-        self._last_rx = now
+        self._transition("connect")
         self._say_hello(now)
+
+    def link_down(self, now: float) -> None:
+        """The connection dropped (libzmq reconnects by itself): hand nothing over until a new
+        Welcome says whether the name stayed ours, and Hello again once the link is back."""
+        if self.state in (HELLO, READY):
+            self._lost("the connection dropped", now, hello=False)
+            self._link_down = True
+
+    def link_up(self, now: float) -> None:
+        """A connection (re)opened: after a drop, say Hello on it at once."""
+        if self._link_down and self.state == HELLO:
+            self._link_down = False
+            self._hello_tries = 0
+            self._say_hello(now)
 
     def submit(
         self, to: str, payload: bytes, now: float, *, notify: bool = False, ttl_ms: int = 0
     ) -> int:
         """Queue a message; return its seq. Raises LocalProtocolError on a bad argument."""
+        if self.state == CLOSED:
+            raise LocalProtocolError("submit after close")
         if not valid_name(to):
             raise LocalProtocolError(f"invalid recipient name {to!r}")
         if len(payload) > self.options.max_payload:
@@ -172,6 +234,33 @@ class ClientCore:
             )
         return self.window.submit(to, payload, now, notify, ttl_ms)
 
+    def take_message(self, now: float) -> Inbound | None:
+        """The next message for the application, if it may have one now: the session is up
+        and its lease holds. A lease past half its span is renewed ahead (a ping), so a steady
+        stream never waits; after a silence the first message waits for one round trip."""
+        if not self._received or self.state != READY:
+            return None
+        left = self._lease_until - now
+        if left < self._lease / 2 and not self._ping:
+            self._send_ping(now)
+        if left <= 0:
+            return None
+        return self._received.popleft()
+
+    def deliverable(self, now: float) -> bool:
+        """Whether ``take_message`` would hand a message over now (no side effects)."""
+        return bool(self._received) and self.state == READY and now < self._lease_until
+
+    @property
+    def has_output(self) -> bool:
+        """Frames wait to be sent (``outgoing``): a ping the hand-over gate asked for."""
+        return bool(self._out)
+
+    @property
+    def received_waiting(self) -> int:
+        """Messages taken from the router and not yet handed to the application."""
+        return len(self._received)
+
     def ack(self, key: MessageKey, note: str = "") -> None:
         self.inbox.ack(key, note)
 
@@ -179,18 +268,17 @@ class ClientCore:
         """Tell the router what this peer is doing (shown by ``zs peers``); kept and said
         again after every reconnect."""
         self.peer_state = state[:MAX_NOTE]
-        if self.state == "ready":
-            self._emit([encode(PeerState(self.peer_state))], now)
+        if self.state == READY or (self.state == HELLO and not self._link_down):
+            self._emit([encode(PeerState(self.peer_state))])  # after a Hello: its session's
 
     def hold(self, key: MessageKey, reason: str, now: float) -> None:
         """Tell the router the application holds message ``key`` for ``reason`` (not an ack)."""
         dseq = self.inbox.dseq_of(key)
-        if dseq and self.state == "ready":
-            self._emit([encode(Hold(self.inbox.session, dseq, reason[:MAX_NOTE]))], now)
+        if dseq and self.state == READY:
+            self._emit([encode(Hold(self.inbox.session, dseq, reason[:MAX_NOTE]))])
 
     def receive(self, parts: list[bytes], now: float) -> None:
         """Feed one multipart message from the router."""
-        self._last_rx = now
         try:
             frame: AnyFrame = decode(parts[0])
         except DecodeFailure:
@@ -200,16 +288,11 @@ class ClientCore:
             case Receipt(upto=upto, seqs=seqs):
                 self._accepted(*self.window.on_receipt(upto, seqs))
             case Deliver():
-                if self.state != "ready":
-                    return  # an old session's delivery: it comes again after Welcome
-                if frame.session > self.inbox.session:
-                    # The router opened a session whose Welcome we never saw: start again.
-                    self._lost("missed a Welcome", now)
-                    return
-                if len(parts) != len(frame.items) + 1:
-                    self.bad_frames += 1
-                    return
-                self._received.extend(self.inbox.on_deliver(frame, parts[1:], now))
+                self._on_deliver(frame, parts, now)
+            case Heartbeat(nonce=nonce):
+                if nonce and nonce == self._ping and self.state == READY:
+                    self._lease_until = self._ping_at + self._lease
+                    self._ping = 0
             case Held(seq=seq, reason=reason):
                 self._events.append(Progressed(seq, reason))
             case Delivered(seq=seq, status=status, code=code, detail=detail):
@@ -219,46 +302,27 @@ class ClientCore:
                 self._on_nack(seq, code, reason, retry_ms, now)
             case Welcome():
                 self._on_welcome(frame, now)
-            case Heartbeat():
-                pass
             case _:
                 pass  # kinds a router never sends to a peer: ignore
 
     def tick(self, now: float) -> None:
-        """Fire timers: resends, expiries, heartbeats, router liveness."""
+        """Fire timers: resends, expiries, a Hello or a ping that got no answer."""
         self._events.extend(self.window.tick(now))
-        hb = self.options.heartbeat
-        if self.state == "ready":
-            if now - self._last_rx > 3 * hb:
-                self._lost("no frame from the router for 3 heartbeats", now)
-            elif now - self._last_tx >= hb or (
-                now - self._last_rx >= hb and now - self._last_ping >= hb
-            ):
-                # Quiet, or talking (acks) but hearing nothing: the router answers each
-                # Heartbeat, so a recipient that only acks does not lose its session.
-                self._emit([encode(Heartbeat())], now)
-                self._last_ping = now
-        elif self.state == "hello" and now >= self._hello_due:
+        if self.state == HELLO and now >= self._hello_due:
             self._say_hello(now)
+        elif self._ping and now - self._ping_at >= self.options.heartbeat_timeout:
+            self._send_ping(now)  # lost with a dropped connection: ask again
 
     def next_deadline(self) -> float:
-        hb = self.options.heartbeat
-        if self.state == "ready":
-            beat = min(
-                self._last_tx + hb,
-                max(self._last_rx, self._last_ping) + hb,
-                self._last_rx + 3 * hb,
-            )
-            backlog = self.inbox.ack_backlog
-            if backlog >= self._ack_batch:
-                beat = 0.0  # credit to return: due now
-            elif backlog > 0:
-                beat = min(beat, self._last_ack + self.options.ack_delay)
-        elif self.state == "hello":
-            beat = self._hello_due
+        if self.state == READY:
+            due = self.ack_due()
+            if self._ping:
+                due = min(due, self._ping_at + self.options.heartbeat_timeout)
+        elif self.state == HELLO:
+            due = self._hello_due
         else:
-            beat = INF
-        return min(beat, self.window.next_deadline())
+            due = INF
+        return min(due, self.window.next_deadline())
 
     def ack_due(self) -> float:
         """When the Ack owed for what was acked so far must leave: the one deadline that
@@ -269,66 +333,76 @@ class ClientCore:
         return self._last_ack + self.options.ack_delay if backlog else INF
 
     def outgoing(self, now: float) -> list[list[bytes]]:
-        """Multipart messages to send now, in order."""
-        if self.state == "ready":
+        """Multipart messages to send now, in order. Messages follow a Hello at once, before
+        its Welcome: the router takes a connection's frames in order, so they land in the
+        new session (a send right after connecting leaves at once, not on a later call)."""
+        if self.state == READY:
             backlog = self.inbox.ack_backlog
             if backlog > 0 and (
                 backlog >= self._ack_batch or now >= self._last_ack + self.options.ack_delay
             ):
                 self._send_ack(now)
-            while batch := self.window.take(now, MAX_BATCH):
+        if self.state == READY or (self.state == HELLO and not self._link_down):
+            window = self.window
+            while batch := window.take(now, MAX_BATCH):
                 items = [SendItem(m.seq, m.to, m.prev, m.notify, m.ttl_ms) for m in batch]
-                header = encode(Send(self.window.base, items))
-                self._emit([header, *(m.payload for m in batch)], now)
+                self._emit([encode(Send(window.base, items)), *(m.payload for m in batch)])
                 self.send_frames += 1
         out, self._out = self._out, []
         return out
 
-    @property
-    def received_waiting(self) -> int:
-        """Messages received and not yet taken by ``take_received()``."""
-        return len(self._received)
-
-    def take_received(self) -> list[Inbound]:
-        """New messages for the application, in order (kept apart from ``events()``: there
-        are many of them, and they need no dispatch)."""
-        out, self._received = self._received, []
-        return out
+    def flush_acks(self, now: float) -> None:
+        """Emit the Ack owed for what was acked so far now, not after ``ack_delay``."""
+        if self.state == READY:
+            self._send_ack(now)
 
     def events(self) -> list[Event]:
         out, self._events = self._events, []
         return out
 
-    def reconnect(self, now: float, reason: str) -> None:
-        """Start the session again (the driver replaced its socket, or knows the link broke):
-        say Hello, and on Welcome resend everything unreceipted."""
-        if self.state in ("ready", "hello"):
-            self._lost(reason, now)
-
     def close(self, now: float) -> None:
-        if self.state == "ready":
+        if self.state == READY:
             self._send_ack(now)  # what was handed over must not come again
-        if self.state in ("ready", "hello"):
-            self._emit([encode(Bye())], now)
-        self.state = "closed"
+        if self.state in (HELLO, READY):
+            self._emit([encode(Bye())])
+        self._transition("close")
 
     # -- internals ------------------------------------------------------------------------
 
-    def _emit(self, parts: list[bytes], now: float) -> None:
+    def _emit(self, parts: list[bytes]) -> None:
         self._out.append(parts)
-        self._last_tx = now
 
     def _send_ack(self, now: float) -> None:
         upto = self.inbox.pending_ack()
         if upto is not None:
             notes = self.inbox.take_notes(upto)
-            self._emit([encode(Ack(self.inbox.session, upto, notes))], now)
+            self._emit([encode(Ack(self.inbox.session, upto, notes))])
             self._last_ack = now
 
+    def _send_ping(self, now: float) -> None:
+        self._pings += 1
+        self._ping, self._ping_at = self._pings, now
+        self._emit([encode(Heartbeat(self._ping))])
+
+    def _on_deliver(self, frame: Deliver, parts: list[bytes], now: float) -> None:
+        if self.state != READY:
+            return  # an old session's delivery: it comes again after the Welcome
+        if frame.session > self.inbox.session:
+            # The router opened a session whose Welcome we never saw: start again.
+            self._lost("missed a Welcome", now)
+            return
+        if len(parts) != len(frame.items) + 1:
+            self.bad_frames += 1
+            return
+        inbox = self.inbox
+        self._received.extend(inbox.on_deliver(frame, parts[1:], now))
+        if inbox.gap:
+            self._lost("deliveries came with a gap", now)
+
     def _say_hello(self, now: float) -> None:
-        self.state = "hello"
         o = self.options
         self._hellos += 1
+        resume = self.inbox.session if self.router_epoch else 0
         hello = Hello(
             PROTOCOL_VERSION,
             self.name,
@@ -337,24 +411,35 @@ class ClientCore:
             o.takeover,
             self._hellos,
             o.send_only,
+            resume,
         )
-        self._emit([encode(hello)], now)
+        self._emit([encode(hello)])
+        self._hello_at = now
         self._hello_tries += 1
-        self._hello_due = now + min(o.heartbeat * 2 ** min(self._hello_tries - 1, 3), 5.0)
+        self._hello_due = now + min(o.heartbeat_timeout * 2 ** min(self._hello_tries - 1, 3), 5.0)
 
     def _on_welcome(self, frame: Welcome, now: float) -> None:
-        if self.state != "hello" or frame.attempt != self._hellos:
+        if self.state != HELLO or frame.attempt != self._hellos:
             return  # not the answer to our latest Hello
         if (frame.router_epoch, frame.session) <= (self.router_epoch, self.inbox.session):
             return  # a stale Welcome (an earlier router or session)
         restarted = self.router_epoch not in (0, frame.router_epoch)
+        if self.router_epoch == frame.router_epoch and not frame.resumed and self._received:
+            # The router ended our session before this Hello: another peer may have taken
+            # the name and the mail meanwhile. What we took and never handed over comes again.
+            self.fenced += len(self._received)
+            self.inbox.forget(list(self._received))
+            self._received.clear()
+        self._transition("welcome")
         self.router_epoch = frame.router_epoch
-        self.redeliver_after = frame.redeliver_ms / 1000 or 5.0
-        self.state = "ready"
+        if frame.liveness_ms:
+            self._lease = min(frame.liveness_ms / 1000, self.options.heartbeat_timeout) / 2
+        self._lease_until = self._hello_at + self._lease
+        self._ping = 0
         self._hello_tries = 0
         self._hello_due = INF
         self._accepted(*self.window.on_receipt(frame.acked, ()))
-        self.window.requeue_all()
+        self.window.requeue_sent_before(self._hello_at)
         self.inbox.reset_session(frame.session)
         if restarted and self._awaiting:
             # The old router took these; whether they were delivered died with it.
@@ -363,7 +448,7 @@ class ClientCore:
                 self._events.append(Notified(seq, "unknown", 0, detail))
             self._awaiting.clear()
         if self.peer_state:
-            self._emit([encode(PeerState(self.peer_state))], now)  # a new session knows none
+            self._emit([encode(PeerState(self.peer_state))])  # a new session knows none
         self._events.append(SessionUp(frame.router_epoch))
 
     def _on_nack(self, seq: int, code_int: int, reason: str, retry_ms: int, now: float) -> None:
@@ -374,18 +459,25 @@ class ClientCore:
         if seq:
             self._events.extend(self.window.on_nack(seq, code, reason, retry_ms, now))
         elif code is Code.NOT_WELCOMED:
-            if self.state == "ready":
-                self._lost("router forgot the session (restarted?)", now)
+            if self.state == READY:
+                self._lost("the router ended the session (restarted, or we went silent)", now)
         elif code in (Code.NAME_TAKEN, Code.TAKEN_OVER, Code.BAD_VERSION, Code.INVALID_NAME):
-            self.state = "refused"
-            self.refusal = Refused(code, reason)
-            self._events.append(self.refusal)
+            if self.state in (HELLO, READY):
+                self._transition("refused")
+                self.refusal = Refused(code, reason)
+                self._events.append(self.refusal)
         # Any other session-level Nack (BAD_FRAME...) reports a bug of ours; nothing to undo.
 
-    def _lost(self, reason: str, now: float) -> None:
+    def _lost(self, reason: str, now: float, *, hello: bool = True) -> None:
+        self._transition("lost")
+        self._lease_until = -INF
+        self._ping = 0
         self._events.append(SessionDown(reason))
         self._hello_tries = 0
-        self._say_hello(now)
+        if hello:
+            self._say_hello(now)
+        else:
+            self._hello_due = now + self.options.heartbeat_timeout  # if no link_up comes
 
     def _accepted(self, seqs: list[int], notify: list[int]) -> None:
         if seqs:

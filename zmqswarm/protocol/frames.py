@@ -102,6 +102,8 @@ class Hello(Frame, tag=1, frozen=True):
     than one it has answered (a stale copy must not reset a newer session). A ``send_only``
     session never receives: it may share its name with a live receiving peer (``zs send``
     from inside an agent's pane sends as that agent), and is never refused as NAME_TAKEN.
+    ``resume`` is the session number the peer held until now (0: none): the Welcome says
+    whether that session was still alive, so the peer knows whether its name stayed its own.
     """
 
     version: int
@@ -111,15 +113,18 @@ class Hello(Frame, tag=1, frozen=True):
     takeover: bool = False
     attempt: int = 0
     send_only: bool = False
+    resume: int = 0
 
 
 class Welcome(Frame, tag=2, frozen=True):
     """Router → peer: the session is open. ``session`` numbers it (Deliver and Ack carry it, so
     frames of an earlier session are recognised as stale). ``acked`` is the router's watermark
     for this (name, epoch) stream: every seq up to it is accepted; the peer resends the rest.
-    ``redeliver_ms``: how long the router waits for an Ack or a Hold of a delivery before it
-    sends it again (0 from routers that predate it: assume 5000); a recipient that keeps mail
-    for longer says Hold well within it."""
+    ``heartbeat_ms``: the router's ZMTP heartbeat interval. ``redeliver_ms``: 0, the router
+    never resends a delivery to a live session (it resends what a session left unacked when
+    the session ends). ``resumed``: the Hello's ``resume`` session was alive until this Hello,
+    so no other peer can have held the name meanwhile. ``liveness_ms``: the shortest silence
+    on its connection after which the router may end a session (its ZMTP heartbeat timeout)."""
 
     version: int
     router_epoch: int
@@ -129,6 +134,8 @@ class Welcome(Frame, tag=2, frozen=True):
     max_payload: int
     attempt: int = 0
     redeliver_ms: int = 0
+    resumed: bool = False
+    liveness_ms: int = 0
 
 
 class SendItem(msgspec.Struct, array_like=True, frozen=True):
@@ -212,8 +219,13 @@ class Delivered(Frame, tag=8, frozen=True):
 
 
 class Heartbeat(Frame, tag=9, frozen=True):
-    """Either way. A peer sends one when it has been quiet for a heartbeat interval; the
-    router answers each with one."""
+    """Either way, and never needed to stay connected (ZMTP heartbeats do that). Router →
+    peer with ``nonce`` 0: a probe, sent when the router must learn whether a peer's
+    connection is gone (the send fails if it is); ignore it. Peer → router with ``nonce`` > 0:
+    a ping; the router echoes it (same nonce) if the session is alive, else Nack NOT_WELCOMED.
+    A peer pings to renew its lease before it hands over mail after a silence."""
+
+    nonce: int = 0
 
 
 class Bye(Frame, tag=10, frozen=True):

@@ -4,6 +4,12 @@ Rule 1: a message is handed to the application at most once per (sender, epoch, 
 process; every delivery is acked exactly when the application has it (or when it is recognised
 as a duplicate). Rule 2: no I/O and no clock.
 
+Within a session the router sends each delivery once, in dseq order, over one connection: a
+gap means frames died with a connection, and only a new session brings them again (``gap``
+tells the client core to say Hello). Messages taken but never handed over can be forgotten
+(``forget``): after a session the router ended, another peer may have taken the name, and
+they come again to whoever holds it.
+
 Dedup is by watermark, not by a time window: the router forwards each (sender, recipient) pair
 in order, so per (sender, epoch) the highest seq handed over so far decides whether a delivery
 is new. Acks are cumulative over the session's delivery numbers (dseq); an application that acks
@@ -47,6 +53,7 @@ class Inbox(msgspec.Struct):
     _acked_above: set[int] = msgspec.field(default_factory=set)
     _sent_upto: int = 0  # cumulative ack last told to the router
     _notes: list[tuple[int, str]] = msgspec.field(default_factory=list)  # (dseq, note) to send
+    gap: bool = False  # a Deliver skipped dseqs: this session lost frames, start another
 
     def reset_session(self, session: int) -> None:
         """A new router session: delivery numbers start again at 1."""
@@ -57,6 +64,7 @@ class Inbox(msgspec.Struct):
         self._sent_upto = 0
         self._notes.clear()  # their dseqs meant the old session's deliveries
         self._unacked = dict.fromkeys(self._unacked, 0)  # dseq unknown until redelivered
+        self.gap = False
 
     def on_deliver(self, frame: Deliver, payloads: list[bytes], now: float) -> list[Inbound]:
         new: list[Inbound] = []
@@ -67,7 +75,9 @@ class Inbox(msgspec.Struct):
             if item.dseq != self._expected:
                 if item.dseq < self._expected:
                     self._redelivered(item)  # a resend of one we took
-                continue  # a gap: what follows it comes again, in order
+                else:
+                    self.gap = True  # what follows comes again, in order, in a new session
+                continue
             self._expected += 1
             stream = (item.sender, item.epoch)
             if item.seq <= high.get(stream, 0):
@@ -81,6 +91,19 @@ class Inbox(msgspec.Struct):
             for stale in list(high)[: len(high) // 2]:
                 del high[stale]
         return new
+
+    def forget(self, taken: list[Inbound]) -> None:
+        """Never hand these over (taken, not handed): unmark them as seen, so that they are
+        new when they come again. Per stream they follow everything handed over (the router
+        keeps each pair in order), so the watermark goes back to just below the first."""
+        first: dict[tuple[str, int], int] = {}
+        for msg in taken:
+            sender, epoch, seq = msg.key
+            self._unacked.pop(msg.key, None)
+            stream = (sender, epoch)
+            first[stream] = min(seq, first.get(stream, seq))
+        for stream, seq in first.items():
+            self._high[stream] = seq - 1
 
     def ack(self, key: MessageKey, note: str = "") -> None:
         """The application has message ``key``; ``note`` says how that went (optional)."""

@@ -111,6 +111,7 @@ class RouterCore:
                 "dead_dropped",
                 "bad_frames",
                 "resumed",  # Hellos from a sender incarnation already known: reconnects
+                "disconnected",  # sessions ended because their connection was gone
             ),
             0,
         )
@@ -160,8 +161,9 @@ class RouterCore:
             case Ack(session=sid, upto=upto, notes=notes):
                 if sid == session.sid and not session.send_only:
                     self._on_ack(session, upto, now, dict(notes) if notes else None)
-            case Heartbeat():
-                self._out.append((identity, [_HEARTBEAT], 0))
+            case Heartbeat(nonce=nonce):
+                if nonce:  # a ping: the session is alive, say so (a probe's echo is ignored)
+                    self._out.append((identity, [encode(Heartbeat(nonce))], 0))
             case ListDead(after=after, limit=limit, drop_upto=drop_upto):
                 answer, payloads = self.dead.answer(after, limit, drop_upto, now)
                 self._out.append((identity, [encode(answer), *payloads], 0))
@@ -230,27 +232,40 @@ class RouterCore:
             back.append(entry)
         mb.queue.extendleft(back)  # back is newest-first: extendleft restores the order
         session.dseq = first_dseq - 1
+        self.stats["delivered"] -= len(back)  # counted when made: they never left
 
     # -- timers ---------------------------------------------------------------------------
 
     def tick(self, now: float) -> None:
+        """Timers: ttls of waiting mail, fenced mailboxes coming free, forgotten senders.
+        Sessions do not time out here: a session ends when its peer says Bye, another Hello
+        replaces it, or its connection is gone (``peer_gone``)."""
         if now < self._next_sweep:
             return
-        self._next_sweep = now + self.options.heartbeat / 2
-        limit = 3 * self.options.heartbeat
-        for session in [s for s in self.sessions.values() if now - s.last_seen > limit]:
-            self._end_session(session)
+        self._next_sweep = now + _SWEEP
         for name, mb in list(self.mailboxes.items()):
             if mb.with_ttl:
                 self._expire(name, mb, now)
-            if mb.inflight and now - mb.progress > self.options.redeliver_after:
-                self._resend_inflight(name, mb, now)
             self._touched.add(name)
         stale = [k for k, s in self.streams.items() if now - s.last_seen > self.options.stream_ttl]
         for key in stale:
             del self.streams[key]
         if len(self._unwelcome) > 10_000:
             self._unwelcome.clear()
+
+    def peer_gone(self, identity: bytes) -> None:
+        """The driver found the peer's connection gone (a send failed with EHOSTUNREACH): end
+        its session now. Its unacked mail goes back to the front of its mailbox, for whoever
+        holds the name next."""
+        session = self.sessions.get(identity)
+        if session is not None:
+            self.stats["disconnected"] += 1
+            self._end_session(session)
+
+    def probe_targets(self) -> list[bytes]:
+        """Whom to probe after the driver saw a connection drop: every session, since the
+        drop names no peer. A probe costs the router a send and a live peer a wake-up."""
+        return list(self.sessions)
 
     def next_deadline(self) -> float:
         due = self._next_sweep
@@ -297,8 +312,7 @@ class RouterCore:
             return
         holder = None if hello.send_only else self.by_name.get(hello.name)
         if holder is not None and holder.identity != identity:
-            alive = now - holder.last_seen <= 3 * self.options.heartbeat
-            alive = alive and self.reachable(holder.identity)
+            alive = self.reachable(holder.identity)
             if alive and not hello.takeover:
                 reason = f"{hello.name!r} is held by a live peer; connect with takeover to take it"
                 self._nack(identity, 0, Code.NAME_TAKEN, reason)
@@ -307,9 +321,13 @@ class RouterCore:
             self._end_session(holder)
             if alive:
                 self._nack(holder.identity, 0, Code.TAKEN_OVER, "another peer took this name over")
+                mb = self.mailboxes.get(hello.name)
+                if mb is not None:  # the old holder may hand out what it took until then
+                    mb.fenced_until = now + self.options.heartbeat_timeout
         old = self.sessions.get(identity)
         if old is not None and old.name == hello.name and hello.attempt <= old.hello:
             return  # a stale copy of a Hello already answered
+        resumed = old is not None and old.sid == hello.resume
         if old is not None:
             self._end_session(old)  # a resume: what was out goes again, numbered anew
         self._sessions_opened += 1
@@ -333,10 +351,9 @@ class RouterCore:
             self.stats["resumed"] += 1  # it lost us (or we it) and resumes its numbering
         acked = stream.wm if stream else 0
         o = self.options
-        hb_ms, redeliver_ms = int(o.heartbeat * 1000), int(o.redeliver_after * 1000)
         welcome = Welcome(
-            PROTOCOL_VERSION, self.epoch, sid, acked, hb_ms, o.max_payload, hello.attempt,
-            redeliver_ms,
+            PROTOCOL_VERSION, self.epoch, sid, acked, int(o.heartbeat * 1000), o.max_payload,
+            hello.attempt, 0, resumed, int(o.heartbeat_timeout * 1000),
         )  # fmt: skip
         self._out.append((identity, [encode(welcome)], 0))
         for notice in self._notices.pop((hello.name, hello.epoch), []):
@@ -472,6 +489,8 @@ class RouterCore:
             if not mb.queue and not mb.inflight:
                 del self.mailboxes[name]
             return
+        if mb.fenced_until > now:
+            return  # tick() touches it again once the fence is down
         queue, inflight = mb.queue, mb.inflight
         room = session.window - len(inflight)
         max_attempts = self.options.max_attempts
@@ -499,7 +518,6 @@ class RouterCore:
             if not items:
                 break
             parts[0] = encode(Deliver(session.sid, items))
-            mb.progress = now
             self._out.append((session.identity, parts, first))
             room = max(0, room - len(items)) if room else 0
             self.stats["delivered"] += len(items)
@@ -535,7 +553,6 @@ class RouterCore:
                 self._notify(entry, Delivered(entry.seq, Status.DELIVERED, detail=note))
         if acked:
             self.stats["acked"] += acked
-            mb.progress = now
         self._touched.add(session.name)
 
     def _on_hold(self, session: Session, dseq: int, reason: str, now: float) -> None:
@@ -545,7 +562,6 @@ class RouterCore:
         for number, entry in mb.inflight:
             if number == dseq:
                 self.stats["held"] += 1
-                mb.progress = now  # the recipient is alive and keeps it: not overdue
                 sender = self.by_stream.get((entry.sender, entry.epoch))
                 if entry.notify and sender is not None:
                     self._out.append((sender.identity, [encode(Held(entry.seq, reason))], 0))
@@ -567,24 +583,6 @@ class RouterCore:
                 PeerItem(name, session is not None, epoch, idle, queued, inflight, state, waiting)
             )
         return items
-
-    def _resend_inflight(self, name: str, mb: Mailbox, now: float) -> None:
-        """Unacked for too long on a live session: a frame was lost. Send the same deliveries
-        again, same numbers (go-back-N); the recipient drops what it already took."""
-        session = self.by_name.get(name)
-        if session is None:
-            return
-        mb.progress = now
-        self.stats["redelivered"] += len(mb.inflight)
-        batch = list(mb.inflight)
-        for i in range(0, len(batch), MAX_BATCH):
-            chunk = batch[i : i + MAX_BATCH]
-            items = []
-            for dseq, e in chunk:
-                e.attempts += 1
-                items.append(deliver_item(dseq, e, now))
-            header = encode(Deliver(session.sid, items))
-            self._out.append((session.identity, [header, *(e.payload for _, e in chunk)], 0))
 
     def _release(self, mb: Mailbox, entry: Entry) -> None:
         size = len(entry.payload)
@@ -648,4 +646,4 @@ class RouterCore:
             log.warning("%s (further ones for 10 s only counted)", message)
 
 
-_HEARTBEAT = encode(Heartbeat())
+_SWEEP = 0.25  # seconds between timer sweeps (ttls, fences, stale streams)

@@ -20,7 +20,11 @@ __all__ = ["Entry", "Mailbox", "Output", "RouterOptions", "Session", "Stream", "
 
 
 class RouterOptions(msgspec.Struct, frozen=True):
-    heartbeat: float = 1.0  # a session silent for 3 of these is gone
+    heartbeat: float = 0.2  # ZMTP PING interval, run by libzmq's I/O thread
+    # A connection that carries nothing for this long is closed, and its session ends: the
+    # peer's process is stopped or dead, or the network is. A busy peer still answers (its
+    # libzmq thread does, without the GIL).
+    heartbeat_timeout: float = 0.8
     max_payload: int = 1 << 20
     mailbox_max_messages: int = 100_000
     mailbox_max_bytes: int = 64 << 20
@@ -31,7 +35,6 @@ class RouterOptions(msgspec.Struct, frozen=True):
     stream_ttl: float = 3600.0  # forget an idle sender's dedup watermark after this
     retry_ms: int = 200  # hint sent with MAILBOX_FULL / ROUTER_FULL
     max_inflight_bytes: int = 16 << 20  # per session, besides the peer's count window
-    redeliver_after: float = 5.0  # unacked this long on a live session: send the same again
     # Receipts are coalesced per sender: the first after a quiet spell goes at once, then at
     # most one per receipt_delay, or sooner once receipt_batch messages wait for one. A busy
     # sender's I/O thread then wakes for a receipt every 2 ms, not for every message.
@@ -63,8 +66,10 @@ class Mailbox:
     inflight: deque[tuple[int, Entry]] = field(default_factory=deque)
     nbytes: int = 0
     with_ttl: int = 0
-    progress: float = 0.0  # last time inflight was sent or acked
     inflight_bytes: int = 0
+    # No delivery before this: the name was taken over from a live peer, whose lease on the
+    # mail it took may run until then (a lock-delay, as in Chubby).
+    fenced_until: float = 0.0
 
     def oldest_wait_ms(self, now: float) -> int:
         """How long the oldest message has waited since it was accepted, in ms (0 when

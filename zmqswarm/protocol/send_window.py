@@ -41,6 +41,7 @@ class Outgoing(msgspec.Struct):
     attempts: int = 0
     due: float = 0.0  # next (re)send time; only meaningful while queued is False
     queued: bool = True  # waiting in the send queue
+    sent_at: float = -1.0  # when it last left
 
 
 class Failed(msgspec.Struct, frozen=True):
@@ -132,6 +133,7 @@ class SendWindow(msgspec.Struct):
             if msg is None or not msg.queued:
                 continue  # settled meanwhile, or a stale duplicate queue entry
             msg.queued = False
+            msg.sent_at = now
             msg.attempts += 1
             if msg.attempts == 1:
                 msg.due = fresh_due
@@ -148,11 +150,16 @@ class SendWindow(msgspec.Struct):
         first = self._next_queued()
         return first is not None and first < self.base + self.window
 
-    def requeue_all(self) -> None:
-        """After a reconnect: everything unreceipted goes out again, in order."""
-        for msg in self.pending.values():
-            msg.queued = True
-        self._queue = deque(self.pending)  # pending is in seq order
+    def requeue_sent_before(self, when: float) -> None:
+        """A new session began with a Hello sent at ``when``: what left before it may have
+        died with an old connection, so it goes out again, in order. What left after it, on
+        the Hello's own connection, reaches the router after the Hello: no need."""
+        queue = deque[int]()
+        for seq, msg in self.pending.items():  # pending is in seq order
+            if msg.queued or msg.sent_at < when:
+                msg.queued = True
+                queue.append(seq)
+        self._queue = queue
         self._again.clear()
 
     # -- answers from the router ----------------------------------------------------------

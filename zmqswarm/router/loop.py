@@ -6,8 +6,12 @@ per turn). The budget counts parts, not frames: a Send frame may carry 1024 payl
 turn that took a sender's whole window at once receipted it only at its end, so sender and
 router took turns instead of overlapping.
 
-A send that libzmq refuses (peer gone, or its pipe full) is handed back to the core, which
-keeps the messages in the mailbox: ROUTER_MANDATORY means nothing is dropped silently.
+A send that libzmq refuses is handed back to the core, which keeps the messages in the
+mailbox: ROUTER_MANDATORY means nothing is dropped silently. EHOSTUNREACH means the peer's
+connection is gone: its session ends at once (its unacked mail waits for the next holder of
+the name). Connections die by ZMTP heartbeat timeout when a peer stops or dies, or the network
+does; a socket monitor reports each drop (without naming the peer), and the loop then probes
+every session: the probe to a gone peer fails, and that session ends.
 """
 
 from __future__ import annotations
@@ -26,13 +30,23 @@ import zmq
 
 from zmqswarm.errors import ConfigError, RouterInUseError
 from zmqswarm.protocol import Heartbeat, RouterCore, RouterOptions, Update, encode
-from zmqswarm.transport import ipc_path, readable, recv_parts, recv_routed, send_routed
+from zmqswarm.transport import (
+    heartbeats,
+    ipc_path,
+    link_events,
+    readable,
+    recv_parts,
+    recv_routed,
+    send_routed,
+)
 
 __all__ = ["Router", "pin_to_cpus"]
 
 log = logging.getLogger("zmqswarm.router")
-_HEARTBEAT = encode(Heartbeat())
+_PROBE = encode(Heartbeat())
 _NOBLOCK = int(zmq.NOBLOCK)
+_MONITOR_EVERY = 0.05  # seconds between looks at the connection monitor
+_REPROBE = 0.1  # a drop is probed for twice: at once, and after libzmq has surely settled
 
 
 def pin_to_cpus(cpus: list[int]) -> None:
@@ -86,8 +100,11 @@ class Router:
         self._ctx = context or zmq.Context.instance()
         self._locks: list[int] = []
         self._stop_at: float | None = None
+        self._next_look = 0.0  # at the monitor
+        self._probe_at: list[float] = []  # sweeps due
         self.endpoints: list[str] = []
         self.sock = self._bind()
+        self.monitor: zmq.Socket[bytes] = self.sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         try:
             self.pub = self._bind_pub(publish if publish is not None else _pub_urls(binds))
         except BaseException:
@@ -98,6 +115,11 @@ class Router:
         sock: zmq.Socket[bytes] = self._ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        # A peer that reconnects under the same identity before its old connection was seen
+        # to die takes the identity over, instead of being refused (a race otherwise).
+        sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        opts = self.core.options
+        heartbeats(sock, opts.heartbeat, opts.heartbeat_timeout)
         sock.setsockopt(zmq.SNDHWM, 100_000)
         sock.setsockopt(zmq.RCVHWM, 100_000)
         # libzmq's own guard against absurd frames; the core Nacks anything over max_payload.
@@ -188,8 +210,8 @@ class Router:
                     break
                 # One blocking receive per turn, bounded by the next timer: libzmq waits on
                 # its own descriptor, where a Poller would add a poll call and two EVENTS
-                # queries (each a syscall) to every turn.
-                due = min(core.next_deadline(), core.publisher.next_at)
+                # queries (each a syscall) to every turn. The monitor can wait 50 ms.
+                due = min(core.next_deadline(), core.publisher.next_at, self._next_look)
                 wait_ms = int(min(max(0.0, due - now), 0.1) * 1000) + 1
                 if wait_ms != timeout_ms:
                     sock.setsockopt(zmq.RCVTIMEO, wait_ms)
@@ -207,6 +229,8 @@ class Router:
                         identity, parts = recv_routed(sock, _NOBLOCK)
                         handle(identity, parts, now)
                         taken += len(parts)
+                if now >= self._next_look:
+                    self._look(now)
                 core.tick(now)
                 self._flush(now)
                 for update in core.take_updates(now):
@@ -217,23 +241,44 @@ class Router:
             self.close()
 
     def _reachable(self, identity: bytes) -> bool:
-        """Probe with a Heartbeat: ROUTER_MANDATORY fails at once if the peer is gone."""
+        """Probe: ROUTER_MANDATORY fails at once if the peer's connection is gone."""
         try:
-            self.sock.send_multipart([identity, _HEARTBEAT], zmq.NOBLOCK)
+            send_routed(self.sock, identity, [_PROBE])
         except zmq.ZMQError as exc:
             return exc.errno != errno.EHOSTUNREACH
         return True
 
+    def _look(self, now: float) -> None:
+        """Read the connection monitor; after a drop, probe every session (now, and once
+        more shortly), ending those whose connection is gone."""
+        self._next_look = now + _MONITOR_EVERY
+        if readable(self.monitor) and any(not up for up in link_events(self.monitor)):
+            self._probe_at = [now, now + _REPROBE]
+        if self._probe_at and now >= self._probe_at[0]:
+            self._probe_at.pop(0)
+            for identity in self.core.probe_targets():
+                if not self._reachable(identity):
+                    self.core.peer_gone(identity)
+        if self._probe_at:
+            self._next_look = min(self._next_look, self._probe_at[0])
+
     def _flush(self, now: float) -> None:
-        sock = self.sock
-        for identity, parts, first_dseq in self.core.take_output(now):
+        sock, core = self.sock, self.core
+        failed: set[bytes] = set()
+        for identity, parts, first_dseq in core.take_output(now):
+            if identity in failed:
+                if first_dseq:
+                    core.undeliver(identity, first_dseq)
+                continue  # after a failure, nothing more to this peer: order would break
             try:
                 send_routed(sock, identity, parts)
             except zmq.ZMQError as exc:
-                # EHOSTUNREACH: the peer is gone; EAGAIN: its pipe is full. Keep the mail.
+                failed.add(identity)
                 if first_dseq:
-                    self.core.undeliver(identity, first_dseq)
-                if exc.errno not in (errno.EHOSTUNREACH, errno.EAGAIN):
+                    core.undeliver(identity, first_dseq)  # back to the mailbox, uncounted
+                if exc.errno == errno.EHOSTUNREACH:
+                    core.peer_gone(identity)  # not retried on every turn: the session ends
+                elif exc.errno != errno.EAGAIN:  # EAGAIN: its pipe is full, try next turn
                     log.warning("send to %r failed: %s", identity, exc)
 
     def _publish(self, update: Update) -> None:
@@ -243,6 +288,10 @@ class Router:
             pass
 
     def close(self) -> None:
+        monitor = getattr(self, "monitor", None)
+        if monitor is not None and not monitor.closed:
+            self.sock.disable_monitor()
+            monitor.close(0)
         if not self.sock.closed:
             self.sock.close(0)
         pub = getattr(self, "pub", None)

@@ -1,0 +1,99 @@
+"""Helpers shared by test modules: real processes on ipc endpoints under a per-test temp dir
+(reaped at teardown), deadline waits, and the checks fault tests make on what arrived."""
+
+from __future__ import annotations
+
+import ast
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+PEER = str(Path(__file__).parent / "integration" / "peer.py")
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` until true; fail the test with ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(delay)  # polling interval of a deadline wait, not a synchronisation
+        delay = min(delay * 2, 0.1)
+
+
+class Procs:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.url = f"ipc://{tmp}/router"
+        self.children: list[subprocess.Popen[str]] = []
+
+    def spawn(
+        self, *args: str, stdout: int | None = subprocess.PIPE, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[str]:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        proc = subprocess.Popen(
+            [sys.executable, *args], stdout=stdout, stderr=subprocess.PIPE, text=True, env=env
+        )
+        self.children.append(proc)
+        return proc
+
+    def router(self, *extra: str) -> subprocess.Popen[str]:
+        proc = self.spawn("-m", "zmqswarm.cli", "router", "--bind", self.url, *extra)
+        sock = Path(self.url[len("ipc://") :])
+        wait_for(sock.exists, 10, "the router's socket")
+        return proc
+
+    def peer(self, *args: str) -> subprocess.Popen[str]:
+        return self.spawn(PEER, *args)
+
+    def reap(self) -> None:
+        for proc in self.children:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)  # a stopped child must die, not linger
+                proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            for stream in (proc.stdout, proc.stderr):
+                if stream:
+                    stream.close()
+
+
+def router_stats(router: subprocess.Popen[str]) -> dict[str, int]:
+    """Stop the router (SIGTERM) and read the counters it logs on its way out."""
+    router.send_signal(signal.SIGTERM)
+    _, err = router.communicate(timeout=20)
+    line = next(x for x in err.splitlines() if "zs router stopped: " in x)
+    stats: dict[str, int] = ast.literal_eval(line.split("zs router stopped: ", 1)[1])
+    return stats
+
+
+def read_lines(path: Path) -> list[tuple[str, str, int]]:
+    if not path.exists():
+        return []
+    text = path.read_text()
+    # A reader racing the writer can see the tail of a line still being written: only
+    # newline-terminated lines count (each line is written by one flushed write()).
+    complete = text[: text.rfind("\n") + 1]
+    out = []
+    for line in complete.splitlines():
+        sender, payload, attempt = line.split(" ")
+        out.append((sender, payload, int(attempt)))
+    return out
+
+
+def check_exactly_once_in_order(
+    lines: list[tuple[str, str, int]], expected: dict[str, int]
+) -> None:
+    per_sender: dict[str, list[int]] = defaultdict(list)
+    for sender, payload, _ in lines:
+        per_sender[sender].append(int(payload.split(":")[1]))
+    assert set(per_sender) == set(expected)
+    for sender, seqs in per_sender.items():
+        assert seqs == sorted(seqs), f"{sender}: order broken"
+        assert len(seqs) == len(set(seqs)), f"{sender}: duplicates"
+        assert len(seqs) == expected[sender], f"{sender}: {len(seqs)} of {expected[sender]}"
