@@ -36,7 +36,7 @@ import zmq
 
 from bench import _procs
 from bench._hist import Histogram
-from bench._procs import cpu_ns, median, raw_path, raw_sink_socket, write_json, zs_path
+from bench._procs import cpu_ns, median, raw_path, raw_sink_socket, wakeups, write_json, zs_path
 from zmqswarm.transport import readable
 
 STAMP = struct.Struct("<q")
@@ -106,12 +106,16 @@ Run = tuple[list[int], list[float]]
 
 def _metered(pids: list[int], n: int, sending: Callable[[], object]) -> list[float]:
     """Run ``sending``; return the CPU each process of ``pids`` spent meanwhile, in us a
-    message, kernel time included (the first includes the pacer: its own row says how much)."""
+    message, kernel time included (the first includes the pacer: its own row says how much),
+    then the wake-ups a message of each (voluntary context switches of all its threads)."""
     before = [cpu_ns(pid) for pid in pids]
+    slept = [wakeups(pid) for pid in pids]
     sending()
     after = [cpu_ns(pid) for pid in pids]
+    woke = [wakeups(pid) for pid in pids]
     # A raw router may forward the last message and exit before the reading: no count (NaN).
-    return [(a - b) / n / 1000 if a >= b else nan for a, b in zip(after, before, strict=True)]
+    cpu = [(a - b) / n / 1000 if a >= b else nan for a, b in zip(after, before, strict=True)]
+    return cpu + [(a - b) / n if a >= b else nan for a, b in zip(woke, slept, strict=True)]
 
 
 def _median_of_counted(values: tuple[float, ...]) -> float:
@@ -357,9 +361,11 @@ def _sitting(rate: int, seconds: float, size: int, run: int) -> dict[str, Any]:
     stolen_before, total_before = _cpu_clock()
     rows: dict[str, dict[str, Any]] = {}
     for label, fn in reversed(PATHS) if run % 2 else PATHS:
-        lat, cpu = fn(rate, seconds, size)
+        lat, metered = fn(rate, seconds, size)
+        half = len(metered) // 2
+        cpu, woke = metered[:half], metered[half:]
         summary = _summarize(lat, warmup=rate) | {"cpu_per_msg": sum(cpu)}
-        rows[label] = {"summary": summary, "cpu": cpu}
+        rows[label] = {"summary": summary, "cpu": cpu, "wakeups": woke}
     stolen_after, total_after = _cpu_clock()
     return {
         "rows": rows,
@@ -398,20 +404,24 @@ def _report(name: str, pins: Pins, runs: list[Any], args: argparse.Namespace) ->
     print(
         f"{'path':<28}"
         + "".join(f"{f'p{p:g}':>9}" for p in PCTS)
-        + f"{'max':>9}{'CPU/msg':>9}  (source + router + sink)"
+        + f"{'max':>9}{'CPU/msg':>9}  by process (source + router + sink): CPU us, wake-ups"
     )
     rows: list[dict[str, Any]] = []
     for label, _ in PATHS:
         summaries = [r["rows"][label]["summary"] for r in runs]
         cpus = [r["rows"][label]["cpu"] for r in runs]
         med = {k: _median_of_counted(tuple(s[k] for s in summaries)) for k in summaries[0]}
-        # CPU a message by process (source, router, sink), each the median over runs.
+        woke = [r["rows"][label]["wakeups"] for r in runs]
+        # CPU and wake-ups a message by process (source, router, sink), medians over runs.
         split = [_median_of_counted(col) for col in zip(*cpus, strict=True)]
+        wakes = [_median_of_counted(col) for col in zip(*woke, strict=True)]
         print(
             f"{label:<28}"
             + "".join(f"{med[k]:>9.0f}" for k in med)
             + "  "
             + " + ".join(f"{c:.0f}" for c in split)
+            + ";  "
+            + " + ".join(f"{w:.2f}" for w in wakes)
         )
         rows.append(
             {
@@ -419,6 +429,7 @@ def _report(name: str, pins: Pins, runs: list[Any], args: argparse.Namespace) ->
                 "median_of_runs_us": med,
                 "runs_us": summaries,
                 "cpu_us_per_msg_by_process": cpus,
+                "wakeups_per_msg_by_process": woke,
             }
         )
     print(f"CPU time stolen by the hypervisor during these runs: {steal:.1f}%")

@@ -55,7 +55,8 @@ def zmqswarm(size: int, n: int, batch: int) -> float:
 
     n -= n % batch  # whole batches only: the sink counts exactly what is sent
     payload = b"x" * size
-    with zs_path(n, _zs_sink) as (url, q, _), Client("source", router=url) as client:
+    with zs_path(n, _zs_sink) as (url, q, _):
+        client = Client("source", router=url)
         if batch > 1:
             chunk = [payload] * batch
             for _ in range(n // batch):
@@ -63,6 +64,9 @@ def zmqswarm(size: int, n: int, batch: int) -> float:
         else:
             for _ in range(n):
                 client.send("sink", payload)
+        # A Client works inside its caller's calls: refused messages (a full mailbox) are
+        # retried, and receipts taken, only while it is called. close() waits for them.
+        assert client.close(timeout=300) == [], "messages never receipted"
         rate: float = q.get(timeout=300)
     return rate
 

@@ -57,12 +57,11 @@ class RouterConfig(_Base, frozen=True):
 
 class ClientConfig(_Base, frozen=True):
     router: str | None = None
-    window: int = 4096
     recv_window: int = 8192
     max_outbox: int = 100_000
     heartbeat: float = 0.2
     heartbeat_timeout: float = 0.8
-    resend_after: float = 2.0
+    resend_after: float = 5.0
 
     def options(self) -> ClientOptions:
         return self._to(ClientOptions)

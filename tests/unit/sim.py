@@ -24,7 +24,7 @@ class Sim:
     def __init__(self, names: list[str], *, window: int = 64, recv_window: int = 16) -> None:
         self.now = 0.0
         self.router = RouterCore(epoch=1, options=RouterOptions())
-        opts = ClientOptions(window=window, recv_window=recv_window, resend_after=1.0)
+        opts = ClientOptions(max_outbox=window, recv_window=recv_window, resend_after=1.0)
         self.clients = {
             n: ClientCore(n, epoch=100 + i, options=opts, seed=i + 1) for i, n in enumerate(names)
         }
@@ -44,7 +44,7 @@ class Sim:
     def send(self, sender: str, to: str) -> None:
         payload = f"{sender}>{to}#{len(self.sent[sender, to])}".encode()
         self.sent[sender, to].append(payload)
-        self.clients[sender].submit(to, payload, self.now)
+        self.clients[sender].submit(to, [payload], self.now)
         self.pump_out()
 
     def pump_out(self) -> None:

@@ -211,7 +211,7 @@ def test_the_state_machine_refuses_what_a_state_does_not_allow() -> None:
         core.connect(0.0)
     core.close(0.0)
     with pytest.raises(LocalProtocolError, match="submit after close"):
-        core.submit("alice", b"x", 0.0)
+        core.submit("alice", [b"x"], 0.0)
     with pytest.raises(LocalProtocolError, match="'close' is not allowed in state 'closed'"):
         core.close(0.0)
     assert core.take_message(0.0) is None

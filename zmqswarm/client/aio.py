@@ -98,8 +98,8 @@ class AsyncClient(BaseClient):
         self._open()
         assert self._sock is not None and self._monitor is not None
         self._fds = [int(self._sock.getsockopt(zmq.FD)), int(self._monitor.getsockopt(zmq.FD))]
-        for fd in self._fds:
-            loop.add_reader(fd, self._on_readable)
+        loop.add_reader(self._fds[0], self._on_readable)
+        loop.add_reader(self._fds[1], self._on_monitor)
         self._kick()
 
     # -- the loop -------------------------------------------------------------------------
@@ -109,6 +109,11 @@ class AsyncClient(BaseClient):
         iteration later."""
         if not self._turn_due:
             self._run()
+
+    def _on_monitor(self) -> None:
+        """The connection dropped or came back: look at once."""
+        self._next_look = 0.0
+        self._on_readable()
 
     def _kick(self) -> None:
         """Something may have changed (a send, an ack, a timer): run one turn soon."""
@@ -216,7 +221,7 @@ class AsyncClient(BaseClient):
         self, to: str, payloads: list[bytes], *, notify: bool = False, ttl: float | None = None
     ) -> list[AsyncTicket]:
         """``send()`` for a batch to one recipient."""
-        self._check_send(to, payloads)
+        self._check_send(payloads)
         count = len(payloads)
         if not self._has_room(count):
             await self._until(lambda: self._has_room(count) or None, None, "room in the outbox")

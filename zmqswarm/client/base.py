@@ -23,7 +23,7 @@ from zmqswarm.errors import (
     NameTakenError,
     RouterUnavailableError,
 )
-from zmqswarm.protocol import ClientCore, ClientOptions, Code, valid_name
+from zmqswarm.protocol import ClientCore, ClientOptions, Code
 from zmqswarm.protocol.client_core import Event, Refused, SessionDown, SessionUp
 from zmqswarm.transport import (
     clock,
@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 __all__ = ["BaseClient", "BaseTicket"]
 
 log = logging.getLogger("zmqswarm.client")
+_PEEK = 0.0005  # seconds between looks at the socket from send()
+_LOOK = 0.01  # seconds between looks at the connection monitor
 
 
 class BaseClient:
@@ -63,15 +65,13 @@ class BaseClient:
         options: ClientOptions | None,
         context: zmq.Context[Any] | None,
     ) -> None:
-        if not valid_name(name):
-            raise ValueError(f"invalid peer name {name!r}")
         self.name = name
         self.epoch = new_epoch()
-        self.url = resolve_router_url(router)
         self.options = options or ClientOptions()
+        self._core = ClientCore(name, epoch=self.epoch, options=self.options)  # checks name
+        self.url = resolve_router_url(router)
         self.auto_ack = auto_ack
         self.block = block
-        self._core = ClientCore(name, epoch=self.epoch, options=self.options)
         self._book = TicketBook(name, self.epoch)
         self._ctx = context or zmq.Context.instance()
         self._sock: zmq.Socket[bytes] | None = None
@@ -80,6 +80,8 @@ class BaseClient:
         # Take at most this many messages a turn before handing them over: a turn that took
         # a whole credit window first handed nothing over (and acked nothing) until its end.
         self._turn_limit = max(1, self.options.recv_window // 8)
+        self._next_look = 0.0  # at the connection monitor
+        self._next_peek = 0.0  # at the socket, from send()
 
     # -- the engine -----------------------------------------------------------------------
 
@@ -89,26 +91,54 @@ class BaseClient:
         )
         self._core.connect(clock())
 
-    def _turn(self, now: float) -> float:
+    def _turn(self, now: float, look: bool = False) -> float:
         """One step of the engine: take what arrived, fire timers, send what is ready.
-        Returns the seconds until the core's next timer."""
-        sock, core = self._sock, self._core
-        assert sock is not None and self._monitor is not None
-        if readable(self._monitor):
-            for up in link_events(self._monitor):
+        Returns the seconds until the core's next timer. ``look``: the monitor has news."""
+        if look or now >= self._next_look:
+            self._look(now)
+        self._feed(now)
+        self._step(now)
+        return self._core.next_deadline() - now
+
+    def _send_turn(self, now: float) -> None:
+        """The turn after a send(): the frame leaves now; what arrived is taken at most every
+        ``_PEEK`` (receipts come every few ms): a tight send loop does not ask the socket on
+        every call."""
+        if now >= self._next_peek:
+            self._next_peek = now + _PEEK
+            if now >= self._next_look:
+                self._look(now)
+            self._feed(now)
+        self._step(now)
+
+    def _look(self, now: float) -> None:
+        """What the connection did (dropped, came back), from the socket's monitor. Asked
+        every ``_LOOK`` at most, or when a wait says the monitor has news."""
+        self._next_look = now + _LOOK
+        monitor, core = self._monitor, self._core
+        assert monitor is not None
+        if readable(monitor):
+            for up in link_events(monitor):
                 (core.link_up if up else core.link_down)(now)
+
+    def _feed(self, now: float) -> None:
+        sock, core = self._sock, self._core
+        assert sock is not None
         limit = self._turn_limit
         for parts in drain(sock, 1024):
             core.receive(parts, now)
             if core.received_waiting >= limit:
                 break  # hand these over (and ack them) before taking more
+
+    def _step(self, now: float) -> None:
+        core, sock = self._core, self._sock
+        assert sock is not None
         core.tick(now)
         events = core.events()
         if events:
             self._on_events(events)
         for parts in core.outgoing(now):
             send_parts(sock, parts)
-        return core.next_deadline() - now
 
     def _flush(self, now: float) -> None:
         """Send what is ready, firing no timers: after a call that made output outside a
@@ -141,16 +171,11 @@ class BaseClient:
             cls = NameTakenError if refusal.code is Code.NAME_TAKEN else RouterUnavailableError
             raise cls(refusal.reason, url=self.url)
 
-    def _check_send(self, to: str, payloads: list[bytes]) -> None:
+    def _check_send(self, payloads: list[bytes]) -> None:
+        """What the core cannot know: the client is usable, and the batch can ever fit."""
         self._check_usable()
         if not payloads:
             raise ValueError("nothing to send")
-        if not valid_name(to):
-            raise ValueError(f"invalid recipient name {to!r}")
-        limit = self.options.max_payload
-        for payload in payloads:
-            if len(payload) > limit:
-                raise ValueError(f"payload of {len(payload)} bytes > max_payload {limit}")
         if len(payloads) > self.options.max_outbox:
             raise ValueError(f"{len(payloads)} messages > max_outbox {self.options.max_outbox}")
 
@@ -166,9 +191,9 @@ class BaseClient:
     def _enqueue(
         self, to: str, payloads: list[bytes], notify: bool, ttl: float | None, now: float
     ) -> list[int]:
+        """Queue them in the core, which checks every argument first (ValueError)."""
         ttl_ms = int(ttl * 1000) if ttl else 0
-        submit = self._core.submit
-        return [submit(to, p, now, notify=notify, ttl_ms=ttl_ms) for p in payloads]
+        return self._core.submit(to, payloads, now, notify=notify, ttl_ms=ttl_ms)
 
     # -- receiving ------------------------------------------------------------------------
 

@@ -6,6 +6,11 @@ it from there, and keeps the connection alive with ZMTP heartbeats, so a caller 
 between calls delays nothing it has sent and loses nothing. A blocking call waits in zmq's
 poll, with the GIL released, for the socket, its connection monitor or the next timer.
 
+Between calls, libzmq carries what was sent and keeps the connection alive; everything
+that takes a decision waits for the next call: receipts, retries of refused messages, a
+reconnection's resends, acks due later. A caller that sends and then goes quiet ends with
+``close()`` (or ``ticket.wait()``), or calls ``poll()`` now and then.
+
 A ``Client`` belongs to the thread that made it, like a pyzmq socket or a sqlite3
 connection: one per thread, or an ``AsyncClient``.
 """
@@ -113,13 +118,13 @@ class Client(BaseClient):
 
     def _send(self, to: str, payloads: list[bytes], notify: bool, ttl: float | None) -> list[int]:
         self._own()
-        self._check_send(to, payloads)
+        self._check_send(payloads)
         if not self._has_room(len(payloads)):
             count = len(payloads)
             self._run_until(lambda: self._has_room(count) or None, None, "room in the outbox")
         now = clock()
         seqs = self._enqueue(to, payloads, notify, ttl, now)
-        self._turn(now)
+        self._send_turn(now)
         return seqs
 
     def poll(self, timeout: float = 0.0) -> None:
@@ -147,23 +152,33 @@ class Client(BaseClient):
     def recv(self, timeout: float | None = None) -> Message:
         """The next message; ZsTimeoutError if none arrives within ``timeout`` seconds."""
         self._own()
-        deadline = None if timeout is None else clock() + timeout
+        self._check_usable()
+        now = clock()
+        msg = self._next_message(now)
+        if msg is not None:  # taken already: a light turn, the socket asked at most every 0.5 ms
+            self._send_turn(now)
+        else:
+            msg = self._wait_message(now, timeout)
+        if self.auto_ack and not self._core.deliverable(now):
+            # The end of a burst: nothing else to batch its ack with, and no timer will send
+            # it if the caller stops calling. Acked as recv() returns.
+            self._flush_acks(now)
+        return msg
+
+    def _wait_message(self, now: float, timeout: float | None) -> Message:
+        deadline = None if timeout is None else now + timeout
         while True:
-            self._check_usable()
-            now = clock()
             wait = self._turn(now)
             msg = self._next_message(now)
             if msg is not None:
-                if self.auto_ack and not self._core.deliverable(now):
-                    # The end of a burst: nothing else to batch its ack with, and no timer
-                    # will send it if the caller stops calling. Acked as recv() returns.
-                    self._flush_acks(now)
                 return msg
             if deadline is not None:
                 if now >= deadline:
                     raise _Timeout(f"no message within {timeout} s")
                 wait = min(wait, deadline - now)
             self._wait(wait)
+            self._check_usable()
+            now = clock()
 
     def __iter__(self) -> Client:
         return self
@@ -241,8 +256,10 @@ class Client(BaseClient):
 
     def _wait(self, seconds: float) -> None:
         """Sleep in zmq's poll (GIL released) until the socket or its monitor has input, or
-        ``seconds`` pass."""
+        ``seconds`` pass. A monitor with news is looked at at once."""
         if seconds == float("inf"):
-            self._poller.poll()
+            ready = self._poller.poll()
         else:
-            self._poller.poll(max(0, int(seconds * 1000) + 1) if seconds > 0 else 0)
+            ready = self._poller.poll(max(0, int(seconds * 1000) + 1) if seconds > 0 else 0)
+        if len(ready) > 1 or (ready and ready[0][0] is self._monitor):
+            self._next_look = 0.0

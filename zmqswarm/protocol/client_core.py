@@ -37,7 +37,7 @@ import msgspec
 
 from zmqswarm.errors import LocalProtocolError
 
-from .codec import MAX_BATCH, DecodeFailure, decode, encode, valid_name
+from .codec import MAX_BATCH, NAME_RULE, DecodeFailure, decode, encode, valid_name
 from .frames import (
     PROTOCOL_VERSION,
     Ack,
@@ -90,9 +90,10 @@ class ClientOptions(msgspec.Struct, frozen=True):
     """Tuning of one peer. The defaults suit a local router; all are keyword-only overrides
     on Client/AsyncClient."""
 
-    window: int = 4096  # unreceipted messages on the wire at once
+    # Unreceipted messages held before send() pushes back. All of them are on the wire:
+    # send() hands its frame to libzmq at once, which carries it without our help.
+    max_outbox: int = 100_000
     recv_window: int = 8192  # unacked deliveries the router may have out to us (credit)
-    max_outbox: int = 100_000  # unreceipted messages held before send() pushes back
     max_payload: int = 1 << 20
     # Acks are coalesced: the first after a quiet spell goes at once, then at most one per
     # ack_delay (or sooner once a quarter of recv_window waits). They only return credit, so
@@ -100,8 +101,11 @@ class ClientOptions(msgspec.Struct, frozen=True):
     ack_delay: float = 0.002
     heartbeat: float = 0.2  # ZMTP PING interval, run by libzmq's own I/O thread
     heartbeat_timeout: float = 0.8  # no traffic for this long: the connection is dead
-    resend_after: float = 2.0
-    max_resend_after: float = 30.0
+    # Within a live connection no frame is lost, and a dropped one starts a new session that
+    # resends what it must at once: the resend timer is only a backstop, for a router that
+    # took a frame and never answered.
+    resend_after: float = 5.0
+    max_resend_after: float = 60.0
     max_attempts: int = 0  # 0: resend until receipted or the ttl runs out
     takeover: bool = False
     send_only: bool = False  # never receive: may share a name with a live receiving peer
@@ -152,12 +156,12 @@ class ClientCore:
         self, name: str, *, epoch: int, options: ClientOptions | None = None, seed: int = 0
     ) -> None:
         if not valid_name(name):
-            raise LocalProtocolError(f"invalid peer name {name!r}")
+            raise ValueError(f"invalid peer name {name!r}: {NAME_RULE}")
         self.name = name
         self.epoch = epoch
         self.options = opts = options or ClientOptions()
         self.window = SendWindow(
-            window=opts.window,
+            window=opts.max_outbox,
             resend_after=opts.resend_after,
             max_resend_after=opts.max_resend_after,
             max_attempts=opts.max_attempts,
@@ -221,18 +225,26 @@ class ClientCore:
             self._say_hello(now)
 
     def submit(
-        self, to: str, payload: bytes, now: float, *, notify: bool = False, ttl_ms: int = 0
-    ) -> int:
-        """Queue a message; return its seq. Raises LocalProtocolError on a bad argument."""
+        self,
+        to: str,
+        payloads: list[bytes],
+        now: float,
+        *,
+        notify: bool = False,
+        ttl_ms: int = 0,
+    ) -> list[int]:
+        """Queue messages for ``to``; return their seqs. Every argument is checked before any
+        message is queued: ValueError names the bad one."""
         if self.state == CLOSED:
             raise LocalProtocolError("submit after close")
         if not valid_name(to):
-            raise LocalProtocolError(f"invalid recipient name {to!r}")
-        if len(payload) > self.options.max_payload:
-            raise LocalProtocolError(
-                f"payload of {len(payload)} bytes > max_payload {self.options.max_payload}"
-            )
-        return self.window.submit(to, payload, now, notify, ttl_ms)
+            raise ValueError(f"invalid recipient name {to!r}: {NAME_RULE}")
+        limit = self.options.max_payload
+        for payload in payloads:
+            if len(payload) > limit:
+                raise ValueError(f"payload of {len(payload)} bytes > max_payload {limit}")
+        window_submit = self.window.submit
+        return [window_submit(to, p, now, notify, ttl_ms) for p in payloads]
 
     def take_message(self, now: float) -> Inbound | None:
         """The next message for the application, if it may have one now: the session is up

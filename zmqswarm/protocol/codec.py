@@ -19,6 +19,7 @@ __all__ = [
     "MAX_BATCH",
     "MAX_HEADER",
     "MAX_NAME",
+    "NAME_RULE",
     "DecodeFailure",
     "decode",
     "encode",
@@ -31,6 +32,10 @@ MAX_NAME = 128  # characters in a peer name
 
 # A name starts with a letter or digit; '$' is reserved for the router's own mailboxes.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+\-]*\Z")
+NAME_RULE = (
+    f"a name is 1 to {MAX_NAME} characters: a letter or digit, then letters, digits"
+    " and . _ : @ / + -"
+)
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[AnyFrame] = msgspec.msgpack.Decoder(AnyFrame)

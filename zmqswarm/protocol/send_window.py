@@ -28,8 +28,9 @@ __all__ = ["Failed", "Outgoing", "SendWindow"]
 INF = float("inf")
 
 
-class Outgoing(msgspec.Struct):
-    """One unreceipted message."""
+class Outgoing(msgspec.Struct, gc=False):
+    """One unreceipted message. gc=False: scalars and bytes only, and 100k of them may be
+    alive at once, which the cyclic collector would otherwise walk again and again."""
 
     seq: int
     to: str

@@ -225,8 +225,11 @@ class Router:
                     parts = recv_parts(sock)
                     handle(identity, parts, now)
                     taken = len(parts)
-                    while taken < batch and readable(sock):
-                        identity, parts = recv_routed(sock, _NOBLOCK)
+                    while taken < batch:  # till Again: asking readable() first costs a syscall
+                        try:
+                            identity, parts = recv_routed(sock, _NOBLOCK)
+                        except zmq.Again:
+                            break
                         handle(identity, parts, now)
                         taken += len(parts)
                 if now >= self._next_look:
