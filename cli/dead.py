@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING
 
 from .common import CONFIG, ROUTER, as_json, payload_fields, reaching, target, timeout
 from .exits import exit_codes
 from .params import option
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 PARAMS = (
     ROUTER,
@@ -56,7 +52,7 @@ def run(
     drop_upto: int,
     timeout: float,
     as_json: bool,
-    config: Path | None,
+    config: str | None,
 ) -> None:
     """List the messages the router gave up on (ttl passed, or never acked)."""
     from zmqswarm.config import load_config

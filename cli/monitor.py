@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .common import CONFIG, ROUTER, as_json, reaching, target, timeout
 from .exits import exit_codes
 from .params import option
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 PARAMS = (
     ROUTER,
@@ -21,7 +16,7 @@ PARAMS = (
 
 
 def run(
-    *, router: str | None, once: bool, as_json: bool, timeout: float, config: Path | None
+    *, router: str | None, once: bool, as_json: bool, timeout: float, config: str | None
 ) -> None:
     """A live view of the router: names, mail waiting, throughput, counters."""
     from zmqswarm.config import load_config

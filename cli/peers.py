@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING
 
 from .common import CONFIG, ROUTER, as_json, reaching, target, timeout
 from .exits import exit_codes
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 PARAMS = (
     ROUTER,
@@ -22,7 +18,7 @@ PARAMS = (
 ROW = "{:<24} {:<14} {:>7} {:>8} {:>7}  {}"
 
 
-def run(*, router: str | None, timeout: float, as_json: bool, config: Path | None) -> None:
+def run(*, router: str | None, timeout: float, as_json: bool, config: str | None) -> None:
     """Who is connected, and how much mail waits for each name (offline ones too)."""
     import msgspec
 

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING
 
 from .common import CONFIG, ROUTER, as_json, check_name, payload_fields, reaching, target, timeout
 from .exits import UNREACHABLE, exit_codes, fail
 from .params import argument, option
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 READY = 5.0  # seconds the router has to welcome us when no --timeout bounds the wait
 
@@ -44,7 +40,7 @@ def run(
     count: int,
     timeout: float | None,
     as_json: bool,
-    config: Path | None,
+    config: str | None,
 ) -> None:
     """Receive messages as NAME; one line (or JSON object) each."""
     from zmqswarm.client.sync import Client

@@ -7,14 +7,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import TYPE_CHECKING
 
 from .common import CONFIG, ROUTER, as_json, check_name, reaching, target, timeout
 from .exits import FAILED, UNREACHABLE, USAGE, exit_codes, fail
 from .params import argument, option
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 WAITS = ("none", "accepted", "delivered")
 
@@ -66,7 +62,7 @@ def run(
     timeout: float,
     allow_empty: bool,
     as_json: bool,
-    config: Path | str | None,
+    config: str | None,
 ) -> None:
     """Send one message; print its ticket."""
     import msgspec
