@@ -7,6 +7,7 @@ import os
 import pty
 import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -315,3 +316,25 @@ def test_zs_peers_shows_who_is_online_and_what_waits_for_whom(procs: Procs) -> N
     assert header.split() == ["NAME", "SEEN", "QUEUED", "INFLIGHT", "OLDEST", "STATE"]
     carol = next(line.split() for line in lines if line.startswith("carol "))
     assert carol[:4] == ["carol", "offline", "3", "0"] and carol[4].endswith("s")
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="zs agent runs tmux")
+def test_the_agent_logs_in_the_routers_format(procs: Procs) -> None:
+    """No tmux server on this socket name (none is started): the agent serves, complains
+    in the one format, and its stop line comes out in that format too."""
+    socket = f"zs-cli-absent-{os.getpid()}"
+    agent = procs.spawn("-m", "zmqswarm.cli", "agent", "--name", "bob", "-L", socket,
+                        "--router", f"ipc://{procs.tmp}/router")  # fmt: skip
+    assert agent.stderr is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 20
+    while not any("INFO zmqswarm.agent: serving bob in the pane" in line for line in lines):
+        left = deadline - time.monotonic()
+        assert left > 0 and select.select([agent.stderr], [], [], left)[0], lines
+        lines.append(agent.stderr.readline().rstrip("\n"))
+    agent.send_signal(signal.SIGTERM)
+    _, err = agent.communicate(timeout=20)
+    lines += err.splitlines()
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ zmqswarm\.agent: "
+    assert all(re.match(stamp, line) for line in lines), lines
+    assert "zs agent stopped: 0 delivered" in lines[-1]
