@@ -54,7 +54,9 @@ def run(
     as_json: bool,
     config: str | None,
 ) -> None:
-    """List the messages the router gave up on (ttl passed, or never acked)."""
+    """List the messages the router gave up on.
+
+    Their ttl passed, or they were delivered max-attempts times and never acked."""
     from zmqswarm.config import load_config
     from zmqswarm.observe.query import list_dead
 

@@ -82,9 +82,11 @@ app.command("router", cls=Command)(router_command)
 agent_app = typer.Typer(
     no_args_is_help=False,
     invoke_without_command=True,
+    subcommand_metavar="[COMMAND [ARGS]...]",
     rich_markup_mode=None,
     context_settings=SETTINGS,
-    help="Deliver messages into tmux panes (`zs agent --name N --pane P`, or `--tagged`).",
+    help="Deliver messages into tmux panes.\n\nOne pane: `zs agent --name N --pane P`;"
+    " every tagged pane, each as its own name: `zs agent --tagged`.",
 )
 agent_app.callback(invoke_without_command=True)(agent_command)
 agent_app.command(

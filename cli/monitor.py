@@ -18,7 +18,9 @@ PARAMS = (
 def run(
     *, router: str | None, once: bool, as_json: bool, timeout: float, config: str | None
 ) -> None:
-    """A live view of the router: names, mail waiting, throughput, counters."""
+    """A live view of the router: names, mail, throughput.
+
+    Follows the router's state events (Ctrl-C to stop); --once prints the state now."""
     from zmqswarm.config import load_config
     from zmqswarm.observe.monitor import run_monitor
 

@@ -19,7 +19,9 @@ ROW = "{:<24} {:<14} {:>7} {:>8} {:>7}  {}"
 
 
 def run(*, router: str | None, timeout: float, as_json: bool, config: str | None) -> None:
-    """Who is connected, and how much mail waits for each name (offline ones too)."""
+    """Who is connected, and the mail waiting for each name.
+
+    Names that are offline but have mail waiting are listed too."""
     import msgspec
 
     from zmqswarm.config import load_config

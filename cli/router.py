@@ -51,7 +51,9 @@ def router_command(
     verbose: Annotated[bool, typer_info(VERBOSE)] = False,
     warnings_only: Annotated[bool, typer_info(QUIET)] = False,
 ) -> None:
-    """Run a router: it holds every name's mailbox and passes messages on."""
+    """Run a router, until SIGTERM or Ctrl-C.
+
+    It holds a mailbox for every name and passes messages on, in order, once each."""
     from zmqswarm.config import load_config
     from zmqswarm.router.loop import Router, pin_to_cpus
     from zmqswarm.transport import resolve_router_url

@@ -86,6 +86,20 @@ def test_commands_against_a_stopped_router_say_so_and_exit_3(procs: Procs) -> No
         assert ran.took < 8, ran.argv  # its 1 s, then interpreter starts on a busy box
 
 
+def test_recv_tells_a_router_that_went_away_from_no_mail(procs: Procs) -> None:
+    router = procs.router()
+    recv = procs.spawn("-m", "zmqswarm.cli", "recv", "bob", "--router", procs.url, "--timeout", "5")
+
+    def bob_online() -> bool:
+        return '"online": true' in zs("peers", "--router", procs.url, "--json").stdout
+
+    wait_for(bob_online, 4, "bob's session")  # within recv's 5 s of quiet
+    router.kill()
+    _, err = recv.communicate(timeout=20)
+    assert recv.returncode == 3, err
+    assert err.startswith(f"zs: router at {procs.url} went away and did not come back within 5.0 s")
+
+
 def test_recv_without_a_timeout_gives_up_on_a_router_within_a_bounded_default(
     tmp_path: Path,
 ) -> None:
