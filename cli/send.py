@@ -105,12 +105,10 @@ def run(
                     ) from None
                 raise no_answer(where.url, timeout) from None
             except DeliveryError as exc:
-                if exc.code == "too_large":
-                    raise DeliveryError(
-                        exc.ticket, exc.code, f"{exc.reason}: the router's limit is max-payload"
-                        " in the [router] table of its config",
-                    ) from None  # fmt: skip
-                raise
+                if exc.code != "too_large":
+                    raise
+                where_to = "the router's limit is max-payload in the [router] table of its config"
+                raise DeliveryError(exc.ticket, exc.code, f"{exc.reason}: {where_to}") from None
             finally:
                 unsent = client.close(timeout=linger)
             if unsent:

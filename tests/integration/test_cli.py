@@ -189,6 +189,21 @@ def test_max_payload_is_raised_where_the_error_says(procs: Procs) -> None:
     assert json.loads(got.stdout)["payload"] == big
 
 
+def test_a_message_the_router_refuses_as_too_large_exits_4_saying_where_its_limit_is(
+    procs: Procs,
+) -> None:
+    config = procs.tmp / "router.toml"
+    config.write_text("[router]\nmax-payload = 1000\n")
+    procs.router("--config", str(config))
+    refused = zs("send", "bob", "--router", procs.url, stdin="x" * 2000)
+    assert refused.returncode == 4, refused.stderr
+    assert refused.stderr.startswith("zs: ticket ")
+    assert refused.stderr.endswith(
+        ": too_large: 2000 bytes > 1000: the router's limit is max-payload in the [router]"
+        " table of its config\n"
+    )
+
+
 def test_zs_peers_with_nobody_known_says_so(procs: Procs) -> None:
     procs.router()
     listed = zs("peers", "--router", procs.url)
