@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 from typing import Annotated
 
 import typer
 
+from . import logs
 from .exits import USAGE, exit_codes, fail
+from .logs import QUIET, VERBOSE
+from .params import typer_info
+
+SOCKET_NAME = typer.Option("-L", metavar="NAME", help="tmux socket name.")
+SOCKET_PATH = typer.Option("-S", metavar="PATH", help="tmux socket path.")
 
 
 def agent_command(
     ctx: typer.Context,
     name: Annotated[
-        str | None, typer.Option("--name", "-n", help="Peer name to receive as.")
+        str | None, typer.Option("--name", "-n", metavar="NAME", help="Peer name to receive as.")
     ] = None,
     tagged: Annotated[
         bool,
@@ -26,21 +31,38 @@ def agent_command(
     pane: Annotated[
         str | None,
         typer.Option(
-            "--pane", "-p", help="Target pane, e.g. %3. Default: the pane tagged with NAME."
+            "--pane",
+            "-p",
+            metavar="PANE",
+            help="Target pane, e.g. %3. Default: the pane tagged with NAME.",
         ),
     ] = None,
-    socket_name: Annotated[str | None, typer.Option("-L", help="tmux socket name.")] = None,
-    socket_path: Annotated[str | None, typer.Option("-S", help="tmux socket path.")] = None,
-    router: Annotated[str | None, typer.Option("--router", "-r", help="Router URL.")] = None,
+    socket_name: Annotated[str | None, SOCKET_NAME] = None,
+    socket_path: Annotated[str | None, SOCKET_PATH] = None,
+    router: Annotated[
+        str | None,
+        typer.Option("--router", "-r", metavar="URL", help="Router URL (default: $ZS_ROUTER)."),
+    ] = None,
     journal: Annotated[
-        str | None, typer.Option(help="Intent journal (default: $XDG_STATE_HOME/zmqswarm/).")
+        str | None,
+        typer.Option(metavar="FILE", help="Intent journal (default: $XDG_STATE_HOME/zmqswarm/)."),
     ] = None,
     profile: Annotated[
-        str, typer.Option(help="Readiness profile: a name in configs/profiles, or a path.")
+        str,
+        typer.Option(
+            metavar="PROFILE", help="Readiness profile: a name in configs/profiles, or a path."
+        ),
     ] = "plain",
     quiet: Annotated[
-        float | None, typer.Option(help="Seconds the pane must be unchanged (overrides).")
+        float | None,
+        typer.Option(
+            "--quiet",
+            metavar="SECONDS",
+            help="Seconds the pane must be unchanged (overrides the profile).",
+        ),
     ] = None,
+    verbose: Annotated[bool, typer_info(VERBOSE)] = False,
+    warnings_only: Annotated[bool, typer_info(QUIET)] = False,
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return  # `zs agent tag ...` / `zs agent hook ...`
@@ -54,7 +76,7 @@ def agent_command(
     from zmqswarm.agent.profiles import load_profile
     from zmqswarm.agent.service import run_agent
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logs.setup(verbose=verbose, warnings_only=warnings_only)
 
     with exit_codes():
         chosen = load_profile(profile)
@@ -83,13 +105,17 @@ def agent_command(
 
 
 def tag_command(
-    target: Annotated[str, typer.Argument(help="Pane to tag, e.g. %3 or session:window.pane.")],
-    name: Annotated[str, typer.Argument(help="Agent name the pane belongs to.")],
-    socket_name: Annotated[str | None, typer.Option("-L", help="tmux socket name.")] = None,
-    socket_path: Annotated[str | None, typer.Option("-S", help="tmux socket path.")] = None,
+    target: Annotated[
+        str, typer.Argument(metavar="PANE", help="Pane to tag, e.g. %3 or session:window.pane.")
+    ],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Agent name the pane belongs to.")],
+    socket_name: Annotated[str | None, SOCKET_NAME] = None,
+    socket_path: Annotated[str | None, SOCKET_PATH] = None,
     profile: Annotated[
         str | None,
-        typer.Option(help="Readiness profile of the program in the pane (@zs_profile)."),
+        typer.Option(
+            metavar="PROFILE", help="Readiness profile of the program in the pane (@zs_profile)."
+        ),
     ] = None,
 ) -> None:
     """Set @zs_agent=NAME on a pane, so `zs agent --name NAME` delivers there."""
@@ -105,16 +131,23 @@ def tag_command(
 
 
 def hook_command(
-    state: Annotated[str, typer.Argument(help="idle (ready for a message) or busy.")],
+    state: Annotated[
+        str, typer.Argument(metavar="STATE", help="idle (ready for a message) or busy.")
+    ],
     event: Annotated[
         str | None,
-        typer.Argument(help="Ignored: the JSON event Codex's notify appends.", show_default=False),
+        typer.Argument(
+            metavar="EVENT",
+            help="Ignored: the JSON event Codex's notify appends.",
+            show_default=False,
+        ),
     ] = None,
     pane: Annotated[
-        str | None, typer.Option("--pane", help="Pane (default: $TMUX_PANE, the caller's).")
+        str | None,
+        typer.Option("--pane", metavar="PANE", help="Pane (default: $TMUX_PANE, the caller's)."),
     ] = None,
-    socket_name: Annotated[str | None, typer.Option("-L", help="tmux socket name.")] = None,
-    socket_path: Annotated[str | None, typer.Option("-S", help="tmux socket path.")] = None,
+    socket_name: Annotated[str | None, SOCKET_NAME] = None,
+    socket_path: Annotated[str | None, SOCKET_PATH] = None,
 ) -> None:
     """For an agent's lifecycle hooks (Claude Code Stop/UserPromptSubmit, Codex notify)."""
     import os

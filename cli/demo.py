@@ -51,7 +51,7 @@ def demo_command() -> None:
             clients["reviewer"].recv(timeout=10)
         rate = n / (time.perf_counter() - start)
         say(f"{n} messages coder -> reviewer, sync Client, exactly once: {rate:,.0f} msg/s")
-        monitor_demo(url, clients["coder"], clients["reviewer"], say)
+        monitor_demo(url, say)
         tmux_demo(url, clients["planner"], say)
         for client in clients.values():
             client.close()
@@ -60,9 +60,10 @@ def demo_command() -> None:
         say(f"router stats: {router.core.stats}")
 
 
-def monitor_demo(url: str, sender: Client, receiver: Client, say: Callable[[str], None]) -> None:
+def monitor_demo(url: str, say: Callable[[str], None]) -> None:
     """Three seconds of 5k msg/s under `zs monitor`'s view: live on a terminal, its last
-    frame elsewhere (rich prints only that when output is not a terminal)."""
+    frame elsewhere (rich prints only that when output is not a terminal). Each worker
+    thread makes its own Client: a Client belongs to the thread that made it."""
     from rich.console import Console
     from rich.live import Live
 
@@ -74,21 +75,23 @@ def monitor_demo(url: str, sender: Client, receiver: Client, say: Callable[[str]
     sent, got = [0], [0]
 
     def send() -> None:
-        due = time.monotonic()
-        while not stop.is_set():
-            sender.send_many("reviewer", [b"y" * 64] * 50)
-            sent[0] += 50
-            due += 0.01
-            time.sleep(max(0.0, due - time.monotonic()))  # pacing, not synchronisation
+        with Client("streamer", router=url) as sender:
+            due = time.monotonic()
+            while not stop.is_set():
+                sender.send_many("sink", [b"y" * 64] * 50)
+                sent[0] += 50
+                due += 0.01
+                time.sleep(max(0.0, due - time.monotonic()))  # pacing, not synchronisation
 
     def receive() -> None:
-        while not stop.is_set() or got[0] < sent[0]:
-            try:
-                receiver.recv(timeout=0.5)
-                got[0] += 1
-            except ZsTimeoutError:
-                if stop.is_set():
-                    return
+        with Client("sink", router=url) as receiver:
+            while not stop.is_set() or got[0] < sent[0]:
+                try:
+                    receiver.recv(timeout=0.5)
+                    got[0] += 1
+                except ZsTimeoutError:
+                    if stop.is_set():
+                        return
 
     workers = [threading.Thread(target=send), threading.Thread(target=receive)]
     for worker in workers:
@@ -96,7 +99,7 @@ def monitor_demo(url: str, sender: Client, receiver: Client, say: Callable[[str]
     observer = Observer(url)
     updates = observer.watch(tick=0.25)
     state = next(updates)
-    say("zs monitor, while coder sends reviewer 5,000 msg/s for 3 s:")
+    say("zs monitor, while streamer sends sink 5,000 msg/s for 3 s:")
     console = Console()
     try:
         with Live(render(state, url=url), console=console, refresh_per_second=4) as live:

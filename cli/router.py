@@ -8,19 +8,32 @@ from typing import Annotated
 
 import typer
 
+from . import logs
 from .exits import exit_codes
+from .logs import QUIET, VERBOSE
+from .params import typer_info
 
 
 def router_command(
     bind: Annotated[
         list[str] | None,
-        typer.Option("--bind", "-b", help="Endpoint to bind (repeatable). Default: $ZS_ROUTER."),
+        typer.Option(
+            "--bind",
+            "-b",
+            metavar="URL",
+            help="Endpoint to bind (repeatable). Default: $ZS_ROUTER, then the config's,"
+            " then a per-user ipc socket.",
+        ),
     ] = None,
-    config: Annotated[Path | None, typer.Option(help="TOML config file.")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="TOML config file ([router] and [client] tables)."),
+    ] = None,
     cpu: Annotated[
         list[int] | None,
         typer.Option(
             "--cpu",
+            metavar="CPU",
             help="Pin the router, libzmq's I/O thread included, to this CPU (repeatable).",
         ),
     ] = None,
@@ -28,22 +41,25 @@ def router_command(
         list[str] | None,
         typer.Option(
             "--publish",
+            metavar="URL",
             help="PUB endpoint for `zs monitor` (repeatable; default: one beside each bind).",
         ),
     ] = None,
     no_publish: Annotated[
         bool, typer.Option("--no-publish", help="Publish no state for observers.")
     ] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: Annotated[bool, typer_info(VERBOSE)] = False,
+    warnings_only: Annotated[bool, typer_info(QUIET)] = False,
 ) -> None:
+    """Run a router, until SIGTERM or Ctrl-C.
+
+    It holds a mailbox for every name and passes messages on, in order, once each."""
     from zmqswarm.config import load_config
     from zmqswarm.router.loop import Router, pin_to_cpus
     from zmqswarm.transport import resolve_router_url
 
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
+    logs.setup(verbose=verbose, warnings_only=warnings_only)
+    log = logging.getLogger("zmqswarm.router")
     with exit_codes():
         cfg = load_config(config)
         cpus = cpu or cfg.router.cpus
@@ -58,10 +74,10 @@ def router_command(
             publish=pub,
         )
         router.install_signal_handlers()
-        logging.getLogger("zmqswarm.router").warning(
+        log.info(
             "zs router listening on %s, publishing state on %s",
             " ".join(router.endpoints),
             " ".join(router.core.publish_endpoints) or "nothing (--no-publish)",
         )
         router.run()
-        logging.getLogger("zmqswarm.router").warning("zs router stopped: %s", router.core.stats)
+        log.info("zs router stopped: %s", router.core.stats)

@@ -1,172 +1,154 @@
-"""`zs send` and `zs recv`: one-line access for agents and scripts."""
+"""`zs send`: one message, from an agent's tool call or a script. Agents call it all the
+time, so it never imports typer: cli/entry.py parses it with ``params.parse(PARAMS, ...)``,
+and cli/main.py builds the typer command from the same PARAMS."""
 
 from __future__ import annotations
 
-import base64
 import json
+import os
 import sys
-from enum import StrEnum
-from pathlib import Path
-from typing import Annotated
 
-import typer
+from .common import CONFIG, ROUTER, as_json, check_name, reaching, target, timeout
+from .exits import FAILED, UNREACHABLE, USAGE, exit_codes, fail
+from .params import argument, option
 
-from .exits import UNREACHABLE, USAGE, exit_codes, fail
+WAITS = ("none", "accepted", "delivered")
 
-
-class WaitFor(StrEnum):
-    none = "none"
-    accepted = "accepted"
-    delivered = "delivered"
-
-
-RouterOpt = Annotated[
-    str | None, typer.Option("--router", "-r", help="Router URL (default: $ZS_ROUTER).")
-]
-ConfigOpt = Annotated[Path | None, typer.Option(help="TOML config file ([client] table).")]
-
-
-def _client(name: str, router: str | None, config: Path | None) -> object:
-    from zmqswarm.client.sync import Client
-    from zmqswarm.config import load_config
-    from zmqswarm.transport import resolve_router_url
-
-    cfg = load_config(config).client
-    return Client(name, router=resolve_router_url(router, cfg.router), options=cfg.options())
-
-
-def send_command(
-    to: Annotated[str, typer.Argument(help="Recipient name.")],
-    message: Annotated[
-        str | None, typer.Argument(help="Text to send; '-' or absent reads stdin.")
-    ] = None,
-    router: RouterOpt = None,
-    sender: Annotated[
-        str | None, typer.Option("--from", "-f", help="Sender name (default: $ZS_NAME).")
-    ] = None,
-    wait: Annotated[WaitFor, typer.Option(help="What to wait for before exiting.")] = (
-        WaitFor.accepted
+PARAMS = (
+    argument("to", "Recipient name.", metavar="TO"),
+    argument(
+        "message",
+        "Text to send; '-' or none: read it from stdin.",
+        metavar="MESSAGE",
+        required=False,
     ),
-    timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 10.0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
-    config: ConfigOpt = None,
+    ROUTER,
+    option(
+        "sender",
+        "--from",
+        "-f",
+        metavar="NAME",
+        help="Sender name (default: $ZS_NAME, else the agent of the tmux pane it runs in,"
+        " else zs-send-PID).",
+    ),
+    option(
+        "wait",
+        "--wait",
+        choices=WAITS,
+        default="accepted",
+        help="Exit once the message is sent (none), in the router's hands (accepted) or"
+        " acked by the recipient (delivered).",
+    ),
+    timeout(10.0, "Seconds to wait for it."),
+    option(
+        "allow_empty",
+        "--allow-empty",
+        type=bool,
+        default=False,
+        help="Send an empty message (refused otherwise).",
+    ),
+    as_json("Print a JSON object."),
+    CONFIG,
+)
+
+
+def run(
+    *,
+    to: str,
+    message: str | None,
+    router: str | None,
+    sender: str | None,
+    wait: str,
+    timeout: float,
+    allow_empty: bool,
+    as_json: bool,
+    config: str | None,
 ) -> None:
-    # `zs send` normally never gets here: cli/entry.py parses it without typer (start-up
-    # time). This is the same command for `zs --help`, CliRunner and `python -m`.
-    from .sending import do_send
-
-    do_send(to, message, router, sender, wait.value, timeout, as_json, config)
-
-
-def recv_command(
-    name: Annotated[str, typer.Argument(help="Receive as this name.")],
-    router: RouterOpt = None,
-    count: Annotated[int, typer.Option(help="Stop after N messages (0: forever).")] = 0,
-    timeout: Annotated[
-        float | None, typer.Option(help="Stop when nothing arrives for this many seconds.")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
-    config: ConfigOpt = None,
-) -> None:
-    from zmqswarm.client.sync import Client
-    from zmqswarm.errors import ZsTimeoutError
-
-    with exit_codes():
-        client = _client(name, router, config)
-        assert isinstance(client, Client)
-        got = 0
-        try:
-            while not count or got < count:
-                try:
-                    msg = client.recv(timeout=timeout)
-                except ZsTimeoutError:
-                    break
-                got += 1
-                if as_json:
-                    line = {"sender": msg.sender, "ticket": str(msg.ticket)}
-                    typer.echo(json.dumps(line | payload_fields(msg.payload), ensure_ascii=False))
-                else:
-                    typer.echo(f"{msg.sender}: {msg.text}")
-                sys.stdout.flush()
-        finally:
-            client.close()
-        if count and got < count:
-            raise fail(UNREACHABLE, f"received {got} of {count} messages within the timeout")
-
-
-def payload_fields(payload: bytes) -> dict[str, str]:
-    """A payload for a JSON line: as text if it is UTF-8, else base64."""
-    try:
-        return {"payload": payload.decode("utf-8"), "encoding": "utf-8"}
-    except UnicodeDecodeError:
-        return {"payload": base64.b64encode(payload).decode(), "encoding": "base64"}
-
-
-def dead_command(
-    router: RouterOpt = None,
-    after: Annotated[int, typer.Option(help="Only dead letters with a higher id.")] = 0,
-    limit: Annotated[int, typer.Option(help="At most this many (the router caps it).")] = 100,
-    drop_upto: Annotated[
-        int, typer.Option(help="First make the router forget dead letters up to this id.")
-    ] = 0,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the router.")] = 5.0,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
-) -> None:
-    """List the messages the router gave up on (ttl passed, or never acked)."""
-    from zmqswarm.observe.query import list_dead
-
-    if limit < 1 or after < 0 or drop_upto < 0:
-        raise fail(USAGE, "--limit must be >= 1, --after and --drop-upto >= 0")
-    with exit_codes():
-        found = list_dead(router, after=after, limit=limit, drop_upto=drop_upto, timeout=timeout)
-    for m in found.messages:
-        if as_json:
-            line: dict[str, object] = {"id": m.id, "to": m.to, "ticket": str(m.ticket)}
-            line |= {"reason": m.reason, "age_s": round(m.age, 3), **payload_fields(m.payload)}
-            typer.echo(json.dumps(line, ensure_ascii=False))
-        else:
-            text = m.payload.decode("utf-8", errors="replace").replace("\n", " ")
-            typer.echo(
-                f"{m.id:>6}  {m.to:<16} {m.ticket}  {m.reason:<12} {m.age:8.1f}s  {text[:60]}"
-            )
-    if not as_json:
-        shown = len(found.messages)
-        typer.echo(f"{shown} shown, {found.total} held, {found.dropped} dropped for room", err=True)
-
-
-def peers_command(
-    router: RouterOpt = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the router.")] = 5.0,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
-) -> None:
-    """Who is connected, and how much mail waits for each name (offline ones too)."""
+    """Send one message; print its ticket."""
     import msgspec
 
-    from zmqswarm.observe.query import list_peers
+    from zmqswarm.client.sync import Client
+    from zmqswarm.config import load_config
+    from zmqswarm.errors import DeliveryError, ZsTimeoutError
 
+    check_name("recipient", to)
+    name = sender or os.environ.get("ZS_NAME") or pane_agent() or f"zs-send-{os.getpid()}"
+    check_name("sender", name)
     with exit_codes():
-        items = list_peers(router, timeout=timeout)
-    for p in items:
-        if as_json:
-            typer.echo(json.dumps(msgspec.structs.asdict(p)))
-        else:
-            seen = f"online {p.idle_ms / 1000:.1f}s" if p.online else "offline"
-            line = f"{p.name:<24} {seen:<14} queued {p.queued:<7} inflight {p.inflight:<7}"
-            if p.queued + p.inflight:
-                line += f" oldest {p.waiting_ms / 1000:.1f}s"
-            typer.echo(f"{line} {p.state}".rstrip())
+        cfg = load_config(config)
+        where = target(router, config, cfg.client.router)
+        payload = read_message(message)
+        if not payload and not allow_empty:
+            raise fail(USAGE, "empty message: nothing sent (--allow-empty sends it anyway)")
+        limit = cfg.router.max_payload  # what a router with the same config takes
+        if len(payload) > limit:
+            raise fail(
+                FAILED,
+                f"message of {len(payload)} bytes is over the {limit}-byte limit (max_payload):"
+                " raise max-payload in the [router] table of the config file that both"
+                " `zs router --config` and `zs send --config` read",
+            )
+        # Send-only: the name may be a live agent's (a reply from inside its pane).
+        options = msgspec.structs.replace(cfg.client.options(), send_only=True, max_payload=limit)
+        with reaching(where):
+            client = Client(name, router=where.url, options=options)
+            linger = timeout  # close() waits for the receipt: exiting earlier can lose it
+            try:
+                ticket = client.send(to, payload, notify=wait == "delivered")
+                if wait != "none":
+                    ticket.wait("delivered" if wait == "delivered" else "accepted", timeout)
+            except ZsTimeoutError:
+                linger = 0
+                if wait == "delivered" and not client.close(timeout=0):
+                    raise fail(
+                        UNREACHABLE, f"{ticket} accepted, not delivered within {timeout} s"
+                    ) from None
+                raise no_answer(where.url, timeout) from None
+            except DeliveryError as exc:
+                if exc.code != "too_large":
+                    raise
+                where_to = "the router's limit is max-payload in the [router] table of its config"
+                raise DeliveryError(exc.ticket, exc.code, f"{exc.reason}: {where_to}") from None
+            finally:
+                unsent = client.close(timeout=linger)
+            if unsent:
+                raise no_answer(where.url, timeout)
+    if as_json:
+        state = "sent" if wait == "none" else wait
+        sys.stdout.write(json.dumps({"ticket": str(ticket), "to": to, "state": state}) + "\n")
+    else:
+        sys.stdout.write(f"{ticket}\n")
 
 
-def monitor_command(
-    router: RouterOpt = None,
-    once: Annotated[bool, typer.Option("--once", help="Print the state once and exit.")] = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="One JSON object per change instead of the view.")
-    ] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the router.")] = 5.0,
-) -> None:
-    """A live view of the router: names, mail waiting, throughput, counters."""
-    from zmqswarm.observe.monitor import run_monitor
+def no_answer(url: str, timeout: float) -> Exception:
+    from zmqswarm.errors import RouterUnavailableError
 
-    with exit_codes():
-        run_monitor(router, once=once, json=as_json, timeout=timeout)
+    return RouterUnavailableError(f"router at {url} did not answer within {timeout} s", url=url)
+
+
+def read_message(message: str | None) -> bytes:
+    if message not in (None, "-"):
+        return message.encode()
+    if sys.stdin.isatty():  # someone typing, not a pipe: say what is awaited
+        sys.stderr.write("zs: reading the message from stdin (Ctrl-D to send)\n")
+        sys.stderr.flush()
+    return sys.stdin.buffer.read()
+
+
+def pane_agent() -> str | None:
+    """Inside a tmux pane tagged ``@zs_agent=<name>`` (``zs agent tag``): that name, so an
+    agent's ``zs send`` replies come from it. One tmux call (~2 ms), only inside tmux."""
+    pane = os.environ.get("TMUX_PANE")
+    if not pane or not os.environ.get("TMUX"):
+        return None
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            ["tmux", "display-message", "-p", "-t", pane, "#{@zs_agent}"],
+            capture_output=True, text=True, timeout=2,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    name = done.stdout.strip()
+    return name if done.returncode == 0 and name else None

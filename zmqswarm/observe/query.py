@@ -1,6 +1,7 @@
 """One-shot questions to a router, for tools (``zs dead``, ``zs peers``): a plain DEALER
 speaking the documented protocol, no I/O thread, no resends. A question that gets no answer
-within the timeout raises ZsTimeoutError, and asking again is always safe.
+within the timeout raises RouterUnavailableError (naming the URL), and asking again is always
+safe; a malformed URL raises ConfigError and leaves no socket behind.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TypeVar
 import zmq
 
 from zmqswarm.client.tickets import TicketId
-from zmqswarm.errors import RouterUnavailableError, ZsTimeoutError
+from zmqswarm.errors import ConfigError, RouterUnavailableError
 from zmqswarm.protocol import (
     PROTOCOL_VERSION,
     Bye,
@@ -118,15 +119,18 @@ def _ask(
     name, epoch = f"zs-admin-{os.getpid()}", new_epoch()
     ctx = context or zmq.Context.instance()
     sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 200)
-    sock.setsockopt(zmq.ROUTING_ID, routing_id(name, epoch))
-    sock.connect(url)
-    deadline = time.monotonic() + timeout
     try:
+        sock.setsockopt(zmq.LINGER, 200)
+        sock.setsockopt(zmq.ROUTING_ID, routing_id(name, epoch))
+        try:
+            sock.connect(url)
+        except zmq.ZMQError as exc:
+            raise ConfigError(f"cannot connect to {url!r}: {exc.strerror}") from None
+        deadline = time.monotonic() + timeout
         sock.send(encode(Hello(PROTOCOL_VERSION, name, epoch, 1, False, 1, True)))
-        _answer(sock, Welcome, deadline, url)
+        _answer(sock, Welcome, deadline, url, timeout)
         sock.send(encode(question))
-        answer = _answer(sock, kind, deadline, url)
+        answer = _answer(sock, kind, deadline, url, timeout)
         sock.send(encode(Bye()))
     finally:
         sock.close()
@@ -134,12 +138,14 @@ def _ask(
 
 
 def _answer(
-    sock: zmq.Socket[bytes], kind: type[T], deadline: float, url: str
+    sock: zmq.Socket[bytes], kind: type[T], deadline: float, url: str, timeout: float
 ) -> tuple[T, list[bytes]]:
     while True:
         left = deadline - time.monotonic()
         if left <= 0 or not sock.poll(int(left * 1000) + 1):
-            raise ZsTimeoutError(f"router at {url} did not answer")
+            raise RouterUnavailableError(
+                f"router at {url} did not answer within {timeout} s", url=url
+            )
         parts = recv_parts(sock)
         frame = decode(parts[0])
         if isinstance(frame, kind):

@@ -1,0 +1,30 @@
+"""`zs monitor`: a live view of the router (rich is imported only when it runs)."""
+
+from __future__ import annotations
+
+from .common import CONFIG, ROUTER, as_json, reaching, target, timeout
+from .exits import exit_codes
+from .params import option
+
+PARAMS = (
+    ROUTER,
+    option("once", "--once", type=bool, default=False, help="Print the state once and exit."),
+    as_json("One JSON object per change instead of the view."),
+    timeout(5.0, "Seconds to wait for the router."),
+    CONFIG,
+)
+
+
+def run(
+    *, router: str | None, once: bool, as_json: bool, timeout: float, config: str | None
+) -> None:
+    """A live view of the router: names, mail, throughput.
+
+    Follows the router's state events (Ctrl-C to stop); --once prints the state now."""
+    from zmqswarm.config import load_config
+    from zmqswarm.observe.monitor import run_monitor
+
+    with exit_codes():
+        where = target(router, config, load_config(config).client.router)
+        with reaching(where):
+            run_monitor(where.url, once=once, json=as_json, timeout=timeout)

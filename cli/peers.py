@@ -1,0 +1,46 @@
+"""`zs peers`: who the router knows, and the mail waiting for each."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from .common import CONFIG, ROUTER, as_json, reaching, target, timeout
+from .exits import exit_codes
+
+PARAMS = (
+    ROUTER,
+    timeout(5.0, "Seconds to wait for the router."),
+    as_json("One JSON object per line."),
+    CONFIG,
+)
+
+ROW = "{:<24} {:<14} {:>7} {:>8} {:>7}  {}"
+
+
+def run(*, router: str | None, timeout: float, as_json: bool, config: str | None) -> None:
+    """Who is connected, and the mail waiting for each name.
+
+    Names that are offline but have mail waiting are listed too."""
+    import msgspec
+
+    from zmqswarm.config import load_config
+    from zmqswarm.observe.query import list_peers
+
+    with exit_codes():
+        where = target(router, config, load_config(config).client.router)
+        with reaching(where):
+            items = list_peers(where.url, timeout=timeout)
+    out = sys.stdout
+    if as_json:
+        out.writelines(json.dumps(msgspec.structs.asdict(p)) + "\n" for p in items)
+        return
+    if not items:
+        out.write(f"no peers known to {where.url}\n")
+        return
+    out.write(ROW.format("NAME", "SEEN", "QUEUED", "INFLIGHT", "OLDEST", "STATE").rstrip() + "\n")
+    for p in items:
+        seen = f"online {p.idle_ms / 1000:.1f}s" if p.online else "offline"
+        oldest = f"{p.waiting_ms / 1000:.1f}s" if p.queued + p.inflight else "-"
+        row = ROW.format(p.name, seen, p.queued, p.inflight, oldest, p.state)
+        out.write(row.rstrip() + "\n")
