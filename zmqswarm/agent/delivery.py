@@ -29,7 +29,7 @@ from zmqswarm.agent.faults import fault
 from zmqswarm.agent.gateway import TmuxError
 from zmqswarm.agent.outcome import Holds, Outcome
 from zmqswarm.agent.paste import forget, frame, key_of, paste_checked, press_enter_checked
-from zmqswarm.agent.screen import GONE, MIXED, OURS, Mark, Probe, holds, left_of
+from zmqswarm.agent.screen import GONE, MIXED, OURS, Mark, Probe, holds, left_of, squeeze
 from zmqswarm.client.tickets import Message
 
 if TYPE_CHECKING:
@@ -40,6 +40,9 @@ __all__ = ["Delivery", "envelope"]
 log = logging.getLogger("zmqswarm.agent")
 
 RENDER = 1.0  # seconds a program that shows what is typed gets to show our paste
+# Seconds our text must stay out of the input line before that counts: a line editor
+# repainting a line (after a keystroke, say) shows it half drawn for a moment.
+STEADY = 0.25
 AFTER_ENTER = (0.05, 0.3, 0.8)  # when to look whether an Enter took; an Enter again if not
 MAX_ENTERS = 3
 
@@ -211,6 +214,7 @@ class Delivery:
         pressed (0: one was pressed before, by an agent before this one), an Outcome if the
         wait ended or someone else submitted it, None if the text is in no live pane."""
         profile, shown, render_by = self.profile, False, self.clock() + RENDER
+        gone_since = 0.0
         while True:
             if why := self.holds.over():
                 return await self._give_up(pane, why)
@@ -228,7 +232,13 @@ class Delivery:
                 await asyncio.sleep(0.005)  # not drawn yet
                 continue
             if state == GONE and shown:
+                gone_since = gone_since or self.clock()
+                if self.clock() - gone_since < STEADY:
+                    await asyncio.sleep(0.02)
+                    continue
                 return await self._left_the_line(pane)
+            gone_since = 0.0
+            shown = shown or state != GONE  # mixed with a keystroke is shown too
             if state == GONE:
                 log.warning(
                     "%s: %s does not show our paste (profile: echo)", self.writer.name, pane
@@ -241,7 +251,6 @@ class Delivery:
                 )
                 await asyncio.sleep(0.1)
                 continue
-            shown = shown or state == OURS
             if await press_enter_checked(self.tmux, probe, self.key):
                 self.watch.touched(pane)
                 self.holds.ready()
@@ -256,7 +265,7 @@ class Delivery:
         for delay in AFTER_ENTER:
             await asyncio.sleep(delay)
             probe = await self._look(pane)
-            if probe is None or not self._still_typed(probe):
+            if probe is None or not await self._still_typed_steadily(pane, probe):
                 return Outcome("submitted", enters=enters, held=self.holds.held)
             if enters < MAX_ENTERS and not probe.blocked:
                 if await press_enter_checked(self.tmux, probe, self.key):
@@ -266,12 +275,26 @@ class Delivery:
             if why := self.holds.over():
                 return await self._give_up(pane, why)
             probe = await self._look(pane)
-            if probe is None or not self._still_typed(probe):
+            if probe is None or not await self._still_typed_steadily(pane, probe):
                 return Outcome("submitted", enters=enters, held=self.holds.held)
             self.holds.say("typed_not_submitted", f"{enters} Enters did not submit its text")
             await asyncio.sleep(0.25)
 
     # -- helpers ----------------------------------------------------------------------------
+
+    async def _still_typed_steadily(self, pane: str, probe: Probe) -> bool:
+        """Our text still in the input line, or gone from it in three looks over 60 ms (not
+        only for a repaint)."""
+        until = self.clock() + 0.06
+        while not self._still_typed(probe):
+            if self.clock() >= until:
+                return False
+            await asyncio.sleep(0.03)
+            again = await self._look(pane)
+            if again is None:
+                return False
+            probe = again
+        return True
 
     def _still_typed(self, probe: Probe) -> bool:
         if self.profile.echo:
@@ -325,7 +348,9 @@ class Delivery:
         head = envelope(self.msg)
         self.text = frame(head, self.writer.body(self.msg, self.profile), self.profile)
         if not keep_mark:
-            self.mark = Mark.of(left_of(probe.cursor_line, probe.x), self.text)
+            before = left_of(probe.cursor_line, probe.x)  # ready: no draft there
+            self.mark = Mark.of(before, self.text)
+            self.writer.baselines[probe.pane] = squeeze(before)
 
     def _timed(self, outcome: Outcome) -> Outcome:
         self.holds.ready()  # the last wait counts too

@@ -8,8 +8,8 @@ each process):
 
 ``ZS_AGENT_CRASH=<point>:<n>`` SIGKILLs the agent there; ``ZS_AGENT_FAIL=<point>:<n>`` raises
 a TmuxError there once; ``ZS_AGENT_TMUX=<point>:<n>:<command> [args...]`` runs a tmux
-command aimed at the pane there (``-t <pane>`` is added), e.g. ``kill-pane`` or
-``copy-mode``, once.
+command aimed at the pane there (``-t <pane>`` goes after the command's name), e.g.
+``kill-pane``, ``copy-mode`` or ``send-keys -l x``, once.
 """
 
 from __future__ import annotations
@@ -34,4 +34,5 @@ async def fault(name: str, count: int, tmux: ControlClient, pane: str) -> None:
     at, _, command = os.environ.get("ZS_AGENT_TMUX", "").partition(f"{here}:")
     if not at and command and f"tmux {here}" not in _done:
         _done.add(f"tmux {here}")
-        await tmux.command(*command.split(), "-t", pane)
+        name, *args = command.split()
+        await tmux.command(name, "-t", pane, *args)

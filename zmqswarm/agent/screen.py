@@ -139,12 +139,12 @@ def holds(probe: Probe, mark: Mark) -> str:
     return GONE
 
 
-def plain_draft(baseline: str | None, probe: Probe) -> str:
+def plain_draft(baseline: str, probe: Probe) -> str:
     """For a program whose prompt no profile describes: what was typed after ``baseline``
-    (the squeezed text left of the cursor when its input line was last known empty; None:
-    never known), "" if nothing. Only text that extends the baseline on the cursor's line
-    counts: anything else may be the program's own output."""
+    (the squeezed text left of the cursor when its input line was last known empty), "" if
+    nothing. Only text that extends the baseline on the cursor's line counts: anything else
+    may be the program's own output."""
     now = squeeze(left_of(probe.cursor_line, probe.x))
-    if baseline is None or len(now) <= len(baseline) or not now.startswith(baseline):
+    if len(now) <= len(baseline) or not now.startswith(baseline):
         return ""
     return now[len(baseline) :]

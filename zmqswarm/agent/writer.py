@@ -51,8 +51,8 @@ class PaneWriter:
         self.state = ""  # last reported to the router (zs peers)
         self.delivering = False
         # Per pane, for profiles without a prompt: the squeezed text left of the cursor when
-        # the input line was last known empty; learned again after each submission.
-        self.baselines: dict[str, str | None] = {}
+        # the input line was last known empty: at first sight, then just before each paste.
+        self.baselines: dict[str, str] = {}
         self.task = asyncio.get_running_loop().create_task(self._run(), name=f"zs-agent-{name}")
 
     async def _run(self) -> None:
@@ -105,9 +105,6 @@ class PaneWriter:
         stats = self.agent.stats
         stats.delivered += 1
         stats.outcomes[outcome.status] = stats.outcomes.get(outcome.status, 0) + 1
-        if outcome.status in ("submitted", "recovered"):
-            for pane in self.baselines:
-                self.baselines[pane] = None  # learn the empty input line again
         if outcome.status != "submitted":
             log.warning("%s: %s %s", self.name, msg.ticket, outcome.note())
 
@@ -170,10 +167,9 @@ class PaneWriter:
         if probe.hook != "idle" and quiet < profile.quiet:
             return "quiet"
         if profile.prompt is None:
-            baseline = self.baselines.get(probe.pane)
-            if baseline is None:
-                self.baselines[probe.pane] = squeeze(left_of(probe.cursor_line, probe.x))
-                return ""
+            baseline = self.baselines.setdefault(
+                probe.pane, squeeze(left_of(probe.cursor_line, probe.x))
+            )
             draft = plain_draft(baseline, probe)
             return f"a draft is typed: {draft[:40]!r}" if draft else ""
         state = profile.read_screen(screen, probe.y)
