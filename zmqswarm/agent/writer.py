@@ -33,9 +33,11 @@ __all__ = ["PaneWriter"]
 
 log = logging.getLogger("zmqswarm.agent")
 
-# Deliveries in flight to one agent name: each waits for its pane anyway, and unacked mail
-# stays the router's, where it survives this process.
-AGENT_OPTIONS = ClientOptions(recv_window=32)
+# One delivery in flight per name: the writer takes one message at a time anyway. The rest
+# wait at the router, queued behind it, where they survive this process; and an agent that
+# dies again and again costs a delivery attempt (the router buries a message after 10) only
+# to the message it was delivering, not to every message it had taken in.
+AGENT_OPTIONS = ClientOptions(recv_window=1)
 
 HOLD_EVERY = 2.0  # seconds between Holds of a waiting message, at most
 
