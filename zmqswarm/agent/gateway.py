@@ -1,11 +1,11 @@
 """The tmux gateway: one persistent control-mode client (``tmux -C``) per tmux server.
 
 A fork of ``tmux`` costs ~1.8 ms a command here; a command over a control client ~0.06 ms
-(research/limits.md §6). The client attaches to a hidden anchor session (a bare ``tmux -C``
+(``python -m bench.tmux``). The client attaches to a hidden anchor session (a bare ``tmux -C``
 would create a stray session every time) with ``no-output,ignore-size``, writes one command
 per line and pairs each ``%begin … %end|%error`` reply block with its command, in order.
 
-Control-mode rules this module keeps (research/tmux-delivery.md §c, §5):
+Control-mode rules this module keeps (tmux(1), CONTROL MODE; docs/agent.md, "tmux traffic"):
 - every argument is quoted: an unquoted ``#`` starts a comment, ``;`` separates commands;
   bytes outside a small safe set travel as ``\\ooo`` octal escapes inside double quotes;
 - an empty line detaches the client, so none is ever written;

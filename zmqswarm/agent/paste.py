@@ -1,14 +1,14 @@
 """Putting one message into a tmux pane: whole, bracketed, then submitted by its own Enter.
 
-The steps (research/tmux-delivery.md §0 and §5): sanitize; frame the body as the profile
-says; stage it into a uniquely named buffer; ``paste-buffer -p -r -d`` (bracketed if the
-program asked for it, LF kept, buffer deleted); give the program a moment to take the
-paste; a separate ``send-keys Enter``.
+The steps (what agent-deck, ntm and CAO converged on; docs/agent.md): sanitize; frame the
+body as the profile says; stage it into a uniquely named buffer; ``paste-buffer -p -r -d``
+(bracketed if the program asked for it, LF kept, buffer deleted); give the program a moment
+to take the paste; a separate ``send-keys Enter``.
 
 The paste and the Enter each run in one batch with a check of the pane, evaluated by the
 server at that instant (``if-shell -F``): alive, not in a mode, input on, and the cursor and
-history where the last probe saw them, so nothing (a keystroke the program echoed, output, copy
-mode) came between the look and the act. The same batch records the act in the pane's own
+history where the last probe saw them, so nothing (a keystroke the program echoed, output,
+copy mode) came between the look and the act. The same batch records the act in the pane's own
 options (``@zs_pasted`` / ``@zs_entered``): a crash of the agent cannot split the act from its
 record, and the record dies with the pane, like the text it describes.
 """
