@@ -41,6 +41,14 @@ def agent_command(
     quiet: Annotated[
         float | None, typer.Option(help="Seconds the pane must be unchanged (overrides).")
     ] = None,
+    max_hold: Annotated[
+        float | None,
+        typer.Option(
+            "--max-hold",
+            help="Seconds a message may wait for its pane before it is given up as a dead"
+            " letter with the reason; 0: no bound (overrides the profile's).",
+        ),
+    ] = None,
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return  # `zs agent tag ...` / `zs agent hook ...`
@@ -60,6 +68,10 @@ def agent_command(
         chosen = load_profile(profile)
     if quiet is not None:
         chosen = msgspec.structs.replace(chosen, quiet=quiet)
+    if max_hold is not None:
+        if max_hold < 0:
+            raise fail(USAGE, "--max-hold must be >= 0")
+        chosen = msgspec.structs.replace(chosen, max_hold=max_hold)
 
     async def main() -> None:
         stop = asyncio.Event()
