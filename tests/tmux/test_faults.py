@@ -133,6 +133,38 @@ def test_a_keystroke_between_paste_and_enter_is_never_submitted_with_the_message
     assert "command not found" not in screen(tmux_socket, program.pane)
 
 
+def test_a_keystroke_just_before_the_paste_never_makes_the_envelope_a_command(
+    procs: Procs, tmux_socket: str, tmp_path: Path
+) -> None:
+    """A key lands after the readiness look and before the paste of message 2 (the checked
+    paste sees it if bash has echoed it by then, else the paste lands after it). The agent
+    never submits that line; a human who presses Enter on it runs their key as typed, and
+    the envelope, on a line of its own in the paste, stays a comment."""
+    procs.router()
+    program = bash(tmux_socket, tmp_path)
+    args = agent_args("bob", program.pane, tmux_socket, procs.url, tmp_path)
+    env = {"ZS_AGENT_TMUX": "before_paste:2:send-keys -l x"}
+    procs.spawn(*args, "--profile", program.profile, env=env)
+    with Client("alice", router=procs.url) as alice:
+        tickets = [alice.send("bob", program.message(w).encode(), notify=True) for w in WORDS]
+        wait_for(
+            lambda: tickets[1].progress.startswith(("typed_not_submitted", "refused_draft")),
+            10,
+            "the agent to see the key",
+        )
+        with pytest.raises(ZsTimeoutError):
+            tickets[1].wait("delivered", timeout=0.5)
+        seen = tickets[1].progress.partition(":")[0]
+        tmux(tmux_socket, "send-keys", "-t", program.pane, "Enter")  # whatever is there
+        notes = [ticket.wait("delivered", timeout=30).note for ticket in tickets]
+    print(f"the key was seen as {seen}; message 2: {notes[1]}")  # noqa: T201
+    wait_for(lambda: len(program.received()) >= len(WORDS), 10, "every command's output")
+    assert program.received() == WORDS
+    shown = screen(tmux_socket, program.pane)
+    assert "x: command not found" in shown  # the human's key, run as they typed it
+    assert shown.count("command not found") == 1, shown
+
+
 def test_a_screen_the_profile_misreads_ends_its_wait_with_the_reason(
     procs: Procs, tmux_socket: str, tmp_path: Path
 ) -> None:

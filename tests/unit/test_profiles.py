@@ -107,7 +107,7 @@ def test_every_shipped_profile_bounds_its_waits_and_frames_to_fit() -> None:
     line = load_profile("line")  # for programs that take one line at a time
     assert (line.envelope, line.multiline, line.echo) == ("prefix", "join", True)
     shell = load_profile("shell")
-    assert shell.echo and shell.envelope == "line" and shell.envelope_prefix == "# "
+    assert shell.echo and shell.envelope == "line" and shell.envelope_prefix == "\n# "
 
 
 @pytest.mark.parametrize(
