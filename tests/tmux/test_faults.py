@@ -50,6 +50,29 @@ def test_an_agent_killed_between_paste_and_enter_is_finished_once(
     assert notes[2].startswith("recovered ") and "enters=1" in notes[2], notes[2]
 
 
+@pytest.mark.parametrize("kind", ["bash", "bracketed tui"])
+def test_a_paste_waiting_for_its_enter_is_finished_even_without_the_journal(
+    procs: Procs, tmux_socket: str, tmp_path: Path, kind: str
+) -> None:
+    """The journal is lost with the agent: the pane's own record says a paste of ours waits
+    there for its Enter. It is our text, so it is finished, never refused as a draft, and
+    never pasted again."""
+    procs.router()
+    program = PROGRAMS[kind](tmux_socket, tmp_path)
+    args = [*agent_args("bob", program.pane, tmux_socket, procs.url, tmp_path)]
+    args += ["--profile", program.profile]
+    doomed = procs.spawn(*args, env={"ZS_AGENT_CRASH": "before_enter:3"})
+    with Client("alice", router=procs.url) as alice:
+        tickets = [alice.send("bob", program.message(w).encode(), notify=True) for w in WORDS]
+        assert doomed.wait(30) == -9
+        (tmp_path / "bob.journal").unlink()
+        procs.spawn(*args)
+        notes = [ticket.wait("delivered", timeout=30).note for ticket in tickets]
+    wait_for(lambda: len(program.received()) >= len(WORDS), 10, "every submission")
+    assert program.received() == WORDS
+    assert notes[2].startswith("recovered ") and "enters=1" in notes[2], notes[2]
+
+
 def test_a_pane_killed_between_paste_and_enter_gets_the_message_into_the_next_pane(
     procs: Procs, tmux_socket: str, tmp_path: Path
 ) -> None:
