@@ -61,6 +61,15 @@ def agent_command(
             help="Seconds the pane must be unchanged (overrides the profile).",
         ),
     ] = None,
+    max_hold: Annotated[
+        float | None,
+        typer.Option(
+            "--max-hold",
+            metavar="SECONDS",
+            help="Seconds a message may wait for its pane before it is given up as a dead"
+            " letter with the reason; 0: no bound (overrides the profile's).",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer_info(VERBOSE)] = False,
     warnings_only: Annotated[bool, typer_info(QUIET)] = False,
 ) -> None:
@@ -82,6 +91,10 @@ def agent_command(
         chosen = load_profile(profile)
     if quiet is not None:
         chosen = msgspec.structs.replace(chosen, quiet=quiet)
+    if max_hold is not None:
+        if max_hold < 0:
+            raise fail(USAGE, "--max-hold must be >= 0")
+        chosen = msgspec.structs.replace(chosen, max_hold=max_hold)
 
     async def main() -> None:
         stop = asyncio.Event()

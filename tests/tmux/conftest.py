@@ -31,13 +31,19 @@ def tmux_socket() -> Iterator[str]:
 def kill_server(tmux: str, name: str) -> None:
     """``kill-server``, then SIGKILL the server process too: a server waits for its clients
     to leave, and an orphaned control client of a killed agent sometimes never did (seen:
-    about one leaked server per run of test_agent.py). Nothing waits here."""
-    asked = [tmux, "-L", name, "display-message", "-p", "#{pid}"]
-    pid = subprocess.run(asked, capture_output=True, text=True).stdout.strip()
+    about one leaked server per run of test_agent.py, before control clients died with their
+    agent). Nothing waits here."""
+    asked = [tmux, "-L", name, "display-message", "-p", "#{pid} #{socket_path}"]
+    pid, _, path = (
+        subprocess.run(asked, capture_output=True, text=True).stdout.strip().partition(" ")
+    )
     subprocess.run([tmux, "-L", name, "kill-server"], capture_output=True, check=False)
     if pid.isdigit():
         with contextlib.suppress(ProcessLookupError):
             os.kill(int(pid), signal.SIGKILL)
+    if path.endswith(f"/{name}"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)  # a server killed so cannot remove its socket itself
 
 
 @pytest.fixture

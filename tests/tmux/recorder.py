@@ -9,6 +9,10 @@ With ZS_ECHO set, the last line of each paste is shown after the prompt, as a co
 what it holds; with ZS_SWALLOW set, the first Enter after each paste is ignored, as a TUI
 that takes an early Enter as part of the paste would.
 
+With ZS_TYPED set, typed keys (outside a paste) are shown at the cursor, and DEL erases the
+last one, as a line editor shows a draft. With ZS_KEYS set, it never turns bracketed paste on
+and takes LF as Enter too, as a TUI that reads keys does: a pasted newline submits.
+
 With BUSY_SECONDS it first works (prints a line every 50 ms) for that long; anything typed or
 pasted meanwhile is recorded as {"during_busy": ...}: a delivery that did not wait."""
 
@@ -46,8 +50,10 @@ def main(out: str, busy_seconds: float = 0.0) -> None:
     prompt = b"READY> "
     if placeholder:  # dim text, then the cursor back to where typing starts
         prompt += b"\x1b[2m" + placeholder + b"\x1b[0m" + b"\x1b[%dD" % len(placeholder)
-    os.write(sys.stdout.fileno(), b"\x1b[?2004h" + prompt)
+    keys = bool(os.environ.get("ZS_KEYS"))
+    os.write(sys.stdout.fileno(), (b"" if keys else b"\x1b[?2004h") + prompt)
     echo, swallow = bool(os.environ.get("ZS_ECHO")), bool(os.environ.get("ZS_SWALLOW"))
+    show_typed = bool(os.environ.get("ZS_TYPED"))
     swallow_next = False
     buf = b""
     paste: list[bytes] = []
@@ -78,6 +84,9 @@ def main(out: str, busy_seconds: float = 0.0) -> None:
                         continue
                     start = buf.find(START)
                     cr = buf.find(b"\r")
+                    if keys:
+                        lf = buf.find(b"\n")
+                        cr = lf if cr < 0 or 0 <= lf < cr else cr
                     if cr >= 0 and (start < 0 or cr < start):
                         typed += buf[:cr]
                         buf = buf[cr + 1 :]
@@ -99,6 +108,16 @@ def main(out: str, busy_seconds: float = 0.0) -> None:
                         continue
                     if len(buf) < len(START) and START.startswith(buf[:1]) and buf[:1] == b"\x1b":
                         break  # maybe a split start marker
+                    if show_typed:
+                        for key in buf.decode(errors="replace"):
+                            if key == "\x7f":
+                                typed = typed.decode(errors="replace")[:-1].encode()
+                                os.write(sys.stdout.fileno(), b"\x08 \x08")
+                            else:
+                                typed += key.encode()
+                                os.write(sys.stdout.fileno(), key.encode())
+                        buf = b""
+                        continue
                     typed += buf
                     buf = b""
     finally:

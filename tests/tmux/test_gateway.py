@@ -107,3 +107,36 @@ def test_a_dead_server_fails_pending_work_and_the_next_command_reconnects(
         assert client.reconnects == 1
 
     run(tmux_socket, body)
+
+
+def test_a_batch_runs_its_commands_in_one_go_and_answers_each(tmux_socket: str) -> None:
+    async def body(client: ControlClient) -> None:
+        pane = f"{ANCHOR}:"
+        ran, out = await client.batch(
+            [("display-message", "-p", "one"), ("set-buffer", "-b", "zs-b", "x;y")]
+            + [("display-message", "-p", "#{buffer_size}"), ("show-buffer", "-b", "zs-b")]
+        )
+        assert (ran, out) == (True, [["one"], [], ["3"], ["x;y"]])  # in order
+        # A condition true in the server at that moment: the commands; false: the others.
+        yes = "#{==:#{pane_in_mode},0}"
+        no = "#{==:#{pane_in_mode},1}"
+        other = [("display-message", "-p", "-t", pane, "mode #{pane_in_mode}")]
+        assert await client.batch([("display-message", "-p", "in")], when=(pane, yes)) == (
+            True,
+            [["in"]],
+        )
+        assert await client.batch(
+            [("display-message", "-p", "in")], when=(pane, no), otherwise=other
+        ) == (False, [["mode 0"]])
+        # The first failing command ends the batch and raises; the client stays in step.
+        with pytest.raises(TmuxError, match="can't find pane"):
+            await client.batch([("display-message", "-p", "a"), ("send-keys", "-t", "%999", "x")])
+        with pytest.raises(TmuxError, match="can't find pane"):
+            await client.batch([("send-keys", "-t", "%999", "x")], when=(pane, yes))
+        replies = await asyncio.gather(
+            *(client.batch([("display-message", "-p", f"r{i}")]) for i in range(50)),
+            *(client.command("display-message", "-p", f"c{i}") for i in range(50)),
+        )
+        assert replies == [(True, [[f"r{i}"]]) for i in range(50)] + [[f"c{i}"] for i in range(50)]
+
+    run(tmux_socket, body)

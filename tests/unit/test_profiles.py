@@ -97,3 +97,32 @@ def test_visible_drops_dim_and_grey_text_and_all_escapes() -> None:
     assert visible("\x1b[38;5;244mgrey\x1b[0m\x1b[1mbold\x1b[0m") == "bold"
     assert visible("\x1b[38;2;100;100;100mrgb grey\x1b[0m ok") == " ok"
     assert visible("\x1b[31mred\x1b[0m \x1b]8;;http://x\x07link\x1b]8;;\x07") == "red link"
+
+
+def test_every_shipped_profile_bounds_its_waits_and_frames_to_fit() -> None:
+    for path in PROFILES:
+        p = load_profile(path.stem)
+        assert p.max_hold > 0, path.stem  # every wait has an end
+        assert p.multiline == "paste" or p.envelope != "line", path.stem
+    line = load_profile("line")  # for programs that take one line at a time
+    assert (line.envelope, line.multiline, line.echo) == ("prefix", "join", True)
+    shell = load_profile("shell")
+    assert shell.echo and shell.envelope == "line" and shell.envelope_prefix == "\n# "
+
+
+@pytest.mark.parametrize(
+    ("toml", "error"),
+    [
+        ('multiline = "join"\n', "envelope cannot be a line of its own"),
+        ('envelope = "prefix"\njoin-with = "\\n"\n', "join-with must not hold a newline"),
+        ("max-hold = -1\n", "must be >= 0"),
+        ('envelope = "above"\n', "Invalid enum value 'above'"),
+    ],
+)
+def test_profiles_that_would_split_a_message_fail_loudly(
+    tmp_path: Path, toml: str, error: str
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=error):
+        load_profile(str(path))

@@ -1,6 +1,8 @@
 """``zs agent``: delivers messages into tmux panes. ``gateway`` speaks tmux control mode,
-``panes`` watches them, ``paste`` puts one message in, ``intents`` keeps a crash from pasting
-twice, ``profiles`` read each program's screen, ``service`` ties them to the router."""
+``panes`` watches them, ``screen`` reads what a pane shows, ``paste`` puts one message in
+(checked and recorded in the pane), ``delivery`` and ``window`` carry one message from its
+receipt to its outcome, ``intents`` keeps a crash from pasting twice, ``profiles`` read each
+program's screen, ``writer`` serves one name, ``service`` ties them to the router."""
 
 from __future__ import annotations
 

@@ -1,17 +1,25 @@
 """The tmux gateway: one persistent control-mode client (``tmux -C``) per tmux server.
 
 A fork of ``tmux`` costs ~1.8 ms a command here; a command over a control client ~0.06 ms
-(research/limits.md §6). The client attaches to a hidden anchor session (a bare ``tmux -C``
+(``python -m bench.tmux``). The client attaches to a hidden anchor session (a bare ``tmux -C``
 would create a stray session every time) with ``no-output,ignore-size``, writes one command
 per line and pairs each ``%begin … %end|%error`` reply block with its command, in order.
 
-Control-mode rules this module keeps (research/tmux-delivery.md §c, §5):
+Control-mode rules this module keeps (tmux(1), CONTROL MODE; docs/agent.md, "tmux traffic"):
 - every argument is quoted: an unquoted ``#`` starts a comment, ``;`` separates commands;
   bytes outside a small safe set travel as ``\\ooo`` octal escapes inside double quotes;
 - an empty line detaches the client, so none is ever written;
 - the error text of ``%error`` is the block's content;
 - ``%exit`` (the server died or detached us) fails what is pending; the next command
-  reconnects, and a plain subprocess serves meanwhile.
+  reconnects, and a plain subprocess serves meanwhile;
+- a batch (several commands on one line) runs in one go in the server, no other client's
+  command or key in between: tmux answers each command with a block of its own, stops the
+  line at the first error, and ``if-shell -F`` answers with an empty block and then one per
+  command of the branch it took. ``batch()`` ends every branch with a marker and collects
+  blocks up to the marker or the first error.
+
+A control client dies with the process that started it (Linux: ``PR_SET_PDEATHSIG``): an
+agent killed with SIGKILL leaves no orphaned ``tmux -C`` behind to keep a server alive.
 
 Other notifications (``%window-close``, ``%layout-change``...) go to ``on_notify`` if given.
 """
@@ -20,13 +28,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import itertools
+import os
+import signal
+import sys
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from zmqswarm.errors import ZmqswarmError
 
-__all__ = ["ANCHOR", "ControlClient", "TmuxError", "quote", "tmux_argv"]
+__all__ = ["ANCHOR", "ControlClient", "TmuxError", "all_of", "quote", "tmux_argv"]
 
 ANCHOR = "_zmqswarm"  # the hidden session control clients attach to
 
@@ -59,10 +72,35 @@ def tmux_argv(
     return [tmux]
 
 
-def command_line(args: tuple[str, ...]) -> bytes:
+def words(args: tuple[str, ...]) -> str:
     if not args:
         raise ValueError("empty tmux command")  # an empty line would detach the client
-    return (" ".join(quote(a) for a in args) + "\n").encode()
+    return " ".join(quote(a) for a in args)
+
+
+def command_line(args: tuple[str, ...]) -> bytes:
+    return (words(args) + "\n").encode()
+
+
+def command_list(commands: Sequence[tuple[str, ...]]) -> str:
+    """Several commands as one tmux command list (one word each for ``if-shell``)."""
+    return " ; ".join(words(c) for c in commands)
+
+
+def all_of(*conditions: str) -> str:
+    """A format that is 1 when every condition format is (``#{&&:}`` takes two)."""
+    out = conditions[-1]
+    for cond in reversed(conditions[:-1]):
+        out = f"#{{&&:{cond},{out}}}"
+    return out
+
+
+def _die_with_parent(parent: int) -> None:  # pragma: no cover - runs in the child
+    """In the forked tmux client: ask Linux for SIGTERM when the agent dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before the prctl
+        os._exit(1)
 
 
 class ControlClient:
@@ -93,7 +131,9 @@ class ControlClient:
         self.on_notify = on_notify
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._pending: deque[tuple[str, asyncio.Future[list[str]]]] = deque()
+        self._pending: deque[_Pending] = deque()
+        self._markers = itertools.count(1)
+        self._token = os.urandom(6).hex()
         self._connecting: asyncio.Lock | None = None  # asyncio's, per event loop: not a thread lock
         self.reconnects = 0
         self.fallbacks = 0
@@ -110,9 +150,38 @@ class ControlClient:
             return await self.run_subprocess(*args)  # no control client: fork meanwhile
         future: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
         assert proc.stdin is not None
-        self._pending.append((args[0], future))
+        self._pending.append(_Pending(args[0], future))
         proc.stdin.write(command_line(args))
         return await future
+
+    async def batch(
+        self,
+        commands: Sequence[tuple[str, ...]],
+        *,
+        when: tuple[str, str] | None = None,
+        otherwise: Sequence[tuple[str, ...]] = (),
+    ) -> tuple[bool, list[list[str]]]:
+        """Run ``commands`` on one line, in one go in the server; with ``when=(pane,
+        format)`` only if the format is true for that pane then, else ``otherwise``.
+
+        Returns (whether ``commands`` ran, the output lines of each command that ran, in
+        order). Raises TmuxError at the first command that fails; the rest did not run."""
+        marker = f"zs-{self._token}-{next(self._markers)}"  # no screen shows this by chance
+        yes, no = ("display-message", "-p", f"{marker}:1"), ("display-message", "-p", f"{marker}:0")
+        if when is None:
+            line = command_list([*commands, yes])
+        else:
+            pane, fmt = when
+            then = command_list([*commands, yes])
+            other = command_list([*otherwise, no])
+            line = words(("if-shell", "-F", "-t", pane, fmt, then, other))
+        proc = await self._connected()  # no fork fallback: a batch needs block boundaries
+        future: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+        assert proc.stdin is not None
+        self._pending.append(_Pending("batch", future, marker=marker, blocks=[]))
+        proc.stdin.write((line + "\n").encode())
+        ran, answers = _batch_result(await future, marker)
+        return ran, answers[1:] if when is not None else answers  # not if-shell's own block
 
     async def run_subprocess(self, *args: str, stdin: bytes | None = None) -> list[str]:
         """The fallback (and the way to pass a body too large for a command line)."""
@@ -152,9 +221,10 @@ class ControlClient:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.DEVNULL,
                 limit=1 << 24,  # a captured line can be long
+                preexec_fn=_child_setup(),
             )
             ready: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
-            self._pending.append(("attach-session", ready))  # attaching answers with a block
+            self._pending.append(_Pending("attach-session", ready))  # it answers with a block
             self._proc = proc
             self._reader = asyncio.create_task(self._read(proc), name="tmux-control-reader")
             await ready
@@ -199,19 +269,24 @@ class ControlClient:
     def _answer(self, lines: list[str], *, error: bool) -> None:
         if not self._pending:
             return  # a block nobody asked for
-        name, future = self._pending.popleft()
-        if future.done():
+        head = self._pending[0]
+        if head.blocks is not None and not error:
+            head.blocks.extend([*lines, "\x00"])  # NUL: a block boundary no output holds
+            if not (lines and lines[0].startswith(f"{head.marker}:")):
+                return  # more blocks of this batch to come
+        self._pending.popleft()
+        if head.future.done():
             return  # the caller was cancelled
         if error:
-            future.set_exception(TmuxError(name, "\n".join(lines) or "error"))
+            head.future.set_exception(TmuxError(head.name, "\n".join(lines) or "error"))
         else:
-            future.set_result(lines)
+            head.future.set_result(head.blocks if head.blocks is not None else lines)
 
     def _fail_pending(self, reason: str) -> None:
         while self._pending:
-            name, future = self._pending.popleft()
-            if not future.done():
-                future.set_exception(TmuxError(name, reason))
+            head = self._pending.popleft()
+            if not head.future.done():
+                head.future.set_exception(TmuxError(head.name, reason))
 
     async def close(self) -> None:
         proc, self._proc = self._proc, None
@@ -226,3 +301,42 @@ class ControlClient:
         if self._reader is not None:
             await self._reader
             self._reader = None
+
+
+class _Pending:
+    """A command waiting for its answer; a batch collects blocks up to its marker."""
+
+    __slots__ = ("blocks", "future", "marker", "name")
+
+    def __init__(
+        self,
+        name: str,
+        future: asyncio.Future[list[str]],
+        *,
+        marker: str = "",
+        blocks: list[str] | None = None,
+    ) -> None:
+        self.name = name
+        self.future = future
+        self.marker = marker
+        self.blocks = blocks
+
+
+def _batch_result(lines: list[str], marker: str) -> tuple[bool, list[list[str]]]:
+    """Split a batch's collected lines into the answers of its commands, minus the marker."""
+    blocks: list[list[str]] = [[]]
+    for line in lines:
+        if line == "\x00":
+            blocks.append([])
+        else:
+            blocks[-1].append(line)
+    blocks.pop()  # after the last boundary: nothing
+    last = blocks.pop()
+    return last == [f"{marker}:1"], blocks
+
+
+def _child_setup() -> Callable[[], None] | None:
+    if not sys.platform.startswith("linux"):
+        return None  # elsewhere an orphaned client lives until the server goes
+    parent = os.getpid()
+    return lambda: _die_with_parent(parent)

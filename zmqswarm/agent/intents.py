@@ -1,55 +1,71 @@
-"""The agent's intent journal: what it was about to paste, so a crash never pastes twice.
+"""The agent's intent journal: which pane a message was about to be pasted into, so that a
+crash never pastes it twice, and which messages are done, so that one delivered again is not
+pasted again either.
 
-One line per event, appended: ``I <ticket>`` (fsynced before the paste), ``P <ticket>`` (the
-paste command returned: the body is in the pane, maybe not yet submitted) and ``D <ticket>``
-(after the ack). On a redelivery, an ``I`` without a ``D`` means the outcome is unknown: the
-agent then looks for the ticket (its envelope carries it) in the pane's history instead of
-pasting again, and after a ``P`` it never pastes again at all: at most it presses Enter.
-The file is compacted to the unresolved intents when it grows.
+One line per event, appended: ``I <ticket> <pane>`` (fsynced before the paste) and
+``D <ticket>`` (after the ack). What happened between the two is not written here but in
+the pane itself: the paste and the Enter each set a pane option in the same tmux batch
+(zmqswarm.agent.paste), so the record cannot be split from the act by a crash, and dies with
+the pane like the text it records. On a delivery of a ticket with an open intent, the agent
+reads that pane (zmqswarm.agent.delivery.Delivery.resolve). Lines ``P <ticket>`` of journals
+written before this scheme read as intents with the pane unknown.
+
+The file is compacted to the open intents and the most recent done tickets when it grows.
 """
 
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 
 __all__ = ["IntentLog"]
 
 
 class IntentLog:
-    def __init__(self, path: str, *, compact_after: int = 10_000) -> None:
+    def __init__(self, path: str, *, compact_after: int = 10_000, keep_done: int = 4096) -> None:
         self.path = path
         self.compact_after = compact_after
-        self.open: dict[str, str] = {}  # unresolved ticket -> last stage: "I" or "P"
+        self.keep_done = keep_done
+        self.open: dict[str, str] = {}  # unresolved ticket -> pane ("" if not recorded)
+        self.finished: OrderedDict[str, None] = OrderedDict()  # most recent last
         self._lines = 0
         os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
         if os.path.exists(path):
             with open(path) as f:
                 for line in f:
-                    kind, _, ticket = line.rstrip("\n").partition(" ")
-                    if kind in ("I", "P"):
-                        self.open[ticket] = kind
+                    kind, _, rest = line.rstrip("\n").partition(" ")
+                    ticket, _, pane = rest.partition(" ")
+                    if kind == "I" or (kind == "P" and ticket not in self.open):
+                        self.open[ticket] = pane
                     elif kind == "D":
                         self.open.pop(ticket, None)
+                        self._remember(ticket)
                     self._lines += 1
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
-    def intend(self, ticket: str) -> None:
-        """Record that ``ticket`` is about to be pasted; durable before this returns."""
-        self.open[ticket] = "I"
-        self._write(f"I {ticket}\n")
+    def intend(self, ticket: str, pane: str) -> None:
+        """Record that ``ticket`` is about to be pasted into ``pane``; durable before this
+        returns."""
+        self.open[ticket] = pane
+        self._write(f"I {ticket} {pane}\n")
         os.fsync(self._fd)
 
-    def pasted(self, ticket: str) -> None:
-        """The paste went out. Not fsynced: this guards against the agent dying, and the
-        kernel keeps a dead process's writes; a power cut falls back to the history look-up."""
-        self.open[ticket] = "P"
-        self._write(f"P {ticket}\n")
-
     def done(self, ticket: str) -> None:
+        """After the ack. Not fsynced: losing it costs one look at the pane."""
         self.open.pop(ticket, None)
-        self._write(f"D {ticket}\n")  # losing this line only costs a history look-up
+        self._remember(ticket)
+        self._write(f"D {ticket}\n")
         if self._lines > self.compact_after:
             self._compact()
+
+    def was_done(self, ticket: str) -> bool:
+        return ticket in self.finished
+
+    def _remember(self, ticket: str) -> None:
+        self.finished[ticket] = None
+        self.finished.move_to_end(ticket)
+        while len(self.finished) > self.keep_done:
+            self.finished.popitem(last=False)
 
     def _write(self, line: str) -> None:
         os.write(self._fd, line.encode())
@@ -58,13 +74,14 @@ class IntentLog:
     def _compact(self) -> None:
         tmp = f"{self.path}.tmp"
         with open(tmp, "w") as f:
-            f.writelines(f"{stage} {t}\n" for t, stage in sorted(self.open.items()))
+            f.writelines(f"D {t}\n" for t in self.finished)
+            f.writelines(f"I {t} {pane}\n" for t, pane in sorted(self.open.items()))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
         os.close(self._fd)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND, 0o600)
-        self._lines = len(self.open)
+        self._lines = len(self.open) + len(self.finished)
 
     def close(self) -> None:
         os.close(self._fd)

@@ -35,14 +35,36 @@ import time
 import msgspec
 
 from zmqswarm.agent.gateway import ANCHOR, ControlClient, TmuxError
+from zmqswarm.agent.screen import Mark, Probe, squeeze
 
-__all__ = ["Pane", "PaneWatch", "parse_panes"]
+__all__ = ["Pane", "PaneWatch", "parse_panes", "parse_probe"]
 
 log = logging.getLogger("zmqswarm.agent")
 
 TAG = "@zs_agent"  # pane user option naming the agent a pane belongs to
 STATE = "@zs_state"  # pane user option set by the agent's own hooks: idle | busy
 PROFILE = "@zs_profile"  # pane user option: the readiness profile of the program in it
+# Set by the agent in the same batch as its paste / its Enter: what this pane last got from
+# us. They live and die with the pane, and no crash of ours can split them from the act.
+PASTED, ENTERED = "@zs_pasted", "@zs_entered"
+MARK = ("@zs_prompt", "@zs_first", "@zs_last")  # screen.Mark of the last paste
+
+PROBE = "\t".join(
+    f"#{{{f}}}"
+    for f in (
+        "pane_id",
+        "pane_dead",
+        "pane_in_mode",
+        "pane_input_off",
+        "cursor_x",
+        "cursor_y",
+        "history_size",
+        STATE,
+        PASTED,
+        ENTERED,
+        *MARK,
+    )
+)
 
 # Only what the writers read from the snapshot; live state (cursor, hook, copy mode, input
 # off) is asked per check with one display-message, since it changes between snapshots.
@@ -84,6 +106,30 @@ def parse_panes(lines: list[str]) -> dict[str, Pane]:
         activity = int(f[4]) if f[4].isdigit() else 0
         panes[f[0]] = Pane(f[0], f[1] == "1", f[2], f[3], activity)
     return panes
+
+
+def parse_probe(info: list[str], rows: list[str], history: int) -> Probe | None:
+    """A probe from its ``display-message`` line and capture (``history``: rows of history
+    asked for); None if the pane was not there."""
+    f = (info[0] if info else "").split("\t")
+    if len(f) != 13 or not f[0].startswith("%"):
+        return None
+    x, y, size = (int(v) if v.isdigit() else 0 for v in f[4:7])
+    return Probe(
+        pane=f[0],
+        dead=f[1] == "1",
+        in_mode=f[2] not in ("", "0"),
+        input_off=f[3] == "1",
+        x=x,
+        y=y,
+        history=size,
+        hook=f[7],
+        pasted=f[8],
+        entered=f[9],
+        mark=Mark(f[10], f[11], f[12]) if f[8] else None,
+        rows=rows,
+        row=min(history, size) + y,
+    )
 
 
 class PaneWatch:
@@ -148,14 +194,7 @@ class PaneWatch:
     async def sample(self, pane: str) -> tuple[list[str], float]:
         """The pane's screen now, and the loop time since which it has looked like this."""
         screen = await self.tmux.command("capture-pane", "-p", "-t", pane)
-        now = asyncio.get_running_loop().time()
-        digest = hash(tuple(screen))
-        seen = self._screens.get(pane)
-        if seen is None:
-            self._screens[pane] = seen = (digest, now - self._quiet_for(pane))
-        elif seen[0] != digest:
-            self._screens[pane] = seen = (digest, now)
-        return screen, seen[1]
+        return screen, self._seen(pane, screen)
 
     def _quiet_for(self, pane: str) -> float:
         """On first sight: how long the pane's window has shown no output, by tmux's
@@ -164,6 +203,33 @@ class PaneWatch:
         if info is None or not info.activity:
             return 0.0
         return max(0.0, time.time() - info.activity - 1.0)
+
+    async def probe(
+        self, pane: str, *, history: int = 0, styled: bool = False
+    ) -> tuple[Probe, list[str], float]:
+        """The pane now, in one batch: its state and its screen (with ``history`` rows of
+        history above), the screen with its attributes if ``styled`` (else []), and the loop
+        time since which the screen has looked like this. Raises TmuxError if it is gone."""
+        commands: list[tuple[str, ...]] = [("display-message", "-p", "-t", pane, PROBE)]
+        commands.append(("capture-pane", "-p", "-t", pane, "-S", str(-history) if history else "0"))
+        if styled:
+            commands.append(("capture-pane", "-p", "-e", "-t", pane))
+        _, answers = await self.tmux.batch(commands)
+        probe = parse_probe(answers[0], answers[1], history)
+        if probe is None:
+            raise TmuxError("display-message", f"no such pane {pane}")
+        since = self._seen(pane, probe.screen)
+        return probe, answers[2] if styled else [], since
+
+    def _seen(self, pane: str, screen: list[str]) -> float:
+        now = asyncio.get_running_loop().time()
+        digest = hash(tuple(screen))
+        seen = self._screens.get(pane)
+        if seen is None:
+            self._screens[pane] = seen = (digest, now - self._quiet_for(pane))
+        elif seen[0] != digest:
+            self._screens[pane] = seen = (digest, now)
+        return seen[1]
 
     async def capture_styled(self, pane: str) -> list[str]:
         """The screen with its SGR attributes (``capture-pane -e``), for dim-aware reading."""
@@ -203,9 +269,10 @@ class PaneWatch:
         return pane
 
     async def history_shows(self, pane: str, marker: str) -> bool:
-        """Whether ``marker`` appears anywhere in the pane's history (wrapped lines joined)."""
+        """Whether ``marker`` appears anywhere in the pane's history and screen, whitespace
+        aside (a terminal wraps a long line where it likes)."""
         lines = await self.tmux.command("capture-pane", "-p", "-J", "-S", "-", "-t", pane)
-        return any(marker in line for line in lines)
+        return squeeze(marker) in squeeze("".join(lines))
 
     async def refresh(self) -> None:
         try:

@@ -2,8 +2,11 @@
 (configs/profiles/*.toml), loaded into a frozen Struct; unknown keys fail loudly.
 
 A profile says how long the screen must be quiet, optionally a ``prompt`` regex for the
-cursor line (with a ``draft`` group: what a human has typed; non-empty means wait), and how
-the envelope line is prefixed (``# `` makes it a comment in shells and REPLs).
+cursor line (with a ``draft`` group: what a human has typed; non-empty means wait), whether
+the program shows what is typed (``echo``: then the agent checks its paste is alone in the
+input line before the Enter), the envelope's form (its own line, a prefix on the body's
+first line, or none) and what becomes of a multi-line body in a program that cannot take
+one paste of several lines, and how long a message may wait for the pane (``max-hold``).
 
 Full-screen agent TUIs (Claude Code, Codex) draw their composer anywhere and grey out
 placeholder text: ``prompt-anywhere`` looks for the prompt on any line, bottom up, and
@@ -17,6 +20,7 @@ import functools
 import os
 import re
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
@@ -25,11 +29,24 @@ from zmqswarm.errors import ConfigError
 __all__ = ["Profile", "Screen", "load_profile", "profile_dirs", "visible"]
 
 
+Envelope = Literal["line", "prefix", "none"]
+Multiline = Literal["paste", "join", "file"]
+
+
 class Profile(msgspec.Struct, forbid_unknown_fields=True, rename="kebab", frozen=True):
     quiet: float = 0.2  # seconds the screen must be unchanged
     prompt: str | None = None  # regex for the cursor line when ready; group "draft"
     busy: str | None = None  # regex: anywhere on the screen means working (spinner, "esc to...")
     envelope_prefix: str = ""
+    # line: the envelope on a line of its own above the body; prefix: before the body's
+    # first line ("<envelope> » <body>"); none: the body alone.
+    envelope: Envelope = "line"
+    # A body of several lines: paste it so (the program takes a bracketed paste whole), join
+    # its lines with ``join-with`` into one, or put it in a file and paste a pointer line.
+    multiline: Multiline = "paste"
+    join_with: str = " ⏎ "
+    echo: bool = False  # the program shows pasted text as it is, at the cursor
+    max_hold: float = 300.0  # seconds a message may wait for the pane; 0: no bound
     settle: float = 0.05  # seconds between the paste and the Enter
     # >0: each TAB becomes this many spaces. For programs that take a paste as typing (no
     # bracketed paste), where a TAB is the completion key and would never arrive.
@@ -97,8 +114,16 @@ def load_profile(name_or_path: str) -> Profile:
                 re.compile(regex)
             except re.error as exc:
                 raise ConfigError(f"profile {path}: bad {key} regex: {exc}") from exc
-    if profile.quiet < 0 or profile.settle < 0 or profile.expand_tabs < 0:
-        raise ConfigError(f"profile {path}: quiet, settle and expand-tabs must be >= 0")
+    if min(profile.quiet, profile.settle, profile.expand_tabs, profile.max_hold) < 0:
+        raise ConfigError(f"profile {path}: quiet, settle, expand-tabs and max-hold must be >= 0")
+    if profile.multiline != "paste" and profile.envelope == "line":
+        raise ConfigError(
+            f"profile {path}: multiline = {profile.multiline!r} is for programs that take one"
+            ' line at a time: their envelope cannot be a line of its own (envelope = "prefix"'
+            ' or "none")'
+        )
+    if "\n" in profile.join_with:
+        raise ConfigError(f"profile {path}: join-with must not hold a newline")
     return profile
 
 

@@ -230,6 +230,10 @@ class Client(BaseClient):
                 " or an AsyncClient"
             )
 
+    def _ticket_progress(self, seq: int) -> str:
+        self._run()  # reading a ticket is a call into the client: the engine turns
+        return super()._ticket_progress(seq)
+
     def _run(self) -> float:
         """One turn from a call that may come from anywhere: checks the thread first."""
         self._own()
