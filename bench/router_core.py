@@ -47,7 +47,7 @@ def core_pass(frames: list[list[bytes]]) -> float:
     core.handle(b"A", [encode(Hello(PROTOCOL_VERSION, "alice", 1, 10, False, 1))], 0.0)
     core.handle(b"B", [encode(Hello(PROTOCOL_VERSION, "bob", 1, 8192, False, 1))], 0.0)
     core.take_output(0.0)
-    bob_session = core.by_name["bob"].sid
+    bob_session = core.registry.by_name["bob"].sid
     start = time.perf_counter()
     for i, frame in enumerate(frames, 1):
         core.handle(b"A", frame, 1.0)

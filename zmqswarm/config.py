@@ -6,15 +6,12 @@ A config file has optional ``[router]`` and ``[client]`` tables; configs/ holds 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 
 from zmqswarm.errors import ConfigError
-from zmqswarm.protocol.client_core import ClientOptions
-
-if TYPE_CHECKING:
-    from zmqswarm.protocol.router_core import RouterOptions
+from zmqswarm.protocol.options import ClientOptions, RouterOptions
 
 __all__ = ["ClientConfig", "Config", "RouterConfig", "load_config"]
 
@@ -50,8 +47,6 @@ class RouterConfig(_Base, frozen=True):
     publish: list[str] | None = None
 
     def options(self) -> RouterOptions:
-        from zmqswarm.protocol.router_core import RouterOptions  # the client never needs it
-
         return self._to(RouterOptions)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from zmqswarm.protocol import ClientCore, ClientOptions, Failed, RouterCore, RouterOptions
-from zmqswarm.protocol.client_core import Accepted
+from zmqswarm.protocol.client_events import Accepted
 
 Parts = list[bytes]
 
@@ -85,7 +85,7 @@ class Sim:
         client = self.clients[name]
         client.link_down(self.now)
         if router_saw_it:
-            self.router.peer_gone(self.identity(name))
+            self.router.peer_gone(self.identity(name), self.now)
         client.link_up(self.now)
         self.pump_out()
 

@@ -22,7 +22,7 @@ from zmqswarm.protocol import (
     decode,
     encode,
 )
-from zmqswarm.protocol.client_core import Progressed
+from zmqswarm.protocol.client_events import Progressed
 from zmqswarm.protocol.frames import PROTOCOL_VERSION
 from zmqswarm.protocol.inbox import Inbound
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import msgspec
+import pytest
 
+from zmqswarm.errors import LocalProtocolError
 from zmqswarm.protocol import (
     PROTOCOL_VERSION,
     Ack,
@@ -29,6 +31,7 @@ from zmqswarm.protocol import (
     decode,
     encode,
 )
+from zmqswarm.protocol.sessions import ENDINGS
 
 from .sim import Sim
 
@@ -103,13 +106,13 @@ def test_a_gone_peer_ends_its_session_once_and_a_failed_delivery_is_not_counted(
     (first,) = [d for i, parts, d in out if i == bob and d]
     assert core.stats["delivered"] == 2
     core.undeliver(bob, first)  # the driver's send failed: EHOSTUNREACH
-    core.peer_gone(bob)
+    core.peer_gone(bob, 0.0)
     assert core.stats["delivered"] == 0 and core.stats["disconnected"] == 1
     assert [p.online for p in core.peers(0.0) if p.name == "bob"] == [False]
     assert [p.queued for p in core.peers(0.0) if p.name == "bob"] == [2]
     send(core, alice, [SendItem(3, "bob", prev=2)], base=3)
     assert not [f for i, f in replies(core) if isinstance(f, Deliver)]  # no session: no spin
-    core.peer_gone(bob)  # a second report changes nothing
+    core.peer_gone(bob, 0.0)  # a second report changes nothing
     assert core.stats["disconnected"] == 1
 
 
@@ -121,7 +124,7 @@ def test_a_ping_is_echoed_for_a_live_session_and_refused_for_a_gone_one() -> Non
     assert replies(core, 1.0) == [(bob, Heartbeat(5))]
     core.handle(bob, [encode(Heartbeat())], 1.0)  # nonce 0: a probe's echo, never answered
     assert replies(core, 1.0) == []
-    core.peer_gone(bob)
+    core.peer_gone(bob, 0.0)
     core.handle(bob, [encode(Heartbeat(6))], 2.0)
     assert [f.code for _, f in replies(core, 2.0) if isinstance(f, Nack)] == [Code.NOT_WELCOMED]
 
@@ -133,7 +136,7 @@ def test_welcome_says_whether_the_session_it_replaces_was_alive() -> None:
     hello(core, "bob", attempt=2, resume=w1.session)  # a reconnect, the session still alive
     (w2,) = [f for _, f in replies(core) if isinstance(f, Welcome)]
     assert w2.resumed and w2.liveness_ms == 800
-    core.peer_gone(bob)  # then it went silent for too long
+    core.peer_gone(bob, 0.0)  # then it went silent for too long
     hello(core, "bob", attempt=3, resume=w2.session)
     (w3,) = [f for _, f in replies(core) if isinstance(f, Welcome)]
     assert not w3.resumed
@@ -393,7 +396,7 @@ def test_a_recipient_may_drop_an_expired_message_and_it_becomes_a_dead_letter() 
     core.handle(bob, [encode(Ack(deliver.session, 1, [(1, note)]))], 1.6)
     assert (alice, Delivered(1, "expired", int(Code.EXPIRED), note)) in replies(core, 1.6)
     assert [(d.to, d.code) for d in core.dead] == [("bob", Code.EXPIRED)]
-    assert core.nbytes == 0  # released once, not twice
+    assert core.delivery.nbytes == 0  # released once, not twice
 
 
 def test_a_peer_s_state_is_listed_until_its_session_ends() -> None:
@@ -422,3 +425,57 @@ def test_a_known_sender_saying_hello_again_counts_as_resumed() -> None:
     assert core.stats["resumed"] == 1
     hello(core, "alice", epoch=2)  # a restarted alice is a new incarnation, not a resume
     assert core.stats["resumed"] == 1
+
+
+def test_draining_is_a_state_entered_once_and_refuses_new_mail() -> None:
+    core = RouterCore(epoch=7)
+    alice = hello(core, "alice")
+    replies(core)
+    core.begin_drain()
+    with pytest.raises(LocalProtocolError, match="'begin_drain' is not allowed in state"):
+        core.begin_drain()
+    send(core, alice, [SendItem(1, "bob")])
+    assert [f.code for _, f in replies(core) if isinstance(f, Nack)] == [Code.SHUTTING_DOWN]
+
+
+def test_a_session_ends_once_and_only_for_a_known_reason() -> None:
+    core = RouterCore(epoch=7)
+    bob = hello(core, "bob")
+    session = core.sessions.get(bob)
+    assert session is not None
+    with pytest.raises(LocalProtocolError, match="no such ending"):
+        core.sessions.end(session, "bored", 0.0)
+    core.sessions.end(session, "bye", 0.0)
+    with pytest.raises(LocalProtocolError, match="ended twice"):
+        core.sessions.end(session, "gone", 0.0)
+    assert set(ENDINGS) == {"bye", "gone", "resumed", "replaced", "taken_over"}
+
+
+def test_the_core_returns_log_lines_rate_limited_and_never_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    core = RouterCore(epoch=7)
+    for now in (0.0, 1.0, 2.0):
+        core.handle(b"x", [b"\xc1garbage"], now)
+    lines = core.take_logs()
+    assert len(lines) == 1 and "bad frame from b'x': BAD_FRAME" in lines[0]
+    assert core.stats["bad_frames"] == 3  # the counter carries the total
+    core.handle(b"x", [b"\xc1garbage"], 10.0)
+    assert len(core.take_logs()) == 1 and core.take_logs() == []
+    assert caplog.records == []
+
+
+def test_senders_queued_behind_a_held_message_hear_why_they_wait() -> None:
+    core = RouterCore(epoch=7)
+    alice, carol = hello(core, "alice", epoch=1), hello(core, "carol", epoch=2)
+    bob = hello(core, "bob", window=1)  # an agent: one message in the pane at a time
+    replies(core)
+    send(core, alice, [SendItem(1, "bob", notify=True)])
+    send(core, carol, [SendItem(1, "bob", notify=True)])
+    send(core, alice, [SendItem(2, "bob", prev=1)], base=1)  # no notify: not told
+    deliver = next(f for i, f in replies(core) if i == bob and isinstance(f, Deliver))
+    core.handle(bob, [encode(Hold(deliver.session, 1, "refused_draft: 'git sta'"))], 1.0)
+    out = replies(core, 1.0)
+    assert (alice, Held(1, "refused_draft: 'git sta'")) in out
+    assert (carol, Held(1, "queued: 1st behind alice/1/1, held: refused_draft: 'git sta'")) in out
+    assert len([f for _, f in out if isinstance(f, Held)]) == 2

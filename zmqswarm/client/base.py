@@ -24,7 +24,7 @@ from zmqswarm.errors import (
     RouterUnavailableError,
 )
 from zmqswarm.protocol import ClientCore, ClientOptions, Code
-from zmqswarm.protocol.client_core import Event, Refused, SessionDown, SessionUp
+from zmqswarm.protocol.client_events import Event, Refused, SessionDown, SessionUp
 from zmqswarm.transport import (
     clock,
     close_peer_socket,

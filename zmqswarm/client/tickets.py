@@ -13,7 +13,7 @@ from typing import Literal, Protocol
 import msgspec
 
 from zmqswarm.errors import DeliveryError
-from zmqswarm.protocol.client_core import Accepted, Event, Failed, Notified, Progressed
+from zmqswarm.protocol.client_events import Accepted, Event, Failed, Notified, Progressed
 from zmqswarm.protocol.inbox import MessageKey
 
 __all__ = ["Message", "MessageKey", "Outcome", "TicketBook", "TicketId", "TicketState", "WaitFor"]

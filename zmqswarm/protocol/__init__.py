@@ -11,7 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .client_core import ClientCore, ClientOptions
+    from .client_core import ClientCore
     from .codec import MAX_BATCH, MAX_HEADER, DecodeFailure, decode, encode, valid_name
     from .dead_letters import DeadLetter
     from .frames import (
@@ -46,20 +46,22 @@ if TYPE_CHECKING:
         Welcome,
     )
     from .inbox import Inbound, Inbox, MessageKey
-    from .router_core import RouterCore, RouterOptions
+    from .options import ClientOptions, RouterOptions
+    from .router_core import RouterCore
     from .send_window import Failed, SendWindow
     from .state_feed import LatencyWindow, StatePublisher, WatchedState
 
 
 # Names resolve on first use (PEP 562): a client never loads the router's core.
 _WHERE = {
-    **dict.fromkeys(["ClientCore", "ClientOptions"], "client_core"),
+    **dict.fromkeys(["ClientCore"], "client_core"),
+    **dict.fromkeys(["ClientOptions", "RouterOptions"], "options"),
     **dict.fromkeys(
         ["MAX_BATCH", "MAX_HEADER", "DecodeFailure", "decode", "encode", "valid_name"], "codec"
     ),
     **dict.fromkeys(["Inbound", "Inbox", "MessageKey"], "inbox"),
     **dict.fromkeys(["DeadLetter"], "dead_letters"),
-    **dict.fromkeys(["RouterCore", "RouterOptions"], "router_core"),
+    **dict.fromkeys(["RouterCore"], "router_core"),
     **dict.fromkeys(["Failed", "SendWindow"], "send_window"),
     **dict.fromkeys(["LatencyWindow", "StatePublisher", "WatchedState"], "state_feed"),
 }

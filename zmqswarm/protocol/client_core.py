@@ -20,12 +20,7 @@ allow raises ``LocalProtocolError``.
 Liveness is not this module's job: libzmq's ZMTP heartbeats keep a connection up while the
 process lives (its Python thread may be busy for minutes) and drop it when the process stops
 or the network dies; the driver reports that as ``link_down``. What this module adds is the
-lease. The router may end a session, and give the name and its unacked mail to another peer,
-once the session's connection has been silent for its liveness timeout (``Welcome.
-liveness_ms``). A process stopped that long (SIGSTOP, a suspended laptop, a debugger) cannot
-know it was, so it hands the application nothing until the router has confirmed the session
-within half that time: a ping (``Heartbeat`` with a nonce) the router echoes, or a Welcome.
-The clock passed in must keep counting while the process is stopped (CLOCK_BOOTTIME).
+lease (lease.py): nothing is handed over unless the router has lately confirmed the session.
 """
 
 from __future__ import annotations
@@ -33,10 +28,17 @@ from __future__ import annotations
 import random
 from collections import deque
 
-import msgspec
-
 from zmqswarm.errors import LocalProtocolError
 
+from .client_events import (
+    Accepted,
+    Event,
+    Notified,
+    Progressed,
+    Refused,
+    SessionDown,
+    SessionUp,
+)
 from .codec import MAX_BATCH, NAME_RULE, DecodeFailure, decode, encode, valid_name
 from .frames import (
     PROTOCOL_VERSION,
@@ -58,21 +60,11 @@ from .frames import (
     Welcome,
 )
 from .inbox import MAX_NOTE, Inbound, Inbox, MessageKey
-from .send_window import INF, Failed, SendWindow
+from .lease import Lease
+from .options import ClientOptions
+from .send_window import INF, SendWindow
 
-__all__ = [
-    "TRANSITIONS",
-    "Accepted",
-    "ClientCore",
-    "ClientOptions",
-    "Event",
-    "Failed",
-    "Notified",
-    "Progressed",
-    "Refused",
-    "SessionDown",
-    "SessionUp",
-]
+__all__ = ["TRANSITIONS", "ClientCore"]
 
 NEW, HELLO, READY, CLOSED, REFUSED = "new", "hello", "ready", "closed", "refused"
 
@@ -84,71 +76,6 @@ TRANSITIONS: dict[str, dict[str, str]] = {
     "close": {NEW: CLOSED, HELLO: CLOSED, READY: CLOSED, REFUSED: CLOSED},
 }
 """event -> {state it may happen in: the state it leads to}."""
-
-
-class ClientOptions(msgspec.Struct, frozen=True):
-    """Tuning of one peer. The defaults suit a local router; all are keyword-only overrides
-    on Client/AsyncClient."""
-
-    # Unreceipted messages held before send() pushes back. All of them are on the wire:
-    # send() hands its frame to libzmq at once, which carries it without our help.
-    max_outbox: int = 100_000
-    recv_window: int = 8192  # unacked deliveries the router may have out to us (credit)
-    max_payload: int = 1 << 20
-    # Acks are coalesced: the first after a quiet spell goes at once, then at most one per
-    # ack_delay (or sooner once a quarter of recv_window waits). They only return credit, so
-    # holding them back costs no latency and saves a frame and a router turn per message.
-    ack_delay: float = 0.002
-    heartbeat: float = 0.2  # ZMTP PING interval, run by libzmq's own I/O thread
-    heartbeat_timeout: float = 0.8  # no traffic for this long: the connection is dead
-    # Within a live connection no frame is lost, and a dropped one starts a new session that
-    # resends what it must at once: the resend timer is only a backstop, for a router that
-    # took a frame and never answered.
-    resend_after: float = 5.0
-    max_resend_after: float = 60.0
-    max_attempts: int = 0  # 0: resend until receipted or the ttl runs out
-    takeover: bool = False
-    send_only: bool = False  # never receive: may share a name with a live receiving peer
-
-
-class Accepted(msgspec.Struct, frozen=True):
-    """The router has these seqs: they are in their recipients' mailboxes."""
-
-    seqs: list[int]
-
-
-class Notified(msgspec.Struct, frozen=True):
-    """The router's final word on a ticket sent with ``notify``."""
-
-    seq: int
-    status: str
-    code: int
-    detail: str
-
-
-class Progressed(msgspec.Struct, frozen=True):
-    """The recipient holds ticket ``seq`` for ``reason`` (a ``notify`` ticket only)."""
-
-    seq: int
-    reason: str
-
-
-class SessionUp(msgspec.Struct, frozen=True):
-    router_epoch: int
-
-
-class SessionDown(msgspec.Struct, frozen=True):
-    reason: str
-
-
-class Refused(msgspec.Struct, frozen=True):
-    """The router refused the session for good (name taken, taken over, bad version)."""
-
-    code: Code
-    reason: str
-
-
-Event = Accepted | Failed | Notified | Progressed | SessionUp | SessionDown | Refused
 
 
 class ClientCore:
@@ -185,11 +112,7 @@ class ClientCore:
         self._hello_tries = 0
         self._hellos = 0  # every Hello sent: the Welcome must echo the latest
         self._hello_at = 0.0  # when the latest Hello left
-        self._lease = opts.heartbeat_timeout / 2  # until the router says its own timeout
-        self._lease_until = -INF  # hand messages over only before this
-        self._ping = 0  # nonce of the ping in flight (0: none)
-        self._ping_at = 0.0
-        self._pings = 0
+        self.lease = Lease(opts.heartbeat_timeout / 2, opts.heartbeat_timeout)
         self._link_down = False  # the connection dropped; Hello again once it is back
 
     # -- the state machine ----------------------------------------------------------------
@@ -252,16 +175,16 @@ class ClientCore:
         stream never waits; after a silence the first message waits for one round trip."""
         if not self._received or self.state != READY:
             return None
-        left = self._lease_until - now
-        if left < self._lease / 2 and not self._ping:
+        lease = self.lease
+        if lease.wants_ping(now):
             self._send_ping(now)
-        if left <= 0:
+        if not lease.holds(now):
             return None
         return self._received.popleft()
 
     def deliverable(self, now: float) -> bool:
         """Whether ``take_message`` would hand a message over now (no side effects)."""
-        return bool(self._received) and self.state == READY and now < self._lease_until
+        return bool(self._received) and self.state == READY and self.lease.holds(now)
 
     @property
     def has_output(self) -> bool:
@@ -302,9 +225,8 @@ class ClientCore:
             case Deliver():
                 self._on_deliver(frame, parts, now)
             case Heartbeat(nonce=nonce):
-                if nonce and nonce == self._ping and self.state == READY:
-                    self._lease_until = self._ping_at + self._lease
-                    self._ping = 0
+                if self.state == READY:
+                    self.lease.echoed(nonce)
             case Held(seq=seq, reason=reason):
                 self._events.append(Progressed(seq, reason))
             case Delivered(seq=seq, status=status, code=code, detail=detail):
@@ -322,14 +244,13 @@ class ClientCore:
         self._events.extend(self.window.tick(now))
         if self.state == HELLO and now >= self._hello_due:
             self._say_hello(now)
-        elif self._ping and now - self._ping_at >= self.options.heartbeat_timeout:
+        elif now >= self.lease.ping_due():
             self._send_ping(now)  # lost with a dropped connection: ask again
 
     def next_deadline(self) -> float:
         if self.state == READY:
             due = self.ack_due()
-            if self._ping:
-                due = min(due, self._ping_at + self.options.heartbeat_timeout)
+            due = min(due, self.lease.ping_due())
         elif self.state == HELLO:
             due = self._hello_due
         else:
@@ -392,9 +313,7 @@ class ClientCore:
             self._last_ack = now
 
     def _send_ping(self, now: float) -> None:
-        self._pings += 1
-        self._ping, self._ping_at = self._pings, now
-        self._emit([encode(Heartbeat(self._ping))])
+        self._emit([encode(Heartbeat(self.lease.new_ping(now)))])
 
     def _on_deliver(self, frame: Deliver, parts: list[bytes], now: float) -> None:
         if self.state != READY:
@@ -444,10 +363,10 @@ class ClientCore:
             self._received.clear()
         self._transition("welcome")
         self.router_epoch = frame.router_epoch
+        span = None
         if frame.liveness_ms:
-            self._lease = min(frame.liveness_ms / 1000, self.options.heartbeat_timeout) / 2
-        self._lease_until = self._hello_at + self._lease
-        self._ping = 0
+            span = min(frame.liveness_ms / 1000, self.options.heartbeat_timeout) / 2
+        self.lease.confirmed(self._hello_at, span)
         self._hello_tries = 0
         self._hello_due = INF
         self._accepted(*self.window.on_receipt(frame.acked, ()))
@@ -482,8 +401,7 @@ class ClientCore:
 
     def _lost(self, reason: str, now: float, *, hello: bool = True) -> None:
         self._transition("lost")
-        self._lease_until = -INF
-        self._ping = 0
+        self.lease.lost()
         self._events.append(SessionDown(reason))
         self._hello_tries = 0
         if hello:

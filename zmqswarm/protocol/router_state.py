@@ -1,7 +1,9 @@
-"""What the router holds, as data: its options, and the shapes RouterCore keeps per peer,
-per sender and per recipient. The decisions about them live in ``router_core``.
+"""What the router holds, as data: its options, and the shapes its core keeps per peer,
+per sender and per recipient. The decisions about them live in ``sessions``, ``accepting``
+and ``delivering``; ``router_core`` dispatches frames to them.
 
     session   one connected peer (routing identity -> name, epoch, credit window)
+    registry  every session, by identity, by name (receiving ones) and by (name, epoch)
     stream    one sender incarnation (name, epoch): the watermark that deduplicates its seqs
     mailbox   one recipient name: queue (accepted, not yet out) + inflight (out, not acked)
 """
@@ -14,36 +16,19 @@ from dataclasses import dataclass, field
 import msgspec
 
 from .frames import DeliverItem
+from .options import RouterOptions
 from .send_window import INF
 
-__all__ = ["Entry", "Mailbox", "Output", "RouterOptions", "Session", "Stream", "deliver_item"]
-
-
-class RouterOptions(msgspec.Struct, frozen=True):
-    heartbeat: float = 0.2  # ZMTP PING interval, run by libzmq's I/O thread
-    # A connection that carries nothing for this long is closed, and its session ends: the
-    # peer's process is stopped or dead, or the network is. A busy peer still answers (its
-    # libzmq thread does, without the GIL).
-    heartbeat_timeout: float = 0.8
-    max_payload: int = 1 << 20
-    mailbox_max_messages: int = 100_000
-    mailbox_max_bytes: int = 64 << 20
-    max_bytes: int = 1 << 30  # all payloads held, router-wide
-    max_mailboxes: int = 100_000
-    max_attempts: int = 10  # deliveries without an ack before a message is dead
-    dead_max: int = 10_000  # dead letters kept (oldest dropped, counted)
-    stream_ttl: float = 3600.0  # forget an idle sender's dedup watermark after this
-    retry_ms: int = 200  # hint sent with MAILBOX_FULL / ROUTER_FULL
-    max_inflight_bytes: int = 16 << 20  # per session, besides the peer's count window
-    # Receipts are coalesced per sender: the first after a quiet spell goes at once, then at
-    # most one per receipt_delay, or sooner once receipt_batch messages wait for one. A busy
-    # sender's I/O thread then wakes for a receipt every 2 ms, not for every message.
-    receipt_delay: float = 0.002
-    receipt_batch: int = 512
-    # Observers get an Update at most every publish_interval, only when something changed,
-    # and at least every publish_heartbeat so that they can tell quiet from gone.
-    publish_interval: float = 0.25
-    publish_heartbeat: float = 1.0
+__all__ = [
+    "Entry",
+    "Mailbox",
+    "Output",
+    "Registry",
+    "RouterOptions",
+    "Session",
+    "Stream",
+    "deliver_item",
+]
 
 
 class Entry(msgspec.Struct, gc=False):
@@ -92,6 +77,15 @@ class Session:
     dseq: int = 0
     send_only: bool = False  # never receives: not in by_name, its Acks and Holds ignored
     state: str = ""  # what the peer last said it is doing (PeerState)
+
+
+@dataclass(slots=True)
+class Registry:
+    """Who is connected. ``Sessions`` writes it; accepting and delivering read it."""
+
+    sessions: dict[bytes, Session] = field(default_factory=dict)  # by routing identity
+    by_name: dict[str, Session] = field(default_factory=dict)  # receiving sessions
+    by_stream: dict[tuple[str, int], Session] = field(default_factory=dict)  # every session
 
 
 @dataclass(slots=True)

@@ -238,6 +238,8 @@ class Router:
                 self._flush(now)
                 for update in core.take_updates(now):
                     self._publish(update)
+                for line in core.take_logs():
+                    log.warning("%s", line)
         except zmq.ContextTerminated:
             pass
         finally:
@@ -261,7 +263,7 @@ class Router:
             self._probe_at.pop(0)
             for identity in self.core.probe_targets():
                 if not self._reachable(identity):
-                    self.core.peer_gone(identity)
+                    self.core.peer_gone(identity, now)
         if self._probe_at:
             self._next_look = min(self._next_look, self._probe_at[0])
 
@@ -280,7 +282,7 @@ class Router:
                 if first_dseq:
                     core.undeliver(identity, first_dseq)  # back to the mailbox, uncounted
                 if exc.errno == errno.EHOSTUNREACH:
-                    core.peer_gone(identity)  # not retried on every turn: the session ends
+                    core.peer_gone(identity, now)  # not retried on every turn: it ends
                 elif exc.errno != errno.EAGAIN:  # EAGAIN: its pipe is full, try next turn
                     log.warning("send to %r failed: %s", identity, exc)
 
