@@ -268,3 +268,17 @@ def test_the_peer_state_is_said_once_ready_and_again_after_every_welcome() -> No
     core.receive(welcome(3, hello.attempt), 10.0)
     states = [f for p in core.outgoing(10.0) if isinstance(f := decode(p[0]), PeerState)]
     assert states == [PeerState("dead: no live pane")]  # the new session hears it again
+
+
+def test_takeover_is_for_the_first_session_only() -> None:
+    """A reconnect must never take the name: it would take it back from the peer that
+    replaced this one while it was stopped (found by the property test)."""
+    core = ClientCore("bob", epoch=7, options=ClientOptions(takeover=True))
+    core.connect(0.0)
+    (first,) = [f for p in core.outgoing(0.0) if isinstance(f := decode(p[0]), Hello)]
+    assert first.takeover
+    core.receive(welcome(1, first.attempt), 0.0)
+    core.link_down(1.0)
+    core.link_up(1.0)
+    (again,) = [f for p in core.outgoing(1.0) if isinstance(f := decode(p[0]), Hello)]
+    assert not again.takeover and again.resume == 1

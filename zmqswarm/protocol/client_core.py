@@ -339,7 +339,9 @@ class ClientCore:
             self.name,
             self.epoch,
             o.recv_window,
-            o.takeover,
+            # Take the name over only to start: a reconnect that did so would take it back
+            # from the peer that replaced this one while it was stopped.
+            o.takeover and not self.router_epoch,
             self._hellos,
             o.send_only,
             resume,
