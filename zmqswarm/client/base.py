@@ -105,11 +105,23 @@ class BaseClient:
         ``_PEEK`` (receipts come every few ms): a tight send loop does not ask the socket on
         every call."""
         if now >= self._next_peek:
-            self._next_peek = now + _PEEK
-            if now >= self._next_look:
-                self._look(now)
-            self._feed(now)
+            self._peek(now)
         self._step(now)
+
+    def _recv_turn(self, now: float) -> None:
+        """The turn after a recv() that found its message waiting: the engine steps at most
+        every ``_PEEK``, or when the hand-over asked for something (a ping for the lease)."""
+        if now >= self._next_peek:
+            self._peek(now)
+            self._step(now)
+        elif self._core.has_output:
+            self._flush(now)
+
+    def _peek(self, now: float) -> None:
+        self._next_peek = now + _PEEK
+        if now >= self._next_look:
+            self._look(now)
+        self._feed(now)
 
     def _look(self, now: float) -> None:
         """What the connection did (dropped, came back), from the socket's monitor. Asked

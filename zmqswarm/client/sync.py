@@ -154,12 +154,14 @@ class Client(BaseClient):
         self._own()
         self._check_usable()
         now = clock()
-        msg = self._next_message(now)
-        if msg is not None:  # taken already: a light turn, the socket asked at most every 0.5 ms
-            self._send_turn(now)
+        core = self._core
+        received = core.take_message(now)
+        if received is not None:  # taken already: a light turn
+            msg = self._message(received, now)
+            self._recv_turn(now)
         else:
             msg = self._wait_message(now, timeout)
-        if self.auto_ack and not self._core.deliverable(now):
+        if self.auto_ack and not core.deliverable(now):
             # The end of a burst: nothing else to batch its ack with, and no timer will send
             # it if the caller stops calling. Acked as recv() returns.
             self._flush_acks(now)

@@ -70,23 +70,27 @@ class Inbox(msgspec.Struct):
         new: list[Inbound] = []
         if frame.session != self.session:
             return new  # a stale session's frame: its messages come again in this one
-        high = self._high
-        for item, payload in zip(frame.items, payloads, strict=True):
-            if item.dseq != self._expected:
-                if item.dseq < self._expected:
+        high, unacked, expected, take = self._high, self._unacked, self._expected, new.append
+        for item, payload in zip(frame.items, payloads, strict=True):  # per message: locals
+            dseq = item.dseq
+            if dseq != expected:
+                if dseq < expected:
                     self._redelivered(item)  # a resend of one we took
                 else:
                     self.gap = True  # what follows comes again, in order, in a new session
                 continue
-            self._expected += 1
-            stream = (item.sender, item.epoch)
-            if item.seq <= high.get(stream, 0):
+            expected += 1
+            sender, epoch, seq = item.sender, item.epoch, item.seq
+            stream = (sender, epoch)
+            if seq <= high.get(stream, 0):
                 self._redelivered(item)
                 continue
-            high[stream] = item.seq
-            self._unacked[(item.sender, item.epoch, item.seq)] = item.dseq
-            expires = now + item.ttl_left_ms / 1000 if item.ttl_left_ms else 0.0
-            new.append(Inbound((item.sender, item.epoch, item.seq), payload, item.attempt, expires))
+            high[stream] = seq
+            key = (sender, epoch, seq)
+            unacked[key] = dseq
+            ttl = item.ttl_left_ms
+            take(Inbound(key, payload, item.attempt, now + ttl / 1000 if ttl else 0.0))
+        self._expected = expected
         if len(high) > self.max_streams:
             for stale in list(high)[: len(high) // 2]:
                 del high[stale]
