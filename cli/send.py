@@ -99,10 +99,10 @@ def run(
                     ticket.wait("delivered" if wait == "delivered" else "accepted", timeout)
             except ZsTimeoutError:
                 linger = 0
+                why = ticket.progress if wait == "delivered" else ""  # the recipient's word
                 if wait == "delivered" and not client.close(timeout=0):
-                    raise fail(
-                        UNREACHABLE, f"{ticket} accepted, not delivered within {timeout} s"
-                    ) from None
+                    late = f"{ticket} accepted, not delivered within {timeout} s"
+                    raise fail(UNREACHABLE, f"{late}: {why}" if why else late) from None
                 raise no_answer(where.url, timeout) from None
             except DeliveryError as exc:
                 if exc.code != "too_large":

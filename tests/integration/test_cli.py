@@ -367,3 +367,27 @@ def test_the_agent_logs_in_the_routers_format(procs: Procs) -> None:
     stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ zmqswarm\.agent: "
     assert all(re.match(stamp, line) for line in lines), lines
     assert "zs agent stopped: 0 delivered" in lines[-1]
+
+
+def test_send_waiting_for_delivery_says_why_it_was_not_delivered(procs: Procs) -> None:
+    """A recipient holds the message (a tmux agent says why its pane cannot take it): the
+    sender's `--wait delivered` times out with exit 3 and the recipient's own words."""
+    from zmqswarm import Client
+
+    procs.router()
+    with Client("bob", router=procs.url, auto_ack=False) as bob:
+        bob.wait_ready(10)
+        argv = ["send", "bob", "do it", "--router", procs.url, "--wait", "delivered"]
+        sender = subprocess.Popen(
+            [*ZS, *argv, "--timeout", "3"], env=ENV, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        msg = bob.recv(timeout=10)
+        msg.hold("refused_draft: a draft is typed: 'git sta'")
+        _, err = sender.communicate(timeout=30)
+    assert sender.returncode == 3
+    assert re.fullmatch(
+        r"zs: \S+ accepted, not delivered within 3\.0 s: refused_draft: a draft is typed:"
+        r" 'git sta'\n",
+        err,
+    ), err
