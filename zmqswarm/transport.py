@@ -161,16 +161,23 @@ def readable(sock: zmq.Socket[Any]) -> bool:
 
 
 def drain(sock: zmq.Socket[Any], limit: int) -> Iterator[list[bytes]]:
-    """Up to ``limit`` waiting multipart messages, without blocking. Read until zmq.Again
-    rather than asking ``readable`` first: a read finds a waiting message without a system
-    call, a question always makes one, and an empty socket costs one exception a turn."""
-    for _ in range(limit):
+    """Up to ``limit`` waiting multipart messages, without blocking. The first few are asked
+    for (``readable``, 1.4 us here), the rest read until zmq.Again (3.5 us, once): a turn
+    mostly finds zero or one message at a steady rate, and then builds no exception, while a
+    backlog pays one exception, not one system call per message."""
+    for taken in range(limit):
+        if taken < ASK_FIRST:
+            if not readable(sock):
+                return
+            yield recv_parts(sock, _NOBLOCK)
+            continue
         try:
             yield recv_parts(sock, _NOBLOCK)
         except zmq.Again:
             return
 
 
+ASK_FIRST = 2  # messages a drain asks for before it reads until zmq.Again
 _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
 _MORE = int(zmq.SNDMORE)

@@ -60,8 +60,8 @@ def test_an_observer_sees_mail_wait_then_drain(procs: Procs) -> None:
         first = next(updates)
         assert first.synced and "bob" not in first.peers
         with Client("alice", router=procs.url) as alice:
-            for i in range(5):
-                alice.send("bob", b"%d" % i).wait("accepted")
+            for i in range(5):  # notify: bob acks each as recv() returns it, idle or not
+                alice.send("bob", b"%d" % i, notify=True).wait("accepted")
         state = watch_until(
             updates, lambda s: "bob" in s.peers and s.peers["bob"].queued == 5, 10, "5 queued"
         )

@@ -282,3 +282,21 @@ def test_takeover_is_for_the_first_session_only() -> None:
     core.link_up(1.0)
     (again,) = [f for p in core.outgoing(1.0) if isinstance(f := decode(p[0]), Hello)]
     assert not again.takeover and again.resume == 1
+
+
+def test_an_ack_its_sender_waits_for_is_due_at_once_the_others_are_coalesced() -> None:
+    core = ready_core(ack_delay=0.002)
+    plain = [DeliverItem(d, "alice", 3, d, 1) for d in (1, 2)]
+    core.receive([encode(Deliver(1, plain)), b"x", b"x"], 1.0)
+    for msg in take_all(core, 1.0):
+        core.ack(msg.key)
+    assert acks(core, 1.0) == [2]  # the first after a quiet spell: at once
+    core.receive([encode(Deliver(1, [DeliverItem(3, "alice", 3, 3, 1)])), b"x"], 1.0001)
+    (msg,) = take_all(core, 1.0001)
+    core.ack(msg.key)
+    assert core.ack_due() == 1.002 and acks(core, 1.0001) == []  # coalesced
+    waited = DeliverItem(4, "alice", 3, 4, 1, notify=True)  # `zs send --wait delivered`
+    core.receive([encode(Deliver(1, [waited])), b"x"], 1.0002)
+    (msg,) = take_all(core, 1.0002)
+    core.ack(msg.key)
+    assert core.ack_due() == 0.0 and acks(core, 1.0002) == [4]  # its sender waits: now

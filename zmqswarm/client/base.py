@@ -160,11 +160,6 @@ class BaseClient:
         for parts in self._core.outgoing(now):
             send_parts(sock, parts)
 
-    def _flush_acks(self, now: float) -> None:
-        """Send the Ack owed now, whatever the coalescing delay."""
-        self._core.flush_acks(now)
-        self._flush(now)
-
     def _on_events(self, events: list[Event]) -> None:
         self._book.on_events(events)
         if any(isinstance(ev, SessionUp | SessionDown | Refused) for ev in events):

@@ -161,10 +161,11 @@ class Client(BaseClient):
             self._recv_turn(now)
         else:
             msg = self._wait_message(now, timeout)
-        if self.auto_ack and not core.deliverable(now):
-            # The end of a burst: nothing else to batch its ack with, and no timer will send
-            # it if the caller stops calling. Acked as recv() returns.
-            self._flush_acks(now)
+        if self.auto_ack and now >= core.ack_due():
+            # Its ack is due now (its sender waits on it, or the last went out a while ago):
+            # sent as recv() returns. Else it goes within ack_delay while the caller keeps
+            # calling (a blocking wait wakes for it), or on its next call.
+            self._flush(now)
         return msg
 
     def _wait_message(self, now: float, timeout: float | None) -> Message:

@@ -260,9 +260,10 @@ class ClientCore:
     def ack_due(self) -> float:
         """When the Ack owed for what was acked so far must leave: the one deadline that
         ``ack()`` can bring forward (``next_deadline()`` for the price of a subtraction)."""
-        backlog = self.inbox.ack_backlog
-        if backlog >= self._ack_batch:
-            return 0.0
+        inbox = self.inbox
+        backlog = inbox.ack_backlog
+        if backlog >= self._ack_batch or (backlog and inbox.urgent):
+            return 0.0  # credit to return, or a sender waiting on the outcome
         return self._last_ack + self.options.ack_delay if backlog else INF
 
     def outgoing(self, now: float) -> list[list[bytes]]:
@@ -270,10 +271,7 @@ class ClientCore:
         its Welcome: the router takes a connection's frames in order, so they land in the
         new session (a send right after connecting leaves at once, not on a later call)."""
         if self.state == READY:
-            backlog = self.inbox.ack_backlog
-            if backlog > 0 and (
-                backlog >= self._ack_batch or now >= self._last_ack + self.options.ack_delay
-            ):
+            if now >= self.ack_due():
                 self._send_ack(now)
         if self.state == READY or (self.state == HELLO and not self._link_down):
             window = self.window
@@ -283,11 +281,6 @@ class ClientCore:
                 self.send_frames += 1
         out, self._out = self._out, []
         return out
-
-    def flush_acks(self, now: float) -> None:
-        """Emit the Ack owed for what was acked so far now, not after ``ack_delay``."""
-        if self.state == READY:
-            self._send_ack(now)
 
     def events(self) -> list[Event]:
         out, self._events = self._events, []

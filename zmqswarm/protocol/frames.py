@@ -180,7 +180,8 @@ class Nack(Frame, tag=5, frozen=True):
 class DeliverItem(msgspec.Struct, array_like=True, frozen=True):
     """One message in a ``Deliver`` batch. ``dseq`` numbers deliveries within the session;
     (sender, epoch, seq) is the sender's ticket; ``attempt`` counts deliveries of it;
-    ``ttl_left_ms`` (0: none) is how long the message had left to live when it was sent."""
+    ``ttl_left_ms`` (0: none) is how long the message had left to live when it was sent;
+    ``notify``: its sender waits for the outcome, so its Ack should not be held back."""
 
     dseq: int
     sender: str
@@ -188,6 +189,7 @@ class DeliverItem(msgspec.Struct, array_like=True, frozen=True):
     seq: int
     attempt: int = 1
     ttl_left_ms: int = 0
+    notify: bool = False
 
 
 class Deliver(Frame, tag=6, frozen=True):

@@ -54,6 +54,8 @@ class Inbox(msgspec.Struct):
     _sent_upto: int = 0  # cumulative ack last told to the router
     _notes: list[tuple[int, str]] = msgspec.field(default_factory=list)  # (dseq, note) to send
     gap: bool = False  # a Deliver skipped dseqs: this session lost frames, start another
+    urgent: bool = False  # an acked message's sender waits for the outcome: ack now
+    _waited_on: set[MessageKey] = msgspec.field(default_factory=set)  # notify, unacked
 
     def reset_session(self, session: int) -> None:
         """A new router session: delivery numbers start again at 1."""
@@ -88,6 +90,8 @@ class Inbox(msgspec.Struct):
             high[stream] = seq
             key = (sender, epoch, seq)
             unacked[key] = dseq
+            if item.notify:
+                self._waited_on.add(key)
             ttl = item.ttl_left_ms
             take(Inbound(key, payload, item.attempt, now + ttl / 1000 if ttl else 0.0))
         self._expected = expected
@@ -104,6 +108,7 @@ class Inbox(msgspec.Struct):
         for msg in taken:
             sender, epoch, seq = msg.key
             self._unacked.pop(msg.key, None)
+            self._waited_on.discard(msg.key)
             stream = (sender, epoch)
             first[stream] = min(seq, first.get(stream, seq))
         for stream, seq in first.items():
@@ -115,6 +120,9 @@ class Inbox(msgspec.Struct):
         if dseq:
             if note:
                 self._notes.append((dseq, note[:MAX_NOTE]))
+            if self._waited_on and key in self._waited_on:
+                self._waited_on.discard(key)
+                self.urgent = True
             self._ack_dseq(dseq)
 
     def dseq_of(self, key: MessageKey) -> int:
@@ -131,6 +139,7 @@ class Inbox(msgspec.Struct):
         """The cumulative ack to send, if it moved since the last one sent."""
         if self._acked_upto > self._sent_upto:
             self._sent_upto = self._acked_upto
+            self.urgent = False
             return self._acked_upto
         return None
 

@@ -102,4 +102,6 @@ Output = tuple[bytes, list[bytes], int]
 def deliver_item(dseq: int, entry: Entry, now: float) -> DeliverItem:
     """How ``entry`` is described to its recipient, in a first delivery or a resend alike."""
     ttl_left = 0 if entry.expires == INF else max(1, int((entry.expires - now) * 1000))
-    return DeliverItem(dseq, entry.sender, entry.epoch, entry.seq, entry.attempts, ttl_left)
+    return DeliverItem(
+        dseq, entry.sender, entry.epoch, entry.seq, entry.attempts, ttl_left, entry.notify
+    )
