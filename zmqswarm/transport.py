@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 import zmq
 
 from zmqswarm.errors import ConfigError
+from zmqswarm.protocol.codec import MAX_EPOCH
 
 if TYPE_CHECKING:  # pathlib costs ~10 ms to import: `zs send` never needs it
     from pathlib import Path
@@ -56,11 +57,14 @@ def ipc_path(url: str) -> Path | None:
 
 
 def new_epoch() -> int:
-    """A fresh 62-bit incarnation number: unique per process start, never reused."""
-    return (int.from_bytes(os.urandom(8), "little") >> 2) | 1
+    """A fresh random incarnation number in 1..MAX_EPOCH (53 bits, so that a JavaScript peer
+    reads it exactly): unique per process start, never reused."""
+    return (int.from_bytes(os.urandom(7), "little") & MAX_EPOCH) | 1
 
 
 def routing_id(name: str, epoch: int) -> bytes:
+    """``NAME/EPOCH``, the epoch in lowercase hex without padding. One per process: libzmq
+    reconnects with it, and the router (ROUTER_HANDOVER) gives it to the newest connection."""
     return f"{name}/{epoch:x}".encode()
 
 

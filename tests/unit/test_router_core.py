@@ -188,6 +188,21 @@ def test_bad_input_is_refused_counted_and_the_router_keeps_serving() -> None:
     assert any(i == bob and isinstance(f, Deliver) for i, f in out)
 
 
+def test_a_hello_whose_epoch_is_outside_53_bits_is_refused() -> None:
+    """Epochs are 1..2^53-1, exact in JavaScript's numbers: anything else opens no session."""
+    core = RouterCore(epoch=7)
+    for epoch in (0, 1 << 53, 1 << 63):
+        ident = hello(core, "bob", epoch, attempt=1)
+        [(who, nack)] = replies(core)
+        assert who == ident and isinstance(nack, Nack)
+        assert (nack.seq, nack.code) == (0, Code.BAD_FRAME)
+        assert f"Hello.epoch {epoch} is outside 1..2^53-1" in nack.reason
+    assert core.stats["bad_frames"] == 3 and not core.registry.sessions
+    for name, epoch in (("bob", 1), ("carol", (1 << 53) - 1)):
+        hello(core, name, epoch, attempt=1)
+        assert [type(f) for _, f in replies(core)] == [Welcome]
+
+
 def test_wrong_version_and_invalid_names() -> None:
     core = RouterCore(epoch=7)
     core.handle(b"x", [encode(Hello(PROTOCOL_VERSION + 1, "bob", 1))], 0.0)

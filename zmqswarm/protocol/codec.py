@@ -17,6 +17,7 @@ from .frames import AnyFrame, Code, Frame
 
 __all__ = [
     "MAX_BATCH",
+    "MAX_EPOCH",
     "MAX_HEADER",
     "MAX_NAME",
     "NAME_RULE",
@@ -29,6 +30,8 @@ __all__ = [
 MAX_HEADER = 64 * 1024  # bytes in one header part
 MAX_BATCH = 1024  # items in one Send or Deliver
 MAX_NAME = 128  # characters in a peer name
+# Epochs stay exact in a float64 (JavaScript's safe integers): a peer's epoch is 1..MAX_EPOCH.
+MAX_EPOCH = (1 << 53) - 1
 
 # A name starts with a letter or digit; '$' is reserved for the router's own mailboxes.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+\-]*\Z")

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from zmqswarm.errors import LocalProtocolError
 
 from .accepting import Acceptor
-from .codec import NAME_RULE, encode, valid_name
+from .codec import MAX_EPOCH, NAME_RULE, encode, valid_name
 from .delivering import Delivery
 from .effects import Effects
 from .frames import PROTOCOL_VERSION, Code, Hello, Welcome
@@ -67,6 +67,12 @@ class Sessions:
         if hello.version != PROTOCOL_VERSION:
             reason = f"protocol version {hello.version} not supported (want {PROTOCOL_VERSION})"
             self.fx.nack(identity, 0, Code.BAD_VERSION, reason)
+            return
+        if not 1 <= hello.epoch <= MAX_EPOCH:
+            reason = f"Hello.epoch {hello.epoch} is outside 1..2^53-1 ({MAX_EPOCH})"
+            self.fx.stats["bad_frames"] += 1
+            self.fx.nack(identity, 0, Code.BAD_FRAME, reason)
+            self.fx.log("bad_frame", f"refused a Hello from {identity!r}: {reason}", now)
             return
         if not valid_name(hello.name):
             reason = f"invalid peer name {hello.name!r}: {NAME_RULE}"
