@@ -300,3 +300,19 @@ def test_an_ack_its_sender_waits_for_is_due_at_once_the_others_are_coalesced() -
     (msg,) = take_all(core, 1.0002)
     core.ack(msg.key)
     assert core.ack_due() == 0.0 and acks(core, 1.0002) == [4]  # its sender waits: now
+
+
+def test_mail_read_after_the_connection_dropped_arrived_before_and_is_kept() -> None:
+    """The loop reads the monitor (dropped) before the socket's last Deliver frames: they
+    belong to the session still held. After a router restart nobody else has them: they are
+    handed over; the same router, not resuming the session, makes them be forgotten."""
+    for router, resumed, kept in ((2, False, [1, 2]), (1, False, []), (1, True, [1, 2])):
+        core = ready_core(ack_delay=0.0)
+        core.link_down(0.1)
+        items = [DeliverItem(d, "alice", 3, d, 1) for d in (1, 2)]
+        core.receive([encode(Deliver(1, items)), b"1", b"2"], 0.1)
+        assert core.received_waiting == 2 and core.take_message(0.1) is None
+        core.link_up(0.2)
+        (hello,) = [f for p in core.outgoing(0.2) if isinstance(f := decode(p[0]), Hello)]
+        core.receive(welcome(2, hello.attempt, resumed=resumed, router=router), 0.2)
+        assert [m.key[2] for m in take_all(core, 0.2)] == kept, (router, resumed)

@@ -309,9 +309,14 @@ class ClientCore:
         self._emit([encode(Heartbeat(self.lease.new_ping(now)))])
 
     def _on_deliver(self, frame: Deliver, parts: list[bytes], now: float) -> None:
-        if self.state != READY:
-            return  # an old session's delivery: it comes again after the Welcome
-        if frame.session > self.inbox.session:
+        if self.state == HELLO:
+            # Read after the connection dropped, it arrived before: still this session's.
+            # Taken (not handed over): the Welcome decides whether the name stayed ours.
+            if frame.session != self.inbox.session or not self.router_epoch:
+                return  # an older session's: it comes again after the Welcome
+        elif self.state != READY:
+            return
+        elif frame.session > self.inbox.session:
             # The router opened a session whose Welcome we never saw: start again.
             self._lost("missed a Welcome", now)
             return

@@ -250,7 +250,8 @@ class Router:
         except zmq.ContextTerminated:
             pass
         finally:
-            self.close()
+            # A clean stop lets what it sent last leave (a drained Deliver, a receipt).
+            self.close(linger=0.5 if self._stop_at is not None else 0.0)
 
     def _reachable(self, identity: bytes) -> bool:
         """Probe: ROUTER_MANDATORY fails at once if the peer's connection is gone."""
@@ -299,13 +300,13 @@ class Router:
         except zmq.Again:  # PUB drops at its HWM anyway; the Update's number tells observers
             pass
 
-    def close(self) -> None:
+    def close(self, linger: float = 0.0) -> None:
         monitor = getattr(self, "monitor", None)
         if monitor is not None and not monitor.closed:
             self.sock.disable_monitor()
             monitor.close(0)
         if not self.sock.closed:
-            self.sock.close(0)
+            self.sock.close(int(linger * 1000))
         pub = getattr(self, "pub", None)
         if pub is not None and not pub.closed:
             pub.close(0)
