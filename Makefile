@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: all test lint unit demo bench clean tmux
+.PHONY: all test lint unit demo bench clean tmux nft
 
 all: test
 
@@ -23,12 +23,19 @@ tmux:
 	  (apt-get update -qq && apt-get install -y -qq tmux) || \
 	  (sudo apt-get update -qq && sudo apt-get install -y -qq tmux); }
 
+# The one-way network drop test runs inside network namespaces it makes, with nft; without
+# nft (or root) it skips and says why.
+nft:
+	@command -v nft >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || { \
+	  echo "installing nftables with apt-get"; \
+	  (apt-get update -qq && apt-get install -y -qq nftables) || true; }
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP) tmux lint
+test: $(STAMP) tmux nft lint
 	$(BIN)/pytest
 
 unit: $(STAMP)

@@ -34,11 +34,22 @@ class Procs:
         self.children: list[subprocess.Popen[str]] = []
 
     def spawn(
-        self, *args: str, stdout: int | None = subprocess.PIPE, env: dict[str, str] | None = None
+        self,
+        *args: str,
+        stdout: int | None = subprocess.PIPE,
+        env: dict[str, str] | None = None,
+        netns: str | None = None,
     ) -> subprocess.Popen[str]:
+        """Python with ``args``; inside network namespace ``netns`` if given (`ip netns exec`
+        execs the command: the pid is Python's own)."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        prefix = ["ip", "netns", "exec", netns] if netns else []
         proc = subprocess.Popen(
-            [sys.executable, *args], stdout=stdout, stderr=subprocess.PIPE, text=True, env=env
+            [*prefix, sys.executable, *args],
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         self.children.append(proc)
         return proc
@@ -81,7 +92,7 @@ def read_lines(path: Path) -> list[tuple[str, str, int]]:
     complete = text[: text.rfind("\n") + 1]
     out = []
     for line in complete.splitlines():
-        sender, payload, attempt = line.split(" ")
+        sender, payload, attempt = line.split(" ")[:3]  # a 4th field: when it was handed
         out.append((sender, payload, int(attempt)))
     return out
 

@@ -11,14 +11,27 @@ busy NAME URL COUNT TO SECONDS          sends COUNT messages to TO stamped with
                                         (the attempt of each) once nothing comes for 2 s
 hold NAME URL COUNT                     receives COUNT messages without acking them, prints
                                         HOLDING, then sleeps until killed
+take NAME URL OUT [options]             a recipient for fault tests: appends "sender payload
+                                        attempt handed_ns" to OUT as each message is handed
+                                        over (time.monotonic_ns() as recv() returns), then
+                                        acks it; --delay MS: a slow application (sleeps after
+                                        each); --stop-after N: SIGSTOPs itself after the Nth
+                                        (prints STOPPING N first); --leave-after N: closes
+                                        after the Nth; --last PAYLOAD: done once that one is
+                                        handed; --until FILE: done once FILE exists. Prints
+                                        DONE n, LEFT n, NAME_TAKEN n or IDLE n (n: handed)
 """
 
 from __future__ import annotations
 
+import argparse
+import os
+import signal
 import sys
 import time
+from pathlib import Path
 
-from zmqswarm import Client, ZsTimeoutError
+from zmqswarm import Client, NameTakenError, ZsTimeoutError
 
 
 def send(name: str, url: str, count: int, recipients: list[str], rate: float = 0) -> None:
@@ -72,11 +85,62 @@ def hold(name: str, url: str, count: int) -> None:
     time.sleep(3600)
 
 
+def take(argv: list[str]) -> None:
+    ap = argparse.ArgumentParser(prog="peer.py take")
+    ap.add_argument("name")
+    ap.add_argument("url")
+    ap.add_argument("out")
+    ap.add_argument("--delay", type=float, default=0.0)
+    ap.add_argument("--stop-after", type=int, default=0)
+    ap.add_argument("--leave-after", type=int, default=0)
+    ap.add_argument("--last", default="")
+    ap.add_argument("--until", type=Path)
+    ap.add_argument("--idle", type=float, default=30.0)
+    a = ap.parse_args(argv)
+    handed = 0
+    seen_last = False
+    quiet_since = time.monotonic()
+    client = Client(a.name, router=a.url, auto_ack=False)
+    with client, open(a.out, "a") as f:
+        while not (a.until.exists() if a.until else seen_last):
+            try:
+                msg = client.recv(timeout=0.1)
+            except ZsTimeoutError:
+                if time.monotonic() - quiet_since > a.idle:
+                    say(f"IDLE {handed}")
+                    return
+                continue
+            except NameTakenError:
+                say(f"NAME_TAKEN {handed}")
+                return
+            at = time.monotonic_ns()  # handed over: recv() has returned it
+            f.write(f"{msg.sender} {msg.text} {msg.attempt} {at}\n")
+            f.flush()
+            msg.ack()
+            handed += 1
+            quiet_since = time.monotonic()
+            seen_last = seen_last or msg.text == a.last
+            if handed == a.stop_after:
+                # Frozen here, between two hand-overs with a backlog taken: every line
+                # written from now on was handed over after the stop.
+                say(f"STOPPING {handed}")
+                os.kill(os.getpid(), signal.SIGSTOP)
+            if handed == a.leave_after:
+                say(f"LEFT {handed}")
+                return
+            if a.delay:
+                time.sleep(a.delay / 1000)  # the application's own work, not a sync
+    say(f"DONE {handed}")
+
+
 def say(line: str) -> None:
     print(line, flush=True)  # noqa: T201 - the test reads this line
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "take":
+        take(sys.argv[2:])
+        sys.exit()
     mode, name, url, count = sys.argv[1:5]
     rest = sys.argv[5:]
     if mode == "send":

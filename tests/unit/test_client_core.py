@@ -227,21 +227,22 @@ def test_hold_names_the_delivery_and_a_held_notice_becomes_progress() -> None:
 
 
 def test_resends_behind_waiting_fresh_messages_leave_in_seq_order() -> None:
-    """A refused chain comes back while later seqs still wait for room in the window: the
-    resends are merged in ascending order (they used to be sorted into the queue one by one,
-    which was quadratic: minutes of CPU for 20k messages behind a full mailbox)."""
+    """A refused chain comes back while later seqs still wait for room in the window: they
+    all leave in ascending order, settled ones skipped (sorting resends into the queue one by
+    one was once quadratic: minutes of CPU for 20k messages behind a full mailbox)."""
     from zmqswarm.protocol import Code, SendWindow
 
     window = SendWindow(window=4, resend_after=10.0)
     for _ in range(8):
         window.submit("bob", b"x", 0.0, False, 0)
     assert [m.seq for m in window.take(0.0, 100)] == [1, 2, 3, 4]  # 5-8 wait for room
-    window.on_nack(1, Code.MAILBOX_FULL, "full", 200, 0.0)  # 1-4 to come back later
-    window.tick(1.0)  # their retry time: requeued behind 5-8
-    window.on_receipt(0, [2, 3])  # settled meanwhile: skipped, not resent
-    assert [m.seq for m in window.take(1.0, 100)] == [1, 4]  # the window: below base 1 + 4
-    window.on_receipt(1, [4])
-    assert [m.seq for m in window.take(1.0, 100)] == [5, 6, 7, 8]
+    window.on_nack(1, Code.MAILBOX_FULL, "full", 200, 0.0)  # 2-8 wait behind 1
+    window.tick(1.0)
+    assert [m.seq for m in window.take(1.0, 100)] == [1]
+    window.on_receipt(1, [3])  # 1 accepted (3 too, meanwhile): the chain goes, in order
+    assert [m.seq for m in window.take(1.0, 100)] == [2, 4, 5]  # the window: below 2 + 4
+    window.on_receipt(2, [4])
+    assert [m.seq for m in window.take(1.0, 100)] == [6, 7, 8]
 
 
 def test_the_peer_state_is_said_once_ready_and_again_after_every_welcome() -> None:
@@ -316,3 +317,92 @@ def test_mail_read_after_the_connection_dropped_arrived_before_and_is_kept() -> 
         (hello,) = [f for p in core.outgoing(0.2) if isinstance(f := decode(p[0]), Hello)]
         core.receive(welcome(2, hello.attempt, resumed=resumed, router=router), 0.2)
         assert [m.key[2] for m in take_all(core, 0.2)] == kept, (router, resumed)
+
+
+def test_a_client_whose_link_is_down_says_hello_only_once_it_is_back() -> None:
+    """A Hello said while the link is down waits in libzmq's queue for the next connection
+    and arrives stale there, opening a session that the next one ends (found by the one-way
+    drop fault test: five such Hellos for a 15 s drop)."""
+    core = ready_core(ack_delay=0.0)
+    core.link_down(1.0)
+    stale = []
+    for i in range(1500):  # the link down for 15 s, the driver turning every 10 ms
+        now = 1.0 + i / 100
+        core.tick(now)
+        stale += [f for p in core.outgoing(now) if isinstance(f := decode(p[0]), Hello)]
+    assert stale == []  # each would wait in libzmq's queue for the next connection
+    core.link_up(16.0)
+    assert [type(decode(p[0])) for p in core.outgoing(16.0)] == [Hello]
+
+
+def test_a_refused_message_is_retried_alone_and_its_successors_wait_behind_it() -> None:
+    """MAILBOX_FULL on seq 1 of a chain to bob: only seq 1 is retried (soon, cheaply); 2-4
+    wait, unsent, until it is accepted, then go in order. Mail to others is not held up."""
+    from zmqswarm.protocol import Code, SendWindow
+
+    window = SendWindow(window=100, resend_after=10.0)
+    for to in ("bob", "bob", "bob", "carol", "bob"):
+        window.submit(to, b"x", 0.0, False, 0)
+    assert [m.seq for m in window.take(0.0, 100)] == [1, 2, 3, 4, 5]
+    window.on_nack(1, Code.MAILBOX_FULL, "bob: mailbox_full", 200, 0.0)
+    window.on_nack(3, Code.OUT_OF_ORDER, "waiting for seq 2", 0, 0.0)  # parked already
+    window.on_receipt(0, [4])  # carol's: accepted
+    window.tick(0.1)
+    assert window.take(0.1, 100) == []  # seq 1's retry is not due yet
+    window.tick(0.3)
+    assert [m.seq for m in window.take(0.3, 100)] == [1]  # alone
+    window.on_nack(1, Code.MAILBOX_FULL, "bob: mailbox_full", 200, 0.3)  # still full
+    window.tick(0.6)
+    assert [m.seq for m in window.take(0.6, 100)] == [1]
+    window.on_receipt(1, [])  # accepted: the chain behind it goes, in order
+    assert [m.seq for m in window.take(0.6, 100)] == [2, 3, 5]
+
+
+def test_a_parked_chain_goes_on_when_its_head_gives_up_or_the_session_starts_again() -> None:
+    from zmqswarm.protocol import Code, SendWindow
+
+    window = SendWindow(window=100, resend_after=10.0)
+    for _ in range(3):
+        window.submit("bob", b"x", 0.0, False, 0)
+    window.take(0.0, 100)
+    window.on_nack(1, Code.MAILBOX_FULL, "full", 200, 0.0)
+    (failed,) = window.on_nack(1, Code.TOO_LARGE, "too large", 0, 0.1)  # now refused for good
+    assert failed.seq == 1
+    assert [m.seq for m in window.take(0.1, 100)] == [2, 3]
+    window.on_nack(2, Code.MAILBOX_FULL, "full", 200, 0.2)
+    window.take(0.2, 100)
+    window.requeue_sent_before(0.3)  # a new session: everything unreceipted goes again
+    assert [m.seq for m in window.take(0.3, 100)] == [2, 3]
+
+
+def test_an_earlier_refusal_heads_the_chain_and_the_old_head_waits_behind_it() -> None:
+    """3 was refused first (in flight before), then 1 comes back refused after a release:
+    1 heads the chain now, 3 waits behind it instead of its own retry timer."""
+    from zmqswarm.protocol import Code, SendWindow
+
+    window = SendWindow(window=100, resend_after=10.0)
+    for _ in range(4):
+        window.submit("bob", b"x", 0.0, False, 0)
+    window.take(0.0, 100)
+    window.on_nack(3, Code.MAILBOX_FULL, "full", 200, 0.0)
+    window.on_nack(1, Code.MAILBOX_FULL, "full", 200, 0.0)
+    window.tick(0.3)
+    assert [m.seq for m in window.take(0.3, 100)] == [1]  # 3 waits, whatever its timer said
+    window.on_receipt(1, [])
+    assert [m.seq for m in window.take(0.3, 100)] == [2, 3, 4]
+
+
+def test_a_message_submitted_while_its_chain_waits_waits_too() -> None:
+    from zmqswarm.protocol import Code, SendWindow
+
+    window = SendWindow(window=100, resend_after=10.0)
+    window.submit("bob", b"x", 0.0, False, 0)
+    window.take(0.0, 100)
+    window.on_nack(1, Code.MAILBOX_FULL, "full", 200, 0.0)
+    window.submit("bob", b"x", 0.1, False, 0)  # would be refused OUT_OF_ORDER: not sent
+    window.submit("carol", b"x", 0.1, False, 0)
+    assert [m.seq for m in window.take(0.1, 100)] == [3]
+    window.tick(0.3)
+    assert [m.seq for m in window.take(0.3, 100)] == [1]
+    window.on_receipt(1, [3])
+    assert [m.seq for m in window.take(0.3, 100)] == [2]

@@ -137,8 +137,8 @@ class ClientCore:
         """The connection dropped (libzmq reconnects by itself): hand nothing over until a new
         Welcome says whether the name stayed ours, and Hello again once the link is back."""
         if self.state in (HELLO, READY):
-            self._lost("the connection dropped", now, hello=False)
             self._link_down = True
+            self._lost("the connection dropped", now, hello=False)
 
     def link_up(self, now: float) -> None:
         """A connection (re)opened: after a drop, say Hello on it at once."""
@@ -242,7 +242,7 @@ class ClientCore:
     def tick(self, now: float) -> None:
         """Fire timers: resends, expiries, a Hello or a ping that got no answer."""
         self._events.extend(self.window.tick(now))
-        if self.state == HELLO and now >= self._hello_due:
+        if self.state == HELLO and not self._link_down and now >= self._hello_due:
             self._say_hello(now)
         elif now >= self.lease.ping_due():
             self._send_ping(now)  # lost with a dropped connection: ask again
@@ -251,7 +251,7 @@ class ClientCore:
         if self.state == READY:
             due = self.ack_due()
             due = min(due, self.lease.ping_due())
-        elif self.state == HELLO:
+        elif self.state == HELLO and not self._link_down:  # else link_up says Hello
             due = self._hello_due
         else:
             due = INF
@@ -407,7 +407,9 @@ class ClientCore:
         if hello:
             self._say_hello(now)
         else:
-            self._hello_due = now + self.options.heartbeat_timeout  # if no link_up comes
+            # No Hello until link_up: one said now would wait in libzmq's queue for the next
+            # connection, arrive stale, and open a session that the next Hello ends.
+            self._hello_due = INF
 
     def _accepted(self, seqs: list[int], notify: list[int]) -> None:
         if seqs:

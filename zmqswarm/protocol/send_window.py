@@ -59,7 +59,9 @@ class SendWindow(msgspec.Struct):
     resend_after: float = 2.0
     max_resend_after: float = 30.0
     max_attempts: int = 0  # 0: keep trying until the ttl (if any) runs out
-    max_refused_after: float = 1.0  # longest wait after a retriable refusal (MAILBOX_FULL...)
+    # Longest wait after a retriable refusal (MAILBOX_FULL...): only the refused message is
+    # retried (its successors wait behind it), so a retry costs the router one message.
+    max_refused_after: float = 0.25
     rng: random.Random = msgspec.field(default_factory=random.Random)
 
     next_seq: int = 1
@@ -78,6 +80,8 @@ class SendWindow(msgspec.Struct):
     _fresh: deque[tuple[float, int, int]] = msgspec.field(default_factory=deque)
     _timers: list[tuple[float, int]] = msgspec.field(default_factory=list)
     _last_to: dict[str, int] = msgspec.field(default_factory=dict)  # recipient -> last pending seq
+    # recipient -> (the refused seq that is retried, the seqs to it that wait behind it)
+    _parked: dict[str, tuple[int, list[int]]] = msgspec.field(default_factory=dict)
 
     # -- submitting -----------------------------------------------------------------------
 
@@ -91,9 +95,13 @@ class SendWindow(msgspec.Struct):
         if ttl_ms > 0:
             expires = now + ttl_ms / 1000
             heapq.heappush(self._timers, (expires, seq))
-        self.pending[seq] = Outgoing(seq, to, payload, prev, notify, ttl_ms, expires)
+        msg = self.pending[seq] = Outgoing(seq, to, payload, prev, notify, ttl_ms, expires)
         self._last_to[to] = seq
-        self._queue.append(seq)
+        parked = self._parked.get(to)
+        if parked is not None:
+            self._park(msg, parked[1])  # its chain waits for a refused message: so does it
+        else:
+            self._queue.append(seq)
         return seq
 
     @property
@@ -157,11 +165,12 @@ class SendWindow(msgspec.Struct):
         the Hello's own connection, reaches the router after the Hello: no need."""
         queue = deque[int]()
         for seq, msg in self.pending.items():  # pending is in seq order
-            if msg.queued or msg.sent_at < when:
+            if msg.queued or msg.sent_at < when or msg.due == INF:  # INF: parked
                 msg.queued = True
                 queue.append(seq)
         self._queue = queue
         self._again.clear()
+        self._parked.clear()  # everything went again: nothing waits behind anything
 
     # -- answers from the router ----------------------------------------------------------
 
@@ -187,26 +196,41 @@ class SendWindow(msgspec.Struct):
                     notify.append(seq)
                 if last_to.get(other.to) == seq:
                     del last_to[other.to]
+        if self._parked:
+            heads = {head: to for to, (head, _) in self._parked.items()}
+            for seq in accepted:
+                if seq in heads:
+                    self._release(heads[seq])  # accepted at last: the rest of the chain goes
         return accepted, notify
 
     def on_nack(self, seq: int, code: Code, reason: str, retry_ms: int, now: float) -> list[Failed]:
-        """A refusal. Retriable: resend it (and its successors to the same recipient) later.
-        Otherwise: abandon it, and re-chain its successor past it."""
+        """A refusal. Retriable: retry it alone, soon, its successors to the same recipient
+        waiting behind the chain's first refused message. Otherwise: abandon it, and re-chain
+        its successor past it."""
         msg = self.pending.get(seq)
         if msg is None:
             return []
         if not code.retriable:
             del self.pending[seq]
             return [self._fail(msg, code, reason)]
+        parked = self._parked.get(msg.to)
+        if parked is not None and seq > parked[0]:
+            self._park(msg, parked[1])  # it goes when the first refused one does
+            return []
         # The router is alive and asked us to come back (its mailbox or memory was full): back
-        # off, but never past max_refused_after, so a sender refused for a while does not
-        # sleep 30 s after the recipient has drained.
+        # off, never past max_refused_after (a sender refused for a while must not sleep long
+        # after the recipient has drained). This message heads its chain now: the messages
+        # after it to the same recipient wait, unsent, since the router would refuse them
+        # OUT_OF_ORDER anyway.
         delay = max(retry_ms / 1000, min(self._backoff(msg.attempts, 0.05), self.max_refused_after))
+        msg.queued = False
+        msg.due = now + delay
+        heapq.heappush(self._timers, (min(msg.due, msg.expires), seq))
+        behind = parked[1] if parked is not None else []
         for other in self.pending.values():
-            if other.to == msg.to and other.seq >= seq:
-                other.queued = False
-                other.due = now + delay
-                heapq.heappush(self._timers, (min(other.due, other.expires), other.seq))
+            if other.to == msg.to and other.seq > seq and other.due != INF:
+                self._park(other, behind)  # the old head too, if there was one
+        self._parked[msg.to] = (seq, behind)
         return []
 
     def tick(self, now: float) -> list[Failed]:
@@ -261,7 +285,25 @@ class SendWindow(msgspec.Struct):
             return again[0]
         return queue[0] if queue else None
 
+    def _park(self, msg: Outgoing, behind: list[int]) -> None:
+        msg.queued = False
+        msg.due = INF  # no resend timer: released when the chain's head is accepted
+        behind.append(msg.seq)
+
+    def _release(self, to: str) -> None:
+        """The chain parked behind a refused message goes out again, in order."""
+        _, behind = self._parked.pop(to)
+        pending = self.pending
+        for seq in sorted(behind):
+            msg = pending.get(seq)
+            if msg is not None and not msg.queued:
+                msg.queued = True
+                self._requeue(seq)
+
     def _fail(self, msg: Outgoing, code: Code, reason: str) -> Failed:
+        parked = self._parked.get(msg.to)
+        if parked is not None and parked[0] == msg.seq:
+            self._release(msg.to)  # the head gave up: what waited behind it goes on
         if self._last_to.get(msg.to) == msg.seq:
             del self._last_to[msg.to]
         else:
