@@ -375,8 +375,8 @@ def _sitting(rate: int, seconds: float, size: int, run: int) -> dict[str, Any]:
 
 
 def _child(argv: list[str]) -> dict[str, Any]:
-    """Run one sitting in a fresh interpreter: pinning this process must come before it makes
-    its first zmq context, whose I/O thread keeps the affinity it was born with."""
+    """Run every path once in a fresh interpreter: pinning this process must come before it
+    makes its first zmq context, whose I/O thread keeps the affinity it was born with."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "run.json")
         cmd = [sys.executable, "-m", "bench.latency", *argv, "--child-out", out]
@@ -517,7 +517,7 @@ def main() -> None:
     if args.seconds <= 1:
         ap.error("--seconds must be more than the 1 s warm-up, which is not counted")
     custom = (args.source_cpu, args.router_cpu, args.sink_cpu)
-    if args.child_run is not None:  # one sitting, placed as the parent said
+    if args.child_run is not None:  # one run of every path, placed as the parent said
         _procs.ROUTER_CPUS[:] = args.router_cpu
         _procs.SINK_CPUS[:] = args.sink_cpu
         if args.source_cpu:  # before this process makes a context: libzmq's thread follows

@@ -1,4 +1,4 @@
-"""Fault tests with real processes (issue 18): a paused holder, a dead recipient, a stuck
+"""Fault tests with real processes: a paused holder, a dead recipient, a stuck
 network. Every message carries its sender and seq; every recipient logs what it handed to
 its application, and when (peer.py's ``take`` role), so the checks count, not guess.
 

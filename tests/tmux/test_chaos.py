@@ -1,4 +1,4 @@
-"""`zs agent` under random faults (issue 24): SIGKILLs and copy-mode toggles at random moments
+"""`zs agent` under random faults: SIGKILLs and copy-mode toggles at random moments
 during 100 messages each into a bracketed TUI and bash, and a human typing while messages
 arrive. Counted at the programs: nothing lost, nothing twice, nothing merged. The seed of each
 run is in the failure message, to replay it."""

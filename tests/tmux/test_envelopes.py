@@ -1,4 +1,4 @@
-"""Envelope forms per profile (issue 24, point 7): a program that cannot take a multi-line
+"""Envelope forms per profile: a program that cannot take a multi-line
 paste as one gets one submission per message, never a message split in two."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`zs agent` under faults in the window between a paste and its Enter (issue 24): the agent
+"""`zs agent` under faults in the window between a paste and its Enter: the agent
 killed there, the pane killed there, copy mode entered there, a keystroke landing there; a
 screen the profile misreads; a draft in a program no profile describes; what an agent killed
 leaves behind. Each against real programs in a private tmux server."""
