@@ -54,7 +54,7 @@ class Ticket(BaseTicket["Client"]):
         Raises DeliveryError if it failed, ZsTimeoutError if time ran out. A ticket that is
         there already returns at once, without a round trip."""
         outcome = self._client._run_until(
-            lambda: self._reached(state), timeout, f"ticket {self} not {state}"
+            lambda now: self._reached(state), timeout, f"ticket {self} not {state}"
         )
         self._settle(outcome)
         return self
@@ -121,7 +121,7 @@ class Client(BaseClient):
         self._check_send(payloads)
         if not self._has_room(len(payloads)):
             count = len(payloads)
-            self._run_until(lambda: self._has_room(count) or None, None, "room in the outbox")
+            self._run_until(lambda now: self._has_room(count) or None, None, "room in the outbox")
         now = clock()
         seqs = self._enqueue(to, payloads, notify, ttl, now)
         self._send_turn(now)
@@ -141,7 +141,7 @@ class Client(BaseClient):
         """Block until the router has welcomed this client; RouterUnavailableError if it has
         not within ``timeout`` seconds (is ``zs router`` running at ``self.url``?)."""
         try:
-            self._run_until(lambda: self.connected or None, timeout, "no answer")
+            self._run_until(lambda now: self.connected or None, timeout, "no answer")
         except _Timeout:
             raise RouterUnavailableError(
                 f"router at {self.url} did not answer within {timeout} s", url=self.url
@@ -160,28 +160,13 @@ class Client(BaseClient):
             msg = self._message(received, now)
             self._recv_turn(now)
         else:
-            msg = self._wait_message(now, timeout)
+            msg = self._run_until(self._next_message, timeout, "no message")
         if self.auto_ack and now >= core.ack_due():
             # Its ack is due now (its sender waits on it, or the last went out a while ago):
             # sent as recv() returns. Else it goes within ack_delay while the caller keeps
             # calling (a blocking wait wakes for it), or on its next call.
             self._flush(now)
         return msg
-
-    def _wait_message(self, now: float, timeout: float | None) -> Message:
-        deadline = None if timeout is None else now + timeout
-        while True:
-            wait = self._turn(now)
-            msg = self._next_message(now)
-            if msg is not None:
-                return msg
-            if deadline is not None:
-                if now >= deadline:
-                    raise _Timeout(f"no message within {timeout} s")
-                wait = min(wait, deadline - now)
-            self._wait(wait)
-            self._check_usable()
-            now = clock()
 
     def __iter__(self) -> Client:
         return self
@@ -244,15 +229,16 @@ class Client(BaseClient):
             raise ClientClosedError(f"client {self.name!r} is closed")
         return self._turn(clock())
 
-    def _run_until(self, done: Callable[[], T | None], timeout: float | None, what: str) -> T:
-        """Turn and wait until ``done()`` returns something; ZsTimeoutError after ``timeout``."""
+    def _run_until(self, done: Callable[[float], T | None], timeout: float | None, what: str) -> T:
+        """Turn and wait until ``done(now)`` returns something; ZsTimeoutError after
+        ``timeout`` seconds. Every blocking call of the client waits here."""
         self._own()
         deadline = None if timeout is None else clock() + timeout
         while True:
             self._check_usable()
             now = clock()
             wait = self._turn(now)
-            result = done()
+            result = done(now)
             if result is not None:
                 return result
             if deadline is not None:

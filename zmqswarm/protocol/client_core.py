@@ -30,15 +30,7 @@ from collections import deque
 
 from zmqswarm.errors import LocalProtocolError
 
-from .client_events import (
-    Accepted,
-    Event,
-    Notified,
-    Progressed,
-    Refused,
-    SessionDown,
-    SessionUp,
-)
+from .client_events import Accepted, Event, Notified, Progressed, Refused, SessionDown, SessionUp
 from .codec import MAX_BATCH, NAME_RULE, DecodeFailure, decode, encode, valid_name
 from .frames import (
     PROTOCOL_VERSION,
@@ -100,7 +92,6 @@ class ClientCore:
         self.refusal: Refused | None = None
         self.peer_state = ""  # what set_state() last said
         self.bad_frames = 0  # a router never sends garbage: counted, then ignored
-        self.send_frames = 0  # Send frames emitted: messages sent / this = the batching
         self.fenced = 0  # messages taken under a session the router had ended: never handed
         self._out: list[list[bytes]] = []
         self._events: list[Event] = []
@@ -278,7 +269,6 @@ class ClientCore:
             while batch := window.take(now, MAX_BATCH):
                 items = [SendItem(m.seq, m.to, m.prev, m.notify, m.ttl_ms) for m in batch]
                 self._emit([encode(Send(window.base, items)), *(m.payload for m in batch)])
-                self.send_frames += 1
         out, self._out = self._out, []
         return out
 
@@ -332,18 +322,11 @@ class ClientCore:
         o = self.options
         self._hellos += 1
         resume = self.inbox.session if self.router_epoch else 0
-        hello = Hello(
-            PROTOCOL_VERSION,
-            self.name,
-            self.epoch,
-            o.recv_window,
-            # Take the name over only to start: a reconnect that did so would take it back
-            # from the peer that replaced this one while it was stopped.
-            o.takeover and not self.router_epoch,
-            self._hellos,
-            o.send_only,
-            resume,
-        )
+        # Take the name over only to start: a reconnect that did so would take it back from
+        # the peer that replaced this one while it was stopped.
+        takeover = o.takeover and not self.router_epoch
+        hello = Hello(PROTOCOL_VERSION, self.name, self.epoch, o.recv_window, takeover,
+                      self._hellos, o.send_only, resume)  # fmt: skip
         self._emit([encode(hello)])
         self._hello_at = now
         self._hello_tries += 1
