@@ -171,7 +171,11 @@ def tmux_demo(url: str, planner: Client, say: object) -> None:
         if agent is not None:
             agent.terminate()
             agent.wait(10)
+        asked = [*tmux, "display-message", "-p", "#{socket_path}"]
+        path = subprocess.run(asked, capture_output=True, text=True).stdout.strip()
         subprocess.run([*tmux, "kill-server"], capture_output=True, check=False)
+        if path.endswith(f"/{socket}") and os.path.exists(path):
+            os.unlink(path)  # the demo leaves nothing behind it made
 
 
 def zs_peers(url: str) -> str:

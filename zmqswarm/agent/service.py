@@ -104,7 +104,7 @@ class Agent:
             await self.watch.close()
             await self.write.close()
             st = self.stats
-            log.warning(
+            log.info(
                 "zs agent stopped: %d delivered %s, %d waits (draft, mode, busy), %d dead pane",
                 st.delivered,
                 st.outcomes or "",
