@@ -14,8 +14,8 @@ delays a writer's Enter on the write lane). It keeps:
   our own index of each hook array (the user's hooks at other indexes stay) signal a
   ``wait-for`` channel, and a third control client waits on it: ``wait-for`` answers at once,
   but the command queued behind it answers only when the channel is signalled. A signal with
-  no one waiting is kept for the next wait, so none is lost. Measured: a pane death reaches
-  the snapshot in ~5 ms instead of up to ``reconcile`` seconds.
+  no one waiting is kept for the next wait, so none is lost: a pane death reaches the
+  snapshot within milliseconds, not at the next ``reconcile``.
 - per served pane, when its screen last changed: a background sampler captures each served
   pane every ``sample_every`` seconds (0.1 ms of tmux time each over control mode), so a
   message for a pane that has been quiet for a while is delivered without first waiting a
