@@ -14,6 +14,8 @@
     ├── RouterInUseError            a live router already holds the endpoint
     ├── DeliveryError               a ticket ended without reaching the state asked for
     ├── BackpressureError           the outbox is full and the caller chose not to wait
+    ├── StoreError                  a spool or state file cannot be used (damaged, another name's)
+    │   └── StoreInUseError         another live process holds it
     └── ZsTimeoutError              a wait ran out of time (also a builtin TimeoutError)
 
 Errors carry data (``DeliveryError.code``, ``BackpressureError.limit``...) and a ``retriable``
@@ -22,6 +24,7 @@ class attribute that says whether trying the same thing again later can succeed.
 
 from __future__ import annotations
 
+import os
 from typing import ClassVar
 
 __all__ = [
@@ -35,6 +38,8 @@ __all__ = [
     "RemoteProtocolError",
     "RouterInUseError",
     "RouterUnavailableError",
+    "StoreError",
+    "StoreInUseError",
     "ZmqswarmError",
     "WrongThreadError",
     "ZsTimeoutError",
@@ -121,6 +126,24 @@ class BackpressureError(ZmqswarmError):
     def __init__(self, limit: int) -> None:
         super().__init__(f"outbox full ({limit} unreceipted messages)")
         self.limit = limit
+
+
+class StoreError(ZmqswarmError):
+    """A spool or state file cannot be used: it is damaged, belongs to another name, or
+    cannot be written."""
+
+
+class StoreInUseError(StoreError):
+    """Another live process holds this spool or state file: one process per file."""
+
+    retriable = True  # once that process is gone
+
+    def __init__(self, path: str, pid: int | None) -> None:
+        who = f"process {pid}" if pid else "another process"
+        mine = " (this process: open it once)" if pid == os.getpid() else ""
+        super().__init__(f"{path} is held by {who}{mine}: a spool or state serves one process")
+        self.path = path
+        self.pid = pid
 
 
 class ZsTimeoutError(ZmqswarmError, TimeoutError):
