@@ -24,7 +24,7 @@ from zmqswarm.errors import RouterUnavailableError, ZsTimeoutError
 from zmqswarm.protocol import ClientOptions
 from zmqswarm.transport import clock, readable, send_parts
 
-from .base import BaseClient, BaseTicket
+from .base import BaseClient, BaseTicket, Path
 from .tickets import Message, Outcome, TicketId, TicketState, WaitFor
 
 __all__ = ["AsyncClient", "AsyncTicket"]
@@ -53,7 +53,8 @@ class AsyncTicket(BaseTicket["AsyncClient"]):
 
 
 class AsyncClient(BaseClient):
-    """The asyncio twin of ``Client`` (same arguments), driving the same engine.
+    """The asyncio twin of ``Client`` (same arguments, ``spool`` and ``state`` too), driving
+    the same engine.
 
     ``async with AsyncClient("alice") as c: await (await c.send("bob", b"hi")).wait()``.
     ``send()`` is a coroutine only so that ``block=True`` can wait for room in a full
@@ -69,10 +70,13 @@ class AsyncClient(BaseClient):
         block: bool = True,
         options: ClientOptions | None = None,
         context: zmq.Context[Any] | None = None,
+        spool: Path | None = None,
+        state: Path | None = None,
     ) -> None:
         super().__init__(
-            name, router=router, auto_ack=auto_ack, block=block, options=options, context=context
-        )
+            name, router=router, auto_ack=auto_ack, block=block, options=options,
+            context=context, spool=spool, state=state,
+        )  # fmt: skip
         self._loop: asyncio.AbstractEventLoop | None = None
         self._turn_due = False  # a turn is scheduled
         self._corked = False  # send() flushed eagerly in this loop iteration
@@ -92,10 +96,20 @@ class AsyncClient(BaseClient):
     ) -> None:
         self._report_unsent(await self.close())
 
+    @property
+    def resumed(self) -> list[AsyncTicket]:
+        """The tickets of messages an earlier process sent through this client's spool and
+        the router had not receipted: this client sends them again (see ``Client``)."""
+        return [AsyncTicket(self, seq) for seq in self._resumed]
+
     def start(self) -> None:
         """Connect, on the running loop (``async with`` does this)."""
         self._loop = loop = asyncio.get_running_loop()
-        self._open()
+        try:
+            self._open()
+        except BaseException:
+            self._close_stores()
+            raise
         assert self._sock is not None and self._monitor is not None
         self._fds = [int(self._sock.getsockopt(zmq.FD)), int(self._monitor.getsockopt(zmq.FD))]
         loop.add_reader(self._fds[0], self._on_readable)
@@ -315,6 +329,7 @@ class AsyncClient(BaseClient):
             return []
         if self._sock is None:  # never started
             self._closed = True
+            self._close_stores()
             return self._unsent()
         try:
             await self._until(lambda: self._close_done() or None, timeout, "receipts", False)

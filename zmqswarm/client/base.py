@@ -12,6 +12,7 @@ carries it, and answers ZMTP heartbeats, however long the caller then computes.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -24,7 +25,16 @@ from zmqswarm.errors import (
     RouterUnavailableError,
 )
 from zmqswarm.protocol import ClientCore, ClientOptions, Code
-from zmqswarm.protocol.client_events import Event, Refused, SessionDown, SessionUp
+from zmqswarm.protocol.client_events import (
+    Accepted,
+    Event,
+    Failed,
+    Refused,
+    SessionDown,
+    SessionUp,
+)
+from zmqswarm.protocol.codec import NAME_RULE, valid_name
+from zmqswarm.protocol.journal import SeenLog, SpoolLog
 from zmqswarm.transport import (
     clock,
     close_peer_socket,
@@ -38,6 +48,7 @@ from zmqswarm.transport import (
     send_parts,
 )
 
+from .store import Journal
 from .tickets import Message, MessageKey, Outcome, TicketBook, TicketId, TicketState, WaitFor
 
 if TYPE_CHECKING:
@@ -48,6 +59,8 @@ __all__ = ["BaseClient", "BaseTicket"]
 log = logging.getLogger("zmqswarm.client")
 _PEEK = 0.0005  # seconds between looks at the socket from send()
 _LOOK = 0.01  # seconds between looks at the connection monitor
+INF = float("inf")
+Path = str | os.PathLike[str]
 
 
 class BaseClient:
@@ -64,12 +77,24 @@ class BaseClient:
         block: bool,
         options: ClientOptions | None,
         context: zmq.Context[Any] | None,
+        spool: Path | None = None,
+        state: Path | None = None,
     ) -> None:
+        if not valid_name(name):
+            raise ValueError(f"invalid peer name {name!r}: {NAME_RULE}")
         self.name = name
-        self.epoch = new_epoch()
         self.options = options or ClientOptions()
-        self._core = ClientCore(name, epoch=self.epoch, options=self.options)  # checks name
         self.url = resolve_router_url(router)
+        self._stores: list[Journal[Any]] = []
+        self._spool, self._state = self._open_stores(spool, state)
+        self.epoch = self._spool.log.epoch if self._spool else new_epoch()
+        hellos = self._spool.log.hellos if self._spool else 0
+        self._core = ClientCore(name, epoch=self.epoch, options=self.options, hellos=hellos)
+        self._resumed: list[int] = []  # seqs an earlier process sent that go again
+        if self._spool is not None:
+            self._resume(self._spool.log)
+        if self._state is not None:
+            self._core.inbox.seed(self._state.log.high, self._state.log.above)
         self.auto_ack = auto_ack
         self.block = block
         self._book = TicketBook(name, self.epoch)
@@ -98,6 +123,8 @@ class BaseClient:
             self._look(now)
         self._feed(now)
         self._step(now)
+        if self._stores:
+            return min(self._core.next_deadline(), self._sync(now)) - now
         return self._core.next_deadline() - now
 
     def _send_turn(self, now: float) -> None:
@@ -148,7 +175,7 @@ class BaseClient:
         core.tick(now)
         events = core.events()
         if events:
-            self._on_events(events)
+            self._on_events(events, now)
         for parts in core.outgoing(now):
             send_parts(sock, parts)
 
@@ -160,9 +187,14 @@ class BaseClient:
         for parts in self._core.outgoing(now):
             send_parts(sock, parts)
 
-    def _on_events(self, events: list[Event]) -> None:
+    def _on_events(self, events: list[Event], now: float) -> None:
         self._book.on_events(events)
+        spool = self._spool
+        if spool is not None:
+            self._settle(spool, events, now)
         if any(isinstance(ev, SessionUp | SessionDown | Refused) for ev in events):
+            if spool is not None:  # Hellos follow: the spool keeps attempts ahead of them
+                spool.append(spool.log.reserve(self._core.hellos), now)
             self._session_changed()
 
     def _session_changed(self) -> None:
@@ -200,7 +232,13 @@ class BaseClient:
     ) -> list[int]:
         """Queue them in the core, which checks every argument first (ValueError)."""
         ttl_ms = int(ttl * 1000) if ttl else 0
-        return self._core.submit(to, payloads, now, notify=notify, ttl_ms=ttl_ms)
+        core, spool = self._core, self._spool
+        if spool is not None:  # on disk before its frame can leave: send() promises it
+            core.check(to, payloads)
+            deadline = int(time.time() * 1000) + ttl_ms if ttl_ms else 0
+            seq = core.window.next_seq
+            spool.append(spool.log.add(seq, to, payloads, notify, deadline), now)
+        return core.submit(to, payloads, now, notify=notify, ttl_ms=ttl_ms)
 
     # -- receiving ------------------------------------------------------------------------
 
@@ -220,12 +258,20 @@ class BaseClient:
         # compares expiry with time.monotonic().
         expires = time.monotonic() + (received.expires - now) if received.expires else 0.0
         msg = Message(key[0], received.payload, key, received.attempt, self, expires)
+        state = self._state
         if self.auto_ack:
+            if state is not None:  # on disk before recv() returns it: never handed twice
+                state.append([state.log.acked(*key)], now)
             self._core.ack(key)
             msg._client = None
+        elif state is not None:
+            state.log.handed(*key)
         return msg
 
     def _ack_key(self, key: MessageKey, note: str) -> None:
+        state = self._state
+        if state is not None:  # on disk before the Ack can leave: ack() promises it
+            state.append([state.log.acked(*key)], clock())
         self._core.ack(key, note)
 
     def _hold_key(self, key: MessageKey, reason: str) -> None:
@@ -236,6 +282,65 @@ class BaseClient:
         every reconnect, forgotten when the session ends."""
         self._check_usable()
         self._core.set_state(state, clock())
+
+    # -- spool and state -------------------------------------------------------------------
+
+    def _open_stores(
+        self, spool: Path | None, state: Path | None
+    ) -> tuple[Journal[SpoolLog] | None, Journal[SeenLog] | None]:
+        """Take the spool and the state files (StoreInUseError if a live process holds one)."""
+        sync, name = self.options.fsync_every, self.name
+        sender = recipient = None
+        try:
+            if spool is not None:
+                sender = Journal.open(spool, lambda r: SpoolLog(r, name, new_epoch()), sync)
+                self._stores.append(sender)
+            if state is not None:
+                recipient = Journal.open(state, lambda r: SeenLog(r, name), sync)
+                self._stores.append(recipient)
+        except BaseException:
+            self._close_stores()
+            raise
+        return sender, recipient
+
+    def _resume(self, log: SpoolLog) -> None:
+        """Carry on the stream the spool holds: what an earlier process sent and the router
+        never receipted goes again, with the same seqs (the router drops what it has)."""
+        now_ms = int(time.time() * 1000)
+        unsent, expired = [], []
+        for seq in sorted(log.unsent):
+            m = log.unsent[seq]
+            ttl_ms = m.deadline_ms - now_ms if m.deadline_ms else 0
+            if m.deadline_ms and ttl_ms <= 0:
+                expired.append(Failed(seq, m.to, Code.EXPIRED, "ttl passed in the spool"))
+            else:
+                unsent.append((seq, m.to, m.payload, m.notify, ttl_ms))
+        self._core.resume(log.next_seq, unsent, clock())
+        self._resumed = sorted(log.unsent)
+        log.unsent = {}  # the send window holds them now
+        if expired:
+            self._on_events(list(expired), clock())
+
+    def _settle(self, spool: Journal[SpoolLog], events: list[Event], now: float) -> None:
+        """Receipted or abandoned: no later process sends them again."""
+        seqs = [s for ev in events if isinstance(ev, Accepted) for s in ev.seqs]
+        seqs += [ev.seq for ev in events if isinstance(ev, Failed)]
+        if seqs:
+            spool.append([spool.log.settle(seqs)], now)
+
+    def _sync(self, now: float) -> float:
+        """fsync the stores whose writes have waited ``fsync_every``; when the next is due."""
+        due = INF
+        for store in self._stores:
+            if now >= store.sync_due():
+                store.sync()
+            due = min(due, store.sync_due())
+        return due
+
+    def _close_stores(self) -> None:
+        stores, self._stores = self._stores, []
+        for store in stores:
+            store.close()
 
     # -- tickets --------------------------------------------------------------------------
 
@@ -289,12 +394,16 @@ class BaseClient:
             assert self._monitor is not None
             close_peer_socket(sock, self._monitor)
             self._sock = self._monitor = None
+        self._close_stores()  # what was never receipted stays in the spool
         return unsent
 
     def _report_unsent(self, unsent: list[TicketId]) -> None:
         """Leaving a ``with`` block drops close()'s answer, so log it. An explicit close()
         only returns it: its caller says it in its own words (``zs send`` does, in one line)."""
-        if unsent:
+        if unsent and self._spool is not None:
+            what = "%s closed with %d unreceipted messages, kept in %s for the next run"
+            log.warning(what, self.name, len(unsent), self._spool.path)
+        elif unsent:
             log.warning("%s closed with %d unreceipted messages", self.name, len(unsent))
 
 

@@ -29,7 +29,7 @@ from zmqswarm.errors import ZsTimeoutError as _Timeout
 from zmqswarm.protocol import ClientOptions
 from zmqswarm.transport import clock
 
-from .base import BaseClient, BaseTicket
+from .base import BaseClient, BaseTicket, Path
 from .tickets import Message, MessageKey, TicketId, TicketState, WaitFor
 
 __all__ = ["Client", "Ticket"]
@@ -70,6 +70,15 @@ class Client(BaseClient):
         block: when the outbox is full, ``send()`` waits (True) or raises BackpressureError.
         options: reliability tuning (windows, heartbeats, resend backoff, takeover).
         context: the zmq Context to make the socket in (default: the global instance).
+        spool: a file that keeps this sender's stream and its unreceipted messages: a
+            message is in it when ``send()`` returns, and a later Client with the same
+            spool (after a crash, a kill -9, a reboot) sends again, under the same epoch,
+            what the router never receipted: ``resumed`` lists their tickets. One process
+            and one name per spool (StoreInUseError, StoreError).
+        state: a file that keeps what this recipient has handed over and acked, so that a
+            later Client with the same state is never handed those messages again, even
+            when the router delivers them again. Written before ``recv()`` returns a
+            message (auto_ack) or before ``msg.ack()`` returns.
     """
 
     def __init__(
@@ -81,12 +90,19 @@ class Client(BaseClient):
         block: bool = True,
         options: ClientOptions | None = None,
         context: zmq.Context[Any] | None = None,
+        spool: Path | None = None,
+        state: Path | None = None,
     ) -> None:
         super().__init__(
-            name, router=router, auto_ack=auto_ack, block=block, options=options, context=context
-        )
+            name, router=router, auto_ack=auto_ack, block=block, options=options,
+            context=context, spool=spool, state=state,
+        )  # fmt: skip
         self._owner = threading.get_ident()
-        self._open()
+        try:
+            self._open()
+        except BaseException:
+            self._close_stores()
+            raise
         self._poller = zmq.Poller()
         self._poller.register(self._sock, zmq.POLLIN)
         self._poller.register(self._monitor, zmq.POLLIN)
@@ -99,6 +115,12 @@ class Client(BaseClient):
         self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._report_unsent(self.close())
+
+    @property
+    def resumed(self) -> list[Ticket]:
+        """The tickets of messages an earlier process sent through this client's spool and
+        the router had not receipted: this client sends them again. Empty without a spool."""
+        return [Ticket(self, seq) for seq in self._resumed]
 
     # -- sending --------------------------------------------------------------------------
 

@@ -72,8 +72,16 @@ TRANSITIONS: dict[str, dict[str, str]] = {
 
 class ClientCore:
     def __init__(
-        self, name: str, *, epoch: int, options: ClientOptions | None = None, seed: int = 0
+        self,
+        name: str,
+        *,
+        epoch: int,
+        options: ClientOptions | None = None,
+        seed: int = 0,
+        hellos: int = 0,
     ) -> None:
+        """``hellos``: Hello attempts the stream (name, epoch) used before this process (a
+        spool's): the router ignores a Hello whose attempt is not above its session's."""
         if not valid_name(name):
             raise ValueError(f"invalid peer name {name!r}: {NAME_RULE}")
         self.name = name
@@ -101,7 +109,7 @@ class ClientCore:
         self._ack_batch = max(1, opts.recv_window // 4)
         self._hello_due = INF
         self._hello_tries = 0
-        self._hellos = 0  # every Hello sent: the Welcome must echo the latest
+        self._hellos = hellos  # every Hello sent: the Welcome must echo the latest
         self._hello_at = 0.0  # when the latest Hello left
         self.lease = Lease(opts.heartbeat_timeout / 2, opts.heartbeat_timeout)
         self._link_down = False  # the connection dropped; Hello again once it is back
@@ -149,6 +157,12 @@ class ClientCore:
     ) -> list[int]:
         """Queue messages for ``to``; return their seqs. Every argument is checked before any
         message is queued: ValueError names the bad one."""
+        self.check(to, payloads)
+        window_submit = self.window.submit
+        return [window_submit(to, p, now, notify, ttl_ms) for p in payloads]
+
+    def check(self, to: str, payloads: list[bytes]) -> None:
+        """What ``submit`` checks first: ValueError (or LocalProtocolError after close)."""
         if self.state == CLOSED:
             raise LocalProtocolError("submit after close")
         if not valid_name(to):
@@ -157,8 +171,17 @@ class ClientCore:
         for payload in payloads:
             if len(payload) > limit:
                 raise ValueError(f"payload of {len(payload)} bytes > max_payload {limit}")
-        window_submit = self.window.submit
-        return [window_submit(to, p, now, notify, ttl_ms) for p in payloads]
+
+    def resume(
+        self, next_seq: int, unsent: list[tuple[int, str, bytes, bool, int]], now: float
+    ) -> None:
+        """Carry on the stream an earlier process began: see ``SendWindow.resume``."""
+        self.window.resume(next_seq, unsent, now)
+
+    @property
+    def hellos(self) -> int:
+        """Hello attempts used so far (this process's and, resumed, its stream's before)."""
+        return self._hellos
 
     def take_message(self, now: float) -> Inbound | None:
         """The next message for the application, if it may have one now: the session is up

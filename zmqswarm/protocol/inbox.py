@@ -46,6 +46,8 @@ class Inbox(msgspec.Struct):
     session: int = 0  # the router session whose deliveries are current
     _expected: int = 1  # next dseq to take: deliveries are taken strictly in order
     _high: dict[tuple[str, int], int] = msgspec.field(default_factory=dict)
+    # Acked by an earlier process above its watermark (a recipient's state, auto_ack=False).
+    _done_above: dict[tuple[str, int], set[int]] = msgspec.field(default_factory=dict)
     _unacked: dict[MessageKey, int] = msgspec.field(
         default_factory=dict
     )  # handed, not acked -> dseq
@@ -56,6 +58,14 @@ class Inbox(msgspec.Struct):
     gap: bool = False  # a Deliver skipped dseqs: this session lost frames, start another
     urgent: bool = False  # an acked message's sender waits for the outcome: ack now
     _waited_on: set[MessageKey] = msgspec.field(default_factory=set)  # notify, unacked
+
+    def seed(
+        self, high: dict[tuple[str, int], int], above: dict[tuple[str, int], set[int]]
+    ) -> None:
+        """Start from what an earlier process handed over and acked (a recipient's state):
+        per stream every seq up to ``high``, and those in ``above``, are duplicates."""
+        self._high.update(high)
+        self._done_above = {stream: set(seqs) for stream, seqs in above.items()}
 
     def reset_session(self, session: int) -> None:
         """A new router session: delivery numbers start again at 1."""
@@ -73,6 +83,7 @@ class Inbox(msgspec.Struct):
         if frame.session != self.session:
             return new  # a stale session's frame: its messages come again in this one
         high, unacked, expected, take = self._high, self._unacked, self._expected, new.append
+        above = self._done_above
         for item, payload in zip(frame.items, payloads, strict=True):  # per message: locals
             dseq = item.dseq
             if dseq != expected:
@@ -84,7 +95,7 @@ class Inbox(msgspec.Struct):
             expected += 1
             sender, epoch, seq = item.sender, item.epoch, item.seq
             stream = (sender, epoch)
-            if seq <= high.get(stream, 0):
+            if seq <= high.get(stream, 0) or (above and seq in above.get(stream, ())):
                 self._redelivered(item)
                 continue
             high[stream] = seq

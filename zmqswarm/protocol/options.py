@@ -32,6 +32,10 @@ class ClientOptions(msgspec.Struct, frozen=True):
     max_attempts: int = 0  # 0: resend until receipted or the ttl runs out
     takeover: bool = False
     send_only: bool = False  # never receive: may share a name with a live receiving peer
+    # A spool's or a state's writes are in the kernel when send() or ack() returns (they
+    # survive a kill); fsynced (they survive a machine crash) this many seconds later at most
+    # while the client is called, and at close. 0: fsync each write (0.2 to 1.5 ms here).
+    fsync_every: float = 0.05
 
 
 class RouterOptions(msgspec.Struct, frozen=True):

@@ -104,6 +104,20 @@ class SendWindow(msgspec.Struct):
             self._queue.append(seq)
         return seq
 
+    def resume(
+        self, next_seq: int, unsent: Iterable[tuple[int, str, bytes, bool, int]], now: float
+    ) -> None:
+        """Carry on a stream an earlier process began (its spool): its unsettled messages
+        (seq, to, payload, notify, ttl_ms; ascending seqs) are queued again, chained per
+        recipient as if just sent; new messages take seqs from ``next_seq``."""
+        self._low = 0  # set below: every seq under the first unsettled one is settled
+        for seq, to, payload, notify, ttl_ms in unsent:
+            self._low = self._low or seq
+            self.next_seq = seq
+            self.submit(to, payload, now, notify, ttl_ms)
+        self._low = self._low or next_seq
+        self.next_seq = next_seq
+
     @property
     def base(self) -> int:
         """Lowest unsettled seq: every seq below it is settled at this end."""
