@@ -18,8 +18,16 @@ take NAME URL OUT [options]             a recipient for fault tests: appends "se
                                         each); --stop-after N: SIGSTOPs itself after the Nth
                                         (prints STOPPING N first); --leave-after N: closes
                                         after the Nth; --last PAYLOAD: done once that one is
-                                        handed; --until FILE: done once FILE exists. Prints
+                                        handed; --until FILE: done once FILE exists;
+                                        --state FILE: the recipient's state; --auto: auto_ack;
+                                        --ack-delay S: hold acks back S seconds; --kill-after
+                                        N: SIGKILLs itself after the Nth; --by-ticket: writes
+                                        "sender:SEQ" (the ticket's seq) for the payload. Prints
                                         DONE n, LEFT n, NAME_TAKEN n or IDLE n (n: handed)
+spool NAME URL SPOOL TO COUNT LOG RATE  sends through a spool until a ticket's seq reaches
+                                        COUNT, at most RATE a second, appending each ticket's
+                                        seq to LOG once send() has returned; prints RESUMED n
+                                        (tickets the spool carried over) first, DONE at the end
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ import sys
 import time
 from pathlib import Path
 
-from zmqswarm import Client, NameTakenError, ZsTimeoutError
+from zmqswarm import Client, ClientOptions, NameTakenError, ZsTimeoutError
 
 
 def send(name: str, url: str, count: int, recipients: list[str], rate: float = 0) -> None:
@@ -96,11 +104,17 @@ def take(argv: list[str]) -> None:
     ap.add_argument("--last", default="")
     ap.add_argument("--until", type=Path)
     ap.add_argument("--idle", type=float, default=30.0)
+    ap.add_argument("--state")
+    ap.add_argument("--auto", action="store_true")
+    ap.add_argument("--ack-delay", type=float, default=ClientOptions().ack_delay)
+    ap.add_argument("--kill-after", type=int, default=0)
+    ap.add_argument("--by-ticket", action="store_true")
     a = ap.parse_args(argv)
     handed = 0
     seen_last = False
     quiet_since = time.monotonic()
-    client = Client(a.name, router=a.url, auto_ack=False)
+    options = ClientOptions(ack_delay=a.ack_delay)
+    client = Client(a.name, router=a.url, auto_ack=a.auto, state=a.state, options=options)
     with client, open(a.out, "a") as f:
         while not (a.until.exists() if a.until else seen_last):
             try:
@@ -114,10 +128,13 @@ def take(argv: list[str]) -> None:
                 say(f"NAME_TAKEN {handed}")
                 return
             at = time.monotonic_ns()  # handed over: recv() has returned it
-            f.write(f"{msg.sender} {msg.text} {msg.attempt} {at}\n")
+            text = f"{msg.sender}:{msg.ticket.seq}" if a.by_ticket else msg.text
+            f.write(f"{msg.sender} {text} {msg.attempt} {at}\n")
             f.flush()
             msg.ack()
             handed += 1
+            if handed == a.kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)  # what it acked never left as an Ack
             quiet_since = time.monotonic()
             seen_last = seen_last or msg.text == a.last
             if handed == a.stop_after:
@@ -133,6 +150,22 @@ def take(argv: list[str]) -> None:
     say(f"DONE {handed}")
 
 
+def spool(argv: list[str]) -> None:
+    name, url, path, to, count, log, rate = argv
+    with Client(name, router=url, spool=path) as client, open(log, "a") as f:
+        say(f"RESUMED {len(client.resumed)}")
+        start, seq, sent = time.monotonic(), 0, 0
+        while seq < int(count):
+            seq = client.send(to, f"{name}:{sent}".encode()).seq
+            f.write(f"{seq}\n")
+            f.flush()  # logged only once send() has returned: a promise
+            sent += 1
+            if sent % 10 == 0:  # pacing: still sending when the test's fault hits
+                time.sleep(max(0.0, start + sent / float(rate) - time.monotonic()))
+        unsent = client.close(timeout=60)
+    say("DONE" if not unsent else f"UNSENT {len(unsent)}")
+
+
 def say(line: str) -> None:
     print(line, flush=True)  # noqa: T201 - the test reads this line
 
@@ -140,6 +173,9 @@ def say(line: str) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "take":
         take(sys.argv[2:])
+        sys.exit()
+    if sys.argv[1] == "spool":
+        spool(sys.argv[2:])
         sys.exit()
     mode, name, url, count = sys.argv[1:5]
     rest = sys.argv[5:]

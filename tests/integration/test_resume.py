@@ -1,0 +1,183 @@
+"""Senders and recipients that resume after kill -9, with real processes: a sender's spool
+(``Client(spool=)``) and a recipient's state (``Client(state=)``). Each sender logs the seq of
+every ticket once ``send()`` has returned for it, each recipient what it handed over, so the
+checks count what was promised against what arrived."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from zmqswarm import AsyncClient, Client, StoreInUseError
+
+from ..helpers import Procs, router_stats, wait_for
+from .test_faults import handed, last_line
+
+TOTAL = 5000
+RATE = 2000  # messages a second: a 2.5 s stream, for a kill to land in the middle of
+
+
+def sent_seqs(log: Path) -> list[int]:
+    text = log.read_text() if log.exists() else ""
+    return [int(x) for x in text[: text.rfind("\n") + 1].split()]  # whole lines only
+
+
+def first_line(proc: subprocess.Popen[str]) -> str:
+    assert proc.stdout is not None
+    return proc.stdout.readline().strip()
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("fault", ["mid-stream", "router-paused"])
+def test_a_sender_killed_mid_stream_resends_from_its_spool_exactly_once_in_order(
+    procs: Procs, tmp_path: Path, fault: str
+) -> None:
+    """alice sends through a spool and is SIGKILLed at a random point (with the router
+    paused: after sending 200 more that nobody receipted). Restarted on the same spool,
+    she resends what was not receipted and goes on: bob gets every seq once, in order."""
+    seed = random.randrange(1 << 30)
+    kill_at = random.Random(seed).randint(500, 4000)
+    router = procs.router()
+    out, done, log, spool = (tmp_path / n for n in ("bob.out", "bob.done", "sent", "spool"))
+    bob = procs.peer("take", "bob", procs.url, str(out), "--by-ticket", "--until", str(done))
+    args = ("spool", "alice", procs.url, str(spool), "bob", str(TOTAL), str(log), str(RATE))
+    alice = procs.peer(*args)
+    assert first_line(alice) == "RESUMED 0"
+    wait_for(lambda: len(sent_seqs(log)) >= kill_at, 20, f"{kill_at} sends")
+    if fault == "router-paused":
+        router.send_signal(signal.SIGSTOP)
+        stopped = len(sent_seqs(log))  # the sends logged after this one nobody can receipt
+        wait_for(lambda: len(sent_seqs(log)) >= stopped + 200, 20, "sends nobody receipts")
+    alice.kill()
+    alice.wait(10)
+    router.send_signal(signal.SIGCONT)
+    returned = sent_seqs(log)
+    alice = procs.peer(*args)
+    resumed = int(first_line(alice).split()[1])
+    assert last_line(alice, 60) == "DONE"
+    wait_for(lambda: any(h.seq == TOTAL for h in handed(out)), 30, "bob has the last")
+    done.touch()
+    assert last_line(bob).startswith("DONE")
+    got = [h.seq for h in handed(out)]
+    print(  # noqa: T201 - the report's numbers (pytest -s)
+        f"\n{fault}: seed {seed}, killed after {len(returned)} sends returned,"
+        f" {resumed} resumed from the spool; bob got {len(got)}"
+    )
+    assert got == list(range(1, TOTAL + 1)), "lost, duplicated or reordered"
+    assert set(returned) <= set(got)
+    if fault == "router-paused":
+        assert resumed >= 200, "the kill left nothing unreceipted: the fault missed"
+
+
+@pytest.mark.timeout(90)
+def test_a_recipient_killed_mid_stream_is_never_handed_an_acked_message_again(
+    procs: Procs, tmp_path: Path
+) -> None:
+    """bob (acking each message once it is written, 1 ms of work each: a backlog builds
+    up) is SIGKILLed at a random point and restarted on the same state: every message
+    arrives, and the only one that may come twice is the one in flight at the kill (written,
+    its ack not yet made), and it says so (attempt > 1)."""
+    seed = random.randrange(1 << 30)
+    kill_at = random.Random(seed).randint(500, 4000)
+    router = procs.router()
+    one, two, state = tmp_path / "bob1.out", tmp_path / "bob2.out", tmp_path / "bob.state"
+    bob = procs.peer("take", "bob", procs.url, str(one), "--state", str(state), "--delay", "1")
+    alice = procs.peer("send", "alice", procs.url, str(TOTAL), "bob", str(RATE))
+    wait_for(lambda: len(handed(one)) >= kill_at, 20, f"{kill_at} handed to bob#1")
+    bob.kill()
+    bob.wait(10)
+    last = f"alice:{TOTAL - 1}"
+    bob = procs.peer("take", "bob", procs.url, str(two), "--state", str(state), "--last", last)
+    assert last_line(bob, 60).startswith("DONE")
+    assert last_line(alice, 60) == "DONE"
+    h1, h2 = handed(one), handed(two)
+    again = sorted({h.seq for h in h1} & {h.seq for h in h2})
+    redelivered = router_stats(router)["redelivered"]
+    print(  # noqa: T201 - the report's numbers (pytest -s)
+        f"\nseed {seed}: bob#1 handed {len(h1)}, bob#2 {len(h2)}; the router delivered"
+        f" {redelivered} again, bob#2 handed {sum(h.attempt > 1 for h in h2)} of them;"
+        f" handed twice: {again}"
+    )
+    assert again in ([], [h1[-1].seq]), "an acked message was handed over again"
+    assert all(h.attempt > 1 for h in h2 if h.seq in again)
+    seqs = [h.seq for h in h1] + [h.seq for h in h2 if h.seq not in again]
+    assert seqs == list(range(TOTAL)), "lost or reordered"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("ack", ["manual", "auto"])
+def test_messages_acked_by_a_killed_recipient_are_not_handed_again(
+    procs: Procs, tmp_path: Path, ack: str
+) -> None:
+    """bob#1 acks 100 messages (its state says so) and is SIGKILLed before any Ack but the
+    first leaves (acks held back 60 s): the router delivers them again to bob#2, which hands
+    over none of them, and then the mail that is new."""
+    router = procs.router()
+    one, two, state = tmp_path / "bob1.out", tmp_path / "bob2.out", tmp_path / "bob.state"
+    auto = ["--auto"] if ack == "auto" else []
+    hold = ("--state", str(state), "--ack-delay", "60", "--kill-after", "100", *auto)
+    bob = procs.peer("take", "bob", procs.url, str(one), *hold)
+    alice = procs.peer("send", "alice", procs.url, "100", "bob")
+    assert last_line(alice) == "DONE"
+    assert bob.wait(30) == -signal.SIGKILL
+    assert [h.seq for h in handed(one)] == list(range(100))
+    bob = procs.peer(
+        "take", "bob", procs.url, str(two), "--state", str(state), "--last", "carol:9", *auto
+    )
+    carol = procs.peer("send", "carol", procs.url, "10", "bob")
+    assert last_line(bob).startswith("DONE 10")
+    assert last_line(carol) == "DONE"
+    assert [(h.sender, h.seq) for h in handed(two)] == [("carol", i) for i in range(10)]
+    stats = router_stats(router)
+    assert stats["redelivered"] >= 99, stats  # they did come again: the state dropped them
+
+
+@pytest.mark.timeout(30)
+def test_a_spool_carries_unreceipted_messages_to_the_next_client_sync_and_async(
+    procs: Procs, tmp_path: Path
+) -> None:
+    """No router: both clients keep what they sent; the next client on each spool, with a
+    router, resends it under the same epoch and lists it in ``resumed``."""
+    url = procs.url
+    sync_spool, async_spool = tmp_path / "sync.spool", tmp_path / "async.spool"
+    first = Client("alice", router=url, spool=sync_spool)
+    sent = [first.send("bob", f"s{i}".encode()) for i in range(3)]
+    with pytest.raises(StoreInUseError, match=str(sync_spool)):
+        Client("alice", router=url, spool=sync_spool)
+    assert [str(t) for t in first.close(timeout=0.1)] == [str(t) for t in sent]
+
+    async def offline() -> list[str]:
+        carol = AsyncClient("carol", router=url, spool=async_spool)
+        carol.start()
+        sent = [str(await carol.send("bob", b"a0")), str(await carol.send("bob", b"a1"))]
+        assert [str(t) for t in await carol.close(timeout=0.1)] == sent
+        return sent
+
+    async_sent = asyncio.run(offline())
+    procs.router()
+    with Client("bob", router=url) as bob:
+        again = Client("alice", router=url, spool=sync_spool)
+        assert [str(t) for t in again.resumed] == [str(t) for t in sent]  # same epoch, seqs
+        fourth = again.send("bob", b"s3")
+        assert fourth.id.epoch == sent[0].id.epoch and fourth.seq == 4
+        for t in again.resumed:
+            t.wait("accepted", 10)
+        assert again.close() == []
+
+        async def online() -> list[str]:
+            async with AsyncClient("carol", router=url, spool=async_spool) as carol:
+                for t in carol.resumed:
+                    await t.wait("accepted", 10)
+                return [str(t) for t in carol.resumed]
+
+        assert asyncio.run(online()) == async_sent
+        got = sorted((m.sender, m.text) for m in (bob.recv(timeout=10) for _ in range(6)))
+    assert got == [("alice", "s0"), ("alice", "s1"), ("alice", "s2"), ("alice", "s3")] + [
+        ("carol", "a0"),
+        ("carol", "a1"),
+    ]
