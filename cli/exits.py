@@ -13,6 +13,7 @@ UNREACHABLE = 3  # router did not answer in time, or refused the session
 FAILED = 4  # the message was refused, expired or is dead
 IN_USE = 5  # a live router already holds the endpoint
 CONFIG = 6  # the config file is invalid, or an endpoint cannot be bound
+SPOOLED = 7  # the router did not answer: the message is kept in the sender's spool
 
 
 def fail(code: int, message: str) -> SystemExit:

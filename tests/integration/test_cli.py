@@ -391,3 +391,46 @@ def test_send_waiting_for_delivery_says_why_it_was_not_delivered(procs: Procs) -
         r" 'git sta'\n",
         err,
     ), err
+
+
+def test_zs_send_spool_keeps_what_a_down_router_missed_and_flush_delivers_it_once(
+    procs: Procs, tmp_path: Path
+) -> None:
+    from zmqswarm import Client
+    from zmqswarm.observe import list_peers
+
+    env = {**ENV, "XDG_STATE_HOME": str(tmp_path / "state"), "ZS_ROUTER": procs.url}
+    path = tmp_path / "state" / "zmqswarm" / "spool" / "runner"
+    send = ["send", "bob", "--from", "runner", "--timeout", "1"]
+    down = zs(*send, "built", "--spool", env=env)
+    assert (down.returncode, down.stdout) == (7, ""), down.stderr
+    assert down.stderr == (
+        f"zs: router at {procs.url} did not answer within 1.0 s: 1 message kept in {path};"
+        " the next `zs send --from runner` or `zs send --flush --from runner` delivers it\n"
+    )
+    still = zs(*send, "tested", env=env)  # no --spool: the name's spool is there, so used
+    assert still.returncode == 7 and "2 messages kept in" in still.stderr, still.stderr
+    procs.router()
+    flushed = zs("send", "--flush", "--from", "runner", env=env)
+    assert flushed.returncode == 0, flushed.stderr
+    tickets = flushed.stdout.split()
+    assert [t.rsplit("/", 1)[1] for t in tickets] == ["1", "2"]  # one stream, in order
+    assert len({t.rsplit("/", 1)[0] for t in tickets}) == 1
+    again = zs("send", "--flush", "--from", "runner", env=env)
+    assert (again.returncode, again.stdout, again.stderr) == (0, "", "")  # nothing left
+    (bob,) = list_peers(procs.url)
+    assert (bob.name, bob.queued) == ("bob", 2)  # in the mailbox once each
+    with Client("bob", router=procs.url) as client:
+        got = [client.recv(timeout=10) for _ in range(2)]
+    assert [(m.text, str(m.ticket)) for m in got] == list(zip(["built", "tested"], tickets))
+    last = zs(*send, "shipped", env=env)  # the spool is empty, but still this name's
+    assert last.returncode == 0, last.stderr
+    assert last.stdout.strip().rsplit("/", 1)[1] == "3"
+
+
+def test_two_spooled_zs_sends_of_one_name_take_turns(procs: Procs, tmp_path: Path) -> None:
+    procs.router()
+    env = {**ENV, "XDG_STATE_HOME": str(tmp_path), "ZS_ROUTER": procs.url}
+    runs = [(["send", "bob", f"m{i}", "--spool", "--from", "runner"], env) for i in range(4)]
+    done = zs_at_once(*runs)
+    assert [r.code for r in done] == [0, 0, 0, 0], [r.err for r in done]
