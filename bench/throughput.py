@@ -4,11 +4,15 @@ pyzmq ceiling measured in the same run (this machine is shared and noisy: read t
 (a) ceiling: DEALER -> Python ROUTER (fixed-arity recv/send) -> DEALER. No receipts, no acks.
 (b) zmqswarm: Client -> zs router -> Client, each in its own process, with receipts, delivery
     acks and dedup; the clock runs from the first message received to the last.
+(c) with --stores, (b) again with the sender on a spool and the sink on a state (files in a
+    fresh temp dir, default fsync_every): what resuming after a kill costs.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import tempfile
 import time
 from typing import Any
 
@@ -38,10 +42,10 @@ def ceiling(size: int, n: int) -> float:
     return rate
 
 
-def _zs_sink(url: str, n: int, q: Any) -> None:
+def _zs_sink(url: str, n: int, q: Any, state: str | None = None) -> None:
     from zmqswarm.client.sync import Client
 
-    with Client("sink", router=url) as client:
+    with Client("sink", router=url, state=state) as client:
         q.put("ready")
         client.recv(timeout=30)
         start = time.perf_counter()
@@ -50,13 +54,15 @@ def _zs_sink(url: str, n: int, q: Any) -> None:
         q.put((n - 1) / (time.perf_counter() - start))
 
 
-def zmqswarm(size: int, n: int, batch: int) -> float:
+def zmqswarm(size: int, n: int, batch: int, stores: bool = False) -> float:
     from zmqswarm.client.sync import Client
 
     n -= n % batch  # whole batches only: the sink counts exactly what is sent
     payload = b"x" * size
-    with zs_path(n, _zs_sink) as (url, q, _):
-        client = Client("source", router=url)
+    where = tempfile.mkdtemp(prefix="zs-bench-stores-") if stores else ""
+    sink = functools.partial(_zs_sink, state=f"{where}/sink.state") if stores else _zs_sink
+    with zs_path(n, sink) as (url, q, _):
+        client = Client("source", router=url, spool=f"{where}/source.spool" if stores else None)
         if batch > 1:
             chunk = [payload] * batch
             for _ in range(n // batch):
@@ -76,10 +82,13 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100_000, help="messages per run")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--json", default="bench/results/throughput.json")
+    ap.add_argument("--stores", action="store_true", help="also with spool= and state=")
     args = ap.parse_args()
     rows = []
     print(f"{'payload':>8} {'path':<22} {'msgs/s (median)':>16} {'of ceiling':>11}  runs")
-    paths = (("zmqswarm send()", 1), ("zmqswarm send_many(64)", 64))
+    paths: list[tuple[str, int]] = [("zmqswarm send()", 1), ("zmqswarm send_many(64)", 64)]
+    if args.stores:
+        paths += [("send() spool+state", -1), ("send_many(64) spool+st", -64)]
     for size in (64, 1024):
         # Run by run, all paths in turn: the host's slow spells (this machine is shared) then
         # fall on all of them alike, instead of on whichever path ran last. The order flips
@@ -91,8 +100,8 @@ def main() -> None:
             for label, batch in reversed(order) if run % 2 else order:
                 if batch is None:
                     ceil.append(ceiling(size, args.n))
-                else:
-                    zs[label].append(zmqswarm(size, args.n, batch))
+                else:  # a negative batch: the same, on a spool and a state
+                    zs[label].append(zmqswarm(size, args.n, abs(batch), batch < 0))
         c = median(ceil)
         print(f"{size:>7}B {'raw pyzmq ceiling':<22} {c:>16,.0f} {'100%':>11}  {ceil_fmt(ceil)}")
         rows.append({"payload": size, "path": "ceiling", "median": c, "runs": ceil})
