@@ -262,3 +262,12 @@ def test_writes_are_fsynced_at_most_fsync_every_after(tmp_path: Path) -> None:
     every.append(every.log.add(3, "bob", [b"c"], False, 0), 20.0)
     assert every.sync_due() == float("inf")  # fsynced before append() returned
     every.close()
+
+
+@pytest.mark.timeout(10)
+def test_scanning_is_linear_in_the_journal() -> None:
+    """A 10 MB journal of 200,000 records scans in well under a second (a per-record look
+    at the rest of the file once made it minutes)."""
+    data = frame(Msg(1, "bob", False, 0, b"x" * 16)) * 200_000
+    records, end = scan(data)
+    assert (len(records), end) == (200_000, len(data))

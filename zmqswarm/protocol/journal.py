@@ -95,8 +95,8 @@ def scan(data: bytes) -> tuple[list[Record], int]:
     view = memoryview(data)
     at, end = 0, len(data)
     while at < end:
-        if end - at < HEADER.size or _zeros(data, at):
-            return records, at
+        if end - at < HEADER.size:
+            return records, at  # a cut header
         length, crc, check = HEADER.unpack_from(data, at)
         body = at + HEADER.size
         if zlib.crc32(view[at : at + 8]) != check or not 0 < length <= MAX_RECORD:
