@@ -237,7 +237,7 @@ class BaseClient:
             core.check(to, payloads)
             deadline = int(time.time() * 1000) + ttl_ms if ttl_ms else 0
             seq = core.window.next_seq
-            spool.append(spool.log.add(seq, to, payloads, notify, deadline), now)
+            spool.append(spool.log.add(seq, to, payloads, notify, deadline, spool.size), now)
         return core.submit(to, payloads, now, notify=notify, ttl_ms=ttl_ms)
 
     # -- receiving ------------------------------------------------------------------------

@@ -18,10 +18,11 @@ import struct
 import zlib
 from collections import deque
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import msgspec
 
-__all__ = ["Done", "Head", "Msg", "Record", "SeenLog", "Seen", "SpoolLog", "frame", "scan"]
+__all__ = ["Done", "Head", "Msg", "Record", "Scan", "SeenLog", "Seen", "SpoolLog", "frame", "scan"]
 
 # length | crc32 of the body | crc32 of those 8 bytes: a header that fails its own check is
 # damage, one that passes but whose body runs past the end is an append cut short.
@@ -32,6 +33,7 @@ MAX_RECORD = 1 << 30
 # Hello whose attempt is not above that of the session it holds for the routing id).
 HELLO_BLOCK = 1 << 24
 COMPACT_AT = 8 << 20  # bytes of journal before compaction is considered
+CLOSE_COMPACT_AT = 64 << 10  # ... and when a process lets go of it: the next opens it fast
 
 
 class Head(msgspec.Struct, array_like=True, tag=1, frozen=True):
@@ -85,35 +87,43 @@ _LENGTH_CRC = struct.Struct("<II")
 _CHECK = struct.Struct("<I")
 
 
-def scan(data: bytes) -> tuple[list[Record], int]:
+class Scan(NamedTuple):
+    records: list[Record]
+    starts: list[int]  # where each record starts
+    end: int  # where the last whole record ends
+
+
+def scan(data: bytes) -> Scan:
     """The records of a journal, and where the last whole one ends: what follows it is an
     append that a kill (or a crash) cut short. ValueError: damage anywhere else.
 
     A bad record is the cut-short last append when nothing but zeros (blocks a crashed
     machine never wrote) follows where it should have ended; else it is damage."""
     records: list[Record] = []
+    starts: list[int] = []
     view = memoryview(data)
     at, end = 0, len(data)
     while at < end:
         if end - at < HEADER.size:
-            return records, at  # a cut header
+            break  # a cut header
         length, crc, check = HEADER.unpack_from(data, at)
         body = at + HEADER.size
         if zlib.crc32(view[at : at + 8]) != check or not 0 < length <= MAX_RECORD:
             if _zeros(data, body):
-                return records, at
+                break
             raise ValueError(f"damaged record header at byte {at} of {end}")
         stop = body + length
         if zlib.crc32(view[body:stop]) != crc:
             if _zeros(data, stop):
-                return records, at
+                break
             raise ValueError(f"damaged record at byte {at} of {end} (bad checksum)")
         try:
             records.append(_decode(view[body:stop]))
         except msgspec.ValidationError as exc:
             raise ValueError(f"record at byte {at}: {exc}") from None
+        starts.append(at)
         at = stop
-    return records, at
+    return Scan(records, starts, at)
 
 
 def _zeros(data: bytes, start: int) -> bool:
@@ -133,19 +143,25 @@ def _spans(seqs: Iterable[int]) -> list[int]:
 
 class SpoolLog:
     """A sender's spool: its stream (name, epoch), the next seq, and the messages sent and
-    not yet settled. Built from the records of an existing journal (or none); ``add`` and
-    ``settle`` return what to append."""
+    not yet settled, with where they lie in the journal. Built from what an existing journal
+    holds (or nothing); ``add`` and ``settle`` return what to append."""
 
-    def __init__(self, records: list[Record], name: str, epoch: int) -> None:
+    def __init__(self, found: Scan, name: str, epoch: int) -> None:
+        records = found.records
         head = _head(records, "spool", name)
         self.name = name
         self.epoch = head.epoch if head else epoch
         self.next_seq = head.next_seq if head else 1
         hellos = 0
         self.unsent: dict[int, Msg] = {}  # seq -> message, at open
-        for rec in records:
+        # seq -> (offset, length) of its record: compaction copies these, never decodes.
+        # In seq order, which is the journal's order.
+        self._live: dict[int, tuple[int, int]] = {}
+        ends = [*found.starts[1:], found.end][: len(found.starts)]
+        for rec, at, stop in zip(records, found.starts, ends, strict=True):
             if isinstance(rec, Msg):
                 self.unsent[rec.seq] = rec
+                self._live[rec.seq] = (at, stop - at)
                 self.next_seq = max(self.next_seq, rec.seq + 1)
             elif isinstance(rec, Done):
                 self._drop(rec.spans)
@@ -155,8 +171,7 @@ class SpoolLog:
                 self.next_seq, hellos = max(self.next_seq, rec.next_seq), max(hellos, rec.hellos)
         self.hellos = hellos  # this process says Hello with attempts above these
         self.reserved = hellos + HELLO_BLOCK  # ... and below these
-        self._live = {seq: len(m.payload) + 64 for seq, m in self.unsent.items()}  # ~bytes
-        self._live_bytes = sum(self._live.values())
+        self._live_bytes = sum(size for _, size in self._live.values())
 
     def opening(self) -> list[bytes]:
         """What opens a process's use: the head, reserving the Hello attempts it may use."""
@@ -173,14 +188,16 @@ class SpoolLog:
         return Head("spool", self.name, self.epoch, self.next_seq, self.reserved)
 
     def add(
-        self, seq: int, to: str, payloads: list[bytes], notify: bool, deadline_ms: int
+        self, seq: int, to: str, payloads: list[bytes], notify: bool, deadline_ms: int, at: int
     ) -> list[bytes]:
+        """Records for messages ``seq``, ``seq + 1``... to be appended at offset ``at``."""
         out = []
         live = self._live
         for payload in payloads:
             record = frame(Msg(seq, to, notify, deadline_ms, payload))
             out.append(record)
-            live[seq] = len(record)
+            live[seq] = (at, len(record))
+            at += len(record)
             self._live_bytes += len(record)
             seq += 1
         self.next_seq = seq
@@ -189,28 +206,42 @@ class SpoolLog:
     def settle(self, seqs: list[int]) -> bytes:
         live = self._live
         for seq in seqs:
-            self._live_bytes -= live.pop(seq, 0)
+            self._live_bytes -= live.pop(seq, (0, 0))[1]
         return frame(Done(_spans(seqs)))
 
-    def compact_due(self, size: int) -> bool:
+    def compact_due(self, size: int, limit: int = COMPACT_AT) -> bool:
         """Whether the journal (``size`` bytes) is mostly history: rewrite it."""
-        return size > COMPACT_AT and size > 2 * self._live_bytes
+        return size > limit and size > 2 * self._live_bytes
 
-    def compacted(self, records: list[Record]) -> list[bytes]:
-        """The journal rewritten: the head and the messages still unsettled."""
+    def compaction(self) -> tuple[list[bytes], list[tuple[int, int]]]:
+        """The journal rewritten: the head, then the (offset, length) ranges of the journal
+        that hold the messages still unsettled, in order (adjacent ones merged)."""
+        ranges: list[tuple[int, int]] = []
+        for at, size in self._live.values():
+            if ranges and sum(ranges[-1]) == at:
+                ranges[-1] = (ranges[-1][0], ranges[-1][1] + size)
+            else:
+                ranges.append((at, size))
+        return [frame(self.head())], ranges
+
+    def moved(self, at: int) -> None:
+        """The compaction is done: the unsettled messages now lie one after the other from
+        offset ``at``."""
         live = self._live
-        kept = [frame(r) for r in records if isinstance(r, Msg) and r.seq in live]
-        return [frame(self.head()), *kept]
+        for seq, (_, size) in live.items():
+            live[seq] = (at, size)
+            at += size
 
     def _drop(self, spans: list[int]) -> None:
-        unsent = self.unsent
+        unsent, live = self.unsent, self._live
         for first, last in zip(spans[::2], spans[1::2], strict=True):
             if last - first > len(unsent):
-                for seq in [s for s in unsent if first <= s <= last]:
-                    del unsent[seq]
+                seqs: Iterable[int] = [s for s in unsent if first <= s <= last]
             else:
-                for seq in range(first, last + 1):
-                    unsent.pop(seq, None)
+                seqs = range(first, last + 1)
+            for seq in seqs:
+                unsent.pop(seq, None)
+                live.pop(seq, None)
 
 
 Stream = tuple[str, int]
@@ -225,7 +256,8 @@ class SeenLog:
     redelivery means our Ack was lost, and this is what recognises it).
     """
 
-    def __init__(self, records: list[Record], name: str, max_streams: int = 100_000) -> None:
+    def __init__(self, found: Scan, name: str, max_streams: int = 100_000) -> None:
+        records = found.records
         self._fresh = _head(records, "state", name) is None
         self.name = name
         self.max_streams = max_streams
@@ -269,11 +301,11 @@ class SeenLog:
         self._written += 1
         return frame(Seen(sender, epoch, seq, upto))
 
-    def compact_due(self, size: int) -> bool:
-        return size > COMPACT_AT and self._written > 4 * (len(self.high) + len(self.above) + 1)
+    def compact_due(self, size: int, limit: int = COMPACT_AT) -> bool:
+        return size > limit and self._written > 4 * (len(self.high) + len(self.above) + 1)
 
-    def compacted(self, records: list[Record]) -> list[bytes]:
-        """The journal rewritten from what it means (``records`` are not needed)."""
+    def compaction(self) -> tuple[list[bytes], list[tuple[int, int]]]:
+        """The journal rewritten from what it means: nothing of it is copied."""
         self._written = 0
         out = [frame(Head("state", self.name, 0, 0, 0))]
         for (sender, epoch), seq in self.high.items():
@@ -281,7 +313,10 @@ class SeenLog:
         for stream, seqs in list(self.above.items()):
             self._prune(stream, seqs)
             out += (frame(Seen(*stream, seq, False)) for seq in sorted(seqs))
-        return out
+        return out, []
+
+    def moved(self, at: int) -> None:
+        pass
 
     def _note(self, stream: Stream, seq: int, upto: bool) -> None:
         if upto:
