@@ -87,27 +87,35 @@ class Journal(Generic[L]):
 
     def append(self, records: list[bytes], now: float) -> None:
         """Write ``records`` at the end; on return they survive this process being killed.
-        On failure (a full disk) nothing of them stays: the file ends where it did."""
+        On failure (a full disk) none of them stays: the file ends where it did."""
         if not records:
             return
+        start, fd = self.size, self._fd
         try:
-            for i in range(0, len(records), _IOV):
-                chunk = records[i : i + _IOV]
-                size = sum(map(len, chunk))
-                done = os.writev(self._fd, chunk)
-                if done < size:  # a short write: finish it, or fail trying
-                    rest = memoryview(b"".join(chunk))[done:]
-                    while rest:
-                        rest = rest[os.write(self._fd, rest) :]
-                self.size += size
+            if len(records) == 1:  # the usual case: one record, one write
+                _write_all(fd, records[0])
+                self.size += len(records[0])
+            else:
+                for i in range(0, len(records), _IOV):
+                    chunk = records[i : i + _IOV]
+                    size = sum(map(len, chunk))
+                    done = os.writev(fd, chunk)
+                    if done < size:
+                        _write_all(fd, memoryview(b"".join(chunk))[done:])
+                    self.size += size
         except OSError as exc:
-            self._undo()
+            self.size = start
+            try:
+                os.ftruncate(fd, start)
+            except OSError:
+                pass  # then the next open drops the cut record
             raise StoreError(f"cannot write {self.path}: {exc.strerror}") from exc
-        if self._dirty == INF:
-            self._dirty = now
-        if now >= self._dirty + self.sync_every:  # a long burst of sends syncs as it goes
+        dirty = self._dirty
+        if dirty == INF:
+            dirty = self._dirty = now
+        if now >= dirty + self.sync_every:  # a long burst of sends syncs as it goes
             self._fsync()
-        if self.log.compact_due(self.size, COMPACT_AT):
+        if self.size > COMPACT_AT and self.log.compact_due(self.size, COMPACT_AT):
             self._compact()
 
     def sync_due(self) -> float:
@@ -136,12 +144,6 @@ class Journal(Generic[L]):
         os.fsync(self._fd)
         self._dirty = INF
 
-    def _undo(self) -> None:
-        try:
-            os.ftruncate(self._fd, self.size)
-        except OSError:
-            pass  # the next open drops the cut record
-
     def _compact(self) -> None:
         """Rewrite the journal with only what it still means: a new file, fsynced, renamed
         over the old (a crash leaves one or the other, whole)."""
@@ -165,6 +167,14 @@ class Journal(Generic[L]):
         os.close(self._fd)
         self._fd, self.size, self._dirty = fd, os.fstat(fd).st_size, INF
         self.log.moved(sum(map(len, head)))
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    """One write, and more only if the kernel took less (a full disk then raises)."""
+    done = os.write(fd, data)
+    while done < len(data):
+        data = memoryview(data)[done:]
+        done = os.write(fd, data)
 
 
 def _take_lock(path: str) -> int:

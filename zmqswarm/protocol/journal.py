@@ -322,9 +322,8 @@ class SeenLog:
         if upto:
             high = self.high
             if seq > high.get(stream, 0):
-                high.pop(stream, None)  # most recent last: the oldest go first past the cap
                 high[stream] = seq
-            if len(high) > self.max_streams:
+            if len(high) > self.max_streams:  # as the inbox does: the first seen go first
                 for stale in list(high)[: len(high) // 2]:
                     del high[stale]
                     self.above.pop(stale, None)
