@@ -50,7 +50,9 @@ def zs_command(line: str) -> tuple[list[str], list[str]]:
 
 
 def env(url: str) -> dict[str, str]:
-    return {**os.environ, "ZS_ROUTER": url, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    path = f"{BIN}{os.pathsep}{os.environ['PATH']}"
+    state = str(Path(url[len("ipc://") :]).parent / "state")  # `zs send --spool` writes there
+    return {**os.environ, "ZS_ROUTER": url, "PATH": path, "XDG_STATE_HOME": state}
 
 
 def run(line: str, url: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
@@ -67,6 +69,7 @@ PRINTS = [
     r"alice hello bob alice/[0-9a-f]+/1\n",
     r"passed in 3 s\n",
     r"carol hi dave\n",
+    r"\[\]\nbuild 42 passed\n",
     r"(\d+\.\d+ \{.*\}\n){3}",
 ]
 
@@ -76,12 +79,19 @@ def test_every_python_example_is_checked() -> None:
 
 
 @pytest.mark.parametrize(("index", "expected"), list(enumerate(PRINTS)))
-def test_python_example_runs_verbatim(procs: Procs, index: int, expected: str) -> None:
+def test_python_example_runs_verbatim(
+    procs: Procs, tmp_path: Path, index: int, expected: str
+) -> None:
     code = blocks("python")[index]
     procs.router()
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-c", code], env=env(procs.url), capture_output=True, text=True, timeout=20
+        [sys.executable, "-c", code],
+        env=env(procs.url),
+        capture_output=True,
+        text=True,
+        timeout=20,
+        cwd=tmp_path,  # where an example's files (a spool) go
     )
     took = time.monotonic() - started
     assert result.returncode == 0, result.stderr
@@ -137,12 +147,14 @@ def test_the_quickstart_runs_verbatim(procs: Procs) -> None:
             if path[0] in ("send", "peers", "dead") or (path, options) == (["monitor"], ["--once"]):
                 result = run(line, procs.url)
                 assert result.returncode == 0, (line, result.stderr)
-                if path == ["send"]:
+                if "--flush" in options:
+                    assert result.stdout == ""  # the router was up: the spool kept nothing
+                elif path == ["send"]:
                     assert re.fullmatch(r"\S+/[0-9a-f]+/1\n", result.stdout), result.stdout
                     sent.append(line.split('"')[1])  # the quoted message, or echo's
                 if path == ["peers"]:
                     assert "bob" in result.stdout
-        assert sent == ["hello bob", "from stdin", "build done"]
+        assert sent == ["hello bob", "from stdin", "build done", "deploy done"]
 
         def shown() -> list[str]:  # "sender: text"; "from stdin\n" prints an empty line too
             return [x.split(": ", 1)[-1] for x in out if x]
