@@ -9,11 +9,12 @@ import asyncio
 import random
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from zmqswarm import AsyncClient, Client, StoreInUseError
+from zmqswarm import AsyncClient, Client, DeliveryError, StoreInUseError
 
 from ..helpers import Procs, router_stats, wait_for
 from .test_faults import handed, last_line
@@ -181,3 +182,26 @@ def test_a_spool_carries_unreceipted_messages_to_the_next_client_sync_and_async(
         ("carol", "a0"),
         ("carol", "a1"),
     ]
+
+
+@pytest.mark.timeout(30)
+def test_a_spooled_message_whose_ttl_passed_fails_and_is_not_sent(
+    procs: Procs, tmp_path: Path
+) -> None:
+    spool = tmp_path / "alice.spool"
+    first = Client("alice", router=procs.url, spool=spool)
+    stale = first.send("bob", b"stale", ttl=0.05)
+    fresh = first.send("bob", b"fresh")
+    deadline = time.time() + 0.05
+    first.close(timeout=0)
+    wait_for(lambda: time.time() > deadline, 5, "the ttl to pass")
+    procs.router()
+    with Client("alice", router=procs.url, spool=spool) as again:
+        assert [t.seq for t in again.resumed] == [stale.seq, fresh.seq]
+        with pytest.raises(DeliveryError, match="expired: ttl passed in the spool"):
+            again.resumed[0].wait("accepted", 5)
+        again.resumed[1].wait("accepted", 5)
+    with Client("alice", router=procs.url, spool=spool) as third:
+        assert third.resumed == []  # settled, both: neither goes again
+    with Client("bob", router=procs.url) as bob:
+        assert bob.recv(timeout=5).text == "fresh"

@@ -23,6 +23,7 @@ from zmqswarm.errors import (
     ClientClosedError,
     NameTakenError,
     RouterUnavailableError,
+    StoreError,
 )
 from zmqswarm.protocol import ClientCore, ClientOptions, Code
 from zmqswarm.protocol.client_events import (
@@ -90,11 +91,6 @@ class BaseClient:
         self.epoch = self._spool.log.epoch if self._spool else new_epoch()
         hellos = self._spool.log.hellos if self._spool else 0
         self._core = ClientCore(name, epoch=self.epoch, options=self.options, hellos=hellos)
-        self._resumed: list[int] = []  # seqs an earlier process sent that go again
-        if self._spool is not None:
-            self._resume(self._spool.log)
-        if self._state is not None:
-            self._core.inbox.seed(self._state.log.high, self._state.log.above)
         self.auto_ack = auto_ack
         self.block = block
         self._book = TicketBook(name, self.epoch)
@@ -107,6 +103,11 @@ class BaseClient:
         self._turn_limit = max(1, self.options.recv_window // 8)
         self._next_look = 0.0  # at the connection monitor
         self._next_peek = 0.0  # at the socket, from send()
+        self._resumed: list[int] = []  # seqs an earlier process sent that go again
+        if self._spool is not None:
+            self._resume(self._spool.log)
+        if self._state is not None:
+            self._core.inbox.seed(self._state.log.high, self._state.log.above)
 
     # -- the engine -----------------------------------------------------------------------
 
@@ -189,12 +190,11 @@ class BaseClient:
 
     def _on_events(self, events: list[Event], now: float) -> None:
         self._book.on_events(events)
+        session = any(isinstance(ev, SessionUp | SessionDown | Refused) for ev in events)
         spool = self._spool
         if spool is not None:
-            self._settle(spool, events, now)
-        if any(isinstance(ev, SessionUp | SessionDown | Refused) for ev in events):
-            if spool is not None:  # Hellos follow: the spool keeps attempts ahead of them
-                spool.append(spool.log.reserve(self._core.hellos), now)
+            self._settle(spool, events, session, now)
+        if session:
             self._session_changed()
 
     def _session_changed(self) -> None:
@@ -321,12 +321,20 @@ class BaseClient:
         if expired:
             self._on_events(list(expired), clock())
 
-    def _settle(self, spool: Journal[SpoolLog], events: list[Event], now: float) -> None:
-        """Receipted or abandoned: no later process sends them again."""
+    def _settle(
+        self, spool: Journal[SpoolLog], events: list[Event], session: bool, now: float
+    ) -> None:
+        """Receipted or abandoned: no later process sends them again. And after a session
+        event (Hellos follow) the spool keeps the attempts it reserves ahead of them."""
         seqs = [s for ev in events if isinstance(ev, Accepted) for s in ev.seqs]
         seqs += [ev.seq for ev in events if isinstance(ev, Failed)]
-        if seqs:
-            spool.append([spool.log.settle(seqs)], now)
+        records = [spool.log.settle(seqs)] if seqs else []
+        if session:
+            records += spool.log.reserve(self._core.hellos)
+        try:
+            spool.append(records, now)
+        except StoreError as exc:  # not fatal: a later process resends, the router drops
+            log.warning("%s", exc)
 
     def _sync(self, now: float) -> float:
         """fsync the stores whose writes have waited ``fsync_every``; when the next is due."""
@@ -339,8 +347,12 @@ class BaseClient:
 
     def _close_stores(self) -> None:
         stores, self._stores = self._stores, []
-        for store in stores:
-            store.close()
+        try:
+            for store in stores:
+                store.close()
+        finally:
+            for store in stores:
+                store.close()  # after a failure, the others all the same (a no-op if done)
 
     # -- tickets --------------------------------------------------------------------------
 

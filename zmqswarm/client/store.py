@@ -131,7 +131,10 @@ class Journal(Generic[L]):
             return
         try:
             if self.log.compact_due(self.size, CLOSE_COMPACT_AT):
-                self._compact()  # the next process reads only what is live
+                try:
+                    self._compact()  # the next process reads only what is live
+                except StoreError:
+                    pass  # then it reads the whole journal: slower, the same
             self.sync()
         finally:
             os.close(self._fd)
