@@ -18,11 +18,12 @@ from zmqswarm.protocol import (
     Hold,
     Nack,
     PeerState,
+    Send,
     Welcome,
     decode,
     encode,
 )
-from zmqswarm.protocol.client_events import Progressed
+from zmqswarm.protocol.client_events import Accepted, Progressed
 from zmqswarm.protocol.frames import PROTOCOL_VERSION
 from zmqswarm.protocol.inbox import Inbound
 
@@ -406,3 +407,40 @@ def test_a_message_submitted_while_its_chain_waits_waits_too() -> None:
     assert [m.seq for m in window.take(0.3, 100)] == [1]
     window.on_receipt(1, [3])
     assert [m.seq for m in window.take(0.3, 100)] == [2]
+
+
+def test_a_resumed_stream_says_hello_above_its_old_attempts_and_resends_in_order() -> None:
+    """What an earlier process of the stream left unsettled (seqs 5, 7, 8) goes again first,
+    chained per recipient anew; new messages go on from the spool's next seq; the Hello's
+    attempt is above the earlier process's; the Welcome's ``acked`` settles what it covers."""
+    core = ClientCore("alice", epoch=7, hellos=1 << 24)
+    unsent = [(5, "bob", b"a", False, 0), (7, "carol", b"b", False, 0), (8, "bob", b"c", False, 0)]
+    core.resume(10, unsent, 0.0)
+    assert core.submit("bob", [b"d"], 0.0) == [10]
+    core.connect(0.0)
+    frames = [decode(parts[0]) for parts in core.outgoing(0.0)]
+    hello, send = frames
+    assert isinstance(hello, Hello) and hello.attempt == (1 << 24) + 1
+    assert isinstance(send, Send) and send.base == 5
+    assert [(i.seq, i.to, i.prev) for i in send.items] == [
+        (5, "bob", 0),
+        (7, "carol", 0),
+        (8, "bob", 5),
+        (10, "bob", 8),
+    ]
+    w = Welcome(PROTOCOL_VERSION, 1, 1, 7, 200, 1 << 20, hello.attempt, 0, False, 800)
+    core.receive([encode(w)], 0.0)
+    assert core.events()[0] == Accepted([5, 7])
+    assert sorted(core.window.pending) == [8, 10]
+
+
+def test_a_recipient_seeded_with_its_state_hands_over_only_what_was_never_acked() -> None:
+    """An earlier process acked alice's 1..5 and 8 (7 was still with its application): when
+    they come again, only 6, 7 and 9 are handed over; the rest are acked at once."""
+    core = ready_core(ack_delay=0.0)
+    core.inbox.seed({("alice", 3): 5}, {("alice", 3): {8}})
+    handed = deliver(core, 1, 9, 0.0)
+    assert [m.key[2] for m in handed] == [6, 7, 9]
+    for m in handed:
+        core.ack(m.key)
+    assert acks(core, 0.0) == [9]
