@@ -25,9 +25,10 @@ take NAME URL OUT [options]             a recipient for fault tests: appends "se
                                         "sender:SEQ" (the ticket's seq) for the payload. Prints
                                         DONE n, LEFT n, NAME_TAKEN n or IDLE n (n: handed)
 spool NAME URL SPOOL TO COUNT LOG RATE  sends through a spool until a ticket's seq reaches
-                                        COUNT, at most RATE a second, appending each ticket's
-                                        seq to LOG once send() has returned; prints RESUMED n
-                                        (tickets the spool carried over) first, DONE at the end
+                                        COUNT, at most RATE a second (0: flat out), appending
+                                        each ticket's seq to LOG once send() has returned;
+                                        prints RESUMED n (tickets the spool carried over)
+                                        first, DONE at the end
 """
 
 from __future__ import annotations
@@ -160,7 +161,7 @@ def spool(argv: list[str]) -> None:
             f.write(f"{seq}\n")
             f.flush()  # logged only once send() has returned: a promise
             sent += 1
-            if sent % 10 == 0:  # pacing: still sending when the test's fault hits
+            if float(rate) and sent % 10 == 0:  # pacing: still sending when a fault hits
                 time.sleep(max(0.0, start + sent / float(rate) - time.monotonic()))
         unsent = client.close(timeout=60)
     say("DONE" if not unsent else f"UNSENT {len(unsent)}")
