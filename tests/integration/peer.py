@@ -21,22 +21,27 @@ take NAME URL OUT [options]             a recipient for fault tests: appends "se
                                         handed; --until FILE: done once FILE exists;
                                         --state FILE: the recipient's state; --auto: auto_ack;
                                         --ack-delay S: hold acks back S seconds; --kill-after
-                                        N: SIGKILLs itself after the Nth; --by-ticket: writes
+                                        N: SIGKILLs itself after the Nth; --die-after N: is
+                                        SIGKILLed at a random moment within 5 ms of handing
+                                        the Nth (wherever it is then); --by-ticket: writes
                                         "sender:SEQ" (the ticket's seq) for the payload. Prints
                                         DONE n, LEFT n, NAME_TAKEN n or IDLE n (n: handed)
-spool NAME URL SPOOL TO COUNT LOG RATE  sends through a spool until a ticket's seq reaches
+spool NAME URL SPOOL TO COUNT LOG RATE [DIE_AFTER]
+                                        sends through a spool until a ticket's seq reaches
                                         COUNT, at most RATE a second (0: flat out), appending
                                         each ticket's seq to LOG once send() has returned;
                                         prints RESUMED n (tickets the spool carried over)
-                                        first, DONE at the end
+                                        first, DONE at the end; DIE_AFTER N: as --die-after
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -109,6 +114,7 @@ def take(argv: list[str]) -> None:
     ap.add_argument("--auto", action="store_true")
     ap.add_argument("--ack-delay", type=float, default=ClientOptions().ack_delay)
     ap.add_argument("--kill-after", type=int, default=0)
+    ap.add_argument("--die-after", type=int, default=0)
     ap.add_argument("--by-ticket", action="store_true")
     a = ap.parse_args(argv)
     handed = 0
@@ -136,6 +142,8 @@ def take(argv: list[str]) -> None:
             handed += 1
             if handed == a.kill_after:
                 os.kill(os.getpid(), signal.SIGKILL)  # what it acked never left as an Ack
+            if handed == a.die_after:
+                die_soon()
             quiet_since = time.monotonic()
             seen_last = seen_last or msg.text == a.last
             if handed == a.stop_after:
@@ -152,7 +160,8 @@ def take(argv: list[str]) -> None:
 
 
 def spool(argv: list[str]) -> None:
-    name, url, path, to, count, log, rate = argv
+    name, url, path, to, count, log, rate = argv[:7]
+    die_after = int(argv[7]) if argv[7:] else 0
     with Client(name, router=url, spool=path) as client, open(log, "a") as f:
         say(f"RESUMED {len(client.resumed)}")
         start, seq, sent = time.monotonic(), 0, 0
@@ -161,10 +170,24 @@ def spool(argv: list[str]) -> None:
             f.write(f"{seq}\n")
             f.flush()  # logged only once send() has returned: a promise
             sent += 1
+            if sent == die_after:
+                die_soon()
             if float(rate) and sent % 10 == 0:  # pacing: still sending when a fault hits
                 time.sleep(max(0.0, start + sent / float(rate) - time.monotonic()))
         unsent = client.close(timeout=60)
     say("DONE" if not unsent else f"UNSENT {len(unsent)}")
+
+
+def die_soon() -> None:
+    """SIGKILL this process within 5 ms, from another thread: wherever the main thread is
+    then (inside send() or recv(), writing its log, acking), as a kill from outside would
+    find it, but never after the work is done, as a test's kill could when starved."""
+
+    def kill() -> None:
+        time.sleep(random.uniform(0, 0.005))  # the fault's moment, not a synchronisation
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=kill, daemon=True).start()
 
 
 def say(line: str) -> None:

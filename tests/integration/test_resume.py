@@ -17,7 +17,7 @@ import pytest
 from zmqswarm import AsyncClient, Client, DeliveryError, StoreInUseError
 
 from ..helpers import Procs, router_stats, wait_for
-from .test_faults import handed, last_line
+from .test_faults import handed, last_line, offline
 
 TOTAL = 5000
 RATE = 2000  # messages a second: a 2.5 s stream, for a kill to land in the middle of
@@ -40,25 +40,25 @@ def first_line(proc: subprocess.Popen[str]) -> str:
 def test_a_sender_killed_mid_stream_resends_from_its_spool_exactly_once_in_order(
     procs: Procs, tmp_path: Path, fault: str, total: int, rate: int
 ) -> None:
-    """alice sends through a spool, flat out (so the kill lands anywhere, inside send() as
-    likely as not), and is SIGKILLed at a random point; or, paced, with the router paused,
-    after sending 200 more that nobody receipted. Restarted on the same spool, she resends
-    what was not receipted and goes on: bob gets every seq once, in order."""
+    """alice sends through a spool, flat out, and is SIGKILLed at a random moment (inside
+    send() as likely as not); or, paced, with the router paused, after sending 200 more that
+    nobody receipted. Restarted on the same spool, she resends what was not receipted and
+    goes on: bob gets every seq once, in order."""
     seed = random.randrange(1 << 30)
     kill_at = random.Random(seed).randint(total // 15, total * 2 // 5)
     router = procs.router()
     out, done, log, spool = (tmp_path / n for n in ("bob.out", "bob.done", "sent", "spool"))
     bob = procs.peer("take", "bob", procs.url, str(out), "--by-ticket", "--until", str(done))
     args = ("spool", "alice", procs.url, str(spool), "bob", str(total), str(log), str(rate))
-    alice = procs.peer(*args)
+    alice = procs.peer(*args, str(kill_at) if fault == "mid-stream" else "0")
     assert first_line(alice) == "RESUMED 0"
-    wait_for(lambda: len(sent_seqs(log)) >= kill_at, 20, f"{kill_at} sends")
     if fault == "router-paused":
+        wait_for(lambda: len(sent_seqs(log)) >= kill_at, 20, f"{kill_at} sends")
         router.send_signal(signal.SIGSTOP)
         stopped = len(sent_seqs(log))  # the sends logged after this one nobody can receipt
         wait_for(lambda: len(sent_seqs(log)) >= stopped + 200, 20, "sends nobody receipts")
-    alice.kill()
-    alice.wait(10)
+        alice.kill()
+    assert alice.wait(30) == -signal.SIGKILL
     router.send_signal(signal.SIGCONT)
     returned = sent_seqs(log)
     assert len(returned) < total, "alice was done before the kill: the fault missed"
@@ -95,11 +95,10 @@ def test_a_recipient_killed_mid_stream_is_never_handed_an_acked_message_again(
     router = procs.router()
     one, two, state = tmp_path / "bob1.out", tmp_path / "bob2.out", tmp_path / "bob.state"
     take = ("take", "bob", procs.url, "--state", str(state), *(["--auto"] if ack == "auto" else []))
-    bob = procs.peer(*take[:3], str(one), *take[3:])
+    bob = procs.peer(*take[:3], str(one), *take[3:], "--die-after", str(kill_at))
     alice = procs.peer("send", "alice", procs.url, str(total), "bob")
-    wait_for(lambda: len(handed(one)) >= kill_at, 20, f"{kill_at} handed to bob#1")
-    bob.kill()
-    bob.wait(10)
+    assert bob.wait(30) == -signal.SIGKILL
+    wait_for(lambda: offline(procs.url, "bob"), 5, "bob#1 seen gone")  # else: NAME_TAKEN
     bob = procs.peer(*take[:3], str(two), *take[3:], "--last", f"alice:{total - 1}")
     assert last_line(bob, 60).startswith("DONE")
     assert last_line(alice, 60) == "DONE"
@@ -140,6 +139,7 @@ def test_messages_acked_by_a_killed_recipient_are_not_handed_again(
     assert last_line(alice) == "DONE"
     assert bob.wait(30) == -signal.SIGKILL
     assert [h.seq for h in handed(one)] == list(range(100))
+    wait_for(lambda: offline(procs.url, "bob"), 5, "bob#1 seen gone")  # else: NAME_TAKEN
     bob = procs.peer(
         "take", "bob", procs.url, str(two), "--state", str(state), "--last", "carol:9", *auto
     )
