@@ -45,6 +45,9 @@ class RouterConfig(_Base, frozen=True):
     cpus: list[int] = []  # pin the router to these CPUs (zs router --cpu); [] = anywhere
     # PUB endpoints for observers (zs monitor): None = one beside each bind; [] = none.
     publish: list[str] | None = None
+    # The journal: receipts mean on disk, and a restart keeps what was receipted.
+    journal: bool = True
+    data_dir: str | None = None  # None: $XDG_STATE_HOME/zmqswarm/router/<endpoint>
 
     def options(self) -> RouterOptions:
         return self._to(RouterOptions)

@@ -43,6 +43,7 @@ class Entry(msgspec.Struct, gc=False):
     expires: float
     accepted: float  # when it entered the mailbox (the router's clock)
     attempts: int = 0
+    rid: int = 0  # its record in the journal (0: no journal)
 
 
 @dataclass(slots=True)
@@ -93,6 +94,7 @@ class Stream:
     wm: int  # every seq <= wm is accepted (or settled at the sender)
     above: set[int]  # accepted seqs > wm
     last_seen: float
+    batch: int = 0  # the journal batch that holds its latest change
 
 
 Output = tuple[bytes, list[bytes], int]
