@@ -229,7 +229,7 @@ class Sim:
         """The journal writes (and fsyncs) the oldest ``batches`` waiting, in one commit."""
         done, self.unwritten = self.unwritten[:batches], self.unwritten[batches:]
         if done and self.db is not None:
-            write(self.db, done, 0.0)
+            write(self.db, done)
             self.router.durable(done[-1].number, self.now)
             self.pump()
 

@@ -19,7 +19,6 @@ from .codec import encode, valid_name
 from .delivering import Delivery
 from .effects import Effects
 from .frames import Code, Receipt, Send
-from .journaling import Put
 from .options import RouterOptions
 from .router_state import Entry, Session, Stream
 from .send_window import INF
@@ -113,7 +112,11 @@ class Acceptor:
                 rid = journal.next_rid
                 journal.next_rid = rid + 1
                 mb.queue.append(Entry(name, epoch, seq, payload, notify, expires, now, 0, rid))
-                journal.puts.append(Put(rid, to, name, epoch, seq, payload, notify, expires, now))
+                wall = journal.wall_offset
+                until = None if expires == INF else expires + wall
+                journal.puts.append(
+                    (rid, to, name, epoch, seq, payload, notify, until, now + wall, 0)
+                )
             mb.nbytes += size
             delivery.nbytes += size
             if expires < INF:

@@ -253,7 +253,8 @@ class Delivery:
         journal = self.fx.journal
         if journal is not None:
             journal.done.append(entry.rid)
-            journal.dead.append(DeadRow(self.dead.last_id, *letter[:5], int(code), now))
+            at = now + journal.wall_offset
+            journal.dead.append(DeadRow(self.dead.last_id, *letter[:5], int(code), at))
             if dropped:
                 journal.dead_upto = max(journal.dead_upto, self.dead.first_id - 1)
         if entry.notify:

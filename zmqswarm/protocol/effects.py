@@ -36,8 +36,8 @@ STATS = (
 
 
 class Effects:
-    def __init__(self, journaled: bool = False) -> None:
-        self.journal = JournalLog() if journaled else None
+    def __init__(self, journaled: bool = False, wall_offset: float = 0.0) -> None:
+        self.journal = JournalLog(wall_offset) if journaled else None
         self.durable_upto = 0  # every batch numbered up to this is on disk
         self._gated: deque[tuple[int, Output]] = deque()  # (batch it waits for, frame)
         self._gated_ids: dict[bytes, int] = {}  # peer -> its frames waiting in _gated

@@ -13,19 +13,25 @@ restart, give or take the deliveries of the last moments before a crash). Delive
 wait for the journal: a message delivered before its batch is durable and lost in a crash is
 resent by its sender (never receipted) and dropped as a duplicate by the recipient's dedup.
 
-Times cross the journal as the core's clock (``now``); the driver converts them to and from
-wall-clock time, since a restarted router's clock starts afresh.
+A batch holds rows ready to store, times in wall-clock seconds (the core adds the offset it
+was given: a restarted router's own clock starts afresh); ``Restored`` comes back in the
+core's clock. A message's row is a plain tuple, built once per message, that the journal
+stores as it is.
 """
 
 from __future__ import annotations
 
 import msgspec
 
-__all__ = ["Batch", "DeadRow", "JournalLog", "Put", "Restored", "StreamRow"]
+__all__ = ["Batch", "DeadRow", "JournalLog", "Put", "PutRow", "Restored", "StreamRow"]
+
+PutRow = tuple[int, str, str, int, int, bytes, bool, "float | None", float, int]
+"""One accepted message as stored: (rid, recipient, sender, epoch, seq, payload, notify,
+expires or None, accepted, attempts), times in wall-clock seconds."""
 
 
 class Put(msgspec.Struct, array_like=True, gc=False):
-    """One accepted message, as stored."""
+    """One accepted message, as restored (times in the core's clock)."""
 
     rid: int  # the router's record number: acceptance order, router-wide
     to: str
@@ -61,10 +67,11 @@ class DeadRow(msgspec.Struct, array_like=True, gc=False):
 
 
 class Batch(msgspec.Struct, array_like=True, gc=False):
-    """What changed in one turn (or a few), applied by the journal in one transaction."""
+    """What changed in one turn, applied by the journal with the others waiting in one
+    transaction. Times in wall-clock seconds."""
 
     number: int
-    puts: list[Put]
+    puts: list[PutRow]
     done: list[int]  # rids acked or buried: deleted
     attempts: list[tuple[int, int]]  # (rid, attempts) of messages a session had out
     streams: list[StreamRow]
@@ -85,10 +92,11 @@ class JournalLog:
     """Collects one batch at a time. The core calls the recorders as things happen; the
     driver takes a batch at the end of each turn that changed something."""
 
-    def __init__(self) -> None:
+    def __init__(self, wall_offset: float = 0.0) -> None:
+        self.wall_offset = wall_offset  # the core's clock + this = wall-clock seconds
         self.number = 1  # the batch being filled
         self.next_rid = 1
-        self.puts: list[Put] = []
+        self.puts: list[PutRow] = []
         self.done: list[int] = []
         self.attempts: list[tuple[int, int]] = []
         self.streams: set[tuple[str, int]] = set()  # keys of streams that changed

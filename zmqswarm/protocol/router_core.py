@@ -11,7 +11,8 @@ It only dispatches. The decisions live in three modules, by what they decide:
     accepting    whether a message enters a mailbox (dedup, per-pair order, room); receipts
     delivering   the mailboxes: delivery under credit, acks, holds, dead letters, notices
 
-With a journal (``journaled=True``) it also hands its driver, each turn, a batch of what
+With a journal (``journaled=True``, and ``wall_offset`` to turn its clock into the wall-clock
+time the journal keeps) it also hands its driver, each turn, a batch of what
 changed (``take_journal``), and holds back what promises it until the driver says the batch is
 on disk (``durable``); see journaling.py. ``restore`` puts a journal's contents back.
 
@@ -77,11 +78,12 @@ class RouterCore:
         reachable: Callable[[bytes], bool] = lambda identity: True,
         started: float = 0.0,
         journaled: bool = False,
+        wall_offset: float = 0.0,
     ) -> None:
         self.epoch = epoch
         self.options = opts = options or RouterOptions()
         self.state = SERVING
-        self.fx = Effects(journaled)
+        self.fx = Effects(journaled, wall_offset)
         self.registry = Registry()
         self.delivery = Delivery(self.fx, opts, self.registry)
         self.acceptor = Acceptor(self.fx, opts, self.delivery)
@@ -234,7 +236,8 @@ class RouterCore:
         for key in journal.streams:
             s = streams.get(key)
             if s is not None:
-                rows.append(StreamRow(key[0], key[1], s.wm, sorted(s.above), s.last_seen))
+                seen = s.last_seen + journal.wall_offset
+                rows.append(StreamRow(key[0], key[1], s.wm, sorted(s.above), seen))
         return journal.take(rows)
 
     def durable(self, number: int, now: float) -> None:

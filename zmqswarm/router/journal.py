@@ -1,10 +1,10 @@
 """The router's journal: what it receipted, on disk before the receipt goes out.
 
 SQLite in WAL mode (the standard library's ``sqlite3``), written by a thread of its own. The
-loop hands it the core's batches over an inproc PAIR socket (no locks, no shared objects);
+loop hands it the core's batches (a deque, rung for over an inproc PAIR socket: no locks);
 the writer takes every batch waiting, applies them in one transaction (a group commit: under
-load one fsync covers many turns) and answers with the highest batch number now on disk.
-``synchronous=FULL`` makes each WAL commit fsync before it returns.
+load one fsync covers many turns) and answers over the PAIR with the highest batch number now
+on disk. ``synchronous=FULL`` makes each WAL commit fsync before it returns.
 
 Why SQLite rather than a segment log of our own: a commit with fsync costs about what the
 fsync does (0.2 ms on the machine in docs/benchmarks.md, 360k rows/s in batches of 1000),
@@ -24,6 +24,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,6 @@ CREATE TABLE IF NOT EXISTS dead (
 );
 """
 _RETRY = 0.5  # seconds between attempts to write again after a failure (disk full)
-_STOP = b""
 
 
 def default_data_dir(endpoint: str) -> Path:
@@ -73,11 +73,16 @@ class Journal:
     and start its writer. ``submit`` batches; ``answers`` says what became durable."""
 
     def __init__(
-        self, directory: Path, *, context: zmq.Context[Any], dead_max: int = 10_000
+        self,
+        directory: Path,
+        *,
+        context: zmq.Context[Any],
+        wall_offset: float,
+        dead_max: int = 10_000,
     ) -> None:
         self.directory = directory
         self.path = directory / "journal.sqlite3"
-        self._offset = time.time() - time.monotonic()  # core clock -> wall clock
+        self._offset = wall_offset  # the core's clock + this = the wall-clock time stored
         self._lock_fd = _lock(directory)
         try:
             db = connect(self.path)
@@ -91,9 +96,14 @@ class Journal:
             raise
         self.submitted = 0  # the last batch handed to the writer
         self.durable_upto = 0  # the last batch the writer said is on disk
+        # Batches go to the writer through a deque (append and popleft are atomic: no lock)
+        # and a doorbell on an inproc PAIR, which carries the writer's answers back. Handing
+        # the objects over, instead of encoding them, spares both threads a copy of every
+        # payload.
+        self._batches: deque[Batch | None] = deque()  # None: stop
         self.sock: zmq.Socket[bytes] = context.socket(zmq.PAIR)
         self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.SNDHWM, 0)  # never drop or block a batch: it is the promise
+        self.sock.setsockopt(zmq.SNDHWM, 0)  # never drop or block: a batch is a promise
         self.sock.setsockopt(zmq.RCVHWM, 0)
         endpoint = f"inproc://zs-journal-{id(self):x}"
         self.sock.bind(endpoint)
@@ -105,7 +115,8 @@ class Journal:
     # -- the loop's side ------------------------------------------------------------------
 
     def submit(self, batch: Batch) -> None:
-        self.sock.send(msgspec.msgpack.encode(batch))
+        self._batches.append(batch)
+        self.sock.send(b"")  # the doorbell: the writer takes every batch waiting
         self.submitted = batch.number
 
     def waiting(self) -> bool:
@@ -135,7 +146,8 @@ class Journal:
                 for _ in self.answers():
                     pass
         done = not self.waiting()
-        self.sock.send(_STOP)
+        self._batches.append(None)
+        self.sock.send(b"")
         self._writer.join(max(0.1, deadline - time.monotonic()))
         self.sock.close(0)
         if not self._writer.is_alive():
@@ -152,7 +164,7 @@ class Journal:
         sock.setsockopt(zmq.SNDHWM, 0)
         sock.setsockopt(zmq.RCVHWM, 0)
         sock.connect(endpoint)
-        decode = msgspec.msgpack.Decoder(Batch).decode
+        batches = self._batches
         pending: list[Batch] = []
         retry_at = 0.0  # after a failed write, not before this
         stopping = False
@@ -163,17 +175,19 @@ class Journal:
                 if sock.poll(wait):
                     while True:
                         try:
-                            frame = sock.recv(zmq.NOBLOCK)
+                            sock.recv(zmq.NOBLOCK)
                         except zmq.Again:
                             break
-                        if frame == _STOP:
-                            stopping = True
-                        else:
-                            pending.append(decode(frame))
+                while batches:
+                    batch = batches.popleft()
+                    if batch is None:
+                        stopping = True
+                    else:
+                        pending.append(batch)
                 if not pending or time.monotonic() < retry_at:
                     continue
                 try:
-                    write(db, pending, self._offset)
+                    write(db, pending)
                 except sqlite3.Error as exc:
                     if db.in_transaction:
                         db.rollback()
@@ -187,31 +201,19 @@ class Journal:
             sock.close(0)
 
 
-def write(db: sqlite3.Connection, batches: list[Batch], off: float) -> None:
-    """Apply ``batches`` in one transaction (``off``: the core's clock to wall-clock)."""
+def write(db: sqlite3.Connection, batches: list[Batch]) -> None:
+    """Apply ``batches`` in one transaction. Their rows are stored as they come: the
+    writer's Python work (which holds the GIL the router's loop needs) stays per batch."""
+    done: set[int] = set()
+    for b in batches:
+        done.update(b.done)
     puts = [p for b in batches for p in b.puts]
-    done = {rid for b in batches for rid in b.done}
-    put_rids = {p.rid for p in puts}
-    cancelled = done & put_rids  # put and acknowledged in this commit: never written
+    cancelled = done.intersection([p[0] for p in puts]) if done else done
     db.execute("BEGIN")
+    # A message put and acknowledged within this commit never touches the disk.
     db.executemany(
         "INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?,?)",
-        [
-            (
-                p.rid,
-                p.to,
-                p.sender,
-                p.epoch,
-                p.seq,
-                p.payload,
-                p.notify,
-                None if p.expires == INF else p.expires + off,
-                p.accepted + off,
-                p.attempts,
-            )  # fmt: skip
-            for p in puts
-            if p.rid not in cancelled
-        ],
+        [p for p in puts if p[0] not in cancelled] if cancelled else puts,
     )
     for b in batches:
         if b.attempts:
@@ -223,24 +225,21 @@ def write(db: sqlite3.Connection, batches: list[Batch], off: float) -> None:
             db.executemany(
                 "INSERT OR REPLACE INTO streams VALUES (?,?,?,?,?)",
                 [
-                    (s.name, s.epoch, s.wm, msgspec.json.encode(s.above).decode(),
-                     s.last_seen + off)
+                    (s.name, s.epoch, s.wm, msgspec.json.encode(s.above).decode(), s.last_seen)
                     for s in b.streams
                 ],
-            )  # fmt: skip
+            )
         if b.forgotten:
             db.executemany("DELETE FROM streams WHERE name = ? AND epoch = ?", b.forgotten)
         if b.dead:
             db.executemany(
                 "INSERT OR REPLACE INTO dead VALUES (?,?,?,?,?,?,?,?)",
-                [
-                    (d.id, d.to, d.sender, d.epoch, d.seq, d.payload, d.code, d.at + off)
-                    for d in b.dead
-                ],
+                [(d.id, d.to, d.sender, d.epoch, d.seq, d.payload, d.code, d.at) for d in b.dead],
             )
         if b.dead_upto:
             db.execute("DELETE FROM dead WHERE id <= ?", (b.dead_upto,))
-    db.executemany("DELETE FROM messages WHERE rid = ?", [(rid,) for rid in done - cancelled])
+    if done:
+        db.executemany("DELETE FROM messages WHERE rid = ?", zip(done - cancelled))
     db.execute("COMMIT")
 
 
@@ -276,6 +275,9 @@ def connect(path: Path | str) -> sqlite3.Connection:
             Path(path).chmod(0o600)
         if fresh:
             db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # before the first table
+        # One router per journal (the flock): no shared-memory index file, no mmap of it
+        # that a full disk could turn into a SIGBUS.
+        db.execute("PRAGMA locking_mode = EXCLUSIVE")
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = FULL")  # in WAL mode: every commit fsyncs
         db.execute("PRAGMA journal_size_limit = 67108864")  # the WAL shrinks back after use

@@ -99,12 +99,14 @@ class Router:
         data_dir: Path | None = None,
     ) -> None:
         self.binds = binds
+        wall_offset = time.time() - time.monotonic()  # the journal keeps wall-clock times
         self.core = RouterCore(
             epoch=int(time.time() * 1000),
             options=options,
             reachable=self._reachable,
             started=time.monotonic(),
             journaled=data_dir is not None,
+            wall_offset=wall_offset,
         )
         self.batch = batch
         self.drain_timeout = drain_timeout
@@ -116,7 +118,12 @@ class Router:
         self.endpoints: list[str] = []
         self.journal: Journal | None = None
         if data_dir is not None:  # before binding: a damaged journal stops us first
-            self.journal = Journal(data_dir, context=self._ctx, dead_max=self.core.options.dead_max)
+            self.journal = Journal(
+                data_dir,
+                context=self._ctx,
+                wall_offset=wall_offset,
+                dead_max=self.core.options.dead_max,
+            )
             self.core.restore(self.journal.restored, time.monotonic())
         try:
             self.sock = self._bind()
