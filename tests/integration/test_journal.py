@@ -161,3 +161,25 @@ def test_a_full_disk_stops_receipts_not_delivery_until_space_returns(
     assert got == [payload] * 100
     stats = router_stats(router)
     assert stats["store_failures"] >= 1 and stats["nack_store_full"] >= 1
+
+
+def test_mail_beyond_the_memory_budget_waits_on_disk_and_arrives_in_order(
+    procs: Procs, tmp_path: Path
+) -> None:
+    """With room for about 80 messages in memory, 3,000 for one name wait mostly on disk,
+    across a kill -9, and are read back a page at a time, in order, once each."""
+    config = tmp_path / "zs.toml"
+    config.write_text("[router]\nresident-bytes = 20000\n")
+    data = str(tmp_path / "journal")
+    router = procs.router("--data-dir", data, "--config", str(config))
+    _send_all(procs.url, "bob", 2000)
+    router.send_signal(signal.SIGKILL)
+    router.wait(10)
+    router = procs.router("--data-dir", data, "--config", str(config))
+    _send_all(procs.url, "bob", 1000, name="carol")
+    with Client("bob", router=procs.url) as bob:
+        got = [(m.sender, int(m.payload)) for m in (bob.recv(timeout=10) for _ in range(3000))]
+        with pytest.raises(ZsTimeoutError):
+            bob.recv(timeout=0.3)
+    assert got == [("alice", i) for i in range(2000)] + [("carol", i) for i in range(1000)]
+    assert router_stats(router)["acked"] == 3000

@@ -25,7 +25,7 @@ from zmqswarm.protocol import ClientCore, ClientOptions, RouterCore, RouterOptio
 from zmqswarm.protocol.client_events import Accepted, Failed, Notified, Refused
 from zmqswarm.protocol.inbox import Inbound
 from zmqswarm.protocol.journaling import Batch
-from zmqswarm.router.journal import connect, read, write
+from zmqswarm.router.journal import connect, read, read_page, write
 
 Parts = list[bytes]
 
@@ -125,6 +125,7 @@ class Sim:
         slow: tuple[str, ...] = (),
         max_attempts: int = 10,
         journaled: bool = False,
+        resident_bytes: int = 64 << 20,
     ) -> None:
         self.now = 0.0
         # With a journal, the router's batches wait in ``unwritten`` until the test writes
@@ -133,7 +134,9 @@ class Sim:
         self.db = connect(":memory:") if journaled else None
         self.unwritten: list[Batch] = []
         self.options = ClientOptions(max_outbox=window, recv_window=recv_window, resend_after=1.0)
-        self.router_options = RouterOptions(max_attempts=max_attempts)
+        self.router_options = RouterOptions(
+            max_attempts=max_attempts, resident_bytes=resident_bytes
+        )
         self.router_epoch = 1
         self.router = self._new_router()
         self.ledger = Ledger()
@@ -156,7 +159,8 @@ class Sim:
             journaled=self.journaled,
         )
         if self.db is not None:
-            core.restore(read(self.db, 0.0, self.router_options.dead_max), self.now)
+            opts = self.router_options
+            core.restore(read(self.db, 0.0, opts.dead_max, opts.resident_bytes), self.now)
         return core
 
     def _reachable(self, identity: bytes) -> bool:
@@ -231,6 +235,10 @@ class Sim:
         if done and self.db is not None:
             write(self.db, done)
             self.router.durable(done[-1].number, self.now)
+            for batch in done:  # spilled mail read back, as the journal's writer does
+                for name, after, limit in batch.reads:
+                    page = read_page(self.db, name, after, limit, 0.0)
+                    self.router.paged_in(name, page, self.now)
             self.pump()
 
     def restart_router(self) -> None:

@@ -135,6 +135,7 @@ class JournaledNetwork(Network):
             slow=("b", "c"),
             max_attempts=4,
             journaled=True,
+            resident_bytes=400,  # two or three messages in memory: the rest wait on disk
         )
         self.sim.settle()  # sessions up from the first step: more steps go to the mail
 

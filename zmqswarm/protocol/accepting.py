@@ -20,7 +20,7 @@ from .delivering import Delivery
 from .effects import Effects
 from .frames import Code, Receipt, Send
 from .options import RouterOptions
-from .router_state import Entry, Session, Stream
+from .router_state import ENTRY_COST, Entry, Session, Stream
 from .send_window import INF
 
 __all__ = ["Acceptor"]
@@ -63,6 +63,7 @@ class Acceptor:
         delivery, stats, nacked = self.delivery, self.fx.stats, self._nacked
         mailboxes, touched = delivery.mailboxes, delivery.touched
         o = self.options
+        resident_budget = o.resident_bytes
         max_payload, max_messages, mailbox_bytes = (
             o.max_payload,
             o.mailbox_max_messages,
@@ -97,7 +98,7 @@ class Acceptor:
                     continue
             if (  # the limits, inline: this runs per message (delivery.refusal says which)
                 size > max_payload
-                or len(mb.queue) + len(mb.inflight) >= max_messages
+                or len(mb.queue) + len(mb.inflight) + mb.spilled >= max_messages
                 or mb.nbytes + size > mailbox_bytes
                 or delivery.nbytes + size > o.max_bytes
             ):
@@ -108,19 +109,27 @@ class Acceptor:
             name, epoch, notify = session.name, session.epoch, item.notify
             if journal is None:
                 mb.queue.append(Entry(name, epoch, seq, payload, notify, expires, now))
+                delivery.resident += size + ENTRY_COST
+                if expires < INF:
+                    mb.with_ttl += 1
             else:
                 rid = journal.next_rid
                 journal.next_rid = rid + 1
-                mb.queue.append(Entry(name, epoch, seq, payload, notify, expires, now, 0, rid))
                 wall = journal.wall_offset
                 until = None if expires == INF else expires + wall
                 journal.puts.append(
                     (rid, to, name, epoch, seq, payload, notify, until, now + wall, 0)
                 )
+                if mb.spilled or delivery.resident > resident_budget:
+                    mb.spilled += 1  # on disk only, read back when its recipient can take it
+                else:
+                    mb.queue.append(Entry(name, epoch, seq, payload, notify, expires, now, 0, rid))
+                    mb.cursor = rid
+                    delivery.resident += size + ENTRY_COST
+                    if expires < INF:
+                        mb.with_ttl += 1
             mb.nbytes += size
             delivery.nbytes += size
-            if expires < INF:
-                mb.with_ttl += 1
             touched.add(to)
             if seq == stream.wm + 1:
                 stream.wm = seq

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import msgspec
 
-__all__ = ["Batch", "DeadRow", "JournalLog", "Put", "PutRow", "Restored", "StreamRow"]
+__all__ = ["Batch", "DeadRow", "JournalLog", "Put", "PutRow", "Restored", "Spill", "StreamRow"]
 
 PutRow = tuple[int, str, str, int, int, bytes, bool, "float | None", float, int]
 """One accepted message as stored: (rid, recipient, sender, epoch, seq, payload, notify,
@@ -78,14 +78,28 @@ class Batch(msgspec.Struct, array_like=True, gc=False):
     forgotten: list[tuple[str, int]]  # streams gone quiet for stream_ttl
     dead: list[DeadRow]
     dead_upto: int  # dead letters numbered <= this were dropped (listed and let go, or old)
+    # Pages of spilled mail to read back once this batch is written: (name, after rid, limit)
+    reads: list[tuple[str, int, int]] = []
+
+
+class Spill(msgspec.Struct, array_like=True, gc=False):
+    """A mailbox's mail left on disk when the journal was read: how much, after which rid."""
+
+    name: str
+    count: int
+    nbytes: int
+    cursor: int
 
 
 class Restored(msgspec.Struct, gc=False):
-    """What a journal held when the router started: messages in acceptance order."""
+    """What a journal held when the router started: messages in acceptance order (as many
+    as the memory budget holds), what stayed on disk per name, watermarks, dead letters."""
 
     puts: list[Put] = []
     streams: list[StreamRow] = []
     dead: list[DeadRow] = []
+    spills: list[Spill] = []
+    next_rid: int = 1
 
 
 class JournalLog:
@@ -103,20 +117,22 @@ class JournalLog:
         self.forgotten: list[tuple[str, int]] = []
         self.dead: list[DeadRow] = []
         self.dead_upto = 0
+        self.reads: list[tuple[str, int, int]] = []
 
     def pending(self) -> bool:
         return bool(
             self.puts or self.done or self.attempts or self.streams or self.forgotten
-        ) or bool(self.dead or self.dead_upto)
+        ) or bool(self.dead or self.dead_upto or self.reads)
 
     def take(self, rows: list[StreamRow]) -> Batch:
         """Close the batch being filled (``rows``: the changed streams as they stand now)."""
         batch = Batch(
             self.number, self.puts, self.done, self.attempts, rows, self.forgotten,
-            self.dead, self.dead_upto,
+            self.dead, self.dead_upto, self.reads,
         )  # fmt: skip
         self.number += 1
         self.puts, self.done, self.attempts, self.forgotten, self.dead = [], [], [], [], []
+        self.reads = []
         self.streams = set()
         self.dead_upto = 0
         return batch

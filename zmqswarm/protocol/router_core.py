@@ -50,7 +50,7 @@ from .frames import (
     Update,
 )
 from .inbox import MAX_NOTE
-from .journaling import Batch, Restored, StreamRow
+from .journaling import Batch, Put, Restored, StreamRow
 from .options import RouterOptions
 from .router_state import Output, Registry, Stream
 from .sessions import Sessions
@@ -262,9 +262,8 @@ class RouterCore:
         journal = self.fx.journal
         if journal is None:
             raise LocalProtocolError("restore() needs a journaled core")
-        self.delivery.restore(restored.puts)
-        if restored.puts:
-            journal.next_rid = restored.puts[-1].rid + 1
+        self.delivery.restore(restored.puts, restored.spills)
+        journal.next_rid = restored.next_rid
         for row in restored.streams:
             stream = Stream(row.wm, set(row.above), min(row.last_seen, now))
             self.acceptor.streams[row.name, row.epoch] = stream
@@ -276,10 +275,12 @@ class RouterCore:
     def kept(self) -> dict[str, int]:
         """Messages held per name (what a journal keeps on disk after a stop)."""
         return {
-            name: len(mb.queue) + len(mb.inflight)
-            for name, mb in sorted(self.delivery.mailboxes.items())
-            if mb.queue or mb.inflight
+            name: mb.waiting for name, mb in sorted(self.delivery.mailboxes.items()) if mb.waiting
         }
+
+    def paged_in(self, name: str, puts: list[Put], now: float) -> None:
+        """The journal read back a page of ``name``'s mail that waited on disk only."""
+        self.delivery.paged_in(name, puts, now)
 
     # -- timers ---------------------------------------------------------------------------
 

@@ -33,10 +33,11 @@ import msgspec
 import zmq
 
 from zmqswarm.errors import JournalError
-from zmqswarm.protocol.journaling import Batch, DeadRow, Put, Restored, StreamRow
+from zmqswarm.protocol.journaling import Batch, DeadRow, Put, Restored, Spill, StreamRow
+from zmqswarm.protocol.router_state import ENTRY_COST
 from zmqswarm.protocol.send_window import INF
 
-__all__ = ["Journal", "connect", "default_data_dir", "read", "write"]
+__all__ = ["Journal", "connect", "default_data_dir", "read", "read_page", "write"]
 
 log = logging.getLogger("zmqswarm.router")
 
@@ -46,6 +47,7 @@ CREATE TABLE IF NOT EXISTS messages (
     epoch INTEGER NOT NULL, seq INTEGER NOT NULL, payload BLOB NOT NULL,
     notify INTEGER NOT NULL, expires REAL, accepted REAL NOT NULL, attempts INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS messages_by_recipient ON messages (recipient, rid);
 CREATE TABLE IF NOT EXISTS streams (
     name TEXT NOT NULL, epoch INTEGER NOT NULL, wm INTEGER NOT NULL, above TEXT NOT NULL,
     last_seen REAL NOT NULL, PRIMARY KEY (name, epoch)
@@ -79,6 +81,7 @@ class Journal:
         context: zmq.Context[Any],
         wall_offset: float,
         dead_max: int = 10_000,
+        resident_bytes: int = 64 << 20,
     ) -> None:
         self.directory = directory
         self.path = directory / "journal.sqlite3"
@@ -88,7 +91,7 @@ class Journal:
             db = connect(self.path)
             try:
                 _check(db, self.path)
-                self.restored = read(db, self._offset, dead_max)
+                self.restored = read(db, self._offset, dead_max, resident_bytes)
             finally:
                 db.close()
         except BaseException:
@@ -101,6 +104,7 @@ class Journal:
         # the objects over, instead of encoding them, spares both threads a copy of every
         # payload.
         self._batches: deque[Batch | None] = deque()  # None: stop
+        self.pages: deque[tuple[str, list[Put]]] = deque()  # spilled mail read back
         self.sock: zmq.Socket[bytes] = context.socket(zmq.PAIR)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.SNDHWM, 0)  # never drop or block: a batch is a promise
@@ -164,7 +168,7 @@ class Journal:
         sock.setsockopt(zmq.SNDHWM, 0)
         sock.setsockopt(zmq.RCVHWM, 0)
         sock.connect(endpoint)
-        batches = self._batches
+        batches, off = self._batches, self._offset
         pending: list[Batch] = []
         retry_at = 0.0  # after a failed write, not before this
         stopping = False
@@ -188,6 +192,9 @@ class Journal:
                     continue
                 try:
                     write(db, pending)
+                    for batch in pending:
+                        for name, after, limit in batch.reads:
+                            self.pages.append((name, read_page(db, name, after, limit, off)))
                 except sqlite3.Error as exc:
                     if db.in_transaction:
                         db.rollback()
@@ -243,14 +250,30 @@ def write(db: sqlite3.Connection, batches: list[Batch]) -> None:
     db.execute("COMMIT")
 
 
-def read(db: sqlite3.Connection, off: float, dead_max: int) -> Restored:
-    """What the journal holds, in the core's clock (``off``: its offset from wall-clock)."""
-    puts = [
-        Put(rid, to, sender, epoch, seq, payload, bool(notify),
-            INF if expires is None else expires - off, accepted - off, attempts)
-        for rid, to, sender, epoch, seq, payload, notify, expires, accepted, attempts
-        in db.execute("SELECT * FROM messages ORDER BY rid")
-    ]  # fmt: skip
+def read(
+    db: sqlite3.Connection, off: float, dead_max: int, resident_bytes: int = 1 << 62
+) -> Restored:
+    """What the journal holds, in the core's clock (``off``: its offset from wall-clock).
+    Messages come back in acceptance order while they fit ``resident_bytes``; from then on a
+    name's mail is only counted (``Spill``), to be read back a page at a time."""
+    puts: list[Put] = []
+    spills: dict[str, Spill] = {}
+    cursors: dict[str, int] = {}
+    resident = 0
+    last_rid = 0
+    for row in db.execute("SELECT * FROM messages ORDER BY rid"):
+        last_rid = row[0]
+        to, size = row[1], len(row[5])
+        spill = spills.get(to)
+        if spill is None and resident > resident_bytes:
+            spill = spills[to] = Spill(to, 0, 0, cursors.get(to, 0))
+        if spill is not None:
+            spill.count += 1
+            spill.nbytes += size
+            continue
+        puts.append(_put(row, off))
+        cursors[to] = last_rid
+        resident += size + ENTRY_COST
     streams = [
         StreamRow(name, epoch, wm, msgspec.json.decode(above, type=list[int]), seen - off)
         for name, epoch, wm, above, seen in db.execute("SELECT * FROM streams")
@@ -263,7 +286,22 @@ def read(db: sqlite3.Connection, off: float, dead_max: int) -> Restored:
             "SELECT * FROM dead ORDER BY id"
         )
     ]
-    return Restored(puts, streams, dead)
+    return Restored(puts, streams, dead, list(spills.values()), last_rid + 1)
+
+
+def read_page(db: sqlite3.Connection, name: str, after: int, limit: int, off: float) -> list[Put]:
+    """Up to ``limit`` of ``name``'s messages after record ``after``, in order."""
+    rows = db.execute(
+        "SELECT * FROM messages WHERE recipient = ? AND rid > ? ORDER BY rid LIMIT ?",
+        (name, after, limit),
+    )
+    return [_put(row, off) for row in rows]
+
+
+def _put(row: Any, off: float) -> Put:
+    rid, to, sender, epoch, seq, payload, notify, expires, accepted, attempts = row
+    until = INF if expires is None else expires - off
+    return Put(rid, to, sender, epoch, seq, payload, bool(notify), until, accepted - off, attempts)
 
 
 def connect(path: Path | str) -> sqlite3.Connection:

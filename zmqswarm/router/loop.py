@@ -123,6 +123,7 @@ class Router:
                 context=self._ctx,
                 wall_offset=wall_offset,
                 dead_max=self.core.options.dead_max,
+                resident_bytes=self.core.options.resident_bytes,
             )
             self.core.restore(self.journal.restored, time.monotonic())
         try:
@@ -305,6 +306,8 @@ class Router:
                 self.core.journal_failing(failure, now)
             else:
                 self.core.durable(durable, now)
+        while journal.pages:
+            self.core.paged_in(*journal.pages.popleft(), now)
 
     def _finish_journal(self, journal: Journal) -> None:
         """A clean stop: the last batch to disk, its receipts out, and say what stays."""
