@@ -54,9 +54,10 @@ class Procs:
         self.children.append(proc)
         return proc
 
-    def router(self, *extra: str) -> subprocess.Popen[str]:
-        proc = self.spawn("-m", "zmqswarm.cli", "router", "--bind", self.url, *extra)
+    def router(self, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
         sock = Path(self.url[len("ipc://") :])
+        sock.unlink(missing_ok=True)  # a killed router's: wait for the new one's
+        proc = self.spawn("-m", "zmqswarm.cli", "router", "--bind", self.url, *extra, env=env)
         wait_for(sock.exists, 10, "the router's socket")
         return proc
 

@@ -37,6 +37,8 @@ from zmqswarm.protocol.journaling import Batch, DeadRow, Put, Restored, Spill, S
 from zmqswarm.protocol.router_state import ENTRY_COST
 from zmqswarm.protocol.send_window import INF
 
+from .crash import crash_point, recording_fsyncs
+
 __all__ = ["Journal", "connect", "default_data_dir", "read", "read_page", "write"]
 
 log = logging.getLogger("zmqswarm.router")
@@ -169,6 +171,12 @@ class Journal:
         sock.setsockopt(zmq.RCVHWM, 0)
         sock.connect(endpoint)
         batches, off = self._batches, self._offset
+        wal = f"{self.path}-wal"
+        record = (  # for fault tests: the WAL's length at each fsync
+            os.open(f"{self.path}.fsynced", os.O_WRONLY | os.O_CREAT, 0o600)
+            if recording_fsyncs()
+            else None
+        )
         pending: list[Batch] = []
         retry_at = 0.0  # after a failed write, not before this
         stopping = False
@@ -191,7 +199,11 @@ class Journal:
                 if not pending or time.monotonic() < retry_at:
                     continue
                 try:
+                    crash_point("journal.before_commit")
                     write(db, pending)
+                    crash_point("journal.after_commit")
+                    if record is not None:
+                        os.pwrite(record, b"%20d" % os.path.getsize(wal), 0)
                     for batch in pending:
                         for name, after, limit in batch.reads:
                             self.pages.append((name, read_page(db, name, after, limit, off)))
@@ -206,6 +218,8 @@ class Journal:
         finally:
             db.close()
             sock.close(0)
+            if record is not None:
+                os.close(record)
 
 
 def write(db: sqlite3.Connection, batches: list[Batch]) -> None:

@@ -45,6 +45,7 @@ from zmqswarm.transport import (
     send_routed,
 )
 
+from .crash import crash_point
 from .journal import Journal
 
 __all__ = ["Router", "pin_to_cpus"]
@@ -231,6 +232,7 @@ class Router:
         handle, batch = core.handle, self.batch
         recv = sock.recv
         timeout_ms = -2  # RCVTIMEO as last set: set only when it changes
+        acked = core.stats["acked"]  # for the after_ack crash point
         both = zmq.Poller()
         both.register(sock, zmq.POLLIN)
         if journal is not None:
@@ -283,6 +285,9 @@ class Router:
                 core.tick(now)
                 if journal is not None:
                     self._hear_journal(journal, now)
+                    if core.stats["acked"] != acked:
+                        acked = core.stats["acked"]
+                        crash_point("router.after_ack")
                 self._flush(now)
                 if journal is not None:
                     written = core.take_journal()
@@ -301,11 +306,17 @@ class Router:
             self.close(linger=0.5 if self._stop_at is not None else 0.0)
 
     def _hear_journal(self, journal: Journal, now: float) -> None:
+        heard = False
         for durable, failure in journal.answers():
             if failure:
                 self.core.journal_failing(failure, now)
             else:
                 self.core.durable(durable, now)
+                heard = True
+        if heard:
+            crash_point("router.before_receipt")
+            self._flush(now)
+            crash_point("router.after_receipt")
         while journal.pages:
             self.core.paged_in(*journal.pages.popleft(), now)
 
