@@ -270,24 +270,25 @@ def read(
     """What the journal holds, in the core's clock (``off``: its offset from wall-clock).
     Messages come back in acceptance order while they fit ``resident_bytes``; from then on a
     name's mail is only counted (``Spill``), to be read back a page at a time."""
-    puts: list[Put] = []
-    spills: dict[str, Spill] = {}
-    cursors: dict[str, int] = {}
-    resident = 0
-    last_rid = 0
-    for row in db.execute("SELECT * FROM messages ORDER BY rid"):
-        last_rid = row[0]
-        to, size = row[1], len(row[5])
-        spill = spills.get(to)
-        if spill is None and resident > resident_bytes:
-            spill = spills[to] = Spill(to, 0, 0, cursors.get(to, 0))
-        if spill is not None:
-            spill.count += 1
-            spill.nbytes += size
-            continue
-        puts.append(_put(row, off))
-        cursors[to] = last_rid
-        resident += size + ENTRY_COST
+    # Once the budget is spent every later message stays on disk, whoever it is for: so
+    # what comes back is every record up to one number. Find it without reading payloads.
+    upto, resident = 0, 0
+    for rid, size in db.execute("SELECT rid, length(payload) FROM messages ORDER BY rid"):
+        if resident > resident_bytes:
+            break
+        upto, resident = rid, resident + size + ENTRY_COST
+    rows = db.execute("SELECT * FROM messages WHERE rid <= ? ORDER BY rid", (upto,))
+    puts = [_put(row, off) for row in rows]
+    cursors = {put.to: put.rid for put in puts}
+    spills = [
+        Spill(name, count, nbytes, cursors.get(name, 0))
+        for name, count, nbytes in db.execute(
+            "SELECT recipient, count(*), sum(length(payload)) FROM messages WHERE rid > ?"
+            " GROUP BY recipient",
+            (upto,),
+        )
+    ]
+    (last_rid,) = db.execute("SELECT coalesce(max(rid), 0) FROM messages").fetchone()
     streams = [
         StreamRow(name, epoch, wm, msgspec.json.decode(above, type=list[int]), seen - off)
         for name, epoch, wm, above, seen in db.execute("SELECT * FROM streams")
@@ -300,7 +301,7 @@ def read(
             "SELECT * FROM dead ORDER BY id"
         )
     ]
-    return Restored(puts, streams, dead, list(spills.values()), last_rid + 1)
+    return Restored(puts, streams, dead, spills, last_rid + 1)
 
 
 def read_page(db: sqlite3.Connection, name: str, after: int, limit: int, off: float) -> list[Put]:
