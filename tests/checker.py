@@ -87,7 +87,7 @@ def parse_payload(text: str) -> MsgId:
 # -- the check ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Report:
     """What ``check`` counted. ``str(report)`` is its one-line summary, for assert messages."""
 
@@ -126,6 +126,9 @@ class Report:
         return "".join([line, *(f"; {name}: {some(items)}" for name, items in named if items)])
 
     __str__ = summary
+
+    def __repr__(self) -> str:
+        return f"<Report {self.summary(examples=2)}>"
 
 
 def check(histories: Iterable[Sequence[Sent]], logs: Mapping[str, Sequence[MsgId]]) -> Report:
