@@ -170,6 +170,18 @@ def mailboxes(url: str) -> dict[str, tuple[int, int]]:
     return {p.name: (p.queued, p.inflight) for p in list_peers(url) if p.queued or p.inflight}
 
 
+def settled_mailboxes(url: str) -> dict[str, tuple[int, int]]:
+    """``mailboxes`` once empty, or as they are after 5 s: the last acks may be on their way."""
+    poll_until(lambda: not mailboxes(url), 5)
+    return mailboxes(url)
+
+
+def still_there(left: dict[str, tuple[int, int]]) -> str:
+    """What a report's "lost" means when time ran out: mail still at the router (queued,
+    inflight) is late, not (yet) lost."""
+    return f"; still at the router (queued, inflight): {left}" if left else ""
+
+
 # -- a. the router bouncer ----------------------------------------------------------------
 
 SENDERS = 10
@@ -216,21 +228,22 @@ def test_a_router_killed_every_few_seconds_loses_nothing_it_receipted(
     report = run.report(recipients)
     histories = run.histories()
     firsts = [first_receipt_after(r, histories) for r in run.restarts]
-    emptied = poll_until(lambda: not mailboxes(procs.url), 5)  # the last acks on their way
+    left = settled_mailboxes(procs.url)
     run.stop_recipients()
+    why = f"seed {seed}: {report}{still_there(left)}"
     print(  # noqa: T201 - the report's numbers (pytest -s)
         f"\nbouncer, seed {seed}: {SENDERS} senders x {PER_SENDER} to {RECIPIENTS} recipients,"
         f" {len(run.restarts)} kills; first receipt after each restart"
         f" {', '.join(f'{f:.2f}' for f in firsts)} s; drained {drain_took:.1f} s after the"
-        f" last: {report}"
+        f" last: {why}"
     )
-    assert report.ok, f"seed {seed}: {report}"
-    assert report.attempted == total, f"seed {seed}: {report}"
+    assert report.ok, why
+    assert report.attempted == total, why
     assert len(run.restarts) >= 2, "fewer than two kills landed in the send phase"
-    assert drained, f"seed {seed}: not drained {DRAIN} s after the last restart: {report}"
+    assert drained, f"not drained {DRAIN} s after the last restart: {why}"
     late = [f for f in firsts if f > FIRST_RECEIPT]
     assert not late, f"seed {seed}: first receipt after a restart took {late} s"
-    assert emptied, f"mail left at the router: {mailboxes(procs.url)}"
+    assert not left, why
     assert set(run.sender_lines().values()) == {"DONE"}
 
 
@@ -267,16 +280,17 @@ def test_mail_for_offline_recipients_survives_a_sigterm_and_a_sigkill_of_the_rou
     everyone = online + offline
     drained = poll_until(lambda: run.drained(everyone), DRAIN)
     report = run.report(everyone)
-    emptied = poll_until(lambda: not mailboxes(procs.url), 5)  # the last acks on their way
+    left = settled_mailboxes(procs.url)
     run.stop_recipients()
+    why = f"{report}{still_there(left)}"
     print(  # noqa: T201 - the report's numbers (pytest -s)
-        f"\noffline recipients: mail waiting before they came {waiting}; {report}"
+        f"\noffline recipients: mail waiting before they came {waiting}; {why}"
     )
-    assert report.ok, str(report)
-    assert report.attempted == total, str(report)
+    assert report.ok, why
+    assert report.attempted == total, why
     assert all(waiting.get(name, (0, 0))[0] > 0 for name in offline), (
         f"no mail waited for the offline recipients: the fault missed its point ({waiting})"
     )
-    assert drained, f"not drained {DRAIN} s after the offline recipients came: {report}"
-    assert emptied, f"mail left at the router: {mailboxes(procs.url)}"
+    assert drained, f"not drained {DRAIN} s after the offline recipients came: {why}"
+    assert not left, why
     assert set(run.sender_lines().values()) == {"DONE"}
