@@ -3,8 +3,9 @@ restarted under traffic, real sender and recipient processes (peer.py ``feed`` a
 and every run judged by tests/checker.py from what the senders and recipients wrote down.
 
 They need a router that keeps what it receipted: `zs router --data-dir DIR`. Until `zs router
---help` lists ``--data-dir`` they skip; ``ZS_DURABILITY=force`` runs them against such a router
-without the flag, where they must fail, with the checker naming the receipted messages lost.
+--help` lists ``--data-dir`` they skip. ``ZS_DURABILITY=force`` runs them against a router
+without a journal (``--no-journal``, or a router that has none), where they must fail, with the
+checker naming the receipted messages lost.
 ``ZS_SEED`` replays a run's fault schedule (each run prints its seed); ``ZS_BOUNCER_N`` sets
 the messages per sender of the bouncer (the issue's figure is 10,000).
 """
@@ -44,11 +45,14 @@ def router_help() -> str:
 
 @pytest.fixture
 def journal(tmp_path: Path) -> list[str]:
-    """The router's arguments that keep what it receipted, in the test's own directory."""
-    if "--data-dir" in router_help():
-        return ["--data-dir", str(tmp_path / "data")]
+    """The router's arguments that keep what it receipted, in the test's own directory; with
+    ``ZS_DURABILITY=force`` the arguments of a router that does not (the test must fail)."""
+    flags = router_help()
     if os.environ.get("ZS_DURABILITY") == "force":
-        return []  # today's router: the test shows the checker catching the loss
+        # A router without a journal: the checker must name the receipted messages it lost.
+        return ["--no-journal"] if "--no-journal" in flags else []
+    if "--data-dir" in flags:
+        return ["--data-dir", str(tmp_path / "data")]
     pytest.skip(
         "zs router has no --data-dir (the router journal) yet;"
         " ZS_DURABILITY=force runs this without it, to see the checker fail"
