@@ -199,6 +199,7 @@ FIRST_RECEIPT = 3.0  # seconds after a restart
 DRAIN = 30.0  # seconds after the last restart
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_a_router_killed_every_few_seconds_loses_nothing_it_receipted(
     procs: Procs, tmp_path: Path, journal: list[str], seed: int
@@ -258,6 +259,7 @@ OFFLINE_COUNT = 1500  # per sender
 OFFLINE_RATE = 150.0  # a second, per sender: 10 s of sending
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_mail_for_offline_recipients_survives_a_sigterm_and_a_sigkill_of_the_router(
     procs: Procs, tmp_path: Path, journal: list[str]
