@@ -13,18 +13,39 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
+from zmqswarm.errors import RouterUnavailableError
+from zmqswarm.observe import list_peers
+
 PEER = str(Path(__file__).parent / "integration" / "peer.py")
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
     """Poll ``condition`` until true; fail the test with ``what`` after ``timeout`` s."""
+    if not poll_until(condition, timeout):
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def poll_until(condition: Callable[[], bool], timeout: float) -> bool:
+    """Poll ``condition`` until true (True) or for ``timeout`` s (False): for a test that
+    reports what it found when time ran out, rather than only that it did."""
     deadline = time.monotonic() + timeout
     delay = 0.005
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            return False
         time.sleep(delay)  # polling interval of a deadline wait, not a synchronisation
         delay = min(delay * 2, 0.1)
+    return True
+
+
+def answers(url: str) -> bool:
+    """Whether a router answers at ``url`` now: a restarted router's ipc socket file may be
+    its dead predecessor's, so its existence says nothing."""
+    try:
+        list_peers(url, timeout=0.5)
+    except RouterUnavailableError:
+        return False
+    return True
 
 
 class Procs:
