@@ -206,7 +206,7 @@ NET_RATE = 500  # 22 s of sending: before, through and after the drop
 DROP = 15.0
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(90, method="signal")  # a timeout still removes the namespaces
 def test_a_one_way_drop_of_15_s_heals_within_2_s_without_loss_or_repeats(
     net: Net, procs: Procs, tmp_path: Path
 ) -> None:

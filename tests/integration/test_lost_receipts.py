@@ -57,7 +57,9 @@ def history(path: Path) -> Sent:
     return sent
 
 
-@pytest.mark.timeout(120)
+# signal, not the suite's thread method: a timeout raises here and the fixtures' teardown
+# runs (processes reaped, drop rule and namespaces removed) instead of the process exiting.
+@pytest.mark.timeout(120, method="signal")
 def test_lost_receipts_for_15_s_are_given_again_from_the_dedup_state_and_nothing_is_stored_twice(
     net: Net, procs: Procs, tmp_path: Path
 ) -> None:
