@@ -11,6 +11,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from zmqswarm.errors import RouterUnavailableError
@@ -130,3 +131,30 @@ def check_exactly_once_in_order(
         assert seqs == sorted(seqs), f"{sender}: order broken"
         assert len(seqs) == len(set(seqs)), f"{sender}: duplicates"
         assert len(seqs) == expected[sender], f"{sender}: {len(seqs)} of {expected[sender]}"
+
+
+@dataclass(frozen=True)
+class Handed:
+    sender: str
+    seq: int
+    attempt: int
+    at: float  # time.monotonic() when recv() returned it
+
+
+def handed(path: Path) -> list[Handed]:
+    """What a ``take`` peer (peer.py) handed over, in order (complete lines only)."""
+    if not path.exists():
+        return []
+    text = path.read_text()
+    out = []
+    for line in text[: text.rfind("\n") + 1].splitlines():
+        sender, payload, attempt, at = line.split(" ")
+        out.append(Handed(sender, int(payload.split(":")[1]), int(attempt), int(at) / 1e9))
+    return out
+
+
+def last_line(proc: subprocess.Popen[str], timeout: float = 30) -> str:
+    """The last line a peer process prints, once it has exited."""
+    out, err = proc.communicate(timeout=timeout)
+    lines = out.split("\n")
+    return lines[-2] if len(lines) > 1 else f"no output; stderr: {err[-2000:]}"
