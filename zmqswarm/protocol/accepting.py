@@ -150,7 +150,9 @@ class Acceptor:
         self._nacked.clear()
         if not self._receipts:
             return
-        delay = 0.0 if self.draining else self.options.receipt_delay
+        # With a journal, receipts wait for the next commit anyway, and go out together when
+        # it lands: pacing them as well would only add its delay.
+        delay = 0.0 if self.draining or self.fx.journal else self.options.receipt_delay
         batch, last, receipts = self.options.receipt_batch, self._last_receipt, self._receipts
         for identity in list(receipts):
             stream, touched, wm_before = receipts[identity]

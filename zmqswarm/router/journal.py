@@ -26,6 +26,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
+from functools import cache
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,7 @@ import msgspec
 import zmq
 
 from zmqswarm.errors import JournalError
-from zmqswarm.protocol.journaling import Batch, DeadRow, Put, Restored, Spill, StreamRow
+from zmqswarm.protocol.journaling import Batch, DeadRow, Put, PutRow, Restored, Spill, StreamRow
 from zmqswarm.protocol.router_state import ENTRY_COST
 from zmqswarm.protocol.send_window import INF
 
@@ -232,10 +234,7 @@ def write(db: sqlite3.Connection, batches: list[Batch]) -> None:
     cancelled = done.intersection([p[0] for p in puts]) if done else done
     db.execute("BEGIN")
     # A message put and acknowledged within this commit never touches the disk.
-    db.executemany(
-        "INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?,?)",
-        [p for p in puts if p[0] not in cancelled] if cancelled else puts,
-    )
+    _insert(db, [p for p in puts if p[0] not in cancelled] if cancelled else puts)
     for b in batches:
         if b.attempts:
             db.executemany(
@@ -260,8 +259,36 @@ def write(db: sqlite3.Connection, batches: list[Batch]) -> None:
         if b.dead_upto:
             db.execute("DELETE FROM dead WHERE id <= ?", (b.dead_upto,))
     if done:
-        db.executemany("DELETE FROM messages WHERE rid = ?", zip(done - cancelled))
+        _delete(db, list(done - cancelled))
     db.execute("COMMIT")
+
+
+# Many rows a statement: each statement runs in one sqlite3_step, around which the sqlite3
+# module lets go of the GIL and must take it back, and taking it back from a busy router loop
+# can wait out a whole switch interval (5 ms): executemany would do that once a row.
+_ROWS = 256
+
+
+def _insert(db: sqlite3.Connection, rows: list[PutRow]) -> None:
+    for i in range(0, len(rows), _ROWS):
+        chunk = rows[i : i + _ROWS]
+        db.execute(_insert_sql(len(chunk)), list(chain.from_iterable(chunk)))
+
+
+def _delete(db: sqlite3.Connection, rids: list[int]) -> None:
+    for i in range(0, len(rids), _ROWS):
+        chunk = rids[i : i + _ROWS]
+        db.execute(_delete_sql(len(chunk)), chunk)
+
+
+@cache
+def _insert_sql(rows: int) -> str:
+    return "INSERT INTO messages VALUES " + ",".join(["(?,?,?,?,?,?,?,?,?,?)"] * rows)
+
+
+@cache
+def _delete_sql(rows: int) -> str:
+    return f"DELETE FROM messages WHERE rid IN ({','.join(['?'] * rows)})"
 
 
 def read(
