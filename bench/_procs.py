@@ -85,13 +85,13 @@ def _pinned(cpus: list[int], target: Callable[..., None], *args: Any) -> None:
     target(*args)
 
 
-def run_zs_router(url: str, cpus: list[int] | None = None) -> None:
+def run_zs_router(url: str, cpus: list[int] | None = None, data_dir: str | None = None) -> None:
     from zmqswarm.router.loop import Router, pin_to_cpus
 
     if cpus:
         pin_to_cpus(cpus)
 
-    router = Router([url])
+    router = Router([url], data_dir=Path(data_dir) if data_dir else None)
     router.install_signal_handlers()
     router.run()
 
@@ -184,13 +184,15 @@ def raw_path(
 
 
 @contextmanager
-def zs_path(n: int, sink: Callable[..., None]) -> Iterator[tuple[str, Any, list[int]]]:
-    """A zs router process and ``sink(url, n, q)`` (a zmqswarm peer named "sink" that puts
-    "ready", then its result, on ``q``). Yields (router url, q, the pids of this process,
-    the router and the sink)."""
+def zs_path(
+    n: int, sink: Callable[..., None], data_dir: str | None = None
+) -> Iterator[tuple[str, Any, list[int]]]:
+    """A zs router process (journaled in ``data_dir`` if given) and ``sink(url, n, q)`` (a
+    zmqswarm peer named "sink" that puts "ready", then its result, on ``q``). Yields (router
+    url, q, the pids of this process, the router and the sink)."""
     url = endpoint("zs")
     q: Any = CTX.Queue()
-    router = CTX.Process(target=_pinned, args=(ALL_CPUS, run_zs_router, url, ROUTER_CPUS))
+    router = CTX.Process(target=_pinned, args=(ALL_CPUS, run_zs_router, url, ROUTER_CPUS, data_dir))
     router.start()
     wait_path(url)
     consumer = CTX.Process(target=_pinned, args=(SINK_CPUS or ALL_CPUS, sink, url, n, q))

@@ -48,13 +48,31 @@ def router_command(
     no_publish: Annotated[
         bool, typer.Option("--no-publish", help="Publish no state for observers.")
     ] = False,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            metavar="DIR",
+            help="Keep the journal here. Default: the config's, then"
+            " $XDG_STATE_HOME/zmqswarm/router/ENDPOINT.",
+        ),
+    ] = None,
+    no_journal: Annotated[
+        bool,
+        typer.Option(
+            "--no-journal",
+            help="Keep mail in memory only: faster, but a crash loses what was receipted.",
+        ),
+    ] = False,
     verbose: Annotated[bool, typer_info(VERBOSE)] = False,
     warnings_only: Annotated[bool, typer_info(QUIET)] = False,
 ) -> None:
     """Run a router, until SIGTERM or Ctrl-C.
 
-    It holds a mailbox for every name and passes messages on, in order, once each."""
+    It holds a mailbox for every name and passes messages on, in order, once each. With its
+    journal (the default) a receipt means the message is on disk: a restart keeps it."""
     from zmqswarm.config import load_config
+    from zmqswarm.router.journal import default_data_dir
     from zmqswarm.router.loop import Router, pin_to_cpus
     from zmqswarm.transport import resolve_router_url
 
@@ -67,11 +85,16 @@ def router_command(
             pin_to_cpus(cpus)  # before the socket: its I/O thread inherits the pinning
         binds = bind or cfg.router.bind or [resolve_router_url(None, cfg.client.router)]
         pub = [] if no_publish else (publish or cfg.router.publish)
+        journal: Path | None = None
+        if not no_journal and cfg.router.journal:
+            configured = cfg.router.data_dir
+            journal = data_dir or (Path(configured) if configured else default_data_dir(binds[0]))
         router = Router(
             binds,
             options=cfg.router.options(),
             drain_timeout=cfg.router.drain_timeout,
             publish=pub,
+            data_dir=journal,
         )
         router.install_signal_handlers()
         log.info(
@@ -79,5 +102,15 @@ def router_command(
             " ".join(router.endpoints),
             " ".join(router.core.publish_endpoints) or "nothing (--no-publish)",
         )
+        if journal is None:
+            log.info("no journal: mail lives in memory, a crash loses what was receipted")
+        else:
+            kept = router.core.kept()
+            log.info(
+                "journal %s: restored %d messages for %d names",
+                journal,
+                sum(kept.values()),
+                len(kept),
+            )
         router.run()
         log.info("zs router stopped: %s", router.core.stats)

@@ -11,20 +11,42 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+
+from zmqswarm.errors import RouterUnavailableError
+from zmqswarm.observe import list_peers
 
 PEER = str(Path(__file__).parent / "integration" / "peer.py")
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
     """Poll ``condition`` until true; fail the test with ``what`` after ``timeout`` s."""
+    if not poll_until(condition, timeout):
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def poll_until(condition: Callable[[], bool], timeout: float) -> bool:
+    """Poll ``condition`` until true (True) or for ``timeout`` s (False): for a test that
+    reports what it found when time ran out, rather than only that it did."""
     deadline = time.monotonic() + timeout
     delay = 0.005
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            return False
         time.sleep(delay)  # polling interval of a deadline wait, not a synchronisation
         delay = min(delay * 2, 0.1)
+    return True
+
+
+def answers(url: str) -> bool:
+    """Whether a router answers at ``url`` now: a restarted router's ipc socket file may be
+    its dead predecessor's, so its existence says nothing."""
+    try:
+        list_peers(url, timeout=0.5)
+    except RouterUnavailableError:
+        return False
+    return True
 
 
 class Procs:
@@ -54,9 +76,10 @@ class Procs:
         self.children.append(proc)
         return proc
 
-    def router(self, *extra: str) -> subprocess.Popen[str]:
-        proc = self.spawn("-m", "zmqswarm.cli", "router", "--bind", self.url, *extra)
+    def router(self, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
         sock = Path(self.url[len("ipc://") :])
+        sock.unlink(missing_ok=True)  # a killed router's: wait for the new one's
+        proc = self.spawn("-m", "zmqswarm.cli", "router", "--bind", self.url, *extra, env=env)
         wait_for(sock.exists, 10, "the router's socket")
         return proc
 
@@ -108,3 +131,30 @@ def check_exactly_once_in_order(
         assert seqs == sorted(seqs), f"{sender}: order broken"
         assert len(seqs) == len(set(seqs)), f"{sender}: duplicates"
         assert len(seqs) == expected[sender], f"{sender}: {len(seqs)} of {expected[sender]}"
+
+
+@dataclass(frozen=True)
+class Handed:
+    sender: str
+    seq: int
+    attempt: int
+    at: float  # time.monotonic() when recv() returned it
+
+
+def handed(path: Path) -> list[Handed]:
+    """What a ``take`` peer (peer.py) handed over, in order (complete lines only)."""
+    if not path.exists():
+        return []
+    text = path.read_text()
+    out = []
+    for line in text[: text.rfind("\n") + 1].splitlines():
+        sender, payload, attempt, at = line.split(" ")
+        out.append(Handed(sender, int(payload.split(":")[1]), int(attempt), int(at) / 1e9))
+    return out
+
+
+def last_line(proc: subprocess.Popen[str], timeout: float = 30) -> str:
+    """The last line a peer process prints, once it has exited."""
+    out, err = proc.communicate(timeout=timeout)
+    lines = out.split("\n")
+    return lines[-2] if len(lines) > 1 else f"no output; stderr: {err[-2000:]}"

@@ -39,12 +39,16 @@ class RouterConfig(_Base, frozen=True):
     mailbox_max_messages: int = 100_000
     mailbox_max_bytes: int = 64 << 20
     max_bytes: int = 1 << 30
+    resident_bytes: int = 64 << 20
     max_attempts: int = 10
     dead_max: int = 10_000
     drain_timeout: float = 2.0
     cpus: list[int] = []  # pin the router to these CPUs (zs router --cpu); [] = anywhere
     # PUB endpoints for observers (zs monitor): None = one beside each bind; [] = none.
     publish: list[str] | None = None
+    # The journal: receipts mean on disk, and a restart keeps what was receipted.
+    journal: bool = True
+    data_dir: str | None = None  # None: $XDG_STATE_HOME/zmqswarm/router/<endpoint>
 
     def options(self) -> RouterOptions:
         return self._to(RouterOptions)

@@ -12,6 +12,7 @@
     ├── RouterUnavailableError      the router could not be reached or refused the session
     │   └── NameTakenError          another live peer holds the name (use takeover=True)
     ├── RouterInUseError            a live router already holds the endpoint
+    ├── JournalError                the router's journal cannot be opened, or is damaged
     ├── DeliveryError               a ticket ended without reaching the state asked for
     ├── BackpressureError           the outbox is full and the caller chose not to wait
     ├── StoreError                  a spool or state file cannot be used (damaged, another name's)
@@ -32,6 +33,7 @@ __all__ = [
     "ClientClosedError",
     "ConfigError",
     "DeliveryError",
+    "JournalError",
     "LocalProtocolError",
     "NameTakenError",
     "ProtocolError",
@@ -76,6 +78,11 @@ class WrongThreadError(ZmqswarmError, RuntimeError):
     """A ``Client`` was used from a thread other than the one that made it. It drives its
     socket on its owner's thread, inside each call, as a pyzmq socket must be: use one
     ``Client`` per thread, or an ``AsyncClient``."""
+
+
+class JournalError(ZmqswarmError):
+    """The router's journal cannot be opened (held by another router, unreadable) or failed
+    its integrity check. The router refuses to start rather than lose what it receipted."""
 
 
 class RouterUnavailableError(ZmqswarmError):

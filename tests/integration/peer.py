@@ -24,7 +24,9 @@ take NAME URL OUT [options]             a recipient for fault tests: appends "se
                                         N: SIGKILLs itself after the Nth; --die-after N: is
                                         SIGKILLed at a random moment within 5 ms of handing
                                         the Nth (wherever it is then); --by-ticket: writes
-                                        "sender:SEQ" (the ticket's seq) for the payload. Prints
+                                        "sender:SEQ" (the ticket's seq) for the payload;
+                                        --window N: at most N deliveries unacked (a slow
+                                        recipient's backlog waits at the router). Prints
                                         DONE n, LEFT n, NAME_TAKEN n or IDLE n (n: handed)
 spool NAME URL SPOOL TO COUNT LOG RATE [DIE_AFTER]
                                         sends through a spool until a ticket's seq reaches
@@ -32,6 +34,16 @@ spool NAME URL SPOOL TO COUNT LOG RATE [DIE_AFTER]
                                         each ticket's seq to LOG once send() has returned;
                                         prints RESUMED n (tickets the spool carried over)
                                         first, DONE at the end; DIE_AFTER N: as --die-after
+feed NAME URL COUNT TO1,TO2,... HISTORY [options]
+                                        a sender for fault tests: sends COUNT messages
+                                        round-robin, each payload NAME:i:INCARNATION (the
+                                        client's epoch in hex), and appends its history to
+                                        HISTORY as tests/checker.py reads it: a "send" line
+                                        before each send, then "ok", "fail" or (given up
+                                        waiting) "info" as it learns the outcome, each line
+                                        flushed whole; --rate R: at most R a second;
+                                        --settle S: wait up to S s for the last receipts.
+                                        Prints DONE, or UNSENT n (n: never receipted)
 """
 
 from __future__ import annotations
@@ -43,9 +55,11 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from pathlib import Path
+from typing import TextIO
 
-from zmqswarm import Client, ClientOptions, NameTakenError, ZsTimeoutError
+from zmqswarm import Client, ClientOptions, DeliveryError, NameTakenError, Ticket, ZsTimeoutError
 
 
 def send(name: str, url: str, count: int, recipients: list[str], rate: float = 0) -> None:
@@ -116,11 +130,13 @@ def take(argv: list[str]) -> None:
     ap.add_argument("--kill-after", type=int, default=0)
     ap.add_argument("--die-after", type=int, default=0)
     ap.add_argument("--by-ticket", action="store_true")
+    ap.add_argument("--window", type=int, default=0)
     a = ap.parse_args(argv)
     handed = 0
     seen_last = False
     quiet_since = time.monotonic()
-    options = ClientOptions(ack_delay=a.ack_delay)
+    default = ClientOptions()
+    options = ClientOptions(ack_delay=a.ack_delay, recv_window=a.window or default.recv_window)
     client = Client(a.name, router=a.url, auto_ack=a.auto, state=a.state, options=options)
     with client, open(a.out, "a") as f:
         while not (a.until.exists() if a.until else seen_last):
@@ -190,16 +206,76 @@ def die_soon() -> None:
     threading.Thread(target=kill, daemon=True).start()
 
 
+def feed(argv: list[str]) -> None:
+    ap = argparse.ArgumentParser(prog="peer.py feed")
+    ap.add_argument("name")
+    ap.add_argument("url")
+    ap.add_argument("count", type=int)
+    ap.add_argument("to")
+    ap.add_argument("history")
+    ap.add_argument("--rate", type=float, default=0.0)
+    ap.add_argument("--settle", type=float, default=60.0)
+    a = ap.parse_args(argv)
+    recipients = a.to.split(",")
+    client = Client(a.name, router=a.url)
+    incarnation = f"{client.epoch:x}"
+    pending: deque[tuple[int, Ticket]] = deque()  # sent, outcome not yet written, in order
+    with open(a.history, "a") as history:
+        note(history, f"start {a.name} {incarnation} {time.monotonic_ns()}")
+        start = time.monotonic()
+        for i in range(a.count):
+            to = recipients[i % len(recipients)]
+            note(history, f"send {i} {to} {time.monotonic_ns()}")  # before: a kill loses no send
+            pending.append((i, client.send(to, f"{a.name}:{i}:{incarnation}".encode())))
+            outcomes(history, pending)
+            due = start + (i + 1) / a.rate if a.rate else 0.0
+            while (left := due - time.monotonic()) > 0:  # pacing, taking receipts meanwhile
+                client.poll(left)
+                outcomes(history, pending)
+        deadline = time.monotonic() + a.settle
+        while pending and (left := deadline - time.monotonic()) > 0:
+            client.poll(min(left, 0.05))
+            outcomes(history, pending)
+        outcomes(history, pending, every=True)
+        for i, _ in pending:
+            note(history, f"info {i} {time.monotonic_ns()}")
+        client.close(timeout=0)
+    say(f"UNSENT {len(pending)}" if pending else "DONE")
+
+
+def outcomes(history: TextIO, pending: deque[tuple[int, Ticket]], every: bool = False) -> None:
+    """Write the outcomes learnt of the oldest sends (receipts come in send order, so the
+    first still pending ends the look), or with ``every`` of all."""
+    for _ in range(len(pending)):
+        i, ticket = pending.popleft()
+        state = ticket.state
+        if state == "pending":
+            pending.append((i, ticket))
+            if every:
+                continue
+            pending.rotate(1)  # back at the front, where it was
+            return
+        if state == "failed":
+            try:
+                ticket.wait(timeout=0)
+            except DeliveryError as exc:
+                note(history, f"fail {i} {time.monotonic_ns()} {exc.code}: {exc.reason}")
+        else:
+            note(history, f"ok {i} {time.monotonic_ns()}")
+
+
+def note(f: TextIO, line: str) -> None:
+    f.write(f"{line}\n")
+    f.flush()  # one write() a line: a SIGKILL leaves at most the line in progress torn
+
+
 def say(line: str) -> None:
     print(line, flush=True)  # noqa: T201 - the test reads this line
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "take":
-        take(sys.argv[2:])
-        sys.exit()
-    if sys.argv[1] == "spool":
-        spool(sys.argv[2:])
+    if sys.argv[1] in ("take", "feed", "spool"):
+        {"take": take, "feed": feed, "spool": spool}[sys.argv[1]](sys.argv[2:])
         sys.exit()
     mode, name, url, count = sys.argv[1:5]
     rest = sys.argv[5:]

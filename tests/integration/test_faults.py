@@ -8,38 +8,25 @@ test_client.py."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
 
 import pytest
 
 from zmqswarm.observe import list_peers, snapshot
 
-from ..helpers import PEER, Procs, check_exactly_once_in_order, read_lines, router_stats, wait_for
-
-
-class Handed(NamedTuple):
-    sender: str
-    seq: int
-    attempt: int
-    at: float  # time.monotonic() when recv() returned it
-
-
-def handed(path: Path) -> list[Handed]:
-    """What a ``take`` peer handed over, in order (complete lines only)."""
-    if not path.exists():
-        return []
-    text = path.read_text()
-    out = []
-    for line in text[: text.rfind("\n") + 1].splitlines():
-        sender, payload, attempt, at = line.split(" ")
-        out.append(Handed(sender, int(payload.split(":")[1]), int(attempt), int(at) / 1e9))
-    return out
+from ..helpers import (
+    PEER,
+    Procs,
+    check_exactly_once_in_order,
+    handed,
+    last_line,
+    read_lines,
+    router_stats,
+    wait_for,
+)
+from .netns import ROUTER_IP, Net, drop_router_to_peers
 
 
 def proc_stat(pid: int) -> list[str]:
@@ -55,12 +42,6 @@ def cpu_seconds(pid: int) -> float:
 
 def offline(url: str, name: str) -> bool:
     return not any(p.online for p in list_peers(url) if p.name == name)
-
-
-def last_line(proc: subprocess.Popen[str], timeout: float = 30) -> str:
-    out, err = proc.communicate(timeout=timeout)
-    lines = out.split("\n")
-    return lines[-2] if len(lines) > 1 else f"no output; stderr: {err[-2000:]}"
 
 
 # -- 1. a paused holder hands out nothing its successor handled ---------------------------
@@ -220,74 +201,14 @@ def test_a_client_cut_off_for_seconds_says_hello_once_when_it_is_back(
 
 # -- 3. a stuck network heals within 2 s --------------------------------------------------
 
-ROUTER_IP, PEER_IP = "10.231.9.1", "10.231.9.2"  # only inside the test's own namespaces
 NET_TOTAL = 11_000
 NET_RATE = 500  # 22 s of sending: before, through and after the drop
 DROP = 15.0
 
 
-class Net(NamedTuple):
-    router_ns: str
-    peer_ns: str
-    tool: str  # nft or iptables
-
-
-def run(*cmd: str) -> None:
-    subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=10)
-
-
-@pytest.fixture
-def net() -> Iterator[Net]:
-    """Two network namespaces joined by a veth pair: the router's and the peers'."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root: creates network namespaces")
-    if shutil.which("ip") is None:
-        pytest.skip("needs iproute2's `ip` for network namespaces")
-    tool = next((t for t in ("nft", "iptables") if shutil.which(t)), None)
-    if tool is None:
-        pytest.skip("needs nft or iptables to drop packets: apt-get install -y nftables")
-    tag = f"{os.getpid() % 100_000}"
-    ns = Net(f"zsr{tag}", f"zsp{tag}", tool)
-    try:
-        run("ip", "netns", "add", ns.router_ns)
-    except subprocess.CalledProcessError as exc:
-        pytest.skip(f"cannot create a network namespace: {exc.stderr.strip()}")
-    try:
-        run("ip", "netns", "add", ns.peer_ns)
-        run(
-            "ip", "link", "add", f"zvr{tag}", "netns", ns.router_ns, "type", "veth",
-            "peer", "name", f"zvp{tag}", "netns", ns.peer_ns,
-        )  # fmt: skip
-        for name, dev, ip in ((ns.router_ns, "zvr", ROUTER_IP), (ns.peer_ns, "zvp", PEER_IP)):
-            run("ip", "-n", name, "addr", "add", f"{ip}/30", "dev", f"{dev}{tag}")
-            run("ip", "-n", name, "link", "set", "lo", "up")
-            run("ip", "-n", name, "link", "set", f"{dev}{tag}", "up")
-        yield ns
-    finally:
-        for name in (ns.router_ns, ns.peer_ns):
-            subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10)
-
-
-def drop_router_to_peers(ns: Net, on: bool) -> None:
-    """Drop (or stop dropping) every packet the router's namespace sends to the peers'."""
-    exec_ = ("ip", "netns", "exec", ns.router_ns)
-    if ns.tool == "nft":
-        if on:
-            rules = (
-                "table inet zsfault {\n chain out {\n"
-                "  type filter hook output priority 0; policy accept;\n"
-                f"  ip daddr {PEER_IP} drop\n }}\n}}\n"
-            )
-            subprocess.run([*exec_, "nft", "-f", "-"], input=rules, check=True, text=True)
-        else:
-            run(*exec_, "nft", "delete", "table", "inet", "zsfault")
-    else:
-        run(*exec_, "iptables", "-A" if on else "-D", "OUTPUT", "-d", PEER_IP, "-j", "DROP")
-
-
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(90, method="signal")  # a timeout still removes the namespaces
 def test_a_one_way_drop_of_15_s_heals_within_2_s_without_loss_or_repeats(
-    procs: Procs, tmp_path: Path, net: Net
+    net: Net, procs: Procs, tmp_path: Path
 ) -> None:
     tcp = f"tcp://{ROUTER_IP}:5555"
     admin = procs.url  # ipc: a path-named socket, reachable from outside the namespaces

@@ -16,8 +16,8 @@ import pytest
 
 from zmqswarm import AsyncClient, Client, DeliveryError, StoreInUseError
 
-from ..helpers import Procs, router_stats, wait_for
-from .test_faults import handed, last_line, offline
+from ..helpers import Procs, handed, last_line, router_stats, wait_for
+from .test_faults import offline
 
 TOTAL = 5000
 RATE = 2000  # messages a second: a 2.5 s stream, for a kill to land in the middle of

@@ -24,6 +24,8 @@ import msgspec
 from zmqswarm.protocol import ClientCore, ClientOptions, RouterCore, RouterOptions
 from zmqswarm.protocol.client_events import Accepted, Failed, Notified, Refused
 from zmqswarm.protocol.inbox import Inbound
+from zmqswarm.protocol.journaling import Batch
+from zmqswarm.router.journal import connect, read, read_page, write
 
 Parts = list[bytes]
 
@@ -122,10 +124,19 @@ class Sim:
         manual: tuple[str, ...] = (),
         slow: tuple[str, ...] = (),
         max_attempts: int = 10,
+        journaled: bool = False,
+        resident_bytes: int = 64 << 20,
     ) -> None:
         self.now = 0.0
+        # With a journal, the router's batches wait in ``unwritten`` until the test writes
+        # them (to a real SQLite database in memory); a restart keeps only what was written.
+        self.journaled = journaled
+        self.db = connect(":memory:") if journaled else None
+        self.unwritten: list[Batch] = []
         self.options = ClientOptions(max_outbox=window, recv_window=recv_window, resend_after=1.0)
-        self.router_options = RouterOptions(max_attempts=max_attempts)
+        self.router_options = RouterOptions(
+            max_attempts=max_attempts, resident_bytes=resident_bytes
+        )
         self.router_epoch = 1
         self.router = self._new_router()
         self.ledger = Ledger()
@@ -141,9 +152,16 @@ class Sim:
     # -- who is on the network ------------------------------------------------------------
 
     def _new_router(self) -> RouterCore:
-        return RouterCore(
-            epoch=self.router_epoch, options=self.router_options, reachable=self._reachable
+        core = RouterCore(
+            epoch=self.router_epoch,
+            options=self.router_options,
+            reachable=self._reachable,
+            journaled=self.journaled,
         )
+        if self.db is not None:
+            opts = self.router_options
+            core.restore(read(self.db, 0.0, opts.dead_max, opts.resident_bytes), self.now)
+        return core
 
     def _reachable(self, identity: bytes) -> bool:
         return any(p.identity == identity and not p.gone for p in self.everyone())
@@ -211,13 +229,29 @@ class Sim:
         peer.core.link_up(self.now)
         self.pump()
 
+    def write_journal(self, batches: int = 1 << 30) -> None:
+        """The journal writes (and fsyncs) the oldest ``batches`` waiting, in one commit."""
+        done, self.unwritten = self.unwritten[:batches], self.unwritten[batches:]
+        if done and self.db is not None:
+            write(self.db, done)
+            self.router.durable(done[-1].number, self.now)
+            for batch in done:  # spilled mail read back, as the journal's writer does
+                for name, after, limit in batch.reads:
+                    page = read_page(self.db, name, after, limit, 0.0)
+                    self.router.paged_in(name, page, self.now)
+            self.pump()
+
     def restart_router(self) -> None:
-        """The router dies (no journal: what it held is gone) and a new one takes over the
-        endpoint: every connection drops and comes back."""
+        """The router dies and a new one takes over the endpoint: every connection drops
+        and comes back. Without a journal what it held is gone; with one, what it wrote
+        comes back (what it had not written yet is gone, and nothing of that was receipted)."""
         self.dead |= {(d.sender, d.epoch, d.seq) for d in self.router.dead}
         handed = {p for p, _, _ in self.ledger.handed}
+        self.unwritten.clear()
         for payload, s in self.ledger.sent.items():
             self.ledger.restarted_before.add(payload)
+            if self.journaled:
+                continue
             if (s.sender, s.epoch, s.seq) in self.ledger.accepted and payload not in handed:
                 self.ledger.may_lose.add(payload)  # receipted to memory: lost with it
         self.router_epoch += 1
@@ -316,6 +350,9 @@ class Sim:
         for identity, parts, _ in self.router.take_output(self.now):
             if identity in self.links:
                 self.links[identity][1].append(parts)
+        batch = self.router.take_journal()
+        if batch is not None:
+            self.unwritten.append(batch)
         self.router.take_logs()
 
     def _exchange(self, peer: Peer) -> None:
@@ -362,6 +399,9 @@ class Sim:
                     moved = True
                     self._to_router(peer)
                     self._to_client(peer)
+            if self.unwritten:
+                self.write_journal()
+                moved = True
             if not moved:
                 if self.complete():
                     return

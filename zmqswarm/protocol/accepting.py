@@ -20,7 +20,7 @@ from .delivering import Delivery
 from .effects import Effects
 from .frames import Code, Receipt, Send
 from .options import RouterOptions
-from .router_state import Entry, Session, Stream
+from .router_state import ENTRY_COST, Entry, Session, Stream
 from .send_window import INF
 
 __all__ = ["Acceptor"]
@@ -33,6 +33,7 @@ class Acceptor:
         self.delivery = delivery
         self.streams: dict[tuple[str, int], Stream] = {}
         self.draining = False  # refuse everything SHUTTING_DOWN: the router is leaving
+        self.store_failing = ""  # why the journal cannot write: refuse STORE_FULL until it can
         # identity -> (stream, seqs to receipt, the stream's watermark before this batch)
         self._receipts: dict[bytes, tuple[Stream, list[int], int]] = {}
         self._last_receipt: dict[bytes, float] = {}  # identity -> when it last got one
@@ -53,13 +54,16 @@ class Acceptor:
         receipt = self._receipts.get(identity)
         if receipt is None:
             receipt = self._receipts[identity] = (stream, [], stream.wm)
+        wm_before, above_before = stream.wm, len(stream.above)
         if frame.base - 1 > stream.wm:  # the sender gave up what lies below base
             stream.wm = frame.base - 1
             stream.above = {s for s in stream.above if s > stream.wm}
         fresh = receipt[1]
+        journal = self.fx.journal
         delivery, stats, nacked = self.delivery, self.fx.stats, self._nacked
         mailboxes, touched = delivery.mailboxes, delivery.touched
         o = self.options
+        resident_budget = o.resident_bytes
         max_payload, max_messages, mailbox_bytes = (
             o.max_payload,
             o.mailbox_max_messages,
@@ -72,8 +76,9 @@ class Acceptor:
                 fresh.append(seq)
                 continue
             to = item.to
-            if self.draining:
-                self._refuse(identity, seq, to, Code.SHUTTING_DOWN, len(payload), now)
+            if self.draining or self.store_failing:
+                code = Code.SHUTTING_DOWN if self.draining else Code.STORE_FULL
+                self._refuse(identity, seq, to, code, len(payload), now)
                 continue
             prev = item.prev
             if prev > stream.wm and prev not in stream.above:
@@ -93,7 +98,7 @@ class Acceptor:
                     continue
             if (  # the limits, inline: this runs per message (delivery.refusal says which)
                 size > max_payload
-                or len(mb.queue) + len(mb.inflight) >= max_messages
+                or len(mb.queue) + len(mb.inflight) + mb.spilled >= max_messages
                 or mb.nbytes + size > mailbox_bytes
                 or delivery.nbytes + size > o.max_bytes
             ):
@@ -101,13 +106,30 @@ class Acceptor:
                 self._refuse(identity, seq, to, code, size, now)
                 continue
             expires = now + item.ttl_ms / 1000 if item.ttl_ms > 0 else INF
-            mb.queue.append(
-                Entry(session.name, session.epoch, seq, payload, item.notify, expires, now)
-            )
+            name, epoch, notify = session.name, session.epoch, item.notify
+            if journal is None:
+                mb.queue.append(Entry(name, epoch, seq, payload, notify, expires, now))
+                delivery.resident += size + ENTRY_COST
+                if expires < INF:
+                    mb.with_ttl += 1
+            else:
+                rid = journal.next_rid
+                journal.next_rid = rid + 1
+                wall = journal.wall_offset
+                until = None if expires == INF else expires + wall
+                journal.puts.append(
+                    (rid, to, name, epoch, seq, payload, notify, until, now + wall, 0)
+                )
+                if mb.spilled or delivery.resident > resident_budget:
+                    mb.spilled += 1  # on disk only, read back when its recipient can take it
+                else:
+                    mb.queue.append(Entry(name, epoch, seq, payload, notify, expires, now, 0, rid))
+                    mb.cursor = rid
+                    delivery.resident += size + ENTRY_COST
+                    if expires < INF:
+                        mb.with_ttl += 1
             mb.nbytes += size
             delivery.nbytes += size
-            if expires < INF:
-                mb.with_ttl += 1
             touched.add(to)
             if seq == stream.wm + 1:
                 stream.wm = seq
@@ -119,13 +141,18 @@ class Acceptor:
                 stream.above.add(seq)
                 fresh.append(seq)
             stats["accepted"] += 1
+        if journal is not None and (stream.wm != wm_before or len(stream.above) != above_before):
+            journal.streams.add(key)
+            stream.batch = journal.number
 
     def take_receipts(self, now: float) -> None:
         """Receipts that are due, to the effects; the rest wait for ``next_deadline``."""
         self._nacked.clear()
         if not self._receipts:
             return
-        delay = 0.0 if self.draining else self.options.receipt_delay
+        # With a journal, receipts wait for the next commit anyway, and go out together when
+        # it lands: pacing them as well would only add its delay.
+        delay = 0.0 if self.draining or self.fx.journal else self.options.receipt_delay
         batch, last, receipts = self.options.receipt_batch, self._last_receipt, self._receipts
         for identity in list(receipts):
             stream, touched, wm_before = receipts[identity]
@@ -135,7 +162,7 @@ class Acceptor:
             del receipts[identity]
             if waiting > 0:  # else nothing was accepted: nothing to say
                 fresh = sorted(s for s in touched if s > stream.wm)
-                self.fx.send(identity, [encode(Receipt(stream.wm, fresh))])
+                self.fx.send_durable(identity, [encode(Receipt(stream.wm, fresh))])
                 last[identity] = now
 
     def next_deadline(self) -> float:
@@ -151,8 +178,12 @@ class Acceptor:
     def expire_streams(self, now: float) -> None:
         """Forget the watermark of a sender silent for ``stream_ttl``."""
         ttl = self.options.stream_ttl
+        journal = self.fx.journal
         for key in [k for k, s in self.streams.items() if now - s.last_seen > ttl]:
             del self.streams[key]
+            if journal is not None:
+                journal.forgotten.append(key)
+                journal.streams.discard(key)
 
     def _refuse(
         self, identity: bytes, seq: int, to: str, code: Code, size: int, now: float
@@ -161,7 +192,9 @@ class Acceptor:
             if (identity, to) in self._nacked:
                 return  # one retriable refusal per pair per batch: the sender resends the chain
             self._nacked.add((identity, to))
-            self.fx.nack(identity, seq, code, f"{to}: {code.name.lower()}", self.options.retry_ms)
+            why = f": {self.store_failing}" if code is Code.STORE_FULL else ""
+            detail = f"{to}: {code.name.lower()}{why}"
+            self.fx.nack(identity, seq, code, detail, self.options.retry_ms)
         else:
             detail = f"{size} bytes > {self.options.max_payload}" if code is Code.TOO_LARGE else to
             self.fx.nack(identity, seq, code, detail)

@@ -47,6 +47,20 @@ class DeadLetterStore:
         self._letters.append(DeadLetter(self._last_id, to, sender, epoch, seq, payload, code, now))
         return full
 
+    @property
+    def last_id(self) -> int:
+        return self._last_id
+
+    @property
+    def first_id(self) -> int:
+        """The oldest kept letter's number (last_id + 1 when none is kept)."""
+        return self._letters[0].id if self._letters else self._last_id + 1
+
+    def restore(self, letter: DeadLetter) -> None:
+        """One letter the journal kept, oldest first, under its own number."""
+        self._letters.append(letter)
+        self._last_id = max(self._last_id, letter.id)
+
     def answer(
         self, after: int, limit: int, drop_upto: int, now: float
     ) -> tuple[DeadList, list[bytes]]:

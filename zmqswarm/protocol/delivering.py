@@ -21,8 +21,9 @@ from .codec import MAX_BATCH, encode
 from .dead_letters import DeadLetterStore
 from .effects import Effects
 from .frames import Code, Deliver, Delivered, DeliverItem, Held, PeerItem, Status
+from .journaling import DeadRow, Put, Spill
 from .options import RouterOptions
-from .router_state import Entry, Mailbox, Registry, Session, deliver_item
+from .router_state import ENTRY_COST, Entry, Mailbox, Registry, Session, deliver_item
 from .send_window import INF
 from .state_feed import LatencyWindow
 
@@ -31,6 +32,7 @@ __all__ = ["EXPIRED_NOTE", "Delivery"]
 EXPIRED_NOTE = "expired:"  # an ack note so marked: dropped unhandled, the ttl had passed
 _LATENCY_STRIDE = 16
 _QUEUE_NOTICES = 64  # queued notify senders told why their message waits, per Hold
+PAGE = 1024  # spilled messages read back at a time, once fewer than this wait in memory
 
 
 class Delivery:
@@ -41,7 +43,8 @@ class Delivery:
         self.mailboxes: dict[str, Mailbox] = {}
         self.dead = DeadLetterStore(options.dead_max)
         self.latency = LatencyWindow()  # accept -> ack, until the observers' next Update
-        self.nbytes = 0  # every payload held, router-wide
+        self.nbytes = 0  # every payload held, router-wide (in memory or, spilled, on disk)
+        self.resident = 0  # about what waiting mail takes in memory (payloads and entries)
         self.touched: set[str] = set()  # mailboxes to pump at the end of the batch
         self._notices: dict[tuple[str, int], list[Delivered]] = {}  # for offline senders
 
@@ -82,7 +85,7 @@ class Delivery:
             return
         session = self.registry.by_name.get(name)
         if session is None:
-            if not mb.queue and not mb.inflight:
+            if not mb.queue and not mb.inflight and not mb.spilled:
                 del self.mailboxes[name]
             return
         if mb.fenced_until > now:
@@ -117,6 +120,9 @@ class Delivery:
             self.fx.send(session.identity, parts, first)
             room = max(0, room - len(items)) if room else 0
             self.fx.stats["delivered"] += len(items)
+        if mb.spilled and not mb.paging and len(queue) < PAGE and self.fx.journal is not None:
+            self.fx.journal.reads.append((name, mb.cursor, PAGE))  # read once this is written
+            mb.paging = True
 
     def undeliver(self, session: Session, first_dseq: int) -> None:
         """The driver could not send the Deliver starting at ``first_dseq`` (or one before
@@ -145,6 +151,9 @@ class Delivery:
         """What the session had out and unacked goes back to the front of its mailbox."""
         mb = self.mailboxes.get(session.name)
         if mb is not None and mb.inflight:
+            journal = self.fx.journal
+            if journal is not None:  # the poison-pill count outlives a restart
+                journal.attempts.extend((entry.rid, entry.attempts) for _, entry in mb.inflight)
             mb.queue.extendleft(entry for _, entry in reversed(mb.inflight))
             self.fx.stats["redelivered"] += len(mb.inflight)
             mb.inflight.clear()
@@ -167,6 +176,8 @@ class Delivery:
         inflight = mb.inflight
         acked = 0
         record = self.latency.record
+        journal = self.fx.journal
+        done = journal.done if journal is not None else None
         # Time every message of a small ack, every 16th of a big one (standing for 16): a
         # record costs ~0.35 us, a fifth of the core's whole work a message at full speed.
         stride = _LATENCY_STRIDE if inflight and upto - inflight[0][0] >= _LATENCY_STRIDE else 1
@@ -182,6 +193,8 @@ class Delivery:
                 self.bury(session.name, mb, entry, Code.EXPIRED, now, note)
                 continue
             self._release(mb, entry)
+            if done is not None:
+                done.append(entry.rid)
             if entry.notify:
                 self._notify(entry, Delivered(entry.seq, Status.DELIVERED, detail=note))
         if acked:
@@ -240,7 +253,15 @@ class Delivery:
         stats = self.fx.stats
         stats["dead"] += 1
         letter = (name, entry.sender, entry.epoch, entry.seq, entry.payload, code, now)
-        stats["dead_dropped"] += self.dead.add(*letter)  # True: the oldest made room
+        dropped = self.dead.add(*letter)  # True: the oldest made room
+        stats["dead_dropped"] += dropped
+        journal = self.fx.journal
+        if journal is not None:
+            journal.done.append(entry.rid)
+            at = now + journal.wall_offset
+            journal.dead.append(DeadRow(self.dead.last_id, *letter[:5], int(code), at))
+            if dropped:
+                journal.dead_upto = max(journal.dead_upto, self.dead.first_id - 1)
         if entry.notify:
             status = Status.EXPIRED if code is Code.EXPIRED else Status.DEAD
             detail = detail or f"{code.name.lower()} after {entry.attempts} deliveries"
@@ -250,6 +271,7 @@ class Delivery:
         size = len(entry.payload)
         mb.nbytes -= size
         self.nbytes -= size
+        self.resident -= size + ENTRY_COST
         if entry.expires < INF:
             mb.with_ttl -= 1
 
@@ -262,6 +284,54 @@ class Delivery:
             if len(held) < 10_000:
                 held.append(notice)
 
+    # -- after a restart -------------------------------------------------------------------
+
+    def restore(self, puts: list[Put], spills: list[Spill]) -> None:
+        """Mail the journal kept, in acceptance order, back in its mailboxes (and what stays
+        on disk, counted). Limits are not applied: all of it was accepted once."""
+        for put in puts:
+            mb = self.mailboxes.get(put.to)
+            if mb is None:
+                mb = self.mailboxes[put.to] = Mailbox()
+            self._take_in(mb, put)
+            size = len(put.payload)
+            mb.nbytes += size
+            self.nbytes += size
+            self.touched.add(put.to)
+        for spill in spills:
+            mb = self.mailboxes.get(spill.name)
+            if mb is None:
+                mb = self.mailboxes[spill.name] = Mailbox()
+            mb.spilled, mb.cursor = spill.count, spill.cursor
+            mb.nbytes += spill.nbytes
+            self.nbytes += spill.nbytes
+
+    def paged_in(self, name: str, puts: list[Put], now: float) -> None:
+        """A page of ``name``'s spilled mail, read back from the journal, in order."""
+        mb = self.mailboxes.get(name)
+        if mb is None:
+            return
+        mb.paging = False
+        if not puts:  # the disk holds less than was counted: believe the disk
+            self.fx.log("spill", f"{name}: {mb.spilled} spilled messages not on disk", now)
+            mb.spilled = 0
+            return
+        for put in puts:
+            self._take_in(mb, put)
+        mb.spilled = max(0, mb.spilled - len(puts))
+        self.touched.add(name)
+
+    def _take_in(self, mb: Mailbox, put: Put) -> None:
+        entry = Entry(
+            put.sender, put.epoch, put.seq, put.payload, put.notify, put.expires,
+            put.accepted, put.attempts, put.rid,
+        )  # fmt: skip
+        mb.queue.append(entry)
+        mb.cursor = put.rid
+        self.resident += len(put.payload) + ENTRY_COST
+        if put.expires < INF:
+            mb.with_ttl += 1
+
     # -- what observers see ---------------------------------------------------------------
 
     def peers(self, now: float) -> list[PeerItem]:
@@ -269,7 +339,7 @@ class Delivery:
         by_name, items = self.registry.by_name, []
         for name in sorted(set(by_name) | set(self.mailboxes)):
             session, mb = by_name.get(name), self.mailboxes.get(name)
-            queued, inflight = (len(mb.queue), len(mb.inflight)) if mb else (0, 0)
+            queued, inflight = (len(mb.queue) + mb.spilled, len(mb.inflight)) if mb else (0, 0)
             if session is None and not queued + inflight:
                 continue
             epoch = session.epoch if session else 0
@@ -285,7 +355,7 @@ class Delivery:
         """Nothing left that a connected recipient could still take."""
         for name in self.registry.by_name:
             mb = self.mailboxes.get(name)
-            if mb is not None and (mb.queue or mb.inflight):
+            if mb is not None and mb.waiting:
                 return False
         return True
 

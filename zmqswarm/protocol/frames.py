@@ -69,6 +69,7 @@ class Code(IntEnum):
     EXPIRED = 13  # ttl passed before the message could be delivered
     MAX_ATTEMPTS = 14  # delivered max-attempts times without an ack
     TAKEN_OVER = 15  # another peer took this name over; this session is closed
+    STORE_FULL = 16  # the router's journal cannot write (disk full or failing): retry later
 
     @property
     def retriable(self) -> bool:
@@ -77,7 +78,7 @@ class Code(IntEnum):
 
 _RETRIABLE = frozenset(
     {Code.NOT_WELCOMED, Code.MAILBOX_FULL, Code.ROUTER_FULL}
-    | {Code.OUT_OF_ORDER, Code.SHUTTING_DOWN, Code.WINDOW}
+    | {Code.OUT_OF_ORDER, Code.SHUTTING_DOWN, Code.WINDOW, Code.STORE_FULL}
 )
 
 

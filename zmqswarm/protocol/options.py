@@ -49,6 +49,9 @@ class RouterOptions(msgspec.Struct, frozen=True):
     mailbox_max_bytes: int = 64 << 20
     max_bytes: int = 1 << 30  # all payloads held, router-wide
     max_mailboxes: int = 100_000
+    # With a journal: payload bytes of waiting mail held in memory. Beyond it, mail waits on
+    # disk only and is read back a page at a time when its recipient can take it.
+    resident_bytes: int = 64 << 20
     max_attempts: int = 10  # deliveries without an ack before a message is dead
     dead_max: int = 10_000  # dead letters kept (oldest dropped, counted)
     stream_ttl: float = 3600.0  # forget an idle sender's dedup watermark after this

@@ -11,6 +11,11 @@ It only dispatches. The decisions live in three modules, by what they decide:
     accepting    whether a message enters a mailbox (dedup, per-pair order, room); receipts
     delivering   the mailboxes: delivery under credit, acks, holds, dead letters, notices
 
+With a journal (``journaled=True``, and ``wall_offset`` to turn its clock into the wall-clock
+time the journal keeps) it also hands its driver, each turn, a batch of what
+changed (``take_journal``), and holds back what promises it until the driver says the batch is
+on disk (``durable``); see journaling.py. ``restore`` puts a journal's contents back.
+
 The router itself has two states::
 
     SERVING ──begin_drain()──► DRAINING   (every new message refused SHUTTING_DOWN; what is
@@ -45,8 +50,9 @@ from .frames import (
     Update,
 )
 from .inbox import MAX_NOTE
+from .journaling import Batch, Put, Restored, StreamRow
 from .options import RouterOptions
-from .router_state import Output, Registry
+from .router_state import Output, Registry, Stream
 from .sessions import Sessions
 from .state_feed import LatencyWindow, StatePublisher
 
@@ -71,11 +77,13 @@ class RouterCore:
         options: RouterOptions | None = None,
         reachable: Callable[[bytes], bool] = lambda identity: True,
         started: float = 0.0,
+        journaled: bool = False,
+        wall_offset: float = 0.0,
     ) -> None:
         self.epoch = epoch
         self.options = opts = options or RouterOptions()
         self.state = SERVING
-        self.fx = Effects()
+        self.fx = Effects(journaled, wall_offset)
         self.registry = Registry()
         self.delivery = Delivery(self.fx, opts, self.registry)
         self.acceptor = Acceptor(self.fx, opts, self.delivery)
@@ -149,6 +157,8 @@ class RouterCore:
             case ListDead(after=after, limit=limit, drop_upto=drop_upto):
                 answer, payloads = self.dead.answer(after, limit, drop_upto, now)
                 fx.send(identity, [encode(answer), *payloads])
+                if drop_upto and fx.journal is not None:
+                    fx.journal.dead_upto = max(fx.journal.dead_upto, drop_upto)
             case ListPeers():
                 fx.send(identity, [encode(PeerList(self.peers(now)))])
             case Observe():
@@ -211,6 +221,66 @@ class RouterCore:
         updates = tuple(self._updates)
         self._updates.clear()
         return updates
+
+    # -- the journal ----------------------------------------------------------------------
+
+    def take_journal(self) -> Batch | None:
+        """What changed since the last batch, for the journal (None: nothing to write, or no
+        journal). Taken after ``take_output``: receipts made this turn wait for this batch."""
+        fx = self.fx
+        journal = fx.journal
+        if journal is None or not (journal.pending() or fx.waiting_for(journal.number)):
+            return None
+        streams = self.acceptor.streams
+        rows = []
+        for key in journal.streams:
+            s = streams.get(key)
+            if s is not None:
+                seen = s.last_seen + journal.wall_offset
+                rows.append(StreamRow(key[0], key[1], s.wm, sorted(s.above), seen))
+        return journal.take(rows)
+
+    def durable(self, number: int, now: float) -> None:
+        """The journal has batches up to ``number`` on disk: what waited for them may go out,
+        and new mail is taken again if a failing write had stopped it."""
+        self.fx.durable(number)
+        if self.acceptor.store_failing:
+            self.acceptor.store_failing = ""
+            self.fx.log("store_ok", "the journal writes again: accepting mail", now)
+
+    def journal_failing(self, reason: str, now: float) -> None:
+        """The journal cannot write (disk full, I/O error): nothing more is accepted (Nack
+        STORE_FULL, retriable) until it can; delivery of what is stored goes on."""
+        if not self.acceptor.store_failing:
+            self.stats["store_failures"] += 1
+        self.acceptor.store_failing = reason
+        self.fx.log("store_full", f"the journal cannot write: {reason}; refusing new mail", now)
+
+    def restore(self, restored: Restored, now: float) -> None:
+        """Put back what a journal kept: mailboxes, sender watermarks, dead letters. Called
+        once, before the first frame."""
+        journal = self.fx.journal
+        if journal is None:
+            raise LocalProtocolError("restore() needs a journaled core")
+        self.delivery.restore(restored.puts, restored.spills)
+        journal.next_rid = restored.next_rid
+        for row in restored.streams:
+            stream = Stream(row.wm, set(row.above), min(row.last_seen, now))
+            self.acceptor.streams[row.name, row.epoch] = stream
+        for d in restored.dead:
+            self.dead.restore(
+                DeadLetter(d.id, d.to, d.sender, d.epoch, d.seq, d.payload, Code(d.code), d.at)
+            )
+
+    def kept(self) -> dict[str, int]:
+        """Messages held per name (what a journal keeps on disk after a stop)."""
+        return {
+            name: mb.waiting for name, mb in sorted(self.delivery.mailboxes.items()) if mb.waiting
+        }
+
+    def paged_in(self, name: str, puts: list[Put], now: float) -> None:
+        """The journal read back a page of ``name``'s mail that waited on disk only."""
+        self.delivery.paged_in(name, puts, now)
 
     # -- timers ---------------------------------------------------------------------------
 

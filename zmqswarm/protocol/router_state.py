@@ -20,6 +20,7 @@ from .options import RouterOptions
 from .send_window import INF
 
 __all__ = [
+    "ENTRY_COST",
     "Entry",
     "Mailbox",
     "Output",
@@ -43,6 +44,7 @@ class Entry(msgspec.Struct, gc=False):
     expires: float
     accepted: float  # when it entered the mailbox (the router's clock)
     attempts: int = 0
+    rid: int = 0  # its record in the journal (0: no journal)
 
 
 @dataclass(slots=True)
@@ -55,6 +57,17 @@ class Mailbox:
     # No delivery before this: the name was taken over from a live peer, whose lease on the
     # mail it took may run until then (a lock-delay, as in Chubby).
     fenced_until: float = 0.0
+    # With a journal, mail beyond the router's memory budget waits on disk only: ``spilled``
+    # messages, all newer than what is in memory, read back in pages after ``cursor`` (the
+    # record number of the newest message held in memory).
+    spilled: int = 0
+    cursor: int = 0
+    paging: bool = False  # a page was asked for and has not come yet
+
+    @property
+    def waiting(self) -> int:
+        """Messages held for this name: in memory, out, and on disk only."""
+        return len(self.queue) + len(self.inflight) + self.spilled
 
     def oldest_wait_ms(self, now: float) -> int:
         """How long the oldest message has waited since it was accepted, in ms (0 when
@@ -93,7 +106,10 @@ class Stream:
     wm: int  # every seq <= wm is accepted (or settled at the sender)
     above: set[int]  # accepted seqs > wm
     last_seen: float
+    batch: int = 0  # the journal batch that holds its latest change
 
+
+ENTRY_COST = 200  # bytes an Entry and its place in a deque take besides its payload (about)
 
 Output = tuple[bytes, list[bytes], int]
 """(identity, parts, first dseq of a Deliver or 0): one multipart message to send."""

@@ -117,7 +117,11 @@ class Sessions:
             PROTOCOL_VERSION, self.epoch, session.sid, acked or 0, int(o.heartbeat * 1000),
             o.max_payload, hello.attempt, 0, resumed, int(o.heartbeat_timeout * 1000),
         )  # fmt: skip
-        self.fx.send(identity, [encode(welcome)])
+        stream = self.acceptor.streams.get((hello.name, hello.epoch))
+        if stream is not None and stream.batch > self.fx.durable_upto:
+            self.fx.send_durable(identity, [encode(welcome)])  # ``acked`` is a promise too
+        else:
+            self.fx.send(identity, [encode(welcome)])
         self.delivery.session_started(session)
 
     def end(self, session: Session, why: str, now: float) -> None:

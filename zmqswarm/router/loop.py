@@ -6,6 +6,10 @@ per turn). The budget counts parts, not frames: a Send frame may carry 1024 payl
 turn that took a sender's whole window at once receipted it only at its end, so sender and
 router took turns instead of overlapping.
 
+With a journal (``data_dir``), the core's batches go to the journal's writer thread after
+each turn, and receipts wait for its answer: while one is outstanding the loop waits on both
+sockets (a zmq poll) instead of blocking in a receive on the ROUTER alone.
+
 A send that libzmq refuses is handed back to the core, which keeps the messages in the
 mailbox: ROUTER_MANDATORY means nothing is dropped silently. EHOSTUNREACH means the peer's
 connection is gone: its session ends at once (its unacked mail waits for the next holder of
@@ -40,6 +44,9 @@ from zmqswarm.transport import (
     recv_routed,
     send_routed,
 )
+
+from .crash import crash_point
+from .journal import Journal
 
 __all__ = ["Router", "pin_to_cpus"]
 
@@ -77,6 +84,8 @@ class Router:
         publish: PUB endpoints for observers (``zs monitor``); default one beside each bind:
             ``ipc://PATH.pub``, or a free port on the same host for tcp. Observers learn them
             from the Snapshot they ask for, so only the router's own URL need be known.
+        data_dir: keep a journal there (receipts mean on disk; a restart on the same
+            directory restores what was receipted). None: everything lives in memory.
     """
 
     def __init__(
@@ -88,13 +97,17 @@ class Router:
         drain_timeout: float = 2.0,
         context: zmq.Context[Any] | None = None,
         publish: list[str] | None = None,
+        data_dir: Path | None = None,
     ) -> None:
         self.binds = binds
+        wall_offset = time.time() - time.monotonic()  # the journal keeps wall-clock times
         self.core = RouterCore(
             epoch=int(time.time() * 1000),
             options=options,
             reachable=self._reachable,
             started=time.monotonic(),
+            journaled=data_dir is not None,
+            wall_offset=wall_offset,
         )
         self.batch = batch
         self.drain_timeout = drain_timeout
@@ -104,7 +117,22 @@ class Router:
         self._next_look = 0.0  # at the monitor
         self._probe_at: list[float] = []  # sweeps due
         self.endpoints: list[str] = []
-        self.sock = self._bind()
+        self.journal: Journal | None = None
+        if data_dir is not None:  # before binding: a damaged journal stops us first
+            self.journal = Journal(
+                data_dir,
+                context=self._ctx,
+                wall_offset=wall_offset,
+                dead_max=self.core.options.dead_max,
+                resident_bytes=self.core.options.resident_bytes,
+            )
+            self.core.restore(self.journal.restored, time.monotonic())
+        try:
+            self.sock = self._bind()
+        except BaseException:
+            if self.journal is not None:
+                self.journal.close()
+            raise
         self.monitor: zmq.Socket[bytes] = self.sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         try:
             self.pub = self._bind_pub(publish if publish is not None else _pub_urls(binds))
@@ -200,27 +228,40 @@ class Router:
             self.core.begin_drain()
 
     def run(self) -> None:
-        core, sock = self.core, self.sock
+        core, sock, journal = self.core, self.sock, self.journal
         handle, batch = core.handle, self.batch
         recv = sock.recv
         timeout_ms = -2  # RCVTIMEO as last set: set only when it changes
+        acked = core.stats["acked"]  # for the after_ack crash point
+        both = zmq.Poller()
+        both.register(sock, zmq.POLLIN)
+        if journal is not None:
+            both.register(journal.sock, zmq.POLLIN)
         try:
             while True:
                 now = time.monotonic()
                 if self._stop_at is not None and (now >= self._stop_at or core.drained()):
                     break
-                # One blocking receive per turn, bounded by the next timer: libzmq waits on
-                # its own descriptor, where a Poller would add a poll call and two EVENTS
-                # queries (each a syscall) to every turn. The monitor can wait 50 ms.
                 due = min(core.next_deadline(), core.publisher.next_at, self._next_look)
                 wait_ms = int(min(max(0.0, due - now), 0.1) * 1000) + 1
-                if wait_ms != timeout_ms:
-                    sock.setsockopt(zmq.RCVTIMEO, wait_ms)
-                    timeout_ms = wait_ms
-                try:
-                    identity = recv()
-                except zmq.Again:
-                    identity = None
+                if journal is not None and journal.waiting():
+                    # Receipts wait for the journal: wake for its answer or a frame.
+                    both.poll(wait_ms)
+                    try:
+                        identity = recv(_NOBLOCK)
+                    except zmq.Again:
+                        identity = None
+                else:
+                    # One blocking receive per turn, bounded by the next timer: libzmq waits
+                    # on its own descriptor, where a Poller would add a poll call and two
+                    # EVENTS queries (each a syscall) to every turn. The monitor can wait.
+                    if wait_ms != timeout_ms:
+                        sock.setsockopt(zmq.RCVTIMEO, wait_ms)
+                        timeout_ms = wait_ms
+                    try:
+                        identity = recv()
+                    except zmq.Again:
+                        identity = None
                 now = time.monotonic()
                 if identity is not None:
                     parts = recv_parts(sock)
@@ -242,16 +283,62 @@ class Router:
                 if now >= self._next_look:
                     self._look(now)
                 core.tick(now)
+                if journal is not None:
+                    self._hear_journal(journal, now)
+                    if core.stats["acked"] != acked:
+                        acked = core.stats["acked"]
+                        crash_point("router.after_ack")
                 self._flush(now)
+                if journal is not None:
+                    written = core.take_journal()
+                    if written is not None:
+                        journal.submit(written)
                 for update in core.take_updates(now):
                     self._publish(update)
                 for line in core.take_logs():
                     log.warning("%s", line)
+            if journal is not None:
+                self._finish_journal(journal)
         except zmq.ContextTerminated:
             pass
         finally:
             # A clean stop lets what it sent last leave (a drained Deliver, a receipt).
             self.close(linger=0.5 if self._stop_at is not None else 0.0)
+
+    def _hear_journal(self, journal: Journal, now: float) -> None:
+        heard = False
+        for durable, failure in journal.answers():
+            if failure:
+                self.core.journal_failing(failure, now)
+            else:
+                self.core.durable(durable, now)
+                heard = True
+        if heard:
+            crash_point("router.before_receipt")
+            self._flush(now)
+            crash_point("router.after_receipt")
+        while journal.pages:
+            self.core.paged_in(*journal.pages.popleft(), now)
+
+    def _finish_journal(self, journal: Journal) -> None:
+        """A clean stop: the last batch to disk, its receipts out, and say what stays."""
+        written = self.core.take_journal()
+        if written is not None:
+            journal.submit(written)
+        deadline = time.monotonic() + 5.0
+        while journal.waiting() and time.monotonic() < deadline:
+            if journal.sock.poll(100):
+                self._hear_journal(journal, time.monotonic())
+        self._flush(time.monotonic())
+        kept = self.core.kept()
+        where = journal.directory
+        if kept:
+            names = ", ".join(f"{name} {n}" for name, n in list(kept.items())[:10])
+            more = f" and {len(kept) - 10} more names" if len(kept) > 10 else ""
+            total = sum(kept.values())
+            log.info("journal %s keeps %d messages for: %s%s", where, total, names, more)
+        else:
+            log.info("journal %s keeps no messages", where)
 
     def _reachable(self, identity: bytes) -> bool:
         """Probe: ROUTER_MANDATORY fails at once if the peer's connection is gone."""
@@ -310,6 +397,11 @@ class Router:
         pub = getattr(self, "pub", None)
         if pub is not None and not pub.closed:
             pub.close(0)
+        journal = getattr(self, "journal", None)
+        if journal is not None:
+            self.journal = None
+            if not journal.close():
+                log.warning("journal %s: the last changes may not be on disk", journal.directory)
         self._unlock()
 
 
