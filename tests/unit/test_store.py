@@ -1,4 +1,4 @@
-"""The spool and the recipient state: their records (protocol/journal.py) and their files
+"""The spool and the recipient state: their records (protocol/resume_log.py) and their files
 (client/store.py). A journal must read back what was written, drop only an append cut short
 at its end, refuse damage anywhere else, and compact to what is still unsettled."""
 
@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from zmqswarm.client import store
 from zmqswarm.client.store import Journal
 from zmqswarm.errors import StoreError, StoreInUseError
-from zmqswarm.protocol import journal
-from zmqswarm.protocol.journal import Done, Head, Msg, Seen, SeenLog, SpoolLog, frame, scan
+from zmqswarm.protocol import resume_log as journal
+from zmqswarm.protocol.resume_log import Done, Head, Msg, Seen, SeenLog, SpoolLog, frame, scan
 
 names = st.text("abcxyz", min_size=1, max_size=5)
 ints = st.integers(1, 2**53 - 1)
@@ -171,7 +171,7 @@ def test_another_process_holding_the_spool_is_named_by_its_pid(tmp_path: Path) -
     path = tmp_path / "alice.spool"
     code = (
         "import sys; from zmqswarm.client.store import Journal;"
-        "from zmqswarm.protocol.journal import SpoolLog;"
+        "from zmqswarm.protocol.resume_log import SpoolLog;"
         f"j = Journal.open({str(path)!r}, lambda r: SpoolLog(r, 'alice', 5), 0.05);"
         "print('HELD', flush=True); sys.stdin.read()"
     )

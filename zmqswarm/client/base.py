@@ -35,7 +35,7 @@ from zmqswarm.protocol.client_events import (
     SessionUp,
 )
 from zmqswarm.protocol.codec import NAME_RULE, valid_name
-from zmqswarm.protocol.journal import SeenLog, SpoolLog
+from zmqswarm.protocol.resume_log import SeenLog, SpoolLog
 from zmqswarm.transport import (
     clock,
     close_peer_socket,

@@ -1,5 +1,5 @@
 """The files behind ``Client(spool=...)`` and ``Client(state=...)``: one append-only journal
-each (the records and what they mean: zmqswarm/protocol/journal.py), held by one process.
+each (the records and what they mean: zmqswarm/protocol/resume_log.py), held by one process.
 
 Why an append-only file with a checksum per record, not SQLite: the spool's cost is paid
 inside every ``send()``, and measured here (ext4, 64-byte payloads, no fsync) one ``writev``
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
 from zmqswarm.errors import StoreError, StoreInUseError
-from zmqswarm.protocol.journal import CLOSE_COMPACT_AT, COMPACT_AT, Scan, scan
+from zmqswarm.protocol.resume_log import CLOSE_COMPACT_AT, COMPACT_AT, Scan, scan
 
 __all__ = ["Journal"]
 

@@ -2,9 +2,9 @@
 over and acked) write down, and what that folds back into. Pure: records in and out as bytes;
 the file, its lock and its fsyncs are zmqswarm/client/store.py's.
 
-A journal is a sequence of records, each ``length | crc32(body) | crc32(those 8 bytes) |
+A resume log is a sequence of records, each ``length | crc32(body) | crc32(those 8 bytes) |
 body`` (u32 little-endian each), the body a MessagePack array whose first element is the
-record's kind. A journal is only ever appended to, and rewritten whole (compacted) once most
+record's kind. It is only ever appended to, and rewritten whole (compacted) once most
 of it is history. A process killed in the middle of an append leaves one unfinished record at
 the end: ``scan`` drops it. Damage anywhere else is an error, never guessed around.
 
