@@ -18,33 +18,13 @@ import time
 from collections import deque
 from typing import Any
 
+import bench.throughput
 from bench._hist import Histogram
 from bench._procs import median, write_json, zs_path
 
 
-def _sink(url: str, n: int, q: Any) -> None:
-    from zmqswarm.client.sync import Client
-
-    with Client("sink", router=url) as client:
-        q.put("ready")
-        client.recv(timeout=30)
-        start = time.perf_counter()
-        for _ in range(n - 1):
-            client.recv(timeout=30)
-        q.put((n - 1) / (time.perf_counter() - start))
-
-
 def throughput(n: int, data_dir: str | None) -> float:
-    from zmqswarm.client.sync import Client
-
-    payload = b"x" * 64
-    with zs_path(n, _sink, data_dir) as (url, q, _):
-        client = Client("source", router=url)
-        for _ in range(n):
-            client.send("sink", payload)
-        assert client.close(timeout=300) == [], "messages never receipted"
-        rate: float = q.get(timeout=300)
-    return rate
+    return bench.throughput.zmqswarm(64, n, 1, journal=data_dir)
 
 
 def _drain(url: str, n: int, q: Any) -> None:

@@ -54,14 +54,17 @@ def _zs_sink(url: str, n: int, q: Any, state: str | None = None) -> None:
         q.put((n - 1) / (time.perf_counter() - start))
 
 
-def zmqswarm(size: int, n: int, batch: int, stores: bool = False) -> float:
+def zmqswarm(
+    size: int, n: int, batch: int, stores: bool = False, journal: str | None = None
+) -> float:
+    """Messages a second through a zs router (journaled in ``journal`` if given)."""
     from zmqswarm.client.sync import Client
 
     n -= n % batch  # whole batches only: the sink counts exactly what is sent
     payload = b"x" * size
     where = tempfile.mkdtemp(prefix="zs-bench-stores-") if stores else ""
     sink = functools.partial(_zs_sink, state=f"{where}/sink.state") if stores else _zs_sink
-    with zs_path(n, sink) as (url, q, _):
+    with zs_path(n, sink, journal) as (url, q, _):
         client = Client("source", router=url, spool=f"{where}/source.spool" if stores else None)
         if batch > 1:
             chunk = [payload] * batch

@@ -158,3 +158,15 @@ def last_line(proc: subprocess.Popen[str], timeout: float = 30) -> str:
     out, err = proc.communicate(timeout=timeout)
     lines = out.split("\n")
     return lines[-2] if len(lines) > 1 else f"no output; stderr: {err[-2000:]}"
+
+
+def power_loss(data: Path) -> None:
+    """After a router's kill, what a power cut would have left of its journal in ``data``:
+    the WAL as long as it was at its last fsync (the router ran with ZS_RECORD_FSYNC=1)."""
+    record = data / "journal.sqlite3.fsynced"
+    if not record.exists():
+        return  # killed before its first commit
+    fsynced = int(record.read_text())
+    wal = data / "journal.sqlite3-wal"
+    assert wal.stat().st_size >= fsynced
+    os.truncate(wal, fsynced)

@@ -1,6 +1,7 @@
 """Durability fault tests (the router journal): real `zs router` processes killed and
 restarted under traffic, real sender and recipient processes (peer.py ``feed`` and ``take``),
 and every run judged by tests/checker.py from what the senders and recipients wrote down.
+Every kill -9 is also a power cut: the journal's WAL is cut back to its last fsync.
 
 They need a router that keeps what it receipted: `zs router --data-dir DIR`. Until `zs router
 --help` lists ``--data-dir`` they skip. ``ZS_DURABILITY=force`` runs them against a router
@@ -27,7 +28,7 @@ import pytest
 from zmqswarm.observe import list_peers
 
 from ..checker import Outcome, Report, Sent, check, read_history, read_log
-from ..helpers import Procs, answers, poll_until, wait_for
+from ..helpers import Procs, answers, poll_until, power_loss, wait_for
 
 MS = 1_000_000  # ns
 
@@ -79,7 +80,7 @@ class Run:
         self.restarts: list[Restart] = []
 
     def start_router(self) -> subprocess.Popen[str]:
-        router = self.procs.router(*self.args)
+        router = self.procs.router(*self.args, env={"ZS_RECORD_FSYNC": "1"})
         wait_for(lambda: answers(self.procs.url) or router.poll() is not None, 10, "a router")
         assert router.poll() is None, router.stderr.read() if router.stderr else router
         return router
@@ -89,6 +90,8 @@ class Run:
         stopped = time.monotonic_ns()
         self.router.send_signal(sig)
         self.router.wait(10)  # SIGTERM: after its drain (2 s at most)
+        if sig == signal.SIGKILL and "--data-dir" in self.args:  # and the power went too
+            power_loss(Path(self.args[self.args.index("--data-dir") + 1]))
         time.sleep(down)  # the fault: no router for that long, not a sync
         started = time.monotonic_ns()
         self.router = self.start_router()
@@ -205,7 +208,8 @@ def test_a_router_killed_every_few_seconds_loses_nothing_it_receipted(
     procs: Procs, tmp_path: Path, journal: list[str], seed: int
 ) -> None:
     """10 senders to 5 recipients, PER_SENDER messages each over 20 s, the router killed
-    (SIGKILL) every 3-8 s and restarted on the same endpoint: nothing receipted is lost,
+    (SIGKILL) every 3-8 s, its WAL cut back to its last fsync (a power cut), and restarted
+    on the same endpoint: nothing receipted is lost,
     duplicated or reordered; receipts resume within 3 s of each restart; all is handed over
     within 30 s of the last. Two recipients are slower than their mail comes, with a small
     credit window, so that every kill finds mail waiting at the router: a router that keeps

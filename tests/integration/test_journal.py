@@ -16,7 +16,14 @@ from zmqswarm import Client, ZsTimeoutError
 from zmqswarm.observe import snapshot
 from zmqswarm.router.crash import POINTS
 
-from ..helpers import Procs, check_exactly_once_in_order, read_lines, router_stats, wait_for
+from ..helpers import (
+    Procs,
+    check_exactly_once_in_order,
+    power_loss,
+    read_lines,
+    router_stats,
+    wait_for,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -184,14 +191,6 @@ def test_mail_beyond_the_memory_budget_waits_on_disk_and_arrives_in_order(
             bob.recv(timeout=0.3)
     assert got == [("alice", i) for i in range(2000)] + [("carol", i) for i in range(1000)]
     assert router_stats(router)["acked"] == 3000
-
-
-def power_loss(data: Path) -> None:
-    """What a power cut would have left: the WAL as long as it was at its last fsync."""
-    fsynced = int((data / "journal.sqlite3.fsynced").read_text())
-    wal = data / "journal.sqlite3-wal"
-    assert wal.stat().st_size >= fsynced
-    os.truncate(wal, fsynced)
 
 
 @pytest.mark.parametrize("point", sorted(POINTS))

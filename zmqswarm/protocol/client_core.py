@@ -113,6 +113,7 @@ class ClientCore:
         self._hello_at = 0.0  # when the latest Hello left
         self.lease = Lease(opts.heartbeat_timeout / 2, opts.heartbeat_timeout)
         self._link_down = False  # the connection dropped; Hello again once it is back
+        self._resume = 0  # the session a Hello on a new connection asks to resume
 
     # -- the state machine ----------------------------------------------------------------
 
@@ -144,6 +145,12 @@ class ClientCore:
         if self._link_down and self.state == HELLO:
             self._link_down = False
             self._hello_tries = 0
+            # Nothing is taken for the old session on the new connection: a router that has
+            # not seen the old one go (or a new router, whose session numbers start again)
+            # may still deliver under that number. What the session had out comes again
+            # after the Welcome.
+            self._resume = self._resume or self.inbox.session
+            self.inbox.session = 0
             self._say_hello(now)
 
     def submit(
@@ -344,7 +351,7 @@ class ClientCore:
     def _say_hello(self, now: float) -> None:
         o = self.options
         self._hellos += 1
-        resume = self.inbox.session if self.router_epoch else 0
+        resume = (self.inbox.session or self._resume) if self.router_epoch else 0
         # Take the name over only to start: a reconnect that did so would take it back from
         # the peer that replaced this one while it was stopped.
         takeover = o.takeover and not self.router_epoch
@@ -358,7 +365,8 @@ class ClientCore:
     def _on_welcome(self, frame: Welcome, now: float) -> None:
         if self.state != HELLO or frame.attempt != self._hellos:
             return  # not the answer to our latest Hello
-        if (frame.router_epoch, frame.session) <= (self.router_epoch, self.inbox.session):
+        known = max(self.inbox.session, self._resume)
+        if (frame.router_epoch, frame.session) <= (self.router_epoch, known):
             return  # a stale Welcome (an earlier router or session)
         restarted = self.router_epoch not in (0, frame.router_epoch)
         if self.router_epoch == frame.router_epoch and not frame.resumed and self._received:
@@ -378,6 +386,7 @@ class ClientCore:
         self._accepted(*self.window.on_receipt(frame.acked, ()))
         self.window.requeue_sent_before(self._hello_at)
         self.inbox.reset_session(frame.session)
+        self._resume = 0
         if restarted and self._awaiting:
             # The old router took these; whether they were delivered died with it.
             for seq in sorted(self._awaiting):
