@@ -25,7 +25,7 @@ from zmqswarm.protocol import ClientCore, ClientOptions, RouterCore, RouterOptio
 from zmqswarm.protocol.client_events import Accepted, Failed, Notified, Refused
 from zmqswarm.protocol.inbox import Inbound
 from zmqswarm.protocol.journaling import Batch
-from zmqswarm.router.journal import connect, read, read_page, write
+from zmqswarm.router.journal_db import connect, read, read_page, write
 
 Parts = list[bytes]
 
