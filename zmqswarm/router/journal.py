@@ -19,7 +19,6 @@ cancel. Times are stored as wall-clock seconds (the core's clock restarts with t
 from __future__ import annotations
 
 import fcntl
-import logging
 import os
 import sqlite3
 import threading
@@ -39,7 +38,6 @@ from .journal_db import check, compact, connect, read, read_page, write
 
 __all__ = ["Journal", "default_data_dir"]
 
-log = logging.getLogger("zmqswarm.router")
 
 _RETRY = 0.5  # seconds between attempts to write again after a failure (disk full)
 
