@@ -44,7 +44,7 @@ def ceiling_router(url: str, n: int, cpus: list[int] | None = None) -> None:
     connection is up, ROUTER_MANDATORY would refuse a message for it, and the run would
     hang. Whatever the source sent before that is forwarded first."""
     if cpus:
-        from zmqswarm.router.loop import pin_to_cpus
+        from zmqswarm.router.endpoints import pin_to_cpus
 
         pin_to_cpus(cpus)  # as `zs router --cpu` does: the same tuning on both paths
     ctx = zmq.Context()
@@ -86,7 +86,8 @@ def _pinned(cpus: list[int], target: Callable[..., None], *args: Any) -> None:
 
 
 def run_zs_router(url: str, cpus: list[int] | None = None, data_dir: str | None = None) -> None:
-    from zmqswarm.router.loop import Router, pin_to_cpus
+    from zmqswarm.router.endpoints import pin_to_cpus
+    from zmqswarm.router.loop import Router
 
     if cpus:
         pin_to_cpus(cpus)

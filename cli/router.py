@@ -72,8 +72,9 @@ def router_command(
     It holds a mailbox for every name and passes messages on, in order, once each. With its
     journal (the default) a receipt means the message is on disk: a restart keeps it."""
     from zmqswarm.config import load_config
+    from zmqswarm.router.endpoints import pin_to_cpus
     from zmqswarm.router.journal import default_data_dir
-    from zmqswarm.router.loop import Router, pin_to_cpus
+    from zmqswarm.router.loop import Router
     from zmqswarm.transport import resolve_router_url
 
     logs.setup(verbose=verbose, warnings_only=warnings_only)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from .loop import Router, pin_to_cpus
+from .endpoints import pin_to_cpus
+from .loop import Router
 
 __all__ = ["Router", "pin_to_cpus"]

@@ -46,30 +46,16 @@ from zmqswarm.transport import (
 )
 
 from .crash import crash_point
+from .endpoints import bind_endpoint, pub_urls
 from .journal import Journal
 
-__all__ = ["Router", "pin_to_cpus"]
+__all__ = ["Router"]
 
 log = logging.getLogger("zmqswarm.router")
 _PROBE = encode(Heartbeat())
 _NOBLOCK = int(zmq.NOBLOCK)
 _MONITOR_EVERY = 0.05  # seconds between looks at the connection monitor
 _REPROBE = 0.1  # a drop is probed for twice: at once, and after libzmq has surely settled
-
-
-def pin_to_cpus(cpus: list[int]) -> None:
-    """Keep this thread, and every thread it starts from now on, on ``cpus``. Called before
-    the router's socket exists, it pins libzmq's I/O thread with the loop: on a small box
-    their hand-offs then stay on one core (measured: docs/benchmarks.md). Linux only."""
-    wanted = set(cpus)
-    try:
-        allowed = os.sched_getaffinity(0)
-    except AttributeError:
-        raise ValueError("pinning to CPUs needs Linux (sched_setaffinity)") from None
-    if not wanted or not wanted <= allowed:
-        have = ",".join(map(str, sorted(allowed)))
-        raise ValueError(f"cannot pin to CPUs {sorted(wanted)}: this process may use {have}")
-    os.sched_setaffinity(0, wanted)
 
 
 class Router:
@@ -135,7 +121,7 @@ class Router:
             raise
         self.monitor: zmq.Socket[bytes] = self.sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         try:
-            self.pub = self._bind_pub(publish if publish is not None else _pub_urls(binds))
+            self.pub = self._bind_pub(publish if publish is not None else pub_urls(binds))
         except BaseException:
             self.close()
             raise
@@ -159,7 +145,7 @@ class Router:
                 if path is not None:
                     self._lock(url, path)
                 try:
-                    _bind_endpoint(sock, url)
+                    bind_endpoint(sock, url)
                 except zmq.ZMQError as exc:  # EADDRINUSE only
                     raise RouterInUseError(url, None) from exc
                 if path is not None:
@@ -178,7 +164,7 @@ class Router:
         try:
             for url in urls:
                 try:
-                    _bind_endpoint(pub, url)
+                    bind_endpoint(pub, url)
                 except zmq.ZMQError:  # EADDRINUSE only: a port some other program holds
                     raise ConfigError(f"cannot publish on {url}: address in use") from None
                 path = ipc_path(url)
@@ -403,28 +389,3 @@ class Router:
             if not journal.close():
                 log.warning("journal %s: the last changes may not be on disk", journal.directory)
         self._unlock()
-
-
-def _bind_endpoint(sock: zmq.Socket[bytes], url: str) -> None:
-    """Bind, or say in one line why not: a ConfigError (the endpoint is the operator's
-    choice), except EADDRINUSE, which the caller turns into who holds it."""
-    try:
-        sock.bind(url)
-    except zmq.ZMQError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise
-        reason = zmq.strerror(exc.errno) if exc.errno is not None else str(exc)
-        raise ConfigError(f"cannot bind {url}: {reason}") from None
-
-
-def _pub_urls(binds: list[str]) -> list[str]:
-    """One PUB endpoint beside each bind: ``ipc://PATH.pub``, a free port on a tcp bind's host,
-    ``NAME.pub`` for inproc."""
-    urls = []
-    for url in binds:
-        if url.startswith("tcp://"):
-            host = url[len("tcp://") :].rsplit(":", 1)[0]
-            urls.append(f"tcp://{host}:*")
-        else:
-            urls.append(f"{url}.pub")
-    return urls
