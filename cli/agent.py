@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from . import logs
+from .common import CURVE_SECRET, ROUTER_KEY, keys
 from .exits import USAGE, exit_codes, fail
 from .logs import QUIET, VERBOSE
 from .params import typer_info
@@ -70,6 +71,12 @@ def agent_command(
             " letter with the reason; 0: no bound (overrides the profile's).",
         ),
     ] = None,
+    curve_secret: Annotated[
+        str | None, typer.Option("--curve-secret", metavar="FILE", help=CURVE_SECRET.help)
+    ] = None,
+    router_key: Annotated[
+        str | None, typer.Option("--router-key", metavar="FILE", help=ROUTER_KEY.help)
+    ] = None,
     verbose: Annotated[bool, typer_info(VERBOSE)] = False,
     warnings_only: Annotated[bool, typer_info(QUIET)] = False,
 ) -> None:
@@ -87,8 +94,11 @@ def agent_command(
 
     logs.setup(verbose=verbose, warnings_only=warnings_only)
 
+    from zmqswarm.config import ClientConfig
+
     with exit_codes():
         chosen = load_profile(profile)
+        curve = keys(curve_secret, router_key, ClientConfig())
     if quiet is not None:
         chosen = msgspec.structs.replace(chosen, quiet=quiet)
     if max_hold is not None:
@@ -111,6 +121,7 @@ def agent_command(
             journal=journal,
             profile=chosen,
             stop=stop,
+            curve=curve,
         )
 
     with exit_codes():

@@ -8,9 +8,13 @@ import base64
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from .exits import USAGE, fail
+
+if TYPE_CHECKING:
+    from zmqswarm.config import ClientConfig
+    from zmqswarm.keys import ClientKeys
 from .params import Param, option
 
 ROUTER = option(
@@ -23,6 +27,21 @@ ROUTER = option(
 )
 # A str, not a Path: pathlib is ~10 ms of `zs send`'s start-up where nothing else imports it.
 CONFIG = option("config", "--config", metavar="FILE", help="TOML config file ([client] table).")
+CURVE_SECRET = option(
+    "curve_secret",
+    "--curve-secret",
+    metavar="FILE",
+    help="Our CURVE secret key file (`zs keys new`), for a router that requires keys"
+    " (default: $ZS_CURVE_SECRET, then the config's [client] curve-secret).",
+)
+ROUTER_KEY = option(
+    "router_key",
+    "--router-key",
+    metavar="FILE",
+    help="The router's CURVE public key file (default: $ZS_ROUTER_KEY, then the config's"
+    " [client] router-key).",
+)
+SECURITY = (CURVE_SECRET, ROUTER_KEY)
 
 
 def as_json(help: str) -> Param:
@@ -33,6 +52,14 @@ def timeout(default: float | None, help: str) -> Param:
     return option(
         "timeout", "--timeout", type=float, default=default, min=0, metavar="SECONDS", help=help
     )
+
+
+def keys(secret: str | None, router_key: str | None, client: ClientConfig) -> ClientKeys | None:
+    """The CURVE keys a command connects with: its flags, else the environment, else the
+    config; None (a plain connection) when none names any."""
+    from zmqswarm.keys import client_keys
+
+    return client_keys(secret, router_key, configured=(client.curve_secret, client.router_key))
 
 
 class Target(NamedTuple):

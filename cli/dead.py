@@ -5,7 +5,17 @@ from __future__ import annotations
 import json
 import sys
 
-from .common import CONFIG, ROUTER, as_json, payload_fields, reaching, target, timeout
+from .common import (
+    CONFIG,
+    ROUTER,
+    SECURITY,
+    as_json,
+    keys,
+    payload_fields,
+    reaching,
+    target,
+    timeout,
+)
 from .exits import exit_codes
 from .params import option
 
@@ -40,6 +50,7 @@ PARAMS = (
     ),
     timeout(5.0, "Seconds to wait for the router."),
     as_json("One JSON object per line."),
+    *SECURITY,
     CONFIG,
 )
 
@@ -52,6 +63,8 @@ def run(
     drop_upto: int,
     timeout: float,
     as_json: bool,
+    curve_secret: str | None,
+    router_key: str | None,
     config: str | None,
 ) -> None:
     """List the messages the router gave up on.
@@ -61,10 +74,17 @@ def run(
     from zmqswarm.observe.query import list_dead
 
     with exit_codes():
-        where = target(router, config, load_config(config).client.router)
+        cfg = load_config(config)
+        where = target(router, config, cfg.client.router)
+        curve = keys(curve_secret, router_key, cfg.client)
         with reaching(where):
             found = list_dead(
-                where.url, after=after, limit=limit, drop_upto=drop_upto, timeout=timeout
+                where.url,
+                after=after,
+                limit=limit,
+                drop_upto=drop_upto,
+                timeout=timeout,
+                curve=curve,
             )
     out = sys.stdout
     for m in found.messages:

@@ -14,6 +14,7 @@ FAILED = 4  # the message was refused, expired or is dead
 IN_USE = 5  # a live router already holds the endpoint
 CONFIG = 6  # the config file is invalid, or an endpoint cannot be bound
 SPOOLED = 7  # the router did not answer: the message is kept in the sender's spool
+DENIED = 8  # the router refused our CURVE key, or this name to it
 
 
 def fail(code: int, message: str) -> SystemExit:
@@ -27,6 +28,7 @@ def fail(code: int, message: str) -> SystemExit:
 def exit_codes() -> Iterator[None]:
     """Turn zmqswarm errors into one clear line on stderr and a documented exit code."""
     from zmqswarm.errors import (
+        AccessDeniedError,
         ConfigError,
         DeliveryError,
         RouterInUseError,
@@ -43,6 +45,8 @@ def exit_codes() -> Iterator[None]:
         raise fail(IN_USE, str(exc)) from None
     except DeliveryError as exc:
         raise fail(FAILED, str(exc)) from None
+    except AccessDeniedError as exc:
+        raise fail(DENIED, str(exc)) from None
     except (RouterUnavailableError, ZsTimeoutError) as exc:
         raise fail(UNREACHABLE, str(exc)) from None
     except ValueError as exc:

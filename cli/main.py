@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand
 
-from . import dead, monitor, peers, recv, send
+from . import dead, keys, monitor, peers, recv, send
 from .agent import agent_command, hook_command, tag_command
 from .demo import demo_command
 from .params import typer_command
@@ -102,6 +102,17 @@ app.command("hook", cls=Command, help="Same as `zs agent hook`.")(hook_command)
 for module in (send, recv, dead, peers, monitor):
     name = module.__name__.rsplit(".", 1)[-1]
     app.command(name, cls=Command)(typer_command(module.PARAMS, module.run))
+keys_app = typer.Typer(
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    context_settings=SETTINGS,
+    help="CURVE keys: make them, and choose which a router lets in.",
+)
+keys_app.command("new", cls=Command)(keys.new_command)
+keys_app.command("trust", cls=Command)(keys.trust_command)
+keys_app.command("revoke", cls=Command)(keys.revoke_command)
+keys_app.command("list", cls=Command)(keys.list_command)
+app.add_typer(keys_app, name="keys")
 app.command("demo", cls=Command, help="A private router, peers and tmux agents, messages flowing.")(
     demo_command
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import CONFIG, ROUTER, as_json, reaching, target, timeout
+from .common import CONFIG, ROUTER, SECURITY, as_json, keys, reaching, target, timeout
 from .exits import exit_codes
 from .params import option
 
@@ -11,12 +11,20 @@ PARAMS = (
     option("once", "--once", type=bool, default=False, help="Print the state once and exit."),
     as_json("One JSON object per change instead of the view."),
     timeout(5.0, "Seconds to wait for the router."),
+    *SECURITY,
     CONFIG,
 )
 
 
 def run(
-    *, router: str | None, once: bool, as_json: bool, timeout: float, config: str | None
+    *,
+    router: str | None,
+    once: bool,
+    as_json: bool,
+    timeout: float,
+    curve_secret: str | None,
+    router_key: str | None,
+    config: str | None,
 ) -> None:
     """A live view of the router: names, mail, throughput.
 
@@ -25,6 +33,8 @@ def run(
     from zmqswarm.observe.monitor import run_monitor
 
     with exit_codes():
-        where = target(router, config, load_config(config).client.router)
+        cfg = load_config(config)
+        where = target(router, config, cfg.client.router)
+        curve = keys(curve_secret, router_key, cfg.client)
         with reaching(where):
-            run_monitor(where.url, once=once, json=as_json, timeout=timeout)
+            run_monitor(where.url, once=once, json=as_json, timeout=timeout, curve=curve)

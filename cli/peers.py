@@ -5,20 +5,29 @@ from __future__ import annotations
 import json
 import sys
 
-from .common import CONFIG, ROUTER, as_json, reaching, target, timeout
+from .common import CONFIG, ROUTER, SECURITY, as_json, keys, reaching, target, timeout
 from .exits import exit_codes
 
 PARAMS = (
     ROUTER,
     timeout(5.0, "Seconds to wait for the router."),
     as_json("One JSON object per line."),
+    *SECURITY,
     CONFIG,
 )
 
 ROW = "{:<24} {:<14} {:>7} {:>8} {:>7}  {}"
 
 
-def run(*, router: str | None, timeout: float, as_json: bool, config: str | None) -> None:
+def run(
+    *,
+    router: str | None,
+    timeout: float,
+    as_json: bool,
+    curve_secret: str | None,
+    router_key: str | None,
+    config: str | None,
+) -> None:
     """Who is connected, and the mail waiting for each name.
 
     Names that are offline but have mail waiting are listed too."""
@@ -28,9 +37,11 @@ def run(*, router: str | None, timeout: float, as_json: bool, config: str | None
     from zmqswarm.observe.query import list_peers
 
     with exit_codes():
-        where = target(router, config, load_config(config).client.router)
+        cfg = load_config(config)
+        where = target(router, config, cfg.client.router)
+        curve = keys(curve_secret, router_key, cfg.client)
         with reaching(where):
-            items = list_peers(where.url, timeout=timeout)
+            items = list_peers(where.url, timeout=timeout, curve=curve)
     out = sys.stdout
     if as_json:
         out.writelines(json.dumps(msgspec.structs.asdict(p)) + "\n" for p in items)

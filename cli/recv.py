@@ -5,7 +5,18 @@ from __future__ import annotations
 import json
 import sys
 
-from .common import CONFIG, ROUTER, as_json, check_name, payload_fields, reaching, target, timeout
+from .common import (
+    CONFIG,
+    ROUTER,
+    SECURITY,
+    as_json,
+    check_name,
+    keys,
+    payload_fields,
+    reaching,
+    target,
+    timeout,
+)
 from .exits import UNREACHABLE, exit_codes, fail
 from .params import argument, option
 
@@ -29,6 +40,7 @@ PARAMS = (
         f" (within {READY:g} s without it), or the command exits 3.",
     ),
     as_json("One JSON object per line."),
+    *SECURITY,
     CONFIG,
 )
 
@@ -40,6 +52,8 @@ def run(
     count: int,
     timeout: float | None,
     as_json: bool,
+    curve_secret: str | None,
+    router_key: str | None,
     config: str | None,
 ) -> None:
     """Receive messages as NAME; one line (or JSON object) each."""
@@ -53,7 +67,8 @@ def run(
         cfg = load_config(config)
         where = target(router, config, cfg.client.router)
         with reaching(where):
-            client = Client(name, router=where.url, options=cfg.client.options())
+            curve = keys(curve_secret, router_key, cfg.client)
+            client = Client(name, router=where.url, options=cfg.client.options(), curve=curve)
             try:
                 client.wait_ready(timeout or READY)  # "router down" is not "no mail"
                 while not count or got < count:

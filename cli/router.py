@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from . import logs
-from .exits import exit_codes
+from .exits import USAGE, exit_codes, fail
 from .logs import QUIET, VERBOSE
 from .params import typer_info
 
@@ -64,6 +64,32 @@ def router_command(
             help="Keep mail in memory only: faster, but a crash loses what was receipted.",
         ),
     ] = False,
+    curve_secret: Annotated[
+        Path | None,
+        typer.Option(
+            "--curve-secret",
+            metavar="FILE",
+            help="The router's CURVE secret key file (`zs keys new router`): every"
+            " connection must then present a key from --allow.",
+        ),
+    ] = None,
+    allow: Annotated[
+        Path | None,
+        typer.Option(
+            "--allow",
+            metavar="DIR",
+            help="Directory of the public keys let in (`zs keys trust`); a key removed"
+            " from it is cut off within a second, or at once on SIGHUP.",
+        ),
+    ] = None,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure",
+            help="Bind a non-loopback tcp address without CURVE: anyone who reaches it"
+            " may connect, under any name.",
+        ),
+    ] = False,
     verbose: Annotated[bool, typer_info(VERBOSE)] = False,
     warnings_only: Annotated[bool, typer_info(QUIET)] = False,
 ) -> None:
@@ -72,6 +98,7 @@ def router_command(
     It holds a mailbox for every name and passes messages on, in order, once each. With its
     journal (the default) a receipt means the message is on disk: a restart keeps it."""
     from zmqswarm.config import load_config
+    from zmqswarm.keys import ServerKeys, load_secret
     from zmqswarm.router.endpoints import pin_to_cpus
     from zmqswarm.router.journal import default_data_dir
     from zmqswarm.router.loop import Router
@@ -90,12 +117,20 @@ def router_command(
         if not no_journal and cfg.router.journal:
             configured = cfg.router.data_dir
             journal = data_dir or (Path(configured) if configured else default_data_dir(binds[0]))
+        secret = curve_secret or cfg.router.curve_secret
+        allowed = allow or (Path(cfg.router.allow) if cfg.router.allow else None)
+        if (secret is None) != (allowed is None):
+            raise fail(USAGE, "CURVE needs both --curve-secret FILE and --allow DIR")
         router = Router(
             binds,
             options=cfg.router.options(),
             drain_timeout=cfg.router.drain_timeout,
             publish=pub,
             data_dir=journal,
+            curve=ServerKeys(*load_secret(secret)) if secret is not None else None,
+            allow=allowed,
+            names=cfg.router.names,
+            insecure=insecure or cfg.router.insecure,
         )
         router.install_signal_handlers()
         log.info(
@@ -103,6 +138,9 @@ def router_command(
             " ".join(router.endpoints),
             " ".join(router.core.publish_endpoints) or "nothing (--no-publish)",
         )
+        if allowed is not None:
+            known = len(router.gate.allow.keys) if router.gate else 0
+            log.info("CURVE on: letting in the %d keys in %s", known, allowed)
         if journal is None:
             log.info("no journal: mail lives in memory, a crash loses what was receipted")
         else:

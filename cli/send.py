@@ -15,12 +15,13 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from .common import CONFIG, ROUTER, as_json, check_name, reaching, target, timeout
+from .common import CONFIG, ROUTER, SECURITY, as_json, check_name, keys, reaching, target, timeout
 from .exits import FAILED, SPOOLED, UNREACHABLE, USAGE, exit_codes, fail
 from .params import argument, option
 
 if TYPE_CHECKING:
     from zmqswarm.client.sync import Client
+    from zmqswarm.keys import ClientKeys
     from zmqswarm.protocol import ClientOptions
 
 WAITS = ("none", "accepted", "delivered")
@@ -82,6 +83,7 @@ PARAMS = (
         help="Deliver what the sender's spool keeps (TO and MESSAGE are then optional); print"
         " each delivered ticket.",
     ),
+    *SECURITY,
     CONFIG,
 )
 
@@ -98,6 +100,8 @@ def run(
     as_json: bool,
     spool: bool,
     flush: bool,
+    curve_secret: str | None,
+    router_key: str | None,
     config: str | None,
 ) -> None:
     """Send one message; print its ticket. With --flush, deliver what the spool keeps."""
@@ -118,6 +122,7 @@ def run(
     with exit_codes():
         cfg = load_config(config)
         where = target(router, config, cfg.client.router)
+        curve = keys(curve_secret, router_key, cfg.client)
         payload = read_message(message) if to is not None else b""
         if to is not None and not payload and not allow_empty:
             raise fail(USAGE, "empty message: nothing sent (--allow-empty sends it anyway)")
@@ -133,14 +138,16 @@ def run(
         options = msgspec.structs.replace(cfg.client.options(), send_only=True, max_payload=limit)
         if spooled:
             with reaching(where):
-                spool_send(name, to, payload, where.url, options, path, wait, timeout, as_json)
+                spool_send(
+                    name, to, payload, where.url, options, path, wait, timeout, as_json, curve
+                )
             return
         from zmqswarm.client.sync import Client
         from zmqswarm.errors import DeliveryError, ZsTimeoutError
 
         assert to is not None
         with reaching(where):
-            client = Client(name, router=where.url, options=options)
+            client = Client(name, router=where.url, options=options, curve=curve)
             linger = timeout  # close() waits for the receipt: exiting earlier can lose it
             try:
                 ticket = client.send(to, payload, notify=wait == "delivered")
@@ -179,12 +186,13 @@ def spool_send(
     wait: str,
     timeout: float,
     as_json: bool,
+    curve: ClientKeys | None = None,
 ) -> None:
     """Send (if ``to``) through the spool at ``path``, after what it already keeps; what the
     router has not receipted within ``timeout`` stays there (exit 7)."""
     from zmqswarm.errors import ZsTimeoutError
 
-    client = open_spooled(name, url, options, path, timeout)
+    client = open_spooled(name, url, options, path, timeout, curve)
     earlier, ticket = client.resumed, None
     try:
         if to is not None:
@@ -222,7 +230,14 @@ def spool_send(
             sys.stdout.write(json.dumps({"ticket": str(t), "state": "accepted"}) + "\n")
 
 
-def open_spooled(name: str, url: str, options: ClientOptions, path: str, timeout: float) -> Client:
+def open_spooled(
+    name: str,
+    url: str,
+    options: ClientOptions,
+    path: str,
+    timeout: float,
+    curve: ClientKeys | None = None,
+) -> Client:
     """The client on ``path``, waiting up to ``timeout`` for another `zs send` of the same
     name to let go of it (agents run several at once)."""
     from zmqswarm.client.sync import Client
@@ -232,7 +247,7 @@ def open_spooled(name: str, url: str, options: ClientOptions, path: str, timeout
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return Client(name, router=url, options=options, spool=path)
+            return Client(name, router=url, options=options, spool=path, curve=curve)
         except StoreInUseError:
             if time.monotonic() >= deadline:
                 raise

@@ -49,6 +49,12 @@ class RouterConfig(_Base, frozen=True):
     # The journal: receipts mean on disk, and a restart keeps what was receipted.
     journal: bool = True
     data_dir: str | None = None  # None: $XDG_STATE_HOME/zmqswarm/router/<endpoint>
+    # CURVE: the router's secret key file and a directory of the public keys let in. Each
+    # key may use its own name and KEY.*, or the names (fnmatch patterns) given here.
+    curve_secret: str | None = None
+    allow: str | None = None
+    names: dict[str, list[str]] = {}
+    insecure: bool = False  # bind a non-loopback address without CURVE
 
     def options(self) -> RouterOptions:
         return self._to(RouterOptions)
@@ -61,6 +67,8 @@ class ClientConfig(_Base, frozen=True):
     heartbeat: float = 0.2
     heartbeat_timeout: float = 0.8
     resend_after: float = 5.0
+    curve_secret: str | None = None  # our secret key file, for a router that wants keys
+    router_key: str | None = None  # the router's public key file
 
     def options(self) -> ClientOptions:
         return self._to(ClientOptions)

@@ -10,7 +10,8 @@
     ├── ClientClosedError           you closed the client; nothing more can be done with it
     ├── WrongThreadError            a Client used off the thread that made it (a RuntimeError)
     ├── RouterUnavailableError      the router could not be reached or refused the session
-    │   └── NameTakenError          another live peer holds the name (use takeover=True)
+    │   ├── NameTakenError          another live peer holds the name (use takeover=True)
+    │   └── AccessDeniedError       the router refused our key, or this name for our key
     ├── RouterInUseError            a live router already holds the endpoint
     ├── JournalError                the router's journal cannot be opened, or is damaged
     ├── DeliveryError               a ticket ended without reaching the state asked for
@@ -29,6 +30,7 @@ import os
 from typing import ClassVar
 
 __all__ = [
+    "AccessDeniedError",
     "BackpressureError",
     "ClientClosedError",
     "ConfigError",
@@ -97,6 +99,13 @@ class RouterUnavailableError(ZmqswarmError):
 
 class NameTakenError(RouterUnavailableError):
     """Another live peer already holds this name; pass ``takeover=True`` to take it over."""
+
+    retriable = False
+
+
+class AccessDeniedError(RouterUnavailableError):
+    """The router refused our CURVE key (not in its allow list, or revoked), or refused this
+    name to it. Trying again with the same key and name cannot succeed."""
 
     retriable = False
 

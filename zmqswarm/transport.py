@@ -15,6 +15,7 @@ from zmqswarm.protocol.codec import MAX_EPOCH
 if TYPE_CHECKING:  # pathlib costs ~10 ms to import: `zs send` never needs it
     from pathlib import Path
 
+    from zmqswarm.keys import ClientKeys
     from zmqswarm.protocol import ClientOptions
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "heartbeats",
     "link_events",
     "open_peer_socket",
+    "peer_keys",
     "recv_parts",
     "recv_routed",
     "ipc_path",
@@ -89,18 +91,55 @@ def heartbeats(sock: zmq.Socket[Any], interval: float, timeout: float) -> None:
     sock.setsockopt(zmq.HEARTBEAT_TTL, int(timeout * 1000))
 
 
-_LINK_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
+_LINK_EVENTS = (
+    zmq.EVENT_DISCONNECTED
+    | zmq.EVENT_HANDSHAKE_SUCCEEDED
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+)
+UP, DOWN = "up", "down"
+_REFUSALS: dict[int, str] = {
+    zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH: "the router and we disagree on security"
+    " (one uses CURVE, the other not): give both our key and the router's, or neither",
+    zmq.PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC: "the CURVE handshake failed: is --router-key"
+    " the router's public key?",
+}
+
+
+def peer_keys(keys: ClientKeys | None) -> ClientKeys | None:
+    """``keys``, else the ones ``$ZS_CURVE_SECRET`` and ``$ZS_ROUTER_KEY`` name, else None.
+    zmqswarm.keys is imported only when CURVE is used (``zs send`` starts without it)."""
+    if keys is None and (os.environ.get("ZS_CURVE_SECRET") or os.environ.get("ZS_ROUTER_KEY")):
+        from zmqswarm.keys import client_keys
+
+        return client_keys()
+    return keys
+
+
+def peer_limits(sock: zmq.Socket[Any], max_payload: int) -> None:
+    """No frame from the router may be absurd: libzmq drops the connection before
+    allocating one over this (its default is no limit)."""
+    sock.setsockopt(zmq.MAXMSGSIZE, max(4 * max_payload + (1 << 16), 64 << 20))
 
 
 def open_peer_socket(
-    ctx: zmq.Context[Any], url: str, identity: bytes, options: ClientOptions
+    ctx: zmq.Context[Any],
+    url: str,
+    identity: bytes,
+    options: ClientOptions,
+    keys: ClientKeys | None = None,
 ) -> tuple[zmq.Socket[bytes], zmq.Socket[bytes]]:
-    """A client's DEALER, connected to ``url``, and the monitor that says when its connection
-    drops and comes back (``link_events``). A malformed URL is a ConfigError, and leaves no
-    socket behind."""
+    """A client's DEALER, connected to ``url`` (as a CURVE client if ``keys``), and the
+    monitor that says when its connection drops, comes back or is refused (``link_events``).
+    A malformed URL is a ConfigError, and leaves no socket behind."""
     sock: zmq.Socket[bytes] = ctx.socket(zmq.DEALER)
     tune(sock)
     sock.setsockopt(zmq.ROUTING_ID, identity)
+    peer_limits(sock, options.max_payload)
+    if keys is not None:
+        from zmqswarm.keys import secure_client
+
+        secure_client(sock, keys)
     heartbeats(sock, options.heartbeat, options.heartbeat_timeout)
     # A TCP connect the network swallowed is given up and tried afresh, not left to the
     # kernel's SYN backoff (which waits up to minutes once a partition heals).
@@ -121,12 +160,21 @@ def close_peer_socket(sock: zmq.Socket[Any], monitor: zmq.Socket[Any]) -> None:
     sock.close(linger=200)
 
 
-def link_events(monitor: zmq.Socket[Any]) -> Iterator[bool]:
-    """What the connection did since last asked, oldest first: True for a connection that
-    came up (handshake done), False for one that dropped."""
+def link_events(monitor: zmq.Socket[Any]) -> Iterator[str]:
+    """What the connection did since last asked, oldest first: UP (handshake done), DOWN
+    (dropped), or why the router will never let us in (a refused key, a security mismatch)."""
     while readable(monitor):
-        event = monitor.recv_multipart(zmq.NOBLOCK)[0]
-        yield int.from_bytes(event[:2], "little") == zmq.EVENT_HANDSHAKE_SUCCEEDED
+        head = monitor.recv_multipart(zmq.NOBLOCK)[0]
+        event, value = int.from_bytes(head[:2], "little"), int.from_bytes(head[2:6], "little")
+        if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            yield UP
+        elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            yield "the router refused our CURVE key: it is not in the router's allow list"
+        elif event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+            if value in _REFUSALS:
+                yield _REFUSALS[value]
+        else:
+            yield DOWN
 
 
 def tune(sock: zmq.Socket[Any]) -> None:

@@ -173,7 +173,7 @@ def test_exit_codes_are_the_clis() -> None:
     table = README.split("## Exit codes")[1].split("##")[0]
     codes = [int(m) for m in re.findall(r"^\| (\d) \|", table, re.M)]
     defined = {exits.OK, exits.ERROR, exits.USAGE, exits.UNREACHABLE, exits.FAILED}
-    assert codes == sorted(defined | {exits.IN_USE, exits.CONFIG, exits.SPOOLED})
+    assert codes == sorted(defined | {exits.IN_USE, exits.CONFIG, exits.SPOOLED, exits.DENIED})
 
 
 def test_the_default_endpoint_is_the_one_stated(monkeypatch: pytest.MonkeyPatch) -> None:

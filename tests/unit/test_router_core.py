@@ -463,7 +463,7 @@ def test_a_session_ends_once_and_only_for_a_known_reason() -> None:
     core.sessions.end(session, "bye", 0.0)
     with pytest.raises(LocalProtocolError, match="ended twice"):
         core.sessions.end(session, "gone", 0.0)
-    assert set(ENDINGS) == {"bye", "gone", "resumed", "replaced", "taken_over"}
+    assert set(ENDINGS) == {"bye", "gone", "resumed", "replaced", "taken_over", "revoked"}
 
 
 def test_the_core_returns_log_lines_rate_limited_and_never_logs(

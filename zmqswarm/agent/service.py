@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from zmqswarm.agent.delivery import envelope
 from zmqswarm.agent.gateway import ControlClient
@@ -41,6 +42,9 @@ from zmqswarm.agent.panes import STATE, TAG, Pane, PaneWatch
 from zmqswarm.agent.profiles import Profile, load_profile
 from zmqswarm.agent.writer import PaneWriter
 from zmqswarm.errors import ConfigError
+
+if TYPE_CHECKING:
+    from zmqswarm.keys import ClientKeys
 
 __all__ = ["STATE", "TAG", "Agent", "Outcome", "envelope", "run_agent"]
 
@@ -67,8 +71,10 @@ class Agent:
         profile: Profile | None = None,
         max_paste: int = 16 * 1024,
         spool: str | None = None,
+        curve: ClientKeys | None = None,
     ) -> None:
         self.names = names
+        self.curve = curve
         self.tagged = tagged
         self.router = router
         self.profile = profile or Profile()
@@ -163,6 +169,7 @@ async def run_agent(
     journal: str | None = None,
     profile: Profile | None = None,
     stop: asyncio.Event | None = None,
+    curve: ClientKeys | None = None,
 ) -> Agent:
     """Serve ``pane`` as peer ``name`` (or the pane tagged with ``name``; with ``tagged``,
     every tagged pane) until ``stop`` is set."""
@@ -175,6 +182,7 @@ async def run_agent(
         socket_path=socket_path,
         journal=journal or default_journal(label),
         profile=profile,
+        curve=curve,
     )
     await agent.run(stop or asyncio.Event())
     return agent

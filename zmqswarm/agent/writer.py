@@ -48,7 +48,9 @@ class PaneWriter:
         self.name = name
         self.fixed = pane
         self.profile = agent.profile  # of the pane being served: set for each message
-        self.client = AsyncClient(name, router=agent.router, auto_ack=False, options=AGENT_OPTIONS)
+        self.client = AsyncClient(
+            name, router=agent.router, auto_ack=False, options=AGENT_OPTIONS, curve=agent.curve
+        )
         self.client.start()
         self.state = ""  # last reported to the router (zs peers)
         self.delivering = False

@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from math import inf
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import zmq
 
@@ -25,6 +25,9 @@ from zmqswarm.protocol import ClientOptions
 from zmqswarm.transport import clock, readable, send_parts
 
 from .base import BaseClient, BaseTicket, Path
+
+if TYPE_CHECKING:
+    from zmqswarm.keys import ClientKeys
 from .tickets import Message, Outcome, TicketId, TicketState, WaitFor
 
 __all__ = ["AsyncClient", "AsyncTicket"]
@@ -72,10 +75,11 @@ class AsyncClient(BaseClient):
         context: zmq.Context[Any] | None = None,
         spool: Path | None = None,
         state: Path | None = None,
+        curve: ClientKeys | None = None,
     ) -> None:
         super().__init__(
             name, router=router, auto_ack=auto_ack, block=block, options=options,
-            context=context, spool=spool, state=state,
+            context=context, spool=spool, state=state, curve=curve,
         )  # fmt: skip
         self._loop: asyncio.AbstractEventLoop | None = None
         self._turn_due = False  # a turn is scheduled

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import zmq
 
 from zmqswarm.errors import (
+    AccessDeniedError,
     BackpressureError,
     ClientClosedError,
     NameTakenError,
@@ -37,12 +38,15 @@ from zmqswarm.protocol.client_events import (
 from zmqswarm.protocol.codec import NAME_RULE, valid_name
 from zmqswarm.protocol.resume_log import SeenLog, SpoolLog
 from zmqswarm.transport import (
+    DOWN,
+    UP,
     clock,
     close_peer_socket,
     drain,
     link_events,
     new_epoch,
     open_peer_socket,
+    peer_keys,
     readable,
     resolve_router_url,
     routing_id,
@@ -53,6 +57,7 @@ from .store import Journal
 from .tickets import Message, MessageKey, Outcome, TicketBook, TicketId, TicketState, WaitFor
 
 if TYPE_CHECKING:
+    from zmqswarm.keys import ClientKeys
     from zmqswarm.protocol.inbox import Inbound
 
 __all__ = ["BaseClient", "BaseTicket"]
@@ -62,6 +67,15 @@ _PEEK = 0.0005  # seconds between looks at the socket from send()
 _LOOK = 0.01  # seconds between looks at the connection monitor
 INF = float("inf")
 Path = str | os.PathLike[str]
+
+
+def refusal_error(code: Code, reason: str, url: str) -> RouterUnavailableError:
+    """The error a refused session raises: retrying cannot change these answers."""
+    if code is Code.NAME_TAKEN:
+        return NameTakenError(reason, url=url)
+    if code in (Code.NOT_ALLOWED, Code.REVOKED):
+        return AccessDeniedError(reason, url=url)
+    return RouterUnavailableError(reason, url=url)
 
 
 class BaseClient:
@@ -80,12 +94,14 @@ class BaseClient:
         context: zmq.Context[Any] | None,
         spool: Path | None = None,
         state: Path | None = None,
+        curve: ClientKeys | None = None,
     ) -> None:
         if not valid_name(name):
             raise ValueError(f"invalid peer name {name!r}: {NAME_RULE}")
         self.name = name
         self.options = options or ClientOptions()
         self.url = resolve_router_url(router)
+        self._keys = peer_keys(curve)
         self._stores: list[Journal[Any]] = []
         self._spool, self._state = self._open_stores(spool, state)
         self.epoch = self._spool.log.epoch if self._spool else new_epoch()
@@ -113,7 +129,7 @@ class BaseClient:
 
     def _open(self) -> None:
         self._sock, self._monitor = open_peer_socket(
-            self._ctx, self.url, routing_id(self.name, self.epoch), self.options
+            self._ctx, self.url, routing_id(self.name, self.epoch), self.options, self._keys
         )
         self._core.connect(clock())
 
@@ -158,8 +174,13 @@ class BaseClient:
         monitor, core = self._monitor, self._core
         assert monitor is not None
         if readable(monitor):
-            for up in link_events(monitor):
-                (core.link_up if up else core.link_down)(now)
+            for event in link_events(monitor):
+                if event == UP:
+                    core.link_up(now)
+                elif event == DOWN:
+                    core.link_down(now)
+                else:
+                    core.auth_refused(event)
 
     def _feed(self, now: float) -> None:
         sock, core = self._sock, self._core
@@ -207,8 +228,7 @@ class BaseClient:
             raise ClientClosedError(f"client {self.name!r} is closed")
         refusal = self._core.refusal
         if refusal is not None:
-            cls = NameTakenError if refusal.code is Code.NAME_TAKEN else RouterUnavailableError
-            raise cls(refusal.reason, url=self.url)
+            raise refusal_error(refusal.code, refusal.reason, self.url)
 
     def _check_send(self, payloads: list[bytes]) -> None:
         """What the core cannot know: the client is usable, and the batch can ever fit."""

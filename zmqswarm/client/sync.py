@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import zmq
 
@@ -30,6 +30,9 @@ from zmqswarm.protocol import ClientOptions
 from zmqswarm.transport import clock
 
 from .base import BaseClient, BaseTicket, Path
+
+if TYPE_CHECKING:
+    from zmqswarm.keys import ClientKeys
 from .tickets import Message, MessageKey, TicketId, TicketState, WaitFor
 
 __all__ = ["Client", "Ticket"]
@@ -79,6 +82,8 @@ class Client(BaseClient):
             later Client with the same state is never handed those messages again, even
             when the router delivers them again. Written before ``recv()`` returns a
             message (auto_ack) or before ``msg.ack()`` returns.
+        curve: CURVE keys (``zmqswarm.keys.client_keys``) for a router that requires them;
+            default: the files ``$ZS_CURVE_SECRET`` and ``$ZS_ROUTER_KEY`` name, if set.
     """
 
     def __init__(
@@ -92,10 +97,11 @@ class Client(BaseClient):
         context: zmq.Context[Any] | None = None,
         spool: Path | None = None,
         state: Path | None = None,
+        curve: ClientKeys | None = None,
     ) -> None:
         super().__init__(
             name, router=router, auto_ack=auto_ack, block=block, options=options,
-            context=context, spool=spool, state=state,
+            context=context, spool=spool, state=state, curve=curve,
         )  # fmt: skip
         self._owner = threading.get_ident()
         try:

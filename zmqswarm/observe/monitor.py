@@ -7,6 +7,8 @@ the library that imports rich.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
@@ -14,6 +16,9 @@ from rich.text import Text
 
 from zmqswarm.observe.observer import Observer
 from zmqswarm.protocol import WatchedState
+
+if TYPE_CHECKING:
+    from zmqswarm.keys import ClientKeys
 
 __all__ = ["as_json", "render", "run_monitor"]
 
@@ -92,10 +97,11 @@ def run_monitor(
     json: bool = False,
     timeout: float = 5.0,
     console: Console | None = None,
+    curve: ClientKeys | None = None,
 ) -> None:
     """Show the router's state: once, or live until interrupted (Ctrl-C); ``json``: one
     line of JSON per change instead of the view."""
-    observer = Observer(router, timeout=timeout)
+    observer = Observer(router, timeout=timeout, curve=curve)
     console = console or Console()
     if once:
         state = observer.snapshot()

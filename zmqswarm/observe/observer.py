@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
 from zmqswarm.errors import ZmqswarmError
 from zmqswarm.observe.query import snapshot
 from zmqswarm.protocol import DecodeFailure, Snapshot, Update, WatchedState, decode
-from zmqswarm.transport import resolve_router_url
+from zmqswarm.transport import peer_keys, peer_limits, resolve_router_url
+
+if TYPE_CHECKING:
+    from zmqswarm.keys import ClientKeys
 
 __all__ = ["Observer"]
 
@@ -31,6 +34,8 @@ class Observer:
     Args:
         router: endpoint URL; default ``$ZS_ROUTER``, then the built-in ipc endpoint.
         timeout: seconds to wait for each Snapshot.
+        curve: CURVE keys for a secured router (its PUB feed too); default: the files
+            ``$ZS_CURVE_SECRET`` and ``$ZS_ROUTER_KEY`` name, if set.
     """
 
     def __init__(
@@ -39,8 +44,10 @@ class Observer:
         *,
         timeout: float = 5.0,
         context: zmq.Context[Any] | None = None,
+        curve: ClientKeys | None = None,
     ) -> None:
         self.url = resolve_router_url(router)
+        self.keys = peer_keys(curve)
         self.timeout = timeout
         self._ctx = context or zmq.Context.instance()
         self.state = WatchedState()
@@ -59,6 +66,11 @@ class Observer:
         sub: zmq.Socket[bytes] = self._ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
+        peer_limits(sub, 1 << 20)
+        if self.keys is not None:
+            from zmqswarm.keys import secure_client
+
+            secure_client(sub, self.keys)  # the feed is the router's state: not for everyone
         try:
             self._sync(sub, self.timeout)
             yield self.state
@@ -127,7 +139,7 @@ class Observer:
         self.state.apply_snapshot(snap)
 
     def _ask(self, timeout: float) -> Snapshot:
-        return snapshot(self.url, timeout=timeout, context=self._ctx)
+        return snapshot(self.url, timeout=timeout, context=self._ctx, curve=self.keys)
 
     def _reachable(self, endpoint: str) -> str:
         """A tcp PUB bound on a wildcard address is reached on the host the router is."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import zmq
 
@@ -33,7 +33,17 @@ from zmqswarm.protocol import (
     decode,
     encode,
 )
-from zmqswarm.transport import new_epoch, recv_parts, resolve_router_url, routing_id
+from zmqswarm.transport import (
+    new_epoch,
+    peer_keys,
+    peer_limits,
+    recv_parts,
+    resolve_router_url,
+    routing_id,
+)
+
+if TYPE_CHECKING:
+    from zmqswarm.keys import ClientKeys
 
 __all__ = ["DeadLetters", "DeadMessage", "list_dead", "list_peers", "snapshot"]
 
@@ -67,10 +77,13 @@ def list_dead(
     drop_upto: int = 0,
     timeout: float = 5.0,
     context: zmq.Context[zmq.Socket[bytes]] | None = None,
+    curve: ClientKeys | None = None,
 ) -> DeadLetters:
     """The router's dead letters with id > ``after`` (at most ``limit``), after it forgot
     those with id ≤ ``drop_upto``."""
-    answer, payloads = _ask(router, ListDead(after, limit, drop_upto), DeadList, timeout, context)
+    answer, payloads = _ask(
+        router, ListDead(after, limit, drop_upto), DeadList, timeout, context, curve
+    )
     messages = [
         DeadMessage(
             item.id,
@@ -90,9 +103,10 @@ def list_peers(
     *,
     timeout: float = 5.0,
     context: zmq.Context[zmq.Socket[bytes]] | None = None,
+    curve: ClientKeys | None = None,
 ) -> list[PeerItem]:
     """Who is connected (receiving), and how much mail waits for each name."""
-    answer, _ = _ask(router, ListPeers(), PeerList, timeout, context)
+    answer, _ = _ask(router, ListPeers(), PeerList, timeout, context, curve)
     return answer.items
 
 
@@ -101,9 +115,10 @@ def snapshot(
     *,
     timeout: float = 5.0,
     context: zmq.Context[zmq.Socket[bytes]] | None = None,
+    curve: ClientKeys | None = None,
 ) -> Snapshot:
     """What observers watch, now: rows, counters, and the PUB endpoints Updates come on."""
-    answer, _ = _ask(router, Observe(), Snapshot, timeout, context)
+    answer, _ = _ask(router, Observe(), Snapshot, timeout, context, curve)
     return answer
 
 
@@ -113,15 +128,22 @@ def _ask(
     kind: type[T],
     timeout: float,
     context: zmq.Context[zmq.Socket[bytes]] | None,
+    curve: ClientKeys | None = None,
 ) -> tuple[T, list[bytes]]:
     """Open a send-only session, ask one question, return the answer and its payload parts."""
     url = resolve_router_url(router)
+    keys = peer_keys(curve)
     name, epoch = f"zs-admin-{os.getpid()}", new_epoch()
     ctx = context or zmq.Context.instance()
     sock = ctx.socket(zmq.DEALER)
     try:
         sock.setsockopt(zmq.LINGER, 200)
         sock.setsockopt(zmq.ROUTING_ID, routing_id(name, epoch))
+        peer_limits(sock, 1 << 20)
+        if keys is not None:
+            from zmqswarm.keys import secure_client
+
+            secure_client(sock, keys)
         try:
             sock.connect(url)
         except zmq.ZMQError as exc:

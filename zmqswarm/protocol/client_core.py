@@ -69,6 +69,12 @@ TRANSITIONS: dict[str, dict[str, str]] = {
 }
 """event -> {state it may happen in: the state it leads to}."""
 
+_REFUSALS = frozenset(
+    {Code.NAME_TAKEN, Code.TAKEN_OVER, Code.BAD_VERSION, Code.INVALID_NAME}
+    | {Code.NOT_ALLOWED, Code.REVOKED}
+)
+"""Session-level Nacks that end a client for good: retrying cannot change the answer."""
+
 
 class ClientCore:
     def __init__(
@@ -397,6 +403,14 @@ class ClientCore:
             self._emit([encode(PeerState(self.peer_state))])  # a new session knows none
         self._events.append(SessionUp(frame.router_epoch))
 
+    def auth_refused(self, reason: str) -> None:
+        """The connection's handshake failed for good (the router refused our CURVE key, or
+        one side uses CURVE and the other not): no session can open, ever, as we are."""
+        if self.state in (HELLO, READY):
+            self._transition("refused")
+            self.refusal = Refused(Code.NOT_ALLOWED, reason)
+            self._events.append(self.refusal)
+
     def _on_nack(self, seq: int, code_int: int, reason: str, retry_ms: int, now: float) -> None:
         try:
             code = Code(code_int)
@@ -407,7 +421,7 @@ class ClientCore:
         elif code is Code.NOT_WELCOMED:
             if self.state == READY:
                 self._lost("the router ended the session (restarted, or we went silent)", now)
-        elif code in (Code.NAME_TAKEN, Code.TAKEN_OVER, Code.BAD_VERSION, Code.INVALID_NAME):
+        elif code in _REFUSALS:
             if self.state in (HELLO, READY):
                 self._transition("refused")
                 self.refusal = Refused(code, reason)

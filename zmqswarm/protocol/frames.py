@@ -70,6 +70,8 @@ class Code(IntEnum):
     MAX_ATTEMPTS = 14  # delivered max-attempts times without an ack
     TAKEN_OVER = 15  # another peer took this name over; this session is closed
     STORE_FULL = 16  # the router's journal cannot write (disk full or failing): retry later
+    NOT_ALLOWED = 17  # this CURVE key may not use this name (or this routing id is another's)
+    REVOKED = 18  # this CURVE key was revoked: the session is over, and no other opens
 
     @property
     def retriable(self) -> bool:

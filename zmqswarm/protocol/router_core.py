@@ -29,6 +29,7 @@ from collections.abc import Callable
 from zmqswarm.errors import LocalProtocolError
 
 from .accepting import Acceptor
+from .access import Access
 from .codec import DecodeFailure, decode, encode
 from .dead_letters import DeadLetter, DeadLetterStore
 from .delivering import Delivery
@@ -79,8 +80,10 @@ class RouterCore:
         started: float = 0.0,
         journaled: bool = False,
         wall_offset: float = 0.0,
+        access: Access | None = None,
     ) -> None:
         self.epoch = epoch
+        self.access = access  # on a CURVE socket: which key may use which name
         self.options = opts = options or RouterOptions()
         self.state = SERVING
         self.fx = Effects(journaled, wall_offset)
@@ -89,7 +92,7 @@ class RouterCore:
         self.acceptor = Acceptor(self.fx, opts, self.delivery)
         self.sessions = Sessions(
             self.fx, opts, self.registry, self.delivery, self.acceptor,
-            epoch=epoch, reachable=reachable,
+            epoch=epoch, reachable=reachable, access=access,
         )  # fmt: skip
         self.publisher = StatePublisher(
             epoch, started, opts.publish_interval, opts.publish_heartbeat
@@ -117,6 +120,36 @@ class RouterCore:
         return self.delivery.peers(now)
 
     # -- input ----------------------------------------------------------------------------
+
+    def admit(self, identity: bytes, key: str, parts: list[bytes], now: float) -> None:
+        """``handle`` for a CURVE socket: ``key`` is the frame's User-Id, the name of the key
+        its connection authenticated with. A frame the key may not send is refused, counted
+        and never handled."""
+        assert self.access is not None
+        refusal = self.access.admit(identity, key)
+        if refusal is None:
+            self.handle(identity, parts, now)
+            return
+        stats = self.fx.stats
+        stats[f"refused_{refusal.reason}"] = stats.get(f"refused_{refusal.reason}", 0) + 1
+        code = Code.REVOKED if refusal.reason == "revoked" else Code.NOT_ALLOWED
+        self.fx.nack(identity, 0, code, refusal.detail)
+        self.fx.log(f"refused_{refusal.reason}:{key}", f"refused a frame: {refusal.detail}", now)
+
+    def revoke(self, key: str, now: float) -> int:
+        """Stop trusting ``key``: every session it holds ends at once (its mail waits for
+        the name's next rightful holder), and its later frames are refused. Returns how many
+        sessions ended."""
+        assert self.access is not None
+        ended = 0
+        for identity in self.access.revoke(key):
+            session = self.sessions.get(identity)
+            if session is not None:
+                self.sessions.end(session, "revoked", now)
+                ended += 1
+            self.fx.nack(identity, 0, Code.REVOKED, f"key {key!r} was revoked")
+        self.fx.log(f"revoked:{key}", f"key {key!r} revoked: {ended} sessions ended", now)
+        return ended
 
     def handle(self, identity: bytes, parts: list[bytes], now: float) -> None:
         """One multipart message from a peer (the identity part already split off)."""

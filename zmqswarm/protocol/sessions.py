@@ -17,6 +17,7 @@ from collections.abc import Callable
 from zmqswarm.errors import LocalProtocolError
 
 from .accepting import Acceptor
+from .access import Access, name_of
 from .codec import MAX_EPOCH, NAME_RULE, encode, valid_name
 from .delivering import Delivery
 from .effects import Effects
@@ -34,6 +35,7 @@ ENDINGS: dict[str, str] = {
     "replaced": "a newcomer took the name of a holder whose connection was gone",
     "taken_over": "a newcomer took the name from a live holder (Hello with takeover): the "
     "holder hears TAKEN_OVER and the mailbox waits out the holder's lease",
+    "revoked": "the CURVE key it connected with was revoked: the peer hears REVOKED",
 }
 """Why a session can end: the only way out of a session, each taken once."""
 
@@ -49,6 +51,7 @@ class Sessions:
         *,
         epoch: int,
         reachable: Callable[[bytes], bool],
+        access: Access | None = None,
     ) -> None:
         self.fx = effects
         self.options = options
@@ -57,6 +60,7 @@ class Sessions:
         self.acceptor = acceptor
         self.epoch = epoch
         self.reachable = reachable
+        self.access = access
         self.opened = 0  # sessions ever welcomed: the next one's number
         self._unwelcome: dict[bytes, float] = {}  # NOT_WELCOMED rate limit
 
@@ -77,6 +81,12 @@ class Sessions:
         if not valid_name(hello.name):
             reason = f"invalid peer name {hello.name!r}: {NAME_RULE}"
             self.fx.nack(identity, 0, Code.INVALID_NAME, reason)
+            return
+        if self.access is not None and name_of(identity) != hello.name:
+            # The key was checked against the routing id's name: the session must be that one.
+            reason = f"Hello for {hello.name!r} on routing id {identity!r}: they must agree"
+            self.fx.nack(identity, 0, Code.NOT_ALLOWED, reason)
+            self.fx.stats["refused_not_allowed"] = self.fx.stats.get("refused_not_allowed", 0) + 1
             return
         registry = self.registry
         holder = None if hello.send_only else registry.by_name.get(hello.name)
@@ -133,6 +143,8 @@ class Sessions:
             raise LocalProtocolError(f"session {session.sid} ended twice ({why})")
         del registry.sessions[session.identity]
         self.acceptor.forget(session.identity)
+        if self.access is not None and why != "resumed":
+            self.access.forget(session.identity)
         if registry.by_stream.get((session.name, session.epoch)) is session:
             del registry.by_stream[session.name, session.epoch]
         if why == "gone":

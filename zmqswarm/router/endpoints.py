@@ -10,7 +10,7 @@ import zmq
 
 from zmqswarm.errors import ConfigError
 
-__all__ = ["bind_endpoint", "pin_to_cpus", "pub_urls"]
+__all__ = ["bind_endpoint", "exposed", "pin_to_cpus", "pub_urls"]
 
 
 def pin_to_cpus(cpus: list[int]) -> None:
@@ -51,3 +51,17 @@ def pub_urls(binds: list[str]) -> list[str]:
         else:
             urls.append(f"{url}.pub")
     return urls
+
+
+_LOOPBACK = ("127.", "localhost", "[::1]", "::1")
+
+
+def exposed(url: str) -> bool:
+    """Whether binding ``url`` lets other hosts reach it: a tcp address not on loopback
+    (a wildcard, an interface, a name). ipc and inproc never are."""
+    if not url.startswith("tcp://"):
+        return False
+    host = url[len("tcp://") :].rsplit(":", 1)[0]
+    if ";" in host:  # tcp://SOURCE;HOST binds HOST
+        host = host.split(";", 1)[1]
+    return not host.startswith(_LOOPBACK)

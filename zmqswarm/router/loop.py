@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import logging
 import os
 import signal
@@ -33,29 +34,51 @@ from typing import Any
 import zmq
 
 from zmqswarm.errors import ConfigError, RouterInUseError
+from zmqswarm.keys import ZAP_DOMAIN, ServerKeys, secure_server
 from zmqswarm.protocol import Heartbeat, RouterCore, RouterOptions, Update, encode
+from zmqswarm.protocol.access import Access
 from zmqswarm.transport import (
     ASK_FIRST,
     heartbeats,
     ipc_path,
-    link_events,
     readable,
     recv_parts,
     recv_routed,
     send_routed,
 )
 
+from .auth import AllowList, Gatekeeper
 from .crash import crash_point
-from .endpoints import bind_endpoint, pub_urls
+from .endpoints import bind_endpoint, exposed, pub_urls
 from .journal import Journal
 
 __all__ = ["Router"]
+
+
+def _recv_keyed(sock: zmq.Socket[bytes], flags: int) -> tuple[zmq.Frame, list[bytes]]:
+    """``recv_routed`` for a CURVE socket: the identity part as a Frame, which carries the
+    connection's User-Id."""
+    return sock.recv(flags, copy=False), recv_parts(sock)
+
 
 log = logging.getLogger("zmqswarm.router")
 _PROBE = encode(Heartbeat())
 _NOBLOCK = int(zmq.NOBLOCK)
 _MONITOR_EVERY = 0.05  # seconds between looks at the connection monitor
 _REPROBE = 0.1  # a drop is probed for twice: at once, and after libzmq has surely settled
+_RELOOK_ALLOW = 1.0  # seconds between looks at the allow list's directory
+_HANDSHAKE_MS = 5000  # a connection that has not finished its handshake by then is closed
+_MONITORED = (
+    zmq.EVENT_DISCONNECTED
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+)
+_FAILED: dict[int, str] = {
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH: "handshake_refused_key",
+    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "handshake_failed_protocol",
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "handshake_failed",
+}
 
 
 class Router:
@@ -72,6 +95,10 @@ class Router:
             from the Snapshot they ask for, so only the router's own URL need be known.
         data_dir: keep a journal there (receipts mean on disk; a restart on the same
             directory restores what was receipted). None: everything lives in memory.
+        curve: the router's CURVE key pair: every socket (observers' PUB too) then lets in
+            only the keys in ``allow``, a directory of public key files, and each key only
+            under the names ``names`` gives it (default: its own name, and ``KEY.*``).
+        insecure: bind a non-loopback tcp address without CURVE (refused otherwise).
     """
 
     def __init__(
@@ -84,8 +111,22 @@ class Router:
         context: zmq.Context[Any] | None = None,
         publish: list[str] | None = None,
         data_dir: Path | None = None,
+        curve: ServerKeys | None = None,
+        allow: Path | None = None,
+        names: dict[str, list[str]] | None = None,
+        insecure: bool = False,
     ) -> None:
         self.binds = binds
+        self.curve = curve
+        if (curve is None) != (allow is None):
+            raise ConfigError("CURVE needs both the router's secret key and an allow list")
+        open_to = [url for url in binds if exposed(url)]
+        if curve is None and open_to and not insecure:
+            raise ConfigError(
+                f"{open_to[0]} is reachable from other hosts: give the router a CURVE key"
+                " and an allow list (--curve-secret FILE --allow DIR; see `zs keys`), or"
+                " --insecure to let anyone who reaches it in"
+            )
         wall_offset = time.time() - time.monotonic()  # the journal keeps wall-clock times
         self.core = RouterCore(
             epoch=int(time.time() * 1000),
@@ -94,6 +135,7 @@ class Router:
             started=time.monotonic(),
             journaled=data_dir is not None,
             wall_offset=wall_offset,
+            access=Access(names) if curve is not None else None,
         )
         self.batch = batch
         self.drain_timeout = drain_timeout
@@ -103,6 +145,9 @@ class Router:
         self._next_look = 0.0  # at the monitor
         self._probe_at: list[float] = []  # sweeps due
         self.endpoints: list[str] = []
+        self.gate: Gatekeeper | None = None
+        self._next_allow_look = 0.0
+        self._reload_asked = False
         self.journal: Journal | None = None
         if data_dir is not None:  # before binding: a damaged journal stops us first
             self.journal = Journal(
@@ -114,12 +159,16 @@ class Router:
             )
             self.core.restore(self.journal.restored, time.monotonic())
         try:
+            if allow is not None:  # before binding: with no handler, nobody gets in
+                self.gate = Gatekeeper(self._ctx, AllowList(allow), ZAP_DOMAIN)
             self.sock = self._bind()
         except BaseException:
+            if self.gate is not None:
+                self.gate.close()
             if self.journal is not None:
                 self.journal.close()
             raise
-        self.monitor: zmq.Socket[bytes] = self.sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self.monitor: zmq.Socket[bytes] = self.sock.get_monitor_socket(_MONITORED)
         try:
             self.pub = self._bind_pub(publish if publish is not None else pub_urls(binds))
         except BaseException:
@@ -135,6 +184,7 @@ class Router:
         sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
         opts = self.core.options
         heartbeats(sock, opts.heartbeat, opts.heartbeat_timeout)
+        self._secure(sock)
         sock.setsockopt(zmq.SNDHWM, 100_000)
         sock.setsockopt(zmq.RCVHWM, 100_000)
         # libzmq's own guard against absurd frames; the core Nacks anything over max_payload.
@@ -161,6 +211,7 @@ class Router:
         pub: zmq.Socket[bytes] = self._ctx.socket(zmq.PUB)
         pub.setsockopt(zmq.LINGER, 0)
         pub.setsockopt(zmq.SNDHWM, 1000)  # a stalled observer misses Updates, then resyncs
+        self._secure(pub)
         try:
             for url in urls:
                 try:
@@ -175,6 +226,11 @@ class Router:
             pub.close(0)
             raise
         return pub
+
+    def _secure(self, sock: zmq.Socket[bytes]) -> None:
+        sock.setsockopt(zmq.HANDSHAKE_IVL, _HANDSHAKE_MS)
+        if self.curve is not None:
+            secure_server(sock, self.curve)
 
     def _lock(self, url: str, path: Path) -> None:
         """Binding an ipc path would silently steal the socket file from a live router, so
@@ -199,13 +255,18 @@ class Router:
     # -- running --------------------------------------------------------------------------
 
     def install_signal_handlers(self) -> None:
-        """SIGTERM and SIGINT start a clean shutdown (drain, then exit)."""
+        """SIGTERM and SIGINT start a clean shutdown (drain, then exit); SIGHUP re-reads
+        the allow list."""
 
         def stop(signum: int, frame: FrameType | None) -> None:
             self.stop()
 
+        def reload(signum: int, frame: FrameType | None) -> None:
+            self.reload()
+
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, reload)
 
     def stop(self) -> None:
         """Stop accepting; deliver to connected peers for up to ``drain_timeout``; exit."""
@@ -214,15 +275,22 @@ class Router:
             self.core.begin_drain()
 
     def run(self) -> None:
-        core, sock, journal = self.core, self.sock, self.journal
+        core, sock, journal, gate = self.core, self.sock, self.journal, self.gate
         handle, batch = core.handle, self.batch
         recv = sock.recv
+        take = recv_routed
+        if gate is not None:
+            # Each frame carries the name of the key its connection authenticated with.
+            handle, take = self._admit, _recv_keyed  # type: ignore[assignment]
+            recv = functools.partial(sock.recv, copy=False)  # type: ignore[assignment]
         timeout_ms = -2  # RCVTIMEO as last set: set only when it changes
         acked = core.stats["acked"]  # for the after_ack crash point
         both = zmq.Poller()
         both.register(sock, zmq.POLLIN)
         if journal is not None:
             both.register(journal.sock, zmq.POLLIN)
+        if gate is not None:
+            both.register(gate.sock, zmq.POLLIN)
         try:
             while True:
                 now = time.monotonic()
@@ -230,9 +298,11 @@ class Router:
                     break
                 due = min(core.next_deadline(), core.publisher.next_at, self._next_look)
                 wait_ms = int(min(max(0.0, due - now), 0.1) * 1000) + 1
-                if journal is not None and journal.waiting():
-                    # Receipts wait for the journal: wake for its answer or a frame.
+                if gate is not None or (journal is not None and journal.waiting()):
+                    # Wake for a handshake to answer, the journal's answer, or a frame.
                     both.poll(wait_ms)
+                    if gate is not None:
+                        gate.answer()
                     try:
                         identity = recv(_NOBLOCK)
                     except zmq.Again:
@@ -260,7 +330,7 @@ class Router:
                         if frames <= ASK_FIRST and not readable(sock):
                             break
                         try:
-                            identity, parts = recv_routed(sock, _NOBLOCK)
+                            identity, parts = take(sock, _NOBLOCK)
                         except zmq.Again:
                             break
                         handle(identity, parts, now)
@@ -268,6 +338,8 @@ class Router:
                         frames += 1
                 if now >= self._next_look:
                     self._look(now)
+                    if gate is not None:
+                        self._watch_allow_list(gate, now)
                 core.tick(now)
                 if journal is not None:
                     self._hear_journal(journal, now)
@@ -290,6 +362,49 @@ class Router:
         finally:
             # A clean stop lets what it sent last leave (a drained Deliver, a receipt).
             self.close(linger=0.5 if self._stop_at is not None else 0.0)
+
+    def _admit(self, identity: zmq.Frame, parts: list[bytes], now: float) -> None:
+        self.core.admit(identity.bytes, str(identity.get("User-Id")), parts, now)
+
+    def reload(self) -> None:
+        """Read the allow list again at the next turn (SIGHUP): a key whose file is gone is
+        revoked, and its live sessions end."""
+        self._reload_asked = True
+
+    def _watch_allow_list(self, gate: Gatekeeper, now: float) -> None:
+        if not self._reload_asked and now < self._next_allow_look:
+            return
+        self._next_allow_look = now + _RELOOK_ALLOW
+        if not self._reload_asked and not gate.allow.changed():
+            return
+        self._reload_asked = False
+        added, removed = gate.allow.reload()
+        access = self.core.access
+        assert access is not None
+        for key in added:
+            access.restore(key)
+        for key in sorted(removed):
+            self.core.revoke(key, now)
+        if removed:
+            # A SUB keeps its connection (and the feed) whatever its key: the PUB is made
+            # anew, and every observer must pass the allow list again to reconnect.
+            self._rebind_pub()
+            log.warning("revoked %s: their sessions ended", ", ".join(sorted(removed)))
+
+    def _rebind_pub(self) -> None:
+        urls = list(self.core.publish_endpoints)
+        self.pub.close(0)
+        self.core.publish_endpoints.clear()
+        deadline = time.monotonic() + 2.0
+        while True:
+            try:
+                self.pub = self._bind_pub(urls)
+                return
+            except ConfigError:  # the old listener is still closing (libzmq's reaper)
+                if time.monotonic() >= deadline:
+                    raise
+                self.core.publish_endpoints.clear()
+                time.sleep(0.01)
 
     def _hear_journal(self, journal: Journal, now: float) -> None:
         heard = False
@@ -338,7 +453,7 @@ class Router:
         """Read the connection monitor; after a drop, probe every session (now, and once
         more shortly), ending those whose connection is gone."""
         self._next_look = now + _MONITOR_EVERY
-        if readable(self.monitor) and any(not up for up in link_events(self.monitor)):
+        if readable(self.monitor) and self._connection_events():
             self._probe_at = [now, now + _REPROBE]
         if self._probe_at and now >= self._probe_at[0]:
             self._probe_at.pop(0)
@@ -347,6 +462,18 @@ class Router:
                     self.core.peer_gone(identity, now)
         if self._probe_at:
             self._next_look = min(self._next_look, self._probe_at[0])
+
+    def _connection_events(self) -> bool:
+        """Count the handshakes that failed; whether a connection dropped."""
+        dropped, stats = False, self.core.stats
+        while readable(self.monitor):
+            event = int.from_bytes(self.monitor.recv_multipart(_NOBLOCK)[0][:2], "little")
+            failed = _FAILED.get(event)
+            if failed is None:
+                dropped = True
+            else:
+                stats[failed] = stats.get(failed, 0) + 1
+        return dropped
 
     def _flush(self, now: float) -> None:
         sock, core = self.sock, self.core
@@ -383,6 +510,9 @@ class Router:
         pub = getattr(self, "pub", None)
         if pub is not None and not pub.closed:
             pub.close(0)
+        gate = getattr(self, "gate", None)
+        if gate is not None:
+            gate.close()
         journal = getattr(self, "journal", None)
         if journal is not None:
             self.journal = None

@@ -1,0 +1,117 @@
+"""Who gets in: the router's ZAP handler (ZeroMQ RFC 27), answered on the router's own thread.
+
+libzmq asks a ZAP handler, over ``inproc://zeromq.zap.01`` in the socket's context, whether
+each CURVE handshake may complete. The router's sockets enforce their ZAP domain
+(``zmqswarm.keys.secure_server``), so with no handler bound, or a handler that stopped,
+nobody new gets in: the router fails closed. The handler answers from the allow list, a
+directory of public key files re-read when it changes or on SIGHUP; the User-Id it returns
+is the key's name, which every frame then carries (``Frame.get("User-Id")``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import zmq
+import zmq.auth
+from zmq.utils import z85
+
+from zmqswarm.errors import ConfigError
+
+__all__ = ["ZAP_ENDPOINT", "AllowList", "Gatekeeper", "zap_reply"]
+
+ZAP_ENDPOINT = "inproc://zeromq.zap.01"
+_VERSION = b"1.0"
+
+
+class AllowList:
+    """The public keys in ``directory`` (one ``NAME.key`` each), by Z85 key: NAME."""
+
+    def __init__(self, directory: Path) -> None:
+        if not directory.is_dir():
+            raise ConfigError(f"allow list {directory} is not a directory of public keys")
+        self.directory = directory
+        self.keys: dict[bytes, str] = {}
+        self._stamp: tuple[int, int] | None = None
+        self.reload()
+
+    def changed(self) -> bool:
+        """Whether the directory changed since it was read (a key added or removed)."""
+        return self._stamp != self._stat()
+
+    def reload(self) -> tuple[set[str], set[str]]:
+        """Read the directory again: (names added, names removed). A file that does not
+        parse is left out (and so refused), never guessed at."""
+        self._stamp = self._stat()
+        keys: dict[bytes, str] = {}
+        for path in sorted(self.directory.glob("*.key")):
+            try:
+                public, _ = zmq.auth.load_certificate(path)
+            except (OSError, ValueError):
+                continue
+            if len(public) == 40:
+                keys[public] = path.name.removesuffix(".key")
+        before, after = set(self.keys.values()), set(keys.values())
+        self.keys = keys
+        return after - before, before - after
+
+    def _stat(self) -> tuple[int, int]:
+        try:
+            st = os.stat(self.directory)
+        except OSError:
+            return (0, 0)  # gone: every key is removed at the next reload
+        return (st.st_mtime_ns, st.st_ino)
+
+
+def zap_reply(request: list[bytes], domain: bytes, keys: dict[bytes, str]) -> list[bytes]:
+    """The ZAP reply to ``request``: 200 with the key's name as User-Id, or 400."""
+    if len(request) < 6:
+        request_id = request[1] if len(request) > 1 else b""
+        return [_VERSION, request_id, b"400", b"malformed ZAP request", b"", b""]
+    version, request_id, req_domain, _address, _identity, mechanism, *credentials = request
+    if version != _VERSION:
+        return [_VERSION, request_id, b"400", b"unknown ZAP version", b"", b""]
+    if req_domain != domain or mechanism != b"CURVE" or len(credentials) != 1:
+        return [_VERSION, request_id, b"400", b"CURVE only", b"", b""]
+    name = keys.get(z85.encode(credentials[0])) if len(credentials[0]) == 32 else None
+    if name is None:
+        return [_VERSION, request_id, b"400", b"unknown key", b"", b""]
+    return [_VERSION, request_id, b"200", b"OK", name.encode(), b""]
+
+
+class Gatekeeper:
+    """The ZAP endpoint, bound in the router's context before any CURVE socket binds."""
+
+    def __init__(self, context: zmq.Context[Any], allow: AllowList, domain: str) -> None:
+        self.allow = allow
+        self.domain = domain.encode()
+        self.sock: zmq.Socket[bytes] = context.socket(zmq.REP)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        try:
+            self.sock.bind(ZAP_ENDPOINT)
+        except zmq.ZMQError:
+            self.sock.close(0)
+            raise ConfigError("another ZAP handler is bound in this zmq context") from None
+        self.allowed = 0
+        self.refused = 0
+
+    def answer(self) -> int:
+        """Answer every request waiting; how many were answered."""
+        sock, n = self.sock, 0
+        while True:
+            try:
+                request = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return n
+            reply = zap_reply(request, self.domain, self.allow.keys)
+            if reply[2] == b"200":
+                self.allowed += 1
+            else:
+                self.refused += 1
+            sock.send_multipart(reply)
+            n += 1
+
+    def close(self) -> None:
+        self.sock.close(0)
