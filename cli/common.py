@@ -86,12 +86,17 @@ def target(flag: str | None, config: str | None, configured: str | None) -> Targ
 def reaching(t: Target) -> Iterator[None]:
     """Errors about reaching the router say which URL was tried, where it came from, and
     what to do."""
-    from zmqswarm.errors import ConfigError, NameTakenError, RouterUnavailableError
+    from zmqswarm.errors import (
+        AccessDeniedError,
+        ConfigError,
+        NameTakenError,
+        RouterUnavailableError,
+    )
 
     try:
         yield
-    except NameTakenError:
-        raise
+    except (NameTakenError, AccessDeniedError):
+        raise  # the router answered: it is there
     except RouterUnavailableError as exc:
         raise RouterUnavailableError(
             f"{exc} (URL from {t.source}): is `zs router` running there? Start one, or give"

@@ -92,12 +92,13 @@ def heartbeats(sock: zmq.Socket[Any], interval: float, timeout: float) -> None:
 
 
 _LINK_EVENTS = (
-    zmq.EVENT_DISCONNECTED
+    zmq.EVENT_CONNECTED
+    | zmq.EVENT_DISCONNECTED
     | zmq.EVENT_HANDSHAKE_SUCCEEDED
     | zmq.EVENT_HANDSHAKE_FAILED_AUTH
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
 )
-UP, DOWN = "up", "down"
+UP, DOWN, CONNECTED = "up", "down", "connected"
 _REFUSALS: dict[int, str] = {
     zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH: "the router and we disagree on security"
     " (one uses CURVE, the other not): give both our key and the router's, or neither",
@@ -161,13 +162,16 @@ def close_peer_socket(sock: zmq.Socket[Any], monitor: zmq.Socket[Any]) -> None:
 
 
 def link_events(monitor: zmq.Socket[Any]) -> Iterator[str]:
-    """What the connection did since last asked, oldest first: UP (handshake done), DOWN
-    (dropped), or why the router will never let us in (a refused key, a security mismatch)."""
+    """What the connection did since last asked, oldest first: CONNECTED (before the
+    handshake), UP (handshake done), DOWN (dropped), or why the router will never let us in
+    (a refused key, a security mismatch)."""
     while readable(monitor):
         head = monitor.recv_multipart(zmq.NOBLOCK)[0]
         event, value = int.from_bytes(head[:2], "little"), int.from_bytes(head[2:6], "little")
         if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
             yield UP
+        elif event == zmq.EVENT_CONNECTED:
+            yield CONNECTED
         elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
             yield "the router refused our CURVE key: it is not in the router's allow list"
         elif event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:

@@ -38,6 +38,7 @@ from zmqswarm.protocol.client_events import (
 from zmqswarm.protocol.codec import NAME_RULE, valid_name
 from zmqswarm.protocol.resume_log import SeenLog, SpoolLog
 from zmqswarm.transport import (
+    CONNECTED,
     DOWN,
     UP,
     clock,
@@ -179,6 +180,8 @@ class BaseClient:
                     core.link_up(now)
                 elif event == DOWN:
                     core.link_down(now)
+                elif event == CONNECTED:
+                    core.link_connected()
                 else:
                     core.auth_refused(event)
 

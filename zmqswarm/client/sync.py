@@ -262,13 +262,14 @@ class Client(BaseClient):
         ``timeout`` seconds. Every blocking call of the client waits here."""
         self._own()
         deadline = None if timeout is None else clock() + timeout
+        self._check_usable()
         while True:
-            self._check_usable()
             now = clock()
             wait = self._turn(now)
             result = done(now)
             if result is not None:
                 return result
+            self._check_usable()  # the turn may have brought a refusal
             if deadline is not None:
                 if now >= deadline:
                     raise _Timeout(f"{what} within {timeout} s")

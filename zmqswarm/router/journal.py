@@ -31,6 +31,7 @@ from typing import Any
 import zmq
 
 from zmqswarm.errors import JournalError
+from zmqswarm.private import private_dir
 from zmqswarm.protocol.journaling import Batch, Put
 
 from .crash import crash_point, recording_fsyncs
@@ -203,8 +204,8 @@ class Journal:
 
 def _lock(directory: Path) -> int:
     """One router per journal: an flock, released by the kernel if the router dies."""
+    private_dir(directory)  # what it holds is every mailbox: refuse a place others may write
     try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
         raise JournalError(f"cannot use {directory} for the journal: {exc.strerror}") from None

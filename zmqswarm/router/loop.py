@@ -357,6 +357,7 @@ class Router:
                     log.warning("%s", line)
             if journal is not None:
                 self._finish_journal(journal)
+            self._connection_events()  # counted before the counters are read
         except zmq.ContextTerminated:
             pass
         finally:

@@ -1,0 +1,309 @@
+"""CURVE end to end, with a real router process: who gets in, under which names, what a
+revocation cuts off, and which files only their user may read."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+import zmq
+
+from zmqswarm import Client
+from zmqswarm.errors import AccessDeniedError, RouterUnavailableError
+from zmqswarm.keys import ClientKeys, ServerKeys, client_keys, load_secret, new_keys, secure_server
+from zmqswarm.keys import trust as trust_key
+from zmqswarm.observe import list_peers
+from zmqswarm.protocol import PROTOCOL_VERSION, Code, Hello, Nack, decode, encode
+from zmqswarm.transport import routing_id
+
+from ..helpers import Procs, router_stats
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class Keyring(NamedTuple):
+    dir: Path
+    allow: Path
+
+    def secret(self, name: str) -> Path:
+        return self.dir / f"{name}.key_secret"
+
+    def client(self, name: str) -> ClientKeys:
+        keys = client_keys(self.secret(name), self.dir / "router.key")
+        assert keys is not None
+        return keys
+
+    def env(self, name: str) -> dict[str, str]:
+        return {
+            "ZS_CURVE_SECRET": str(self.secret(name)),
+            "ZS_ROUTER_KEY": str(self.dir / "router.key"),
+        }
+
+
+@pytest.fixture
+def keyring(tmp_path: Path) -> Keyring:
+    ring = Keyring(tmp_path / "keys", tmp_path / "keys" / "allow")
+    for name in ("router", "alice", "bob", "eve"):
+        new_keys(name, ring.dir)
+    for name in ("alice", "bob"):  # eve's key is not let in
+        trust_key(ring.dir / f"{name}.key", ring.allow)
+    return ring
+
+
+@pytest.fixture
+def secured(procs: Procs, keyring: Keyring) -> subprocess.Popen[str]:
+    return procs.router(
+        "--no-journal",
+        "--curve-secret",
+        str(keyring.secret("router")),
+        "--allow",
+        str(keyring.allow),
+    )
+
+
+def refused_within(seconds: float, make: object) -> AccessDeniedError:
+    start = time.monotonic()
+    with pytest.raises(AccessDeniedError) as info:
+        assert callable(make)
+        with make() as client:
+            client.send(client.name, b"x").wait("accepted", 10)
+    assert time.monotonic() - start < seconds
+    return info.value
+
+
+def test_listed_keys_talk(procs: Procs, keyring: Keyring, secured: subprocess.Popen[str]) -> None:
+    with (
+        Client("alice", router=procs.url, curve=keyring.client("alice")) as alice,
+        Client("bob", router=procs.url, curve=keyring.client("bob")) as bob,
+    ):
+        alice.send("bob", b"over curve").wait("accepted", 10)
+        assert bob.recv(timeout=10).payload == b"over curve"
+
+
+def test_an_unknown_key_is_refused_at_once(
+    procs: Procs, keyring: Keyring, secured: subprocess.Popen[str]
+) -> None:
+    error = refused_within(5, lambda: Client("eve", router=procs.url, curve=keyring.client("eve")))
+    assert "allow list" in str(error)
+    assert router_stats(secured)["handshake_refused_key"] >= 1
+
+
+def test_a_client_without_curve_is_refused(
+    procs: Procs, keyring: Keyring, secured: subprocess.Popen[str]
+) -> None:
+    error = refused_within(5, lambda: Client("alice", router=procs.url))
+    assert "security" in str(error)
+
+
+def test_a_wrong_router_key_never_gets_a_session(
+    procs: Procs, keyring: Keyring, secured: subprocess.Popen[str]
+) -> None:
+    wrong = keyring.client("alice")._replace(server=keyring.client("bob").public)
+    with pytest.raises(RouterUnavailableError):
+        list_peers(procs.url, timeout=1.0, curve=wrong)
+    assert router_stats(secured).get("handshake_failed_protocol", 0) >= 1
+
+
+def test_a_key_may_not_use_another_name(
+    procs: Procs, keyring: Keyring, secured: subprocess.Popen[str]
+) -> None:
+    make = lambda: Client("bob", router=procs.url, curve=keyring.client("alice"))  # noqa: E731
+    assert "may not use the name 'bob'" in str(refused_within(5, make))
+    with Client("alice.runner", router=procs.url, curve=keyring.client("alice")) as ok:
+        ok.send("alice.runner", b"own name").wait("accepted", 10)
+    assert router_stats(secured)["refused_not_allowed"] >= 1
+
+
+def raw_dealer(
+    ctx: zmq.Context[zmq.Socket[bytes]], url: str, keys: ClientKeys, rid: bytes
+) -> zmq.Socket[bytes]:
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.ROUTING_ID, rid)
+    sock.curve_publickey, sock.curve_secretkey, sock.curve_serverkey = keys
+    sock.connect(url)
+    return sock
+
+
+def test_a_frame_claiming_another_sender_is_refused(
+    procs: Procs, keyring: Keyring, secured: subprocess.Popen[str]
+) -> None:
+    """bob's key speaking under alice's routing id, and a Hello whose name is not its routing
+    id's: both refused, and nothing reaches alice's mailbox or anyone else's."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    try:
+        spoof = raw_dealer(ctx, procs.url, keyring.client("bob"), routing_id("alice", 0x77))
+        spoof.send(encode(Hello(PROTOCOL_VERSION, "alice", 0x77, 16)))
+        assert spoof.poll(5000)
+        nack = decode(spoof.recv())
+        assert isinstance(nack, Nack) and nack.code == Code.NOT_ALLOWED
+        inside = raw_dealer(ctx, procs.url, keyring.client("bob"), routing_id("bob", 0x78))
+        inside.send(encode(Hello(PROTOCOL_VERSION, "alice", 0x78, 16)))
+        assert inside.poll(5000)
+        nack = decode(inside.recv())
+        assert isinstance(nack, Nack) and nack.code == Code.NOT_ALLOWED
+        for sock in (spoof, inside):
+            sock.close(0)
+    finally:
+        ctx.term()
+    assert not list_peers(procs.url, timeout=5, curve=keyring.client("alice"))
+    assert router_stats(secured)["refused_not_allowed"] == 2
+
+
+def test_a_revoked_key_is_cut_off_mid_stream(
+    procs: Procs, keyring: Keyring, secured: subprocess.Popen[str]
+) -> None:
+    with (
+        Client("alice", router=procs.url, curve=keyring.client("alice")) as alice,
+        Client("bob", router=procs.url, curve=keyring.client("bob")) as bob,
+    ):
+        for i in range(100):
+            alice.send("bob", b"%d" % i)
+        got = [bob.recv(timeout=10).payload for _ in range(100)]
+        assert got == [b"%d" % i for i in range(100)]
+        (keyring.allow / "bob.key").unlink()
+        secured.send_signal(signal.SIGHUP)
+        with pytest.raises(AccessDeniedError, match="revoked"):
+            while True:  # what was already on its way may still come; then the refusal
+                bob.recv(timeout=5)
+        for i in range(100, 110):
+            alice.send("bob", b"%d" % i).wait("accepted", 10)
+        peers = {p.name: p for p in list_peers(procs.url, timeout=5, curve=keyring.client("alice"))}
+        assert not peers["bob"].online and peers["bob"].queued == 10
+    with pytest.raises(AccessDeniedError):  # and it does not come back in
+        with Client("bob", router=procs.url, curve=keyring.client("bob")) as again:
+            again.recv(timeout=5)
+    stats = router_stats(secured)
+    assert stats["nack_revoked"] >= 1 and stats["handshake_refused_key"] >= 1
+
+
+def test_a_removed_key_file_is_noticed_without_a_signal(
+    procs: Procs, keyring: Keyring, secured: subprocess.Popen[str]
+) -> None:
+    with Client("bob", router=procs.url, curve=keyring.client("bob")) as bob:
+        bob.wait_ready(10)
+        (keyring.allow / "bob.key").unlink()
+        with pytest.raises(AccessDeniedError, match="revoked"):
+            bob.recv(timeout=5)
+
+
+def test_with_no_zap_handler_nobody_gets_in(keyring: Keyring, tmp_path: Path) -> None:
+    """The router's sockets enforce their ZAP domain: a CURVE server whose context has no ZAP
+    handler (never started, or stopped) lets no key in, not even a listed one. libzmq's
+    default would let every key in."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    try:
+        server = ctx.socket(zmq.ROUTER)
+        server.setsockopt(zmq.LINGER, 0)
+        secure_server(server, ServerKeys(*load_secret(keyring.secret("router"))))
+        url = f"ipc://{tmp_path}/no-handler"
+        server.bind(url)
+        client = raw_dealer(ctx, url, keyring.client("alice"), b"alice/1")
+        client.send(b"hello")
+        assert not server.poll(1500)
+        client.close(0)
+        server.close(0)
+    finally:
+        ctx.term()
+
+
+def test_an_exposed_bind_needs_keys_or_insecure(procs: Procs) -> None:
+    run = [sys.executable, "-m", "zmqswarm.cli", "router", "--no-journal", "-b", "tcp://0.0.0.0:0"]
+    refused = subprocess.run(run, capture_output=True, text=True, timeout=30)
+    assert refused.returncode == 6
+    assert "--curve-secret FILE --allow DIR" in refused.stderr and "--insecure" in refused.stderr
+
+
+def test_the_cli_speaks_curve(
+    procs: Procs, keyring: Keyring, secured: subprocess.Popen[str]
+) -> None:
+    zs = [sys.executable, "-m", "zmqswarm.cli"]
+    env = {**os.environ, **keyring.env("alice")}
+    sent = subprocess.run(
+        [*zs, "send", "-r", procs.url, "--from", "alice", "alice.inbox", "hi"],
+        capture_output=True, text=True, timeout=30, env=env,
+    )  # fmt: skip
+    assert sent.returncode == 0, sent.stderr
+    flags = [
+        "--curve-secret",
+        str(keyring.secret("eve")),
+        "--router-key",
+        str(keyring.dir / "router.key"),
+    ]
+    denied = subprocess.run(
+        [*zs, "send", "-r", procs.url, *flags, "--from", "eve", "alice", "hi"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert denied.returncode == 8 and "allow list" in denied.stderr
+    peers = subprocess.run(
+        [*zs, "peers", "-r", procs.url, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
+    assert peers.returncode == 0 and "alice.inbox" in peers.stdout
+
+
+# -- files only their user may read ----------------------------------------------------------
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_secret_files_and_their_directories_are_private(
+    procs: Procs, keyring: Keyring, tmp_path: Path
+) -> None:
+    assert mode(keyring.dir) == 0o700 and mode(keyring.allow) == 0o700
+    assert mode(keyring.secret("alice")) == 0o600
+    assert mode(keyring.allow / "alice.key") == 0o600
+    data = tmp_path / "journal"
+    router = procs.router("--data-dir", str(data))
+    spool, state = tmp_path / "spools" / "alice.spool", tmp_path / "spools" / "bob.state"
+    spool.parent.mkdir(mode=0o700)
+    with (
+        Client("alice", router=procs.url, spool=spool) as alice,
+        Client("bob", router=procs.url, state=state) as bob,
+    ):
+        alice.send("bob", b"kept").wait("accepted", 10)
+        bob.recv(timeout=10)
+        assert mode(spool) == 0o600 and mode(state) == 0o600
+    assert mode(Path(procs.url[len("ipc://") :])) == 0o600
+    assert mode(data) == 0o700
+    files = [p for p in data.iterdir() if p.is_file()]
+    assert files and all(mode(p) == 0o600 for p in files), {p.name: oct(mode(p)) for p in files}
+    router_stats(router)
+
+
+def test_a_loose_secret_key_is_refused(keyring: Keyring) -> None:
+    keyring.secret("alice").chmod(0o644)
+    with pytest.raises(ValueError, match="chmod 600"):
+        keyring.client("alice")
+
+
+def test_a_journal_in_a_directory_others_may_write_is_refused(procs: Procs, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    run = [
+        sys.executable,
+        "-m",
+        "zmqswarm.cli",
+        "router",
+        "-b",
+        procs.url,
+        "--data-dir",
+        str(shared),
+    ]
+    refused = subprocess.run(
+        [*run, "--data-dir", str(shared)], capture_output=True, text=True, timeout=30
+    )
+    assert refused.returncode == 6 and "chmod 700" in refused.stderr
