@@ -66,7 +66,7 @@ def test_lost_receipts_for_15_s_are_given_again_from_the_dedup_state_and_nothing
     tcp = f"tcp://{ROUTER_IP}:5555"
     admin = procs.url  # ipc: a path-named socket, reachable from outside the namespaces
     router = procs.spawn(
-        "-m", "zmqswarm.cli", "router", "--bind", tcp, "--bind", admin,
+        "-m", "zmqswarm.cli", "router", "--bind", tcp, "--bind", admin, "--insecure",
         "--data-dir", str(tmp_path / "journal"), netns=net.router_ns,
     )  # fmt: skip
     wait_for(Path(admin[len("ipc://") :]).exists, 10, "the router's socket")
