@@ -29,6 +29,7 @@ __all__ = [
     "peer_keys",
     "recv_parts",
     "recv_routed",
+    "recv_routed_frame",
     "ipc_path",
     "new_epoch",
     "readable",
@@ -210,6 +211,12 @@ def recv_routed(sock: zmq.Socket[Any], flags: int = 0) -> tuple[bytes, list[byte
     the Frame that would only say what is known."""
     identity = sock.recv(flags)
     return identity, recv_parts(sock)
+
+
+def recv_routed_frame(sock: zmq.Socket[Any], flags: int = 0) -> tuple[zmq.Frame, list[bytes]]:
+    """``recv_routed`` for a CURVE socket: the identity part as a Frame, which carries the
+    User-Id of the key its connection authenticated with."""
+    return sock.recv(flags, copy=False), recv_parts(sock)
 
 
 def readable(sock: zmq.Socket[Any]) -> bool:

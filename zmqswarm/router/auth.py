@@ -19,11 +19,13 @@ import zmq.auth
 from zmq.utils import z85
 
 from zmqswarm.errors import ConfigError
+from zmqswarm.protocol import RouterCore
 
-__all__ = ["ZAP_ENDPOINT", "AllowList", "Gatekeeper", "zap_reply"]
+__all__ = ["ZAP_ENDPOINT", "AllowList", "Gatekeeper", "apply_allow_list", "zap_reply"]
 
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"
 _VERSION = b"1.0"
+_RELOOK = 1.0  # seconds between looks at the allow list's directory
 
 
 class AllowList:
@@ -81,6 +83,18 @@ def zap_reply(request: list[bytes], domain: bytes, keys: dict[bytes, str]) -> li
     return [_VERSION, request_id, b"200", b"OK", name.encode(), b""]
 
 
+def apply_allow_list(core: RouterCore, added: set[str], removed: set[str], now: float) -> list[str]:
+    """Keys back in the allow list are trusted again; keys gone from it are revoked (their
+    sessions end). Returns the revoked keys."""
+    access = core.access
+    assert access is not None
+    for key in added:
+        access.restore(key)
+    for key in sorted(removed):
+        core.revoke(key, now)
+    return sorted(removed)
+
+
 class Gatekeeper:
     """The ZAP endpoint, bound in the router's context before any CURVE socket binds."""
 
@@ -96,6 +110,19 @@ class Gatekeeper:
             raise ConfigError("another ZAP handler is bound in this zmq context") from None
         self.allowed = 0
         self.refused = 0
+        self.asked = False  # to re-read the allow list at the next refresh (SIGHUP)
+        self._next_look = 0.0
+
+    def refresh(self, now: float) -> tuple[set[str], set[str]] | None:
+        """(keys added, keys removed) if the allow list changed since last read: looked at
+        every ``_RELOOK`` s, or at once when ``asked``. None if nothing changed."""
+        if not self.asked and now < self._next_look:
+            return None
+        self._next_look = now + _RELOOK
+        if not self.asked and not self.allow.changed():
+            return None
+        self.asked = False
+        return self.allow.reload()
 
     def answer(self) -> int:
         """Answer every request waiting; how many were answered."""

@@ -4,13 +4,162 @@ the PUB endpoints beside them, and pinning it to CPUs."""
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
+import time
+from pathlib import Path
+from typing import Any
 
 import zmq
 
-from zmqswarm.errors import ConfigError
+from zmqswarm.errors import ConfigError, RouterInUseError
+from zmqswarm.keys import ServerKeys, secure_server
+from zmqswarm.protocol import RouterOptions
+from zmqswarm.transport import heartbeats, ipc_path, readable
 
-__all__ = ["bind_endpoint", "exposed", "pin_to_cpus", "pub_urls"]
+__all__ = [
+    "MONITORED",
+    "bind_endpoint",
+    "bind_pub",
+    "bind_router",
+    "check_exposure",
+    "connection_events",
+    "exposed",
+    "pin_to_cpus",
+    "pub_urls",
+    "rebind_pub",
+    "secure",
+]
+
+_HANDSHAKE_MS = 5000  # a connection that has not finished its handshake by then is closed
+MONITORED = (
+    zmq.EVENT_DISCONNECTED
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+)
+"""What the router's socket monitor reports."""
+_FAILED: dict[int, str] = {
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH: "handshake_refused_key",
+    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "handshake_failed_protocol",
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "handshake_failed",
+}
+
+
+def secure(sock: zmq.Socket[Any], keys: ServerKeys | None) -> None:
+    """Every socket the router binds: a bounded handshake, and CURVE if it has keys."""
+    sock.setsockopt(zmq.HANDSHAKE_IVL, _HANDSHAKE_MS)
+    if keys is not None:
+        secure_server(sock, keys)
+
+
+def connection_events(monitor: zmq.Socket[Any], stats: dict[str, int]) -> bool:
+    """Count the handshakes that failed, by why; whether a connection dropped."""
+    dropped = False
+    while readable(monitor):
+        event = int.from_bytes(monitor.recv_multipart(zmq.NOBLOCK)[0][:2], "little")
+        failed = _FAILED.get(event)
+        if failed is None:
+            dropped = True
+        else:
+            stats[failed] = stats.get(failed, 0) + 1
+    return dropped
+
+
+def bind_router(
+    ctx: zmq.Context[Any],
+    binds: list[str],
+    options: RouterOptions,
+    keys: ServerKeys | None,
+    locks: list[int],
+) -> tuple[zmq.Socket[bytes], list[str]]:
+    """The router's ROUTER socket, bound on ``binds``; and the endpoints it got. The flock
+    of each ipc endpoint is added to ``locks`` (the caller releases them)."""
+    sock: zmq.Socket[bytes] = ctx.socket(zmq.ROUTER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+    # A peer that reconnects under the same identity before its old connection was seen
+    # to die takes the identity over, instead of being refused (a race otherwise).
+    sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+    heartbeats(sock, options.heartbeat, options.heartbeat_timeout)
+    secure(sock, keys)
+    sock.setsockopt(zmq.SNDHWM, 100_000)
+    sock.setsockopt(zmq.RCVHWM, 100_000)
+    # libzmq's own guard against absurd frames; the core Nacks anything over max_payload.
+    sock.setsockopt(zmq.MAXMSGSIZE, 4 * options.max_payload + (1 << 16))
+    endpoints = []
+    try:
+        for url in binds:
+            path = ipc_path(url)
+            if path is not None:
+                locks.append(_lock(url, path))
+            try:
+                bind_endpoint(sock, url)
+            except zmq.ZMQError as exc:  # EADDRINUSE only
+                raise RouterInUseError(url, None) from exc
+            if path is not None:
+                path.chmod(0o600)
+            endpoints.append(sock.getsockopt_string(zmq.LAST_ENDPOINT))
+    except BaseException:
+        sock.close(0)
+        raise
+    return sock, endpoints
+
+
+def _lock(url: str, path: Path) -> int:
+    """Binding an ipc path would silently steal the socket file from a live router, so
+    hold an flock beside it. A crashed router's lock is released by the kernel."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pid = os.read(fd, 32).decode(errors="replace").strip()
+        os.close(fd)
+        raise RouterInUseError(url, int(pid) if pid.isdigit() else None) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+def bind_pub(
+    ctx: zmq.Context[Any], urls: list[str], keys: ServerKeys | None
+) -> tuple[zmq.Socket[bytes], list[str]]:
+    """The observers' PUB socket, bound on ``urls``; and the endpoints it got."""
+    pub: zmq.Socket[bytes] = ctx.socket(zmq.PUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    pub.setsockopt(zmq.SNDHWM, 1000)  # a stalled observer misses Updates, then resyncs
+    secure(pub, keys)
+    endpoints = []
+    try:
+        for url in urls:
+            try:
+                bind_endpoint(pub, url)
+            except zmq.ZMQError:  # EADDRINUSE only: a port some other program holds
+                raise ConfigError(f"cannot publish on {url}: address in use") from None
+            path = ipc_path(url)
+            if path is not None:
+                path.chmod(0o600)
+            endpoints.append(pub.getsockopt_string(zmq.LAST_ENDPOINT))
+    except BaseException:
+        pub.close(0)
+        raise
+    return pub, endpoints
+
+
+def rebind_pub(
+    ctx: zmq.Context[Any], endpoints: list[str], keys: ServerKeys | None
+) -> tuple[zmq.Socket[bytes], list[str]]:
+    """A new PUB socket on the endpoints of one just closed, once libzmq's reaper has let
+    them go (a few ms)."""
+    deadline = time.monotonic() + 2.0
+    while True:
+        try:
+            return bind_pub(ctx, endpoints, keys)
+        except ConfigError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)  # the old listener is still closing
 
 
 def pin_to_cpus(cpus: list[int]) -> None:
@@ -54,6 +203,21 @@ def pub_urls(binds: list[str]) -> list[str]:
 
 
 _LOOPBACK = ("127.", "localhost", "[::1]", "::1")
+
+
+def check_exposure(
+    binds: list[str], keys: ServerKeys | None, allow: Path | None, insecure: bool
+) -> None:
+    """Refuse to let other hosts in without CURVE, unless told ``insecure``."""
+    if (keys is None) != (allow is None):
+        raise ConfigError("CURVE needs both the router's secret key and an allow list")
+    open_to = [url for url in binds if exposed(url)]
+    if keys is None and open_to and not insecure:
+        raise ConfigError(
+            f"{open_to[0]} is reachable from other hosts: give the router a CURVE key"
+            " and an allow list (--curve-secret FILE --allow DIR; see `zs keys`), or"
+            " --insecure to let anyone who reaches it in"
+        )
 
 
 def exposed(url: str) -> bool:

@@ -1,14 +1,12 @@
 """``Router``: the poll loop around RouterCore. One thread owns the ROUTER socket.
 
-Per turn: wait for input or the next timer, drain about ``batch`` message parts without
-blocking, let the core decide, then send everything it produced (receipts coalesced per sender
-per turn). The budget counts parts, not frames: a Send frame may carry 1024 payloads, and a
-turn that took a sender's whole window at once receipted it only at its end, so sender and
-router took turns instead of overlapping.
+Per turn: wait for input or the next timer, drain about ``batch`` message parts (not frames:
+a Send may carry 1024) without blocking, let the core decide, then send what it produced.
 
 With a journal (``data_dir``), the core's batches go to the journal's writer thread after
-each turn, and receipts wait for its answer: while one is outstanding the loop waits on both
-sockets (a zmq poll) instead of blocking in a receive on the ROUTER alone.
+each turn, and receipts wait for its answer: while one is outstanding the loop polls both
+sockets. With CURVE, it polls the ZAP handler's socket too (auth.py), and each frame's key
+is checked against the names it may use (protocol/access.py).
 
 A send that libzmq refuses is handed back to the core, which keeps the messages in the
 mailbox: ROUTER_MANDATORY means nothing is dropped silently. EHOSTUNREACH means the peer's
@@ -21,7 +19,6 @@ every session: the probe to a gone peer fails, and that session ends.
 from __future__ import annotations
 
 import errno
-import fcntl
 import functools
 import logging
 import os
@@ -33,32 +30,32 @@ from typing import Any
 
 import zmq
 
-from zmqswarm.errors import ConfigError, RouterInUseError
-from zmqswarm.keys import ZAP_DOMAIN, ServerKeys, secure_server
+from zmqswarm.keys import ZAP_DOMAIN, ServerKeys
 from zmqswarm.protocol import Heartbeat, RouterCore, RouterOptions, Update, encode
 from zmqswarm.protocol.access import Access
 from zmqswarm.transport import (
     ASK_FIRST,
-    heartbeats,
-    ipc_path,
     readable,
     recv_parts,
     recv_routed,
+    recv_routed_frame,
     send_routed,
 )
 
-from .auth import AllowList, Gatekeeper
+from .auth import AllowList, Gatekeeper, apply_allow_list
 from .crash import crash_point
-from .endpoints import bind_endpoint, exposed, pub_urls
+from .endpoints import (
+    MONITORED,
+    bind_pub,
+    bind_router,
+    check_exposure,
+    connection_events,
+    pub_urls,
+    rebind_pub,
+)
 from .journal import Journal
 
 __all__ = ["Router"]
-
-
-def _recv_keyed(sock: zmq.Socket[bytes], flags: int) -> tuple[zmq.Frame, list[bytes]]:
-    """``recv_routed`` for a CURVE socket: the identity part as a Frame, which carries the
-    connection's User-Id."""
-    return sock.recv(flags, copy=False), recv_parts(sock)
 
 
 log = logging.getLogger("zmqswarm.router")
@@ -66,19 +63,6 @@ _PROBE = encode(Heartbeat())
 _NOBLOCK = int(zmq.NOBLOCK)
 _MONITOR_EVERY = 0.05  # seconds between looks at the connection monitor
 _REPROBE = 0.1  # a drop is probed for twice: at once, and after libzmq has surely settled
-_RELOOK_ALLOW = 1.0  # seconds between looks at the allow list's directory
-_HANDSHAKE_MS = 5000  # a connection that has not finished its handshake by then is closed
-_MONITORED = (
-    zmq.EVENT_DISCONNECTED
-    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
-    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
-)
-_FAILED: dict[int, str] = {
-    zmq.EVENT_HANDSHAKE_FAILED_AUTH: "handshake_refused_key",
-    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "handshake_failed_protocol",
-    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "handshake_failed",
-}
 
 
 class Router:
@@ -118,15 +102,7 @@ class Router:
     ) -> None:
         self.binds = binds
         self.curve = curve
-        if (curve is None) != (allow is None):
-            raise ConfigError("CURVE needs both the router's secret key and an allow list")
-        open_to = [url for url in binds if exposed(url)]
-        if curve is None and open_to and not insecure:
-            raise ConfigError(
-                f"{open_to[0]} is reachable from other hosts: give the router a CURVE key"
-                " and an allow list (--curve-secret FILE --allow DIR; see `zs keys`), or"
-                " --insecure to let anyone who reaches it in"
-            )
+        check_exposure(binds, curve, allow, insecure)
         wall_offset = time.time() - time.monotonic()  # the journal keeps wall-clock times
         self.core = RouterCore(
             epoch=int(time.time() * 1000),
@@ -146,8 +122,6 @@ class Router:
         self._probe_at: list[float] = []  # sweeps due
         self.endpoints: list[str] = []
         self.gate: Gatekeeper | None = None
-        self._next_allow_look = 0.0
-        self._reload_asked = False
         self.journal: Journal | None = None
         if data_dir is not None:  # before binding: a damaged journal stops us first
             self.journal = Journal(
@@ -168,84 +142,23 @@ class Router:
             if self.journal is not None:
                 self.journal.close()
             raise
-        self.monitor: zmq.Socket[bytes] = self.sock.get_monitor_socket(_MONITORED)
+        self.monitor: zmq.Socket[bytes] = self.sock.get_monitor_socket(MONITORED)
         try:
-            self.pub = self._bind_pub(publish if publish is not None else pub_urls(binds))
+            urls = publish if publish is not None else pub_urls(binds)
+            self.pub, self.core.publish_endpoints[:] = bind_pub(self._ctx, urls, self.curve)
         except BaseException:
             self.close()
             raise
 
     def _bind(self) -> zmq.Socket[bytes]:
-        sock: zmq.Socket[bytes] = self._ctx.socket(zmq.ROUTER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        # A peer that reconnects under the same identity before its old connection was seen
-        # to die takes the identity over, instead of being refused (a race otherwise).
-        sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
-        opts = self.core.options
-        heartbeats(sock, opts.heartbeat, opts.heartbeat_timeout)
-        self._secure(sock)
-        sock.setsockopt(zmq.SNDHWM, 100_000)
-        sock.setsockopt(zmq.RCVHWM, 100_000)
-        # libzmq's own guard against absurd frames; the core Nacks anything over max_payload.
-        sock.setsockopt(zmq.MAXMSGSIZE, 4 * self.core.options.max_payload + (1 << 16))
         try:
-            for url in self.binds:
-                path = ipc_path(url)
-                if path is not None:
-                    self._lock(url, path)
-                try:
-                    bind_endpoint(sock, url)
-                except zmq.ZMQError as exc:  # EADDRINUSE only
-                    raise RouterInUseError(url, None) from exc
-                if path is not None:
-                    path.chmod(0o600)
-                self.endpoints.append(sock.getsockopt_string(zmq.LAST_ENDPOINT))
+            sock, self.endpoints = bind_router(
+                self._ctx, self.binds, self.core.options, self.curve, self._locks
+            )
         except BaseException:
-            sock.close(0)
             self._unlock()
             raise
         return sock
-
-    def _bind_pub(self, urls: list[str]) -> zmq.Socket[bytes]:
-        pub: zmq.Socket[bytes] = self._ctx.socket(zmq.PUB)
-        pub.setsockopt(zmq.LINGER, 0)
-        pub.setsockopt(zmq.SNDHWM, 1000)  # a stalled observer misses Updates, then resyncs
-        self._secure(pub)
-        try:
-            for url in urls:
-                try:
-                    bind_endpoint(pub, url)
-                except zmq.ZMQError:  # EADDRINUSE only: a port some other program holds
-                    raise ConfigError(f"cannot publish on {url}: address in use") from None
-                path = ipc_path(url)
-                if path is not None:
-                    path.chmod(0o600)
-                self.core.publish_endpoints.append(pub.getsockopt_string(zmq.LAST_ENDPOINT))
-        except BaseException:
-            pub.close(0)
-            raise
-        return pub
-
-    def _secure(self, sock: zmq.Socket[bytes]) -> None:
-        sock.setsockopt(zmq.HANDSHAKE_IVL, _HANDSHAKE_MS)
-        if self.curve is not None:
-            secure_server(sock, self.curve)
-
-    def _lock(self, url: str, path: Path) -> None:
-        """Binding an ipc path would silently steal the socket file from a live router, so
-        hold an flock beside it. A crashed router's lock is released by the kernel."""
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid = os.read(fd, 32).decode(errors="replace").strip()
-            os.close(fd)
-            raise RouterInUseError(url, int(pid) if pid.isdigit() else None) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._locks.append(fd)
 
     def _unlock(self) -> None:
         for fd in self._locks:
@@ -281,7 +194,7 @@ class Router:
         take = recv_routed
         if gate is not None:
             # Each frame carries the name of the key its connection authenticated with.
-            handle, take = self._admit, _recv_keyed  # type: ignore[assignment]
+            handle, take = self._admit, recv_routed_frame  # type: ignore[assignment]
             recv = functools.partial(sock.recv, copy=False)  # type: ignore[assignment]
         timeout_ms = -2  # RCVTIMEO as last set: set only when it changes
         acked = core.stats["acked"]  # for the after_ack crash point
@@ -339,7 +252,7 @@ class Router:
                 if now >= self._next_look:
                     self._look(now)
                     if gate is not None:
-                        self._watch_allow_list(gate, now)
+                        self._revoke(gate.refresh(now), now)
                 core.tick(now)
                 if journal is not None:
                     self._hear_journal(journal, now)
@@ -357,7 +270,7 @@ class Router:
                     log.warning("%s", line)
             if journal is not None:
                 self._finish_journal(journal)
-            self._connection_events()  # counted before the counters are read
+            connection_events(self.monitor, core.stats)  # counted before they are read
         except zmq.ContextTerminated:
             pass
         finally:
@@ -370,42 +283,20 @@ class Router:
     def reload(self) -> None:
         """Read the allow list again at the next turn (SIGHUP): a key whose file is gone is
         revoked, and its live sessions end."""
-        self._reload_asked = True
+        if self.gate is not None:
+            self.gate.asked = True
 
-    def _watch_allow_list(self, gate: Gatekeeper, now: float) -> None:
-        if not self._reload_asked and now < self._next_allow_look:
+    def _revoke(self, changes: tuple[set[str], set[str]] | None, now: float) -> None:
+        if changes is None:
             return
-        self._next_allow_look = now + _RELOOK_ALLOW
-        if not self._reload_asked and not gate.allow.changed():
-            return
-        self._reload_asked = False
-        added, removed = gate.allow.reload()
-        access = self.core.access
-        assert access is not None
-        for key in added:
-            access.restore(key)
-        for key in sorted(removed):
-            self.core.revoke(key, now)
+        removed = apply_allow_list(self.core, *changes, now)
         if removed:
             # A SUB keeps its connection (and the feed) whatever its key: the PUB is made
             # anew, and every observer must pass the allow list again to reconnect.
-            self._rebind_pub()
+            urls = list(self.core.publish_endpoints)
+            self.pub.close(0)
+            self.pub, self.core.publish_endpoints[:] = rebind_pub(self._ctx, urls, self.curve)
             log.warning("revoked %s: their sessions ended", ", ".join(sorted(removed)))
-
-    def _rebind_pub(self) -> None:
-        urls = list(self.core.publish_endpoints)
-        self.pub.close(0)
-        self.core.publish_endpoints.clear()
-        deadline = time.monotonic() + 2.0
-        while True:
-            try:
-                self.pub = self._bind_pub(urls)
-                return
-            except ConfigError:  # the old listener is still closing (libzmq's reaper)
-                if time.monotonic() >= deadline:
-                    raise
-                self.core.publish_endpoints.clear()
-                time.sleep(0.01)
 
     def _hear_journal(self, journal: Journal, now: float) -> None:
         heard = False
@@ -454,7 +345,7 @@ class Router:
         """Read the connection monitor; after a drop, probe every session (now, and once
         more shortly), ending those whose connection is gone."""
         self._next_look = now + _MONITOR_EVERY
-        if readable(self.monitor) and self._connection_events():
+        if readable(self.monitor) and connection_events(self.monitor, self.core.stats):
             self._probe_at = [now, now + _REPROBE]
         if self._probe_at and now >= self._probe_at[0]:
             self._probe_at.pop(0)
@@ -463,18 +354,6 @@ class Router:
                     self.core.peer_gone(identity, now)
         if self._probe_at:
             self._next_look = min(self._next_look, self._probe_at[0])
-
-    def _connection_events(self) -> bool:
-        """Count the handshakes that failed; whether a connection dropped."""
-        dropped, stats = False, self.core.stats
-        while readable(self.monitor):
-            event = int.from_bytes(self.monitor.recv_multipart(_NOBLOCK)[0][:2], "little")
-            failed = _FAILED.get(event)
-            if failed is None:
-                dropped = True
-            else:
-                stats[failed] = stats.get(failed, 0) + 1
-        return dropped
 
     def _flush(self, now: float) -> None:
         sock, core = self.sock, self.core
