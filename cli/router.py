@@ -64,6 +64,15 @@ def router_command(
             help="Keep mail in memory only: faster, but a crash loses what was receipted.",
         ),
     ] = False,
+    metrics: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics",
+            metavar="HOST:PORT",
+            help="Serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (port 0: a"
+            " free one). No authentication: bind loopback unless the network is trusted.",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer_info(VERBOSE)] = False,
     warnings_only: Annotated[bool, typer_info(QUIET)] = False,
 ) -> None:
@@ -96,6 +105,7 @@ def router_command(
             drain_timeout=cfg.router.drain_timeout,
             publish=pub,
             data_dir=journal,
+            metrics=metrics or cfg.router.metrics,
         )
         router.install_signal_handlers()
         log.info(
@@ -103,6 +113,13 @@ def router_command(
             " ".join(router.endpoints),
             " ".join(router.core.publish_endpoints) or "nothing (--no-publish)",
         )
+        if router.metrics is not None:
+            log.info("serving metrics on %s", router.metrics.url)
+            if not router.metrics.loopback:
+                log.warning(
+                    "metrics on %s can be read by anyone who reaches it (no authentication)",
+                    router.metrics.url,
+                )
         if journal is None:
             log.info("no journal: mail lives in memory, a crash loses what was receipted")
         else:

@@ -49,6 +49,8 @@ class RouterConfig(_Base, frozen=True):
     # The journal: receipts mean on disk, and a restart keeps what was receipted.
     journal: bool = True
     data_dir: str | None = None  # None: $XDG_STATE_HOME/zmqswarm/router/<endpoint>
+    # Prometheus metrics over HTTP on HOST:PORT (zs router --metrics); None: not served.
+    metrics: str | None = None
 
     def options(self) -> RouterOptions:
         return self._to(RouterOptions)

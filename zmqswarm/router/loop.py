@@ -48,6 +48,7 @@ from zmqswarm.transport import (
 from .crash import crash_point
 from .endpoints import bind_endpoint, pub_urls
 from .journal import Journal
+from .metrics import MetricsServer
 
 __all__ = ["Router"]
 
@@ -72,6 +73,7 @@ class Router:
             from the Snapshot they ask for, so only the router's own URL need be known.
         data_dir: keep a journal there (receipts mean on disk; a restart on the same
             directory restores what was receipted). None: everything lives in memory.
+        metrics: ``HOST:PORT`` to serve Prometheus metrics on, from this loop (metrics.py).
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class Router:
         context: zmq.Context[Any] | None = None,
         publish: list[str] | None = None,
         data_dir: Path | None = None,
+        metrics: str | None = None,
     ) -> None:
         self.binds = binds
         wall_offset = time.time() - time.monotonic()  # the journal keeps wall-clock times
@@ -104,6 +107,7 @@ class Router:
         self._probe_at: list[float] = []  # sweeps due
         self.endpoints: list[str] = []
         self.journal: Journal | None = None
+        self.metrics: MetricsServer | None = None
         if data_dir is not None:  # before binding: a damaged journal stops us first
             self.journal = Journal(
                 data_dir,
@@ -122,6 +126,8 @@ class Router:
         self.monitor: zmq.Socket[bytes] = self.sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         try:
             self.pub = self._bind_pub(publish if publish is not None else pub_urls(binds))
+            if metrics:
+                self.metrics = MetricsServer(metrics, self.core, self._ctx)
         except BaseException:
             self.close()
             raise
@@ -338,6 +344,8 @@ class Router:
         """Read the connection monitor; after a drop, probe every session (now, and once
         more shortly), ending those whose connection is gone."""
         self._next_look = now + _MONITOR_EVERY
+        if self.metrics is not None:
+            self.metrics.serve(now)
         if readable(self.monitor) and any(not up for up in link_events(self.monitor)):
             self._probe_at = [now, now + _REPROBE]
         if self._probe_at and now >= self._probe_at[0]:
@@ -383,6 +391,8 @@ class Router:
         pub = getattr(self, "pub", None)
         if pub is not None and not pub.closed:
             pub.close(0)
+        if self.metrics is not None:
+            self.metrics.close()
         journal = getattr(self, "journal", None)
         if journal is not None:
             self.journal = None
