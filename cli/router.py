@@ -81,7 +81,7 @@ def router_command(
     It holds a mailbox for every name and passes messages on, in order, once each. With its
     journal (the default) a receipt means the message is on disk: a restart keeps it."""
     from zmqswarm.config import load_config
-    from zmqswarm.router.endpoints import pin_to_cpus
+    from zmqswarm.router.endpoints import pin_to_cpus, raise_fd_limit
     from zmqswarm.router.journal import default_data_dir
     from zmqswarm.router.loop import Router
     from zmqswarm.transport import resolve_router_url
@@ -90,6 +90,7 @@ def router_command(
     log = logging.getLogger("zmqswarm.router")
     with exit_codes():
         cfg = load_config(config)
+        files = raise_fd_limit()  # a descriptor a connected peer
         cpus = cpu or cfg.router.cpus
         if cpus:
             pin_to_cpus(cpus)  # before the socket: its I/O thread inherits the pinning
@@ -108,6 +109,7 @@ def router_command(
             metrics=metrics or cfg.router.metrics,
         )
         router.install_signal_handlers()
+        log.debug("open files allowed: %s", files)
         log.info(
             "zs router listening on %s, publishing state on %s",
             " ".join(router.endpoints),

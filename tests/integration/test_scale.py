@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
+from zmqswarm.observe import list_peers
 from zmqswarm.observe.observer import Observer
 
-from ..helpers import Procs
+from ..helpers import Procs, wait_for
 from .crowd import Crowd
 
 ZS = [sys.executable, "-m", "zmqswarm.cli"]
@@ -51,4 +54,29 @@ def test_a_thousand_peers_connecting_at_once_are_welcomed_and_shown_online_withi
     assert listed.returncode == 0, listed.stderr
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
     assert sum(r["online"] for r in rows if r["name"].startswith("crowd")) == PEERS
+    crowd.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_the_router_raises_its_open_files_limit_to_take_its_peers(procs: Procs) -> None:
+    """Started under a soft limit of 256 open files (the hard one higher), the router takes
+    400 peers: a descriptor each, past what the soft limit allowed."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1024:
+        pytest.skip(f"the hard limit on open files here is {hard}")
+    router = [sys.executable, "-m", "zmqswarm.cli", "router", "--bind", procs.url]
+    lowered = (
+        "import os, resource, sys\n"
+        "hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))\n"
+        f"os.execv(sys.executable, {router!r})\n"
+    )
+    procs.spawn("-c", lowered)
+    wait_for(Path(procs.url[len("ipc://") :]).exists, 10, "the router's socket")
+    crowd = Crowd(procs, procs.url, total=400, processes=1)
+    crowd.go()
+    crowd.welcomed(timeout=30)
+    online = sum(p.online for p in list_peers(procs.url) if p.name.startswith("crowd"))
+    assert online == 400
     crowd.close()

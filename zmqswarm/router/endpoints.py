@@ -10,7 +10,22 @@ import zmq
 
 from zmqswarm.errors import ConfigError
 
-__all__ = ["bind_endpoint", "pin_to_cpus", "pub_urls"]
+__all__ = ["bind_endpoint", "pin_to_cpus", "pub_urls", "raise_fd_limit"]
+
+
+def raise_fd_limit() -> int:
+    """Raise this process's soft limit on open files to its hard limit, and return it: every
+    connected peer holds a descriptor of the router's, and a soft limit of 1024 (the usual
+    default) would refuse the thousandth peer. Nothing changes where there is no such limit."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):  # a hard limit the kernel caps lower (macOS: OPEN_MAX)
+            return soft
+    return hard
 
 
 def pin_to_cpus(cpus: list[int]) -> None:
