@@ -328,9 +328,9 @@ def test_a_frame_of_a_thousand_peers_renders_within_20ms() -> None:
     state = crowded()
     console = Console(width=80, height=40, color_system="standard", force_terminal=True)
     took = []
-    for _ in range(7):
+    for _ in range(15):  # about 1.5 ms each here
         start = time.perf_counter()
         with console.capture():
             console.print(render(state, url="ipc://r", rows=30))
         took.append(time.perf_counter() - start)
-    assert sorted(took)[3] <= 0.020, took
+    assert sorted(took)[7] <= 0.020, took
