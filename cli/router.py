@@ -90,6 +90,15 @@ def router_command(
             " may connect, under any name.",
         ),
     ] = False,
+    metrics: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics",
+            metavar="HOST:PORT",
+            help="Serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (port 0: a"
+            " free one). No authentication: bind loopback unless the network is trusted.",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer_info(VERBOSE)] = False,
     warnings_only: Annotated[bool, typer_info(QUIET)] = False,
 ) -> None:
@@ -99,7 +108,7 @@ def router_command(
     journal (the default) a receipt means the message is on disk: a restart keeps it."""
     from zmqswarm.config import load_config
     from zmqswarm.keys import ServerKeys, load_secret
-    from zmqswarm.router.endpoints import pin_to_cpus
+    from zmqswarm.router.endpoints import pin_to_cpus, raise_fd_limit
     from zmqswarm.router.journal import default_data_dir
     from zmqswarm.router.loop import Router
     from zmqswarm.transport import resolve_router_url
@@ -108,6 +117,7 @@ def router_command(
     log = logging.getLogger("zmqswarm.router")
     with exit_codes():
         cfg = load_config(config)
+        files = raise_fd_limit()  # a descriptor a connected peer
         cpus = cpu or cfg.router.cpus
         if cpus:
             pin_to_cpus(cpus)  # before the socket: its I/O thread inherits the pinning
@@ -131,8 +141,10 @@ def router_command(
             allow=allowed,
             names=cfg.router.names,
             insecure=insecure or cfg.router.insecure,
+            metrics=metrics or cfg.router.metrics,
         )
         router.install_signal_handlers()
+        log.debug("open files allowed: %s", files)
         log.info(
             "zs router listening on %s, publishing state on %s",
             " ".join(router.endpoints),
@@ -141,6 +153,13 @@ def router_command(
         if allowed is not None:
             known = len(router.gate.allow.keys) if router.gate else 0
             log.info("CURVE on: letting in the %d keys in %s", known, allowed)
+        if router.metrics is not None:
+            log.info("serving metrics on %s", router.metrics.url)
+            if not router.metrics.loopback:
+                log.warning(
+                    "metrics on %s can be read by anyone who reaches it (no authentication)",
+                    router.metrics.url,
+                )
         if journal is None:
             log.info("no journal: mail lives in memory, a crash loses what was receipted")
         else:

@@ -61,6 +61,7 @@ class Procs:
         stdout: int | None = subprocess.PIPE,
         env: dict[str, str] | None = None,
         netns: str | None = None,
+        stdin: int | None = None,
     ) -> subprocess.Popen[str]:
         """Python with ``args``; inside network namespace ``netns`` if given (`ip netns exec`
         execs the command: the pid is Python's own)."""
@@ -68,6 +69,7 @@ class Procs:
         prefix = ["ip", "netns", "exec", netns] if netns else []
         proc = subprocess.Popen(
             [*prefix, sys.executable, *args],
+            stdin=stdin,
             stdout=stdout,
             stderr=subprocess.PIPE,
             text=True,

@@ -55,6 +55,8 @@ class RouterConfig(_Base, frozen=True):
     allow: str | None = None
     names: dict[str, list[str]] = {}
     insecure: bool = False  # bind a non-loopback address without CURVE
+    # Prometheus metrics over HTTP on HOST:PORT (zs router --metrics); None: not served.
+    metrics: str | None = None
 
     def options(self) -> RouterOptions:
         return self._to(RouterOptions)

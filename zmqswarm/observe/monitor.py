@@ -7,15 +7,16 @@ the library that imports rich.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
-from rich.table import Table
 from rich.text import Text
 
+from zmqswarm.observe.busiest import busiest, census
 from zmqswarm.observe.observer import Observer
-from zmqswarm.protocol import WatchedState
+from zmqswarm.protocol import PeerItem, WatchedState
 
 if TYPE_CHECKING:
     from zmqswarm.keys import ClientKeys
@@ -24,13 +25,22 @@ __all__ = ["as_json", "render", "run_monitor"]
 
 _RATES = ("accepted", "delivered", "acked")
 _TOTALS = ("accepted", "delivered", "acked", "redelivered", "held", "dead", "resumed", "bad_frames")
+_ONE_LINE: dict[str, Any] = {"no_wrap": True, "overflow": "ellipsis"}
+_NAME_MAX = 20  # columns a name may take (longer ones are cut: `zs peers` shows them whole)
+PEER_ROWS = 15  # names shown when the terminal's height does not say
+REFRESH = 0.25  # seconds between frames at least: at most 4 a second
+_HEAD_LINES = 10  # what a frame shows besides the names' rows (totals may take two lines)
 
 
-def render(state: WatchedState, *, url: str = "", silent: bool = False) -> RenderableType:
-    """The monitor's picture of ``state``: a status line, throughput, one row per name."""
+def render(
+    state: WatchedState, *, url: str = "", silent: bool = False, rows: int = PEER_ROWS
+) -> RenderableType:
+    """The monitor's picture of ``state``: a status line, the census, throughput, latency,
+    totals, and the ``rows`` busiest names (busiest.py) with a count of the rest. Every line
+    fits the console's width (80 columns and up): long names and states are cut."""
     if state.router_epoch == 0:
         return Text(f"zs monitor · {url} · waiting for the router", style="yellow")
-    status = Text(f"zs monitor · {url} · router {state.router_epoch:x}", style="bold")
+    status = Text(f"zs monitor · router {state.router_epoch:x}", style="bold", **_ONE_LINE)
     status.append(f" · up {state.at_ms / 1000:,.0f} s · update {max(state.seq, 0)}")
     if state.resyncs:
         status.append(f" · resynced {state.resyncs}x")
@@ -38,34 +48,62 @@ def render(state: WatchedState, *, url: str = "", silent: bool = False) -> Rende
         status.append(" · router silent", style="bold red")
     elif not state.synced:
         status.append(" · resyncing", style="yellow")
+    status.append(f" · {url}", style="dim")
+    seen = census(state.peers.values())
+    counted = Text(
+        f"peers {seen.peers:,} · online {seen.online:,} · offline {seen.peers - seen.online:,}"
+        f" · mail {seen.queued:,} queued, {seen.inflight:,} in flight",
+        **_ONE_LINE,
+    )
     rates = "  ".join(f"{key} {state.rates.get(key, 0.0):,.0f}/s" for key in _RATES)
-    totals = "  ".join(f"{key} {state.stats.get(key, 0):,}" for key in _TOTALS)
+    totals = [f"{key} {state.stats.get(key, 0):,}" for key in _TOTALS]
     figures = state.latency
-    latency = Text("accept → ack: none acked since the last update", style="dim")
+    latency = Text("accept → ack: none acked since the last update", style="dim", **_ONE_LINE)
     if figures:
         shown = "  ".join(f"{k} {_ms(figures[k])}" for k in ("p50", "p90", "p99", "max"))
-        latency = Text(f"accept → ack {shown} ({figures['n']:,} acked)")
-    table = Table(expand=False, show_edge=False, pad_edge=False)
-    table.add_column("name")
-    table.add_column("online")
-    table.add_column("queued", justify="right")
-    table.add_column("in flight", justify="right")
-    table.add_column("oldest", justify="right")
-    table.add_column("idle", justify="right")
-    table.add_column("state")
-    for name in sorted(state.peers):
-        row = state.peers[name]
-        online = Text("online", style="green") if row.online else Text("offline", style="dim")
-        idle = f"{row.idle_ms / 1000:.1f}s" if row.online else ""
-        queued = Text(f"{row.queued:,}", style="bold yellow" if row.queued else "")
-        inflight = f"{row.inflight:,}"
+        latency = Text(f"accept → ack {shown} ({figures['n']:,} acked)", **_ONE_LINE)
+    # (Topics, from the topics branch, get their lines here: between the figures and names.)
+    top = busiest(state.peers.values(), rows)
+    table = _names(top) if state.peers else Text("(no peers, no mail)", style="dim")
+    parts: list[RenderableType] = [status, counted, Text(rates, **_ONE_LINE), latency]
+    for half in (totals[:4], totals[4:]):
+        parts.append(Text("  ".join(half), style="dim", **_ONE_LINE))
+    parts.append(table)
+    rest = seen.peers - len(top)
+    if rest > 0:
+        mail = sum(bool(r.queued or r.inflight) for r in top)
+        parts.append(
+            Text(
+                f"… and {rest:,} more ({seen.online - sum(r.online for r in top):,} online,"
+                f" {seen.with_mail - mail:,} with mail): the {len(top)} busiest shown",
+                style="dim",
+                **_ONE_LINE,
+            )
+        )
+    return Group(*parts)
+
+
+def _names(rows: list[PeerItem]) -> Text:
+    """One line a row, in columns, written out: rich's Table measures every cell of every
+    row each frame (about 0.6 ms a row here); this costs a few µs a row. Lines past the
+    console's width are cut (the state first, as the last column)."""
+    width = min(_NAME_MAX, max(len(row.name) for row in rows))
+    head = f"{'name':<{width}}  {'online':<7}  {'queued':>7}  {'in flight':>9}  {'oldest':>6}"
+    head += f"  {'idle':>6}  state"
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(head + "\n", style="bold")
+    for row in rows:
+        name = row.name if len(row.name) <= width else row.name[: width - 1] + "…"
+        text.append(f"{name:<{width}}  ")
+        text.append("online " if row.online else "offline", "green" if row.online else "dim")
+        text.append(f"  {row.queued:>7,}", "bold yellow" if row.queued else "")
         oldest = f"{row.waiting_ms / 1000:.1f}s" if row.queued + row.inflight else ""
-        style = "red" if row.state.startswith("dead") else ""
-        state_text = Text(row.state, style=style)
-        table.add_row(name, online, queued, inflight, oldest, idle, state_text)
-    if not state.peers:
-        table.add_row(Text("(no peers, no mail)", style="dim"), "", "", "", "", "", "")
-    return Group(status, Text(rates), latency, Text(totals, style="dim"), table)
+        idle = f"{row.idle_ms / 1000:.1f}s" if row.online else ""
+        text.append(f"  {row.inflight:>9,}  {oldest:>6}  {idle:>6}  ")
+        text.append(row.state, "red" if row.state.startswith("dead") else "")
+        text.append("\n")
+    text.rstrip()
+    return text
 
 
 def _ms(us: int) -> str:
@@ -110,16 +148,24 @@ def run_monitor(
         else:
             console.print(render(state, url=observer.url))
         return
-    updates = observer.watch()
+    updates = observer.watch(tick=REFRESH)
     state = next(updates)  # the first Snapshot: its errors reach the caller
-    live = None if json else Live(render(state, url=observer.url), console=console)
+    # Frames are drawn here, at most every REFRESH, never by a thread of rich's own: a change
+    # that comes sooner waits for the next frame (the watch yields at least every REFRESH).
+    live = None if json else Live(console=console, auto_refresh=False)
     shown: tuple[int, bool] | None = None
+    drawn = -REFRESH
     try:
         if live is not None:
             live.start()
         while True:
             if live is not None:
-                live.update(render(state, url=observer.url, silent=observer.silent))
+                now = time.monotonic()
+                if now - drawn >= REFRESH:
+                    drawn = now
+                    rows = max(3, console.size.height - _HEAD_LINES)
+                    frame = render(state, url=observer.url, silent=observer.silent, rows=rows)
+                    live.update(frame, refresh=True)
             elif (state.seq, observer.silent) != shown:  # a change, not a tick
                 print(as_json(state, silent=observer.silent), flush=True)  # noqa: T201
                 shown = (state.seq, observer.silent)

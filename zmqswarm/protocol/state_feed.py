@@ -13,9 +13,11 @@ once per ``heartbeat`` so that observers can tell a quiet router from a dead one
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .frames import PeerItem, Snapshot, Update
 
-__all__ = ["LatencyWindow", "StatePublisher", "WatchedState"]
+__all__ = ["LatencyWindow", "StatePublisher", "WatchedState", "upper_edge"]
 
 _BUCKETS = 65 * 8  # 8 a power of two, up to 2**64 µs: a percentile is at most 1/8 over
 
@@ -25,10 +27,13 @@ class LatencyWindow:
     ``record`` a message costs a few integer operations, not a sort. Each figure is its
     bucket's upper edge, in µs: never under the truth, at most 1/8 over it."""
 
-    __slots__ = ("_counts",)
+    __slots__ = ("_counts", "on_reset")
 
     def __init__(self) -> None:
         self._counts = [0] * _BUCKETS
+        # Told each window's bucket counts as it closes (``zs router --metrics`` keeps a
+        # longer view from them): once an Update, never per message.
+        self.on_reset: Callable[[list[int]], None] | None = None
 
     def record(self, seconds: float, weight: int = 1) -> None:
         """One time, or one that stands for ``weight`` (a systematic sample of a batch)."""
@@ -48,15 +53,18 @@ class LatencyWindow:
         for index, count in enumerate(counts):
             seen += count
             while wanted and count and seen >= wanted[0][1]:
-                out[f"p{wanted.pop(0)[0]}"] = _upper_edge(index)
-        out["max"] = _upper_edge(max(i for i, count in enumerate(counts) if count))
+                out[f"p{wanted.pop(0)[0]}"] = upper_edge(index)
+        out["max"] = upper_edge(max(i for i, count in enumerate(counts) if count))
         return out
 
     def reset(self) -> None:
+        if self.on_reset is not None:
+            self.on_reset(self._counts)
         self._counts = [0] * _BUCKETS
 
 
-def _upper_edge(index: int) -> int:
+def upper_edge(index: int) -> int:
+    """The upper edge, in µs, of the bucket at ``index`` of a LatencyWindow's counts."""
     top, eighth = divmod(index, 8)
     return (8 + eighth + 1) << (top - 1) >> 3
 

@@ -27,6 +27,7 @@ __all__ = [
     "exposed",
     "pin_to_cpus",
     "pub_urls",
+    "raise_fd_limit",
     "rebind_pub",
     "secure",
 ]
@@ -160,6 +161,21 @@ def rebind_pub(
             if time.monotonic() >= deadline:
                 raise
             time.sleep(0.01)  # the old listener is still closing
+
+
+def raise_fd_limit() -> int:
+    """Raise this process's soft limit on open files to its hard limit, and return it: every
+    connected peer holds a descriptor of the router's, and a soft limit of 1024 (the usual
+    default) would refuse the thousandth peer. Nothing changes where there is no such limit."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):  # a hard limit the kernel caps lower (macOS: OPEN_MAX)
+            return soft
+    return hard
 
 
 def pin_to_cpus(cpus: list[int]) -> None:

@@ -54,6 +54,7 @@ from .endpoints import (
     rebind_pub,
 )
 from .journal import Journal
+from .metrics import MetricsServer
 
 __all__ = ["Router"]
 
@@ -83,6 +84,7 @@ class Router:
             only the keys in ``allow``, a directory of public key files, and each key only
             under the names ``names`` gives it (default: its own name, and ``KEY.*``).
         insecure: bind a non-loopback tcp address without CURVE (refused otherwise).
+        metrics: ``HOST:PORT`` to serve Prometheus metrics on, from this loop (metrics.py).
     """
 
     def __init__(
@@ -99,6 +101,7 @@ class Router:
         allow: Path | None = None,
         names: dict[str, list[str]] | None = None,
         insecure: bool = False,
+        metrics: str | None = None,
     ) -> None:
         self.binds = binds
         self.curve = curve
@@ -123,6 +126,7 @@ class Router:
         self.endpoints: list[str] = []
         self.gate: Gatekeeper | None = None
         self.journal: Journal | None = None
+        self.metrics: MetricsServer | None = None
         if data_dir is not None:  # before binding: a damaged journal stops us first
             self.journal = Journal(
                 data_dir,
@@ -146,6 +150,8 @@ class Router:
         try:
             urls = publish if publish is not None else pub_urls(binds)
             self.pub, self.core.publish_endpoints[:] = bind_pub(self._ctx, urls, self.curve)
+            if metrics:
+                self.metrics = MetricsServer(metrics, self.core, self._ctx)
         except BaseException:
             self.close()
             raise
@@ -345,6 +351,8 @@ class Router:
         """Read the connection monitor; after a drop, probe every session (now, and once
         more shortly), ending those whose connection is gone."""
         self._next_look = now + _MONITOR_EVERY
+        if self.metrics is not None:
+            self.metrics.serve(now)
         if readable(self.monitor) and connection_events(self.monitor, self.core.stats):
             self._probe_at = [now, now + _REPROBE]
         if self._probe_at and now >= self._probe_at[0]:
@@ -393,6 +401,8 @@ class Router:
         gate = getattr(self, "gate", None)
         if gate is not None:
             gate.close()
+        if self.metrics is not None:
+            self.metrics.close()
         journal = getattr(self, "journal", None)
         if journal is not None:
             self.journal = None
