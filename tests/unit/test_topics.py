@@ -1,0 +1,293 @@
+"""Topics with no socket: the router's last-value cache (coalescing, deduplication, ttl,
+limits) and the observer's fold of its ticks, with lost messages and late joiners."""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+
+import hypothesis.strategies as st
+from hypothesis import example, given, settings
+
+from zmqswarm.protocol import (
+    PROTOCOL_VERSION,
+    Code,
+    Hello,
+    Nack,
+    RouterCore,
+    RouterOptions,
+    topic_feed,
+)
+from zmqswarm.protocol.codec import decode, encode
+from zmqswarm.protocol.frames import (
+    ObserveTopics,
+    Publish,
+    PublishItem,
+    TopicSnapshot,
+    TopicTick,
+    TopicValue,
+)
+from zmqswarm.protocol.topic_feed import TICK_KEY, TOPIC_KEY, TopicCache, TopicView
+
+
+def cache(**kw: float) -> TopicCache:
+    return TopicCache(7, 0.0, interval=0.05, heartbeat=1.0, **kw)  # type: ignore[arg-type]
+
+
+def frames(messages: list[list[bytes]]) -> list[tuple[TopicValue | TopicTick, bytes]]:
+    out: list[tuple[TopicValue | TopicTick, bytes]] = []
+    for parts in messages:
+        frame = decode(parts[1])
+        assert isinstance(frame, TopicValue | TopicTick)
+        if isinstance(frame, TopicValue):
+            assert parts[0] == TOPIC_KEY + frame.topic.encode() and len(parts) == 3
+            out.append((frame, parts[2]))
+        else:
+            assert parts[0] == TICK_KEY and len(parts) == 2
+            out.append((frame, b""))
+    return out
+
+
+def snapshot_pages(
+    c: TopicCache, prefix: str, now: float
+) -> list[tuple[TopicSnapshot, list[bytes]]]:
+    pages, after = [], ""
+    while True:
+        header, *payloads = c.snapshot(prefix, after, ["ipc://x.pub"], now)
+        page = decode(header)
+        assert isinstance(page, TopicSnapshot)
+        pages.append((page, payloads))
+        if not page.more:
+            return pages
+        after = page.items[-1].topic
+
+
+def fold(view: TopicView, messages: list[list[bytes]]) -> bool:
+    for frame, payload in frames(messages):
+        if isinstance(frame, TopicValue):
+            view.apply_value(frame, payload)
+        elif not view.apply_tick(frame):
+            return False
+    return True
+
+
+def test_a_burst_to_one_topic_goes_out_once_per_tick_with_its_last_value() -> None:
+    c = cache()
+    c.put("build", b"0", "runner", 0, 0.0)
+    first = frames(c.take(0.0))  # the first change after a quiet spell goes at once
+    assert [(f.topic, p) for f, p in first if isinstance(f, TopicValue)] == [("build", b"0")]
+    for i in range(1, 10_000):
+        c.put("build", b"%d" % i, "runner", 0, 0.000004 * i)
+        assert c.take(0.000004 * i) == []  # within the interval: coalesced
+    assert c.next_deadline() == 0.05
+    out = frames(c.take(0.05))
+    values = [(f.topic, p) for f, p in out if isinstance(f, TopicValue)]
+    assert values == [("build", b"9999")]
+    tick = out[-1][0]
+    assert isinstance(tick, TopicTick) and tick.tick == 2 and tick.changed == [("build", 2)]
+    assert c.stats["published"] == 10_000 and c.stats["topic_values"] == 2
+
+
+def test_a_value_equal_to_the_published_one_is_not_sent_again() -> None:
+    c = cache()
+    c.put("a", b"x", "p", 0, 0.0)
+    c.take(0.0)
+    c.put("a", b"y", "p", 0, 0.01)
+    c.put("a", b"x", "p", 0, 0.02)  # back to what observers have
+    assert c.take(0.1) == []
+    c.put("a", b"x", "p", 0, 0.2)
+    assert c.take(0.3) == []
+    beat = frames(c.take(1.0))  # only the heartbeat tick
+    assert len(beat) == 1 and isinstance(beat[0][0], TopicTick) and beat[0][0].changed == []
+    c.put("a", b"x", "q", 0, 1.1)  # another publisher: a change
+    assert [f.publisher for f, _ in frames(c.take(1.1)) if isinstance(f, TopicValue)] == ["q"]
+
+
+def test_a_ttl_takes_a_topic_out_and_observers_see_it_go() -> None:
+    c = cache()
+    view = TopicView()
+    view.apply_snapshot(snapshot_pages(c, "", 0.0))
+    c.put("a", b"1", "p", 100, 0.0)
+    c.put("b", b"2", "p", 0, 0.0)
+    assert fold(view, c.take(0.0)) and set(view.values) == {"a", "b"}
+    view.take_changes()
+    c.put("a", b"1", "p", 100, 0.05)  # the same value: ttl renewed, nothing sent
+    assert c.take(0.1) == []
+    assert c.take(0.12) == []  # the first ttl was postponed
+    out = c.take(0.2)
+    assert fold(view, out) and set(view.values) == {"b"}
+    tick = frames(out)[-1][0]
+    assert isinstance(tick, TopicTick) and tick.gone == [("a", 1)]
+    assert view.take_changes() == ["a"] and c.stats["topics_expired"] == 1
+    assert c.nbytes == 1 and "a" not in c.entries
+
+
+def test_limits_refuse_and_count() -> None:
+    c = cache(max_value=4, max_topics=2, max_bytes=6)
+    assert c.put("a", b"12345", "p", 0, 0.0).startswith("value of 5 bytes")
+    assert c.put("bad topic", b"", "p", 0, 0.0).startswith("invalid topic")
+    assert c.put("a", b"1234", "p", 0, 0.0) == ""
+    assert "max_topic_bytes" in c.put("b", b"123", "p", 0, 0.0)
+    assert c.put("b", b"12", "p", 0, 0.0) == ""
+    assert "max_topics" in c.put("c", b"", "p", 0, 0.0)
+    assert c.stats["publish_refused"] == 4 and c.stats["published"] == 6
+
+
+def test_a_lost_value_or_tick_is_a_gap() -> None:
+    c = cache()
+    view = TopicView("a")
+    view.apply_snapshot(snapshot_pages(c, "a", 0.0))
+    c.put("a1", b"x", "p", 0, 0.0)
+    c.put("b1", b"x", "p", 0, 0.0)
+    out = c.take(0.0)
+    lost_b = [m for m in out if m[0] != TOPIC_KEY + b"b1"]  # not ours: no gap
+    assert fold(view, lost_b)
+    c.put("a1", b"y", "p", 0, 0.1)
+    out = c.take(0.1)
+    assert not fold(view, out[1:])  # a1's value lost
+    view.apply_snapshot(snapshot_pages(c, "a", 0.1))
+    assert view.values["a1"].payload == b"y" and view.resyncs == 1
+    c.put("a1", b"z", "p", 0, 0.2)
+    c.take(0.2)  # a whole tick lost
+    c.put("a1", b"w", "p", 0, 0.3)
+    assert not fold(view, c.take(0.3))
+
+
+def test_snapshot_pages_cover_every_topic_under_the_prefix_once() -> None:
+    c = cache()
+    for i in range(250):
+        c.put(f"job/{i:03}", b"%d" % i, "p", 0, 0.0)
+    c.put("other", b"", "p", 0, 0.0)
+    c.put("job/new", b"", "p", 0, 0.01)  # not published yet: the next tick brings it
+    c.next_at = 0.0
+    c.take(0.0)
+    c.put("job/late", b"", "p", 0, 0.01)
+    pages = snapshot_pages(c, "job/", 0.01)
+    assert [len(p.items) for p, _ in pages] == [100, 100, 51]
+    topics = [item.topic for p, _ in pages for item in p.items]
+    assert topics == sorted(topics) and len(set(topics)) == 251 and "job/late" not in topics
+    assert all(p.tick == 1 for p, _ in pages)
+
+
+@settings(max_examples=500, deadline=None)
+@example(ops=[("page",), ("put", "a", b"", 0)], prefix="", seed=1, loss=0.5)  # a value lost
+@given(
+    ops=st.lists(
+        st.one_of(
+            st.tuples(
+                st.just("put"),
+                st.sampled_from(["a", "a/1", "a/2", "b", "b/1"]),
+                st.sampled_from([b"", b"x", b"y"]),
+                st.sampled_from([0, 0, 30, 200]),
+            ),
+            st.tuples(st.just("time"), st.sampled_from([0.001, 0.02, 0.06, 0.5])),
+            st.tuples(st.just("page")),
+            st.tuples(st.just("drain")),
+        ),
+        max_size=80,
+    ),
+    prefix=st.sampled_from(["", "a", "a/", "b"]),
+    seed=st.integers(0, 2**32),
+    loss=st.sampled_from([0.0, 0.1, 0.5]),
+)
+def test_an_observer_ends_with_exactly_the_routers_last_values(
+    ops: list[tuple[object, ...]], prefix: str, seed: int, loss: float
+) -> None:
+    """Whatever is published, whenever the observer joins or asks for pages, and whatever PUB
+    drops: once the router is quiet, the observer holds exactly the router's published values
+    under its prefix, and every one it was told changed is named in its changes."""
+    rng = random.Random(seed)
+    old_page = topic_feed.PAGE_ITEMS
+    topic_feed.PAGE_ITEMS = 2  # many pages, taken between ticks
+    try:
+        c = cache()
+        view = TopicView(prefix)
+        queue: deque[list[bytes]] = deque()
+        pages: list[tuple[TopicSnapshot, list[bytes]]] = []
+        syncing = True
+        now = 0.0
+
+        def publish(messages: list[list[bytes]]) -> None:
+            for parts in messages:  # what the SUB's filter lets through, less what PUB drops
+                if parts[0] == TICK_KEY or parts[0].startswith(TOPIC_KEY + prefix.encode()):
+                    if rng.random() >= loss:
+                        queue.append(parts)
+
+        def page() -> None:
+            nonlocal syncing
+            after = pages[-1][0].items[-1].topic if pages else ""
+            header, *payloads = c.snapshot(prefix, after, [], now)
+            snap = decode(header)
+            assert isinstance(snap, TopicSnapshot)
+            pages.append((snap, payloads))
+            if not snap.more:
+                view.apply_snapshot(pages)
+                pages.clear()
+                syncing = False
+
+        def drain() -> None:
+            nonlocal syncing
+            while queue and not syncing:
+                if not fold(view, [queue.popleft()]):
+                    syncing = True
+
+        for op in ops:
+            if op[0] == "put":
+                _, topic, payload, ttl = op
+                assert isinstance(topic, str) and isinstance(payload, bytes)
+                assert isinstance(ttl, int)
+                c.put(topic, payload, "p", ttl, now)
+            elif op[0] == "time":
+                assert isinstance(op[1], float)
+                now += op[1]
+            elif op[0] == "page" and syncing:
+                page()
+            elif op[0] == "drain":
+                drain()
+            publish(c.take(now))
+        loss = 0.0  # the router goes quiet; what follows arrives
+        for _ in range(100):
+            now += 0.5
+            publish(c.take(now))
+            while syncing:
+                page()
+            drain()
+            if view.synced and not queue and view.tick == c.tick:
+                break  # a lost last tick shows at the next heartbeat tick
+        want = {t: v for t, v in c.values().items() if t.startswith(prefix)}
+        have = {t: (r.seq, r.publisher, r.payload) for t, r in view.values.items()}
+        assert have == want
+        assert view.tick == c.tick
+    finally:
+        topic_feed.PAGE_ITEMS = old_page
+
+
+def test_the_router_core_takes_publishes_and_answers_for_topics() -> None:
+    core = RouterCore(epoch=7, options=RouterOptions(max_topic_value=8))
+    core.publish_endpoints.append("ipc://x.pub")
+    ident = b"runner/1"
+    hello = Hello(PROTOCOL_VERSION, "runner", 1, send_only=True)
+    core.handle(ident, [encode(hello)], 0.0)
+    core.take_output(0.0)
+    items = [PublishItem("runner", 0), PublishItem("job/1", 5000), PublishItem("job/2")]
+    core.handle(ident, [encode(Publish(items)), b"busy", b"50%", b"far too large"], 0.0)
+    assert core.stats["published"] == 3 and core.stats["publish_refused"] == 1
+    out = frames(core.take_topics(0.0))
+    assert [(f.topic, f.publisher, p) for f, p in out if isinstance(f, TopicValue)] == [
+        ("runner", "runner", b"busy"),
+        ("job/1", "runner", b"50%"),
+    ]
+    core.handle(ident, [encode(ObserveTopics("job/"))], 0.0)
+    [(to, parts, _)] = core.take_output(0.0)
+    snap = decode(parts[0])
+    assert to == ident and isinstance(snap, TopicSnapshot)
+    assert snap.publish == ["ipc://x.pub"] and snap.tick == 1 and not snap.more
+    assert [i.topic for i in snap.items] == ["job/1"] and parts[1:] == [b"50%"]
+    # A Publish whose part count is wrong is refused whole; one without a session too.
+    core.handle(ident, [encode(Publish(items)), b"x"], 0.0)
+    core.handle(b"stranger/1", [encode(Publish(items[:1])), b"x"], 0.0)
+    nacks = [(to, decode(parts[0])) for to, parts, _ in core.take_output(0.0)]
+    assert [(to, n.code) for to, n in nacks if isinstance(n, Nack)] == [
+        (ident, Code.BAD_FRAME),
+        (b"stranger/1", Code.NOT_WELCOMED),
+    ]
