@@ -7,10 +7,13 @@ import random
 from collections import deque
 
 import hypothesis.strategies as st
+import pytest
 from hypothesis import example, given, settings
 
+from zmqswarm.errors import LocalProtocolError
 from zmqswarm.protocol import (
     PROTOCOL_VERSION,
+    ClientCore,
     Code,
     Hello,
     Nack,
@@ -26,6 +29,7 @@ from zmqswarm.protocol.frames import (
     TopicSnapshot,
     TopicTick,
     TopicValue,
+    Welcome,
 )
 from zmqswarm.protocol.topic_feed import TICK_KEY, TOPIC_KEY, TopicCache, TopicView
 
@@ -291,3 +295,41 @@ def test_the_router_core_takes_publishes_and_answers_for_topics() -> None:
         (ident, Code.BAD_FRAME),
         (b"stranger/1", Code.NOT_WELCOMED),
     ]
+
+
+def published(out: list[list[bytes]]) -> list[tuple[str, int, bytes]]:
+    found = []
+    for parts in out:
+        frame = decode(parts[0])
+        if isinstance(frame, Publish):
+            assert len(parts) == len(frame.items) + 1
+            found += [(i.topic, i.ttl_ms, p) for i, p in zip(frame.items, parts[1:], strict=True)]
+    return found
+
+
+def test_a_client_publishes_at_once_and_keeps_only_the_latest_while_down() -> None:
+    core = ClientCore("runner", epoch=3)
+    with pytest.raises(ValueError, match="invalid topic"):
+        core.publish("no spaces", b"", 0.0)
+    with pytest.raises(ValueError, match="max_topic_value"):
+        core.publish("big", bytes(65537), 0.0)
+    core.publish("runner", b"starting", 0.0)  # before connecting: waits for a session
+    assert published(core.outgoing(0.0)) == []
+    core.connect(0.0)
+    # After the Hello, in the same turn: the router takes it in the new session.
+    out = core.outgoing(0.0)
+    assert isinstance(decode(out[0][0]), Hello) and published(out) == [("runner", 0, b"starting")]
+    welcome = Welcome(PROTOCOL_VERSION, 1, 1, 0, 200, 1 << 20, 1, 0, False, 800)
+    core.receive([encode(welcome)], 0.0)
+    core.publish("job", b"1", 0.1, ttl_ms=500)
+    core.publish("job", b"2", 0.1, ttl_ms=500)  # within one turn: only the latest leaves
+    assert published(core.outgoing(0.1)) == [("job", 500, b"2")]
+    core.link_down(0.2)
+    for i in range(1000):
+        core.publish("job", b"%d" % i, 0.2)
+    assert published(core.outgoing(0.2)) == []
+    core.link_up(0.3)
+    assert published(core.outgoing(0.3)) == [("job", 0, b"999")]
+    core.close(0.4)
+    with pytest.raises(LocalProtocolError):
+        core.publish("job", b"", 0.4)

@@ -46,6 +46,8 @@ from .frames import (
     Hold,
     Nack,
     PeerState,
+    Publish,
+    PublishItem,
     Receipt,
     Send,
     SendItem,
@@ -55,6 +57,7 @@ from .inbox import MAX_NOTE, Inbound, Inbox, MessageKey
 from .lease import Lease
 from .options import ClientOptions
 from .send_window import INF, SendWindow
+from .topic_feed import TOPIC_RULE, valid_topic
 
 __all__ = ["TRANSITIONS", "ClientCore"]
 
@@ -114,6 +117,7 @@ class ClientCore:
         self.lease = Lease(opts.heartbeat_timeout / 2, opts.heartbeat_timeout)
         self._link_down = False  # the connection dropped; Hello again once it is back
         self._resume = 0  # the session a Hello on a new connection asks to resume
+        self._publishes: dict[str, tuple[bytes, int]] = {}  # topic -> latest (value, ttl_ms)
 
     # -- the state machine ----------------------------------------------------------------
 
@@ -178,6 +182,20 @@ class ClientCore:
         for payload in payloads:
             if len(payload) > limit:
                 raise ValueError(f"payload of {len(payload)} bytes > max_payload {limit}")
+
+    def publish(self, topic: str, payload: bytes, now: float, *, ttl_ms: int = 0) -> None:
+        """Publish the latest value of ``topic``: it leaves with the next ``outgoing``, or
+        once a session is up (only the latest per topic waits). No answer, at most once."""
+        if self.state == CLOSED:
+            raise LocalProtocolError("publish after close")
+        if not valid_topic(topic):
+            raise ValueError(f"invalid topic {topic!r}: {TOPIC_RULE}")
+        limit = self.options.max_topic_value
+        if len(payload) > limit:
+            raise ValueError(f"topic value of {len(payload)} bytes > max_topic_value {limit}")
+        if ttl_ms < 0:
+            raise ValueError(f"ttl of {ttl_ms} ms: a ttl is positive (0: none)")
+        self._publishes[topic] = (payload, ttl_ms)
 
     def resume(
         self, next_seq: int, unsent: list[tuple[int, str, bytes, bool, int]], now: float
@@ -299,6 +317,8 @@ class ClientCore:
             while batch := window.take(now, MAX_BATCH):
                 items = [SendItem(m.seq, m.to, m.prev, m.notify, m.ttl_ms) for m in batch]
                 self._emit([encode(Send(window.base, items)), *(m.payload for m in batch)])
+            if self._publishes:
+                self._emit_publishes()
         out, self._out = self._out, []
         return out
 
@@ -317,6 +337,14 @@ class ClientCore:
 
     def _emit(self, parts: list[bytes]) -> None:
         self._out.append(parts)
+
+    def _emit_publishes(self) -> None:
+        pending = list(self._publishes.items())
+        self._publishes.clear()
+        for start in range(0, len(pending), MAX_BATCH):
+            batch = pending[start : start + MAX_BATCH]
+            items = [PublishItem(topic, ttl_ms) for topic, (_, ttl_ms) in batch]
+            self._emit([encode(Publish(items)), *(value for _, (value, _) in batch)])
 
     def _send_ack(self, now: float) -> None:
         upto = self.inbox.pending_ack()
