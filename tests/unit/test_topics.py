@@ -31,6 +31,7 @@ from zmqswarm.protocol.frames import (
     TopicValue,
     Welcome,
 )
+from zmqswarm.protocol.observing import Connect, ObserverCore
 from zmqswarm.protocol.topic_feed import TICK_KEY, TOPIC_KEY, TopicCache, TopicView
 
 
@@ -333,3 +334,60 @@ def test_a_client_publishes_at_once_and_keeps_only_the_latest_while_down() -> No
     core.close(0.4)
     with pytest.raises(LocalProtocolError):
         core.publish("job", b"", 0.4)
+
+
+def test_one_fold_follows_state_and_topics_and_asks_again_after_a_gap() -> None:
+    """ObserverCore against a RouterCore, no socket: the sync conversation (subscribe first,
+    then ask again), the feed folded, a lost tick healed by a new TopicSnapshot."""
+    router = RouterCore(epoch=7, started=0.0)
+    router.publish_endpoints.append("ipc://r.pub")
+    runner = b"runner/1"
+    router.handle(runner, [encode(Hello(PROTOCOL_VERSION, "runner", 1))], 0.0)
+    admin = b"admin/1"
+    router.handle(admin, [encode(Hello(PROTOCOL_VERSION, "admin", 1, send_only=True))], 0.0)
+    router.take_output(0.0)
+    observer = ObserverCore("ipc://r", topics="job/")
+
+    def sync(now: float) -> list[object]:
+        steps: list[object] = []
+        plan, answer = observer.sync(), None
+        while True:
+            try:
+                step = plan.send(answer)
+            except StopIteration:
+                return steps
+            steps.append(step)
+            if isinstance(step, Connect):
+                answer = None
+            else:
+                router.handle(admin, [encode(step)], now)
+                [(_, parts, _)] = router.take_output(now)
+                answer = (decode(parts[0]), parts[1:])
+
+    def publish(now: float, **values: bytes) -> list[list[bytes]]:
+        items = [PublishItem(topic.replace("_", "/")) for topic in values]
+        router.handle(runner, [encode(Publish(items)), *values.values()], now)
+        feed = [[encode(u)] for u in router.take_updates(now)]
+        return feed + router.take_topics(now)
+
+    publish(0.0, job_1=b"a", other=b"x")
+    steps = sync(0.0)
+    assert [type(s).__name__ for s in steps] == [
+        "Observe", "ObserveTopics", "Connect", "Observe", "ObserveTopics",
+    ]  # fmt: skip
+    assert observer.connected == ["ipc://r.pub"] and observer.subscriptions() == [b""]
+    assert observer.topics is not None and observer.state.synced
+    view = observer.topics
+    assert {t: r.payload for t, r in view.values.items()} == {"job/1": b"a"}
+    for parts in publish(0.1, job_1=b"b", job_2=b"c"):
+        assert observer.receive(parts)
+    assert {t: r.payload for t, r in view.values.items()} == {"job/1": b"b", "job/2": b"c"}
+    assert "runner" in observer.state.peers
+    publish(0.2, job_1=b"d")  # a whole tick lost
+    feed = publish(0.3, job_2=b"e")
+    assert not all(observer.receive(parts) for parts in feed)
+    assert observer.stale == {"topics"}
+    assert [type(s).__name__ for s in sync(0.3)] == ["ObserveTopics"]  # the topics only
+    assert {t: r.payload for t, r in view.values.items()} == {"job/1": b"d", "job/2": b"e"}
+    assert view.resyncs == 1 and observer.stale == set() and observer.bad_updates == 0
+    assert observer.receive([b"\xc1"]) and observer.bad_updates == 1
