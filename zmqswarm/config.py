@@ -49,6 +49,11 @@ class RouterConfig(_Base, frozen=True):
     # The journal: receipts mean on disk, and a restart keeps what was receipted.
     journal: bool = True
     data_dir: str | None = None  # None: $XDG_STATE_HOME/zmqswarm/router/<endpoint>
+    # Topics: observers get what changed once a tick; values and topics have limits.
+    topic_interval: float = 0.05
+    max_topic_value: int = 64 << 10
+    max_topics: int = 10_000
+    max_topic_bytes: int = 64 << 20
 
     def options(self) -> RouterOptions:
         return self._to(RouterOptions)

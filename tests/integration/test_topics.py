@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import queue
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Generator
@@ -209,3 +211,50 @@ def test_final_values_arrive_within_100_ms_of_the_last_publish(procs: Procs) -> 
         assert lag_ms < 100
     finally:
         updates.close()
+
+
+ZS = [sys.executable, "-m", "zmqswarm.cli"]
+ENV = {k: v for k, v in os.environ.items() if k not in ("ZS_ROUTER", "ZS_NAME")}
+
+
+def zs(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([*ZS, *args], input=stdin, capture_output=True, timeout=30, env=ENV)
+
+
+def test_zs_pub_and_zs_sub_as_a_script_uses_them(procs: Procs) -> None:
+    procs.router()
+    url = procs.url
+    assert zs("pub", "-r", url, "--from", "runner", "build/1", "compiling").returncode == 0
+    follower = procs.spawn("-m", "zmqswarm.cli", "sub", "build/", "--json", "-r", url, env=ENV)
+    lines = lines_of(follower)
+    first = json.loads(lines.get(timeout=15))  # what the router holds, at once
+    assert first == {
+        "topic": "build/1", "seq": 1, "publisher": "runner", "payload": "compiling",
+        "encoding": "utf-8",
+    }  # fmt: skip
+    assert zs("pub", "-r", url, "other", "not under build/").returncode == 0
+    done = zs("pub", "-r", url, "-f", "runner", "--ttl", "0.5", "build/2", "-", stdin=b"\xff\x00")
+    assert done.returncode == 0 and done.stdout == b"", done.stderr
+    second = json.loads(lines.get(timeout=15))
+    assert second["topic"] == "build/2" and second["encoding"] == "base64"
+    assert second["payload"] == "/wA=" and second["seq"] == 3
+    assert json.loads(lines.get(timeout=15)) == {"topic": "build/2", "gone": True}  # its ttl
+    text = zs("sub", "-r", url, "--once")
+    assert text.returncode == 0 and text.stdout == b"build/1 compiling\nother not under build/\n"
+
+
+def test_zs_pub_and_zs_sub_errors_are_one_line_with_their_exit_codes(tmp_path: Path) -> None:
+    nobody = f"ipc://{tmp_path}/nobody"
+    cases = [
+        (["pub", "-r", nobody, "no spaces", "x"], 2, "invalid topic 'no spaces'"),
+        (["pub", "-r", nobody, "--from", "-bad", "t", "x"], 2, "invalid publisher name"),
+        (["sub", "-r", nobody, "a b", "--once"], 2, "invalid topic prefix 'a b'"),
+        (["pub", "-r", nobody, "--timeout", "0.5", "t", "x"], 3, "did not answer within 0.5 s"),
+        (["sub", "-r", nobody, "--timeout", "0.5"], 3, "did not answer within 0.5 s"),
+        (["pub", "-r", nobody, "t", "-"], 4, "over the 65536-byte limit"),
+    ]
+    for args, code, said in cases:
+        done = zs(*args, stdin=bytes(65537))
+        err = done.stderr.decode()
+        assert done.returncode == code, (args, err)
+        assert err.count("\n") == 1 and said in err, (args, err)
