@@ -10,15 +10,36 @@ PARAMS = (
     ROUTER,
     option("once", "--once", type=bool, default=False, help="Print the state once and exit."),
     as_json("One JSON object per change instead of the view."),
+    option(
+        "topics",
+        "--topics",
+        metavar="PREFIX",
+        default="",
+        help="Show the topics whose names start with PREFIX (default: all).",
+    ),
+    option(
+        "sort",
+        "--sort",
+        choices=("name", "recent", "publisher"),
+        default="name",
+        help="Order of the topics: by name, most recently changed first, or by publisher.",
+    ),
     timeout(5.0, "Seconds to wait for the router."),
     CONFIG,
 )
 
 
 def run(
-    *, router: str | None, once: bool, as_json: bool, timeout: float, config: str | None
+    *,
+    router: str | None,
+    once: bool,
+    as_json: bool,
+    topics: str,
+    sort: str,
+    timeout: float,
+    config: str | None,
 ) -> None:
-    """A live view of the router: names, mail, throughput.
+    """A live view of the router: names, mail, throughput, topics.
 
     Follows the router's state events (Ctrl-C to stop); --once prints the state now."""
     from zmqswarm.config import load_config
@@ -27,4 +48,6 @@ def run(
     with exit_codes():
         where = target(router, config, load_config(config).client.router)
         with reaching(where):
-            run_monitor(where.url, once=once, json=as_json, timeout=timeout)
+            run_monitor(
+                where.url, once=once, json=as_json, timeout=timeout, topics=topics, sort=sort
+            )

@@ -258,3 +258,29 @@ def test_zs_pub_and_zs_sub_errors_are_one_line_with_their_exit_codes(tmp_path: P
         err = done.stderr.decode()
         assert done.returncode == code, (args, err)
         assert err.count("\n") == 1 and said in err, (args, err)
+
+
+def test_zs_peers_and_zs_monitor_say_what_every_agent_is_doing(procs: Procs) -> None:
+    procs.router()
+    url = procs.url
+    with Client("alice", router=url) as alice:
+        alice.set_state("live %3")  # what `zs agent` reports about its pane
+        alice.publish("alice", b"reviewing PR 12")  # what it says it is doing
+        alice.publish("build/7", b"73%")
+        alice.wait_ready()
+
+        def listed() -> str:
+            return zs("peers", "-r", url).stdout.decode()
+
+        deadline = time.monotonic() + 10
+        while "reviewing PR 12" not in listed():
+            assert time.monotonic() < deadline, listed()
+        row = next(line for line in listed().splitlines() if line.startswith("alice"))
+        assert "live %3" in row and row.endswith("reviewing PR 12")
+        as_json = json.loads(zs("peers", "-r", url, "--json").stdout)
+        assert as_json["state"] == "live %3" and as_json["doing"] == "reviewing PR 12"
+        shown = zs("monitor", "--once", "-r", url, "--topics", "build/").stdout.decode()
+        assert "topics build/* · 1 · by name" in shown and "73%" in shown
+        assert "reviewing" in shown, shown  # alice's row
+        once = json.loads(zs("monitor", "--once", "--json", "-r", url).stdout)
+        assert [t["topic"] for t in once["topics"]] == ["alice", "build/7"]

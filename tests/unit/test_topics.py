@@ -9,8 +9,11 @@ from collections import deque
 import hypothesis.strategies as st
 import pytest
 from hypothesis import example, given, settings
+from rich.console import Console
 
 from zmqswarm.errors import LocalProtocolError
+from zmqswarm.observe.monitor import render
+from zmqswarm.observe.topic_table import doing, shown_value
 from zmqswarm.protocol import (
     PROTOCOL_VERSION,
     ClientCore,
@@ -23,12 +26,17 @@ from zmqswarm.protocol import (
 )
 from zmqswarm.protocol.codec import decode, encode
 from zmqswarm.protocol.frames import (
+    Observe,
     ObserveTopics,
+    PeerItem,
     Publish,
     PublishItem,
+    Snapshot,
+    TopicItem,
     TopicSnapshot,
     TopicTick,
     TopicValue,
+    Update,
     Welcome,
 )
 from zmqswarm.protocol.observing import Connect, ObserverCore
@@ -391,3 +399,45 @@ def test_one_fold_follows_state_and_topics_and_asks_again_after_a_gap() -> None:
     assert {t: r.payload for t, r in view.values.items()} == {"job/1": b"d", "job/2": b"e"}
     assert view.resyncs == 1 and observer.stale == set() and observer.bad_updates == 0
     assert observer.receive([b"\xc1"]) and observer.bad_updates == 1
+
+
+def test_the_monitor_shows_topics_beside_peers_at_a_fixed_width() -> None:
+    """A recorded stream (a Snapshot, an Update, a TopicSnapshot, a tick) folded, then drawn
+    at 100 columns without colour: each peer with its pane state and what it last published
+    under its own name, and the topics under a prefix, sorted."""
+    core = ObserverCore("ipc://r", topics="")
+    alice = PeerItem("alice", True, 1, 0, 0, 0, "live %3")
+    bob = PeerItem("bob", False, 0, 0, 2, 0, "")
+    snap = Snapshot(0x1F, 3, 5000, ["ipc://r.pub"], [alice], {"accepted": 2}, 1000)
+    items = [TopicItem("alice", 4, "alice"), TopicItem("build/1", 2, "runner")]
+    page = TopicSnapshot(0x1F, 7, 5000, ["ipc://r.pub"], items, False, 1000)
+    plan = core.sync(subscribe=False)
+    assert isinstance(next(plan), Observe)
+    assert isinstance(plan.send((snap, [])), ObserveTopics)
+    with pytest.raises(StopIteration):
+        plan.send((page, [b"reviewing PR 12\nline two", b"40%"]))
+    assert core.receive([encode(Update(0x1F, 4, 5250, [bob], [], {"accepted": 3}))])
+    value = TopicValue(0x1F, 8, "build/2", 5, "runner")
+    assert core.receive([b"tbuild/2", encode(value), bytes(range(250, 256))])
+    assert core.receive([b"T", encode(TopicTick(0x1F, 8, 5300, [("build/2", 5)], []))])
+    console = Console(record=True, width=100, color_system=None)
+    console.print(
+        render(core.state, url="ipc://r", topics=core.topics, prefix="build/", sort="recent")
+    )
+    text = console.export_text()
+    rows = {line.split()[0]: line for line in text.splitlines() if line.strip()}
+    assert "live %3" in rows["alice"] and "reviewing PR 12⏎line two" in rows["alice"]
+    assert "offline" in rows["bob"] and "│      2 │" in rows["bob"]
+    tail = [line.rstrip() for line in text.splitlines()[-5:]]
+    assert tail == [
+        "topics build/* · 2 · by recent",
+        " topic   ┃ value                    ┃ publisher ┃ seq",
+        "━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━╇━━━━━",
+        " build/2 │ \\xfa\\xfb\\xfc\\xfd\\xfe\\xff │ runner    │   5",
+        " build/1 │ 40%                      │ runner    │   2",
+    ]
+    assert shown_value(b"x" * 100, 10) == "xxxxxxxxx…"
+    assert doing(None, "alice") == "" and doing(core.topics, "carol") == ""
+    state_only = Console(record=True, width=100, color_system=None)
+    state_only.print(render(core.state, url="ipc://r"))
+    assert "doing" not in state_only.export_text() and "topics" not in state_only.export_text()
