@@ -441,3 +441,27 @@ def test_the_monitor_shows_topics_beside_peers_at_a_fixed_width() -> None:
     state_only = Console(record=True, width=100, color_system=None)
     state_only.print(render(core.state, url="ipc://r"))
     assert "doing" not in state_only.export_text() and "topics" not in state_only.export_text()
+
+
+def test_a_restarted_router_is_given_the_clients_last_values_again() -> None:
+    core = ClientCore("runner", epoch=3)
+    core.connect(0.0)
+    core.outgoing(0.0)
+    core.receive([encode(Welcome(PROTOCOL_VERSION, 1, 1, 0, 200, 1 << 20, 1))], 0.0)
+    core.publish("runner", b"a", 0.0)
+    core.publish("job", b"1", 0.0, ttl_ms=9000)
+    core.outgoing(0.0)
+    core.publish("job", b"2", 0.0, ttl_ms=9000)
+    core.outgoing(0.0)
+    core.link_down(1.0)
+    core.link_up(1.1)  # the same router: its cache still holds them, nothing again
+    core.outgoing(1.1)
+    core.receive([encode(Welcome(PROTOCOL_VERSION, 1, 2, 0, 200, 1 << 20, 2, resumed=True))], 1.1)
+    assert published(core.outgoing(1.1)) == []
+    core.link_down(2.0)
+    core.link_up(2.1)
+    core.publish("runner", b"b", 2.1)  # newer than what was published: it wins
+    hello = core.outgoing(2.1)
+    assert published(hello) == [("runner", 0, b"b")]
+    core.receive([encode(Welcome(PROTOCOL_VERSION, 2, 1, 0, 200, 1 << 20, 3))], 2.1)
+    assert sorted(published(core.outgoing(2.1))) == [("job", 9000, b"2"), ("runner", 0, b"b")]

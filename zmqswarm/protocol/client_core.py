@@ -118,6 +118,9 @@ class ClientCore:
         self._link_down = False  # the connection dropped; Hello again once it is back
         self._resume = 0  # the session a Hello on a new connection asks to resume
         self._publishes: dict[str, tuple[bytes, int]] = {}  # topic -> latest (value, ttl_ms)
+        # What this client last published, per topic: a restarted router's cache is empty,
+        # so it is published again after the Welcome of a new router incarnation.
+        self._published: dict[str, tuple[bytes, int]] = {}
 
     # -- the state machine ----------------------------------------------------------------
 
@@ -185,7 +188,9 @@ class ClientCore:
 
     def publish(self, topic: str, payload: bytes, now: float, *, ttl_ms: int = 0) -> None:
         """Publish the latest value of ``topic``: it leaves with the next ``outgoing``, or
-        once a session is up (only the latest per topic waits). No answer, at most once."""
+        once a session is up (only the latest per topic waits). No answer, at most once.
+        A restarted router (a new incarnation's Welcome) is given the last value of every
+        topic this client published again (its ttl starts again)."""
         if self.state == CLOSED:
             raise LocalProtocolError("publish after close")
         if not valid_topic(topic):
@@ -340,6 +345,7 @@ class ClientCore:
 
     def _emit_publishes(self) -> None:
         pending = list(self._publishes.items())
+        self._published.update(self._publishes)
         self._publishes.clear()
         for start in range(0, len(pending), MAX_BATCH):
             batch = pending[start : start + MAX_BATCH]
@@ -423,6 +429,8 @@ class ClientCore:
             self._awaiting.clear()
         if self.peer_state:
             self._emit([encode(PeerState(self.peer_state))])  # a new session knows none
+        if restarted and self._published:  # a new router knows no topic: ours again
+            self._publishes = {**self._published, **self._publishes}
         self._events.append(SessionUp(frame.router_epoch))
 
     def _on_nack(self, seq: int, code_int: int, reason: str, retry_ms: int, now: float) -> None:
