@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand
 
-from . import dead, keys, monitor, peers, recv, send
+from . import dead, keys, monitor, peers, pub, recv, send, sub
 from .agent import agent_command, hook_command, tag_command
 from .demo import demo_command
 from .params import typer_command
@@ -99,7 +99,7 @@ app.add_typer(agent_app, name="agent")
 # Short forms, as the README has used them.
 app.command("tag", cls=Command, help="Same as `zs agent tag`.")(tag_command)
 app.command("hook", cls=Command, help="Same as `zs agent hook`.")(hook_command)
-for module in (send, recv, dead, peers, monitor):
+for module in (send, recv, pub, sub, dead, peers, monitor):
     name = module.__name__.rsplit(".", 1)[-1]
     app.command(name, cls=Command)(typer_command(module.PARAMS, module.run))
 keys_app = typer.Typer(

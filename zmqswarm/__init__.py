@@ -33,7 +33,7 @@ from zmqswarm.errors import (
 if TYPE_CHECKING:
     from zmqswarm.client import AsyncClient, AsyncTicket, Client, Message, Ticket, TicketId
     from zmqswarm.config import ClientConfig, Config, RouterConfig, load_config
-    from zmqswarm.observe import Observer
+    from zmqswarm.observe import AsyncObserver, Observer
     from zmqswarm.protocol import ClientOptions, RouterOptions
     from zmqswarm.router import Router
 
@@ -50,6 +50,7 @@ _WHERE = {
     "RouterConfig": "config",
     "load_config": "config",
     "Observer": "observe.observer",
+    "AsyncObserver": "observe.aio",
     "ClientOptions": "protocol",
     "RouterOptions": "protocol",
     "Router": "router.loop",
@@ -69,6 +70,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AsyncClient",
+    "AsyncObserver",
     "AsyncTicket",
     "BackpressureError",
     "Client",

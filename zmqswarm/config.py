@@ -57,6 +57,11 @@ class RouterConfig(_Base, frozen=True):
     insecure: bool = False  # bind a non-loopback address without CURVE
     # Prometheus metrics over HTTP on HOST:PORT (zs router --metrics); None: not served.
     metrics: str | None = None
+    # Topics: observers get what changed once a tick; values and topics have limits.
+    topic_interval: float = 0.05
+    max_topic_value: int = 64 << 10
+    max_topics: int = 10_000
+    max_topic_bytes: int = 64 << 20
 
     def options(self) -> RouterOptions:
         return self._to(RouterOptions)

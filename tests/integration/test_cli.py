@@ -342,7 +342,7 @@ def test_zs_peers_shows_who_is_online_and_what_waits_for_whom(procs: Procs) -> N
     assert (rows["carol"]["online"], rows["carol"]["queued"]) == (False, 3)
     assert rows["carol"]["waiting_ms"] > 0 and rows["bob"]["waiting_ms"] == 0
     header, *lines = zs("peers", "--router", procs.url).stdout.splitlines()
-    assert header.split() == ["NAME", "SEEN", "QUEUED", "INFLIGHT", "OLDEST", "STATE"]
+    assert header.split() == ["NAME", "SEEN", "QUEUED", "INFLIGHT", "OLDEST", "STATE", "DOING"]
     carol = next(line.split() for line in lines if line.startswith("carol "))
     assert carol[:4] == ["carol", "offline", "3", "0"] and carol[4].endswith("s")
 

@@ -56,3 +56,10 @@ def test_bad_config_is_a_config_error(tmp_path: Path, text: str) -> None:
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "absent.toml")
+
+
+def test_topic_limits_reach_the_router(tmp_path: Path) -> None:
+    path = tmp_path / "zs.toml"
+    path.write_text("[router]\ntopic-interval = 0.1\nmax-topic-value = 100\nmax-topics = 5\n")
+    options = load_config(path).router.options()
+    assert (options.topic_interval, options.max_topic_value, options.max_topics) == (0.1, 100, 5)

@@ -138,10 +138,11 @@ def test_field_table_matches_the_struct(name: str) -> None:
 def test_the_summary_table_lists_every_kind_with_its_tag_and_parts() -> None:
     rows = table_rows(section(4))
     listed = {row[1]: (int(row[0]), row[3]) for row in rows}
-    batches = {"Send", "Deliver", "DeadList"}  # one payload part per item follows the header
+    # One payload part per item follows the header; a TopicValue's one payload.
+    batches = {"Send", "Deliver", "DeadList", "Publish", "TopicSnapshot"}
+    parts = dict.fromkeys(batches, "1 + n") | {"TopicValue": "1 + 1"}
     assert listed == {
-        name: (kind.__struct_config__.tag, "1 + n" if name in batches else "1")
-        for name, kind in KINDS.items()
+        name: (kind.__struct_config__.tag, parts.get(name, "1")) for name, kind in KINDS.items()
     }
 
 

@@ -251,6 +251,16 @@ class AsyncClient(BaseClient):
             self._flush_now(now)
         return [AsyncTicket(self, seq) for seq in seqs]
 
+    def publish(self, topic: str, payload: bytes, *, ttl: float | None = None) -> None:
+        """Publish the latest value of ``topic`` for observers (see ``Client.publish``). Not a
+        coroutine: it never waits. A burst in one loop iteration leaves in one frame."""
+        now = clock()
+        self._publish(topic, payload, ttl, now)
+        if self._turn_due or self._corked or self._sock is None:
+            self._kick()
+        else:
+            self._flush_now(now)
+
     async def _wait_ticket(self, seq: int, state: WaitFor, timeout: float | None) -> Outcome:
         assert self._loop is not None
         future: asyncio.Future[Outcome] = self._loop.create_future()

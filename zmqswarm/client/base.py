@@ -300,6 +300,10 @@ class BaseClient:
     def _hold_key(self, key: MessageKey, reason: str) -> None:
         self._core.hold(key, reason, clock())
 
+    def _publish(self, topic: str, payload: bytes, ttl: float | None, now: float) -> None:
+        self._check_usable()
+        self._core.publish(topic, payload, now, ttl_ms=int(ttl * 1000) if ttl else 0)
+
     def set_state(self, state: str) -> None:
         """Tell the router what this peer is doing: ``zs peers`` shows it. Said again after
         every reconnect, forgotten when the session ends."""

@@ -155,6 +155,18 @@ class Client(BaseClient):
         self._send_turn(now)
         return seqs
 
+    def publish(self, topic: str, payload: bytes, *, ttl: float | None = None) -> None:
+        """Publish the latest value of ``topic`` for observers (``zs sub``, ``zs monitor``):
+        the frame is on the socket when this returns; no answer, no ticket. The router keeps
+        the last value per topic and sends observers only what changed, coalesced, so calling
+        this thousands of times a second is fine. ``ttl``: seconds after which the router
+        forgets the value unless a newer one came. While the session is down only the
+        latest value per topic waits, and leaves once it is up again."""
+        self._own()
+        now = clock()
+        self._publish(topic, payload, ttl, now)
+        self._send_turn(now)
+
     def poll(self, timeout: float = 0.0) -> None:
         """Run the engine: take receipts and notices, resend what is due. With a ``timeout``,
         wait up to that long for the router to say something first. For callers that only

@@ -7,6 +7,7 @@ the library that imports rich.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,8 @@ from rich.text import Text
 
 from zmqswarm.observe.busiest import busiest, census
 from zmqswarm.observe.observer import Observer
-from zmqswarm.protocol import PeerItem, WatchedState
+from zmqswarm.observe.topic_table import doing, topic_table
+from zmqswarm.protocol import PeerItem, TopicView, WatchedState
 
 if TYPE_CHECKING:
     from zmqswarm.keys import ClientKeys
@@ -33,11 +35,19 @@ _HEAD_LINES = 10  # what a frame shows besides the names' rows (totals may take 
 
 
 def render(
-    state: WatchedState, *, url: str = "", silent: bool = False, rows: int = PEER_ROWS
+    state: WatchedState,
+    *,
+    url: str = "",
+    silent: bool = False,
+    rows: int = PEER_ROWS,
+    topics: TopicView | None = None,
+    prefix: str = "",
+    sort: str = "name",
 ) -> RenderableType:
     """The monitor's picture of ``state``: a status line, the census, throughput, latency,
-    totals, and the ``rows`` busiest names (busiest.py) with a count of the rest. Every line
-    fits the console's width (80 columns and up): long names and states are cut."""
+    totals, the ``topics`` under ``prefix``, and the ``rows`` busiest names (busiest.py, with
+    what each last published under its own name) and a count of the rest. Every line fits the
+    console's width (80 columns and up): long names, states and values are cut."""
     if state.router_epoch == 0:
         return Text(f"zs monitor · {url} · waiting for the router", style="yellow")
     status = Text(f"zs monitor · router {state.router_epoch:x}", style="bold", **_ONE_LINE)
@@ -62,12 +72,13 @@ def render(
     if figures:
         shown = "  ".join(f"{k} {_ms(figures[k])}" for k in ("p50", "p90", "p99", "max"))
         latency = Text(f"accept → ack {shown} ({figures['n']:,} acked)", **_ONE_LINE)
-    # (Topics, from the topics branch, get their lines here: between the figures and names.)
     top = busiest(state.peers.values(), rows)
-    table = _names(top) if state.peers else Text("(no peers, no mail)", style="dim")
+    table = _names(top, topics) if state.peers else Text("(no peers, no mail)", style="dim")
     parts: list[RenderableType] = [status, counted, Text(rates, **_ONE_LINE), latency]
     for half in (totals[:4], totals[4:]):
         parts.append(Text("  ".join(half), style="dim", **_ONE_LINE))
+    if topics is not None:
+        parts.append(topic_table(topics, prefix=prefix, sort=sort, limit=5))
     parts.append(table)
     rest = seen.peers - len(top)
     if rest > 0:
@@ -83,13 +94,13 @@ def render(
     return Group(*parts)
 
 
-def _names(rows: list[PeerItem]) -> Text:
+def _names(rows: list[PeerItem], topics: TopicView | None = None) -> Text:
     """One line a row, in columns, written out: rich's Table measures every cell of every
     row each frame (about 0.6 ms a row here); this costs a few µs a row. Lines past the
     console's width are cut (the state first, as the last column)."""
     width = min(_NAME_MAX, max(len(row.name) for row in rows))
     head = f"{'name':<{width}}  {'online':<7}  {'queued':>7}  {'in flight':>9}  {'oldest':>6}"
-    head += f"  {'idle':>6}  state"
+    head += f"  {'idle':>6}  state" + ("  doing" if topics is not None else "")
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append(head + "\n", style="bold")
     for row in rows:
@@ -101,6 +112,8 @@ def _names(rows: list[PeerItem]) -> Text:
         idle = f"{row.idle_ms / 1000:.1f}s" if row.online else ""
         text.append(f"  {row.inflight:>9,}  {oldest:>6}  {idle:>6}  ")
         text.append(row.state, "red" if row.state.startswith("dead") else "")
+        if topics is not None:
+            text.append(f"  {doing(topics, row.name)}")
         text.append("\n")
     text.rstrip()
     return text
@@ -110,22 +123,26 @@ def _ms(us: int) -> str:
     return f"{us / 1000:,.1f} ms" if us < 10_000_000 else f"{us / 1_000_000:,.0f} s"
 
 
-def as_json(state: WatchedState, *, silent: bool = False) -> str:
+def as_json(state: WatchedState, *, silent: bool = False, topics: TopicView | None = None) -> str:
     """``state`` as one line of JSON, for scripts (``zs monitor --json``)."""
     import msgspec
 
-    return msgspec.json.encode(
-        {
-            "router_epoch": state.router_epoch,
-            "seq": state.seq,
-            "at_ms": state.at_ms,
-            "silent": silent,
-            "peers": [msgspec.structs.asdict(state.peers[name]) for name in sorted(state.peers)],
-            "stats": state.stats,
-            "rates": state.rates,
-            "latency_us": state.latency,
-        }
-    ).decode()
+    shown: dict[str, object] = {
+        "router_epoch": state.router_epoch,
+        "seq": state.seq,
+        "at_ms": state.at_ms,
+        "silent": silent,
+        "peers": [msgspec.structs.asdict(state.peers[name]) for name in sorted(state.peers)],
+        "stats": state.stats,
+        "rates": state.rates,
+        "latency_us": state.latency,
+    }
+    if topics is not None:
+        shown["topics"] = [
+            {"topic": r.topic, "seq": r.seq, "publisher": r.publisher, "size": len(r.payload)}
+            for _, r in sorted(topics.values.items())
+        ]
+    return msgspec.json.encode(shown).decode()
 
 
 def run_monitor(
@@ -135,40 +152,46 @@ def run_monitor(
     json: bool = False,
     timeout: float = 5.0,
     console: Console | None = None,
+    topics: str | None = "",
+    sort: str = "name",
     curve: ClientKeys | None = None,
 ) -> None:
     """Show the router's state: once, or live until interrupted (Ctrl-C); ``json``: one
-    line of JSON per change instead of the view."""
-    observer = Observer(router, timeout=timeout, curve=curve)
+    line of JSON per change instead of the view. ``topics``: the prefix of the topics shown
+    (None: none), sorted by ``sort``. Every topic is followed: a peer's row shows the one it
+    publishes under its own name, whatever the prefix."""
+    observer = Observer(router, timeout=timeout, topics=None if topics is None else "", curve=curve)
+    view = observer.core.topics
     console = console or Console()
+    draw = functools.partial(render, url=observer.url, topics=view, prefix=topics or "", sort=sort)
     if once:
         state = observer.snapshot()
         if json:
-            print(as_json(state), flush=True)  # noqa: T201 (the command's output)
+            print(as_json(state, topics=view), flush=True)  # noqa: T201 (the command's output)
         else:
-            console.print(render(state, url=observer.url))
+            console.print(draw(state))
         return
     updates = observer.watch(tick=REFRESH)
     state = next(updates)  # the first Snapshot: its errors reach the caller
     # Frames are drawn here, at most every REFRESH, never by a thread of rich's own: a change
     # that comes sooner waits for the next frame (the watch yields at least every REFRESH).
     live = None if json else Live(console=console, auto_refresh=False)
-    shown: tuple[int, bool] | None = None
+    shown: tuple[int, bool, int] | None = None
     drawn = -REFRESH
     try:
         if live is not None:
             live.start()
         while True:
+            silent = observer.silent
             if live is not None:
                 now = time.monotonic()
                 if now - drawn >= REFRESH:
                     drawn = now
-                    rows = max(3, console.size.height - _HEAD_LINES)
-                    frame = render(state, url=observer.url, silent=observer.silent, rows=rows)
-                    live.update(frame, refresh=True)
-            elif (state.seq, observer.silent) != shown:  # a change, not a tick
-                print(as_json(state, silent=observer.silent), flush=True)  # noqa: T201
-                shown = (state.seq, observer.silent)
+                    rows = max(3, console.size.height - _HEAD_LINES - (8 if view else 0))
+                    live.update(draw(state, silent=silent, rows=rows), refresh=True)
+            elif (state.seq, silent, view.tick if view else 0) != shown:  # a change, not a tick
+                print(as_json(state, silent=silent, topics=view), flush=True)  # noqa: T201
+                shown = (state.seq, silent, view.tick if view else 0)
             state = next(updates)
     except KeyboardInterrupt:
         pass

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import zmq
 
@@ -45,7 +45,14 @@ from zmqswarm.transport import (
 if TYPE_CHECKING:
     from zmqswarm.keys import ClientKeys
 
-__all__ = ["DeadLetters", "DeadMessage", "list_dead", "list_peers", "snapshot"]
+__all__ = [
+    "AdminSession",
+    "DeadLetters",
+    "DeadMessage",
+    "list_dead",
+    "list_peers",
+    "snapshot",
+]
 
 T = TypeVar("T")
 
@@ -131,50 +138,102 @@ def _ask(
     curve: ClientKeys | None = None,
 ) -> tuple[T, list[bytes]]:
     """Open a send-only session, ask one question, return the answer and its payload parts."""
-    url = resolve_router_url(router)
-    keys = peer_keys(curve)
-    name, epoch = f"zs-admin-{os.getpid()}", new_epoch()
-    ctx = context or zmq.Context.instance()
-    sock = ctx.socket(zmq.DEALER)
-    try:
-        sock.setsockopt(zmq.LINGER, 200)
-        sock.setsockopt(zmq.ROUTING_ID, routing_id(name, epoch))
-        peer_limits(sock, 1 << 20)
-        if keys is not None:
-            from zmqswarm.keys import secure_client
+    with AdminSession(router, timeout=timeout, context=context, curve=curve) as session:
+        return session.ask(question, kind)
 
-            secure_client(sock, keys)
+
+class AdminSession:
+    """A send-only session for questions (observers ask several in a row): the Hello leaves
+    at once, the Welcome is awaited with the first answer, a Bye leaves at ``close()``. Every
+    answer must come before ``timeout`` seconds from the start have passed."""
+
+    def __init__(
+        self,
+        router: str | None,
+        *,
+        timeout: float,
+        context: zmq.Context[Any] | None = None,
+        curve: ClientKeys | None = None,
+    ) -> None:
+        self.url = url = resolve_router_url(router)
+        self.timeout = timeout
+        keys = peer_keys(curve)
+        name, epoch = f"zs-admin-{os.getpid()}", new_epoch()
+        ctx = context or zmq.Context.instance()
+        self.sock: zmq.Socket[bytes] = ctx.socket(zmq.DEALER)
         try:
-            sock.connect(url)
-        except zmq.ZMQError as exc:
-            raise ConfigError(f"cannot connect to {url!r}: {exc.strerror}") from None
-        deadline = time.monotonic() + timeout
-        sock.send(encode(Hello(PROTOCOL_VERSION, name, epoch, 1, False, 1, True)))
-        _answer(sock, Welcome, deadline, url, timeout)
-        sock.send(encode(question))
-        answer = _answer(sock, kind, deadline, url, timeout)
-        sock.send(encode(Bye()))
-    finally:
-        sock.close()
-    return answer
+            self.sock.setsockopt(zmq.LINGER, 200)
+            self.sock.setsockopt(zmq.ROUTING_ID, routing_id(name, epoch))
+            peer_limits(self.sock, 1 << 20)
+            if keys is not None:
+                from zmqswarm.keys import secure_client
 
+                secure_client(self.sock, keys)
+            try:
+                self.sock.connect(url)
+            except zmq.ZMQError as exc:
+                raise ConfigError(f"cannot connect to {url!r}: {exc.strerror}") from None
+        except BaseException:
+            self.sock.close(0)
+            raise
+        self.deadline = time.monotonic() + timeout
+        self.sock.send(encode(Hello(PROTOCOL_VERSION, name, epoch, 1, False, 1, True)))
+        self.welcomed = False
 
-def _answer(
-    sock: zmq.Socket[bytes], kind: type[T], deadline: float, url: str, timeout: float
-) -> tuple[T, list[bytes]]:
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0 or not sock.poll(int(left * 1000) + 1):
-            raise RouterUnavailableError(
-                f"router at {url} did not answer within {timeout} s", url=url
-            )
-        parts = recv_parts(sock)
+    def __enter__(self) -> AdminSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def ask(self, question: Frame, kind: type[T]) -> tuple[T, list[bytes]]:
+        if not self.welcomed:
+            self._answer(Welcome)
+            self.welcomed = True
+        self.sock.send(encode(question))
+        return self._answer(kind)
+
+    def _answer(self, kind: type[T]) -> tuple[T, list[bytes]]:
+        while True:
+            if not self.sock.poll(self.wait_ms()):
+                raise self.no_answer()
+            answer = self.take(recv_parts(self.sock), kind)
+            if answer is not None:
+                return answer
+
+    def wait_ms(self) -> int:
+        """How long the next answer may still take (0 once time is up)."""
+        left = self.deadline - time.monotonic()
+        return int(left * 1000) + 1 if left > 0 else 0
+
+    def no_answer(self) -> RouterUnavailableError:
+        return RouterUnavailableError(
+            f"router at {self.url} did not answer within {self.timeout} s", url=self.url
+        )
+
+    def take(self, parts: list[bytes], kind: type[T]) -> tuple[T, list[bytes]] | None:
+        """``parts`` if they are the answer; None for anything else (Heartbeats...)."""
         frame = decode(parts[0])
         if isinstance(frame, kind):
             return frame, parts[1:]
         if isinstance(frame, Nack) and frame.seq == 0:
-            raise RouterUnavailableError(f"{_code_name(frame.code)}: {frame.reason}", url=url)
-        # Heartbeats and anything else: not the answer
+            raise RouterUnavailableError(f"{_code_name(frame.code)}: {frame.reason}", url=self.url)
+        return None
+
+    def bye(self) -> None:
+        """End the session (its socket stays open: ``close`` closes it)."""
+        if self.welcomed and not self.sock.closed:
+            self.welcomed = False
+            try:
+                self.sock.send(encode(Bye()), zmq.NOBLOCK)
+            except zmq.ZMQError:
+                pass
+
+    def close(self) -> None:
+        try:
+            self.bye()
+        finally:
+            self.sock.close()
 
 
 def _code_name(code: int) -> str:

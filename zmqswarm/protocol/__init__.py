@@ -34,14 +34,21 @@ if TYPE_CHECKING:
         ListPeers,
         Nack,
         Observe,
+        ObserveTopics,
         PeerItem,
         PeerList,
         PeerState,
+        Publish,
+        PublishItem,
         Receipt,
         Send,
         SendItem,
         Snapshot,
         Status,
+        TopicItem,
+        TopicSnapshot,
+        TopicTick,
+        TopicValue,
         Update,
         Welcome,
     )
@@ -50,6 +57,7 @@ if TYPE_CHECKING:
     from .router_core import RouterCore
     from .send_window import Failed, SendWindow
     from .state_feed import LatencyWindow, StatePublisher, WatchedState
+    from .topic_feed import TopicCache, TopicRecord, TopicView
 
 
 # Names resolve on first use (PEP 562): a client never loads the router's core.
@@ -64,6 +72,7 @@ _WHERE = {
     **dict.fromkeys(["RouterCore"], "router_core"),
     **dict.fromkeys(["Failed", "SendWindow"], "send_window"),
     **dict.fromkeys(["LatencyWindow", "StatePublisher", "WatchedState"], "state_feed"),
+    **dict.fromkeys(["TopicCache", "TopicRecord", "TopicView"], "topic_feed"),
 }
 
 
@@ -108,9 +117,12 @@ __all__ = [
     "MessageKey",
     "Nack",
     "Observe",
+    "ObserveTopics",
     "PeerItem",
     "PeerList",
     "PeerState",
+    "Publish",
+    "PublishItem",
     "Receipt",
     "RouterCore",
     "RouterOptions",
@@ -120,6 +132,13 @@ __all__ = [
     "Snapshot",
     "StatePublisher",
     "Status",
+    "TopicCache",
+    "TopicItem",
+    "TopicRecord",
+    "TopicSnapshot",
+    "TopicTick",
+    "TopicValue",
+    "TopicView",
     "Update",
     "WatchedState",
     "Welcome",

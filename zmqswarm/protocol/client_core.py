@@ -46,6 +46,8 @@ from .frames import (
     Hold,
     Nack,
     PeerState,
+    Publish,
+    PublishItem,
     Receipt,
     Send,
     SendItem,
@@ -55,6 +57,7 @@ from .inbox import MAX_NOTE, Inbound, Inbox, MessageKey
 from .lease import Lease
 from .options import ClientOptions
 from .send_window import INF, SendWindow
+from .topic_feed import TOPIC_RULE, valid_topic
 
 __all__ = ["TRANSITIONS", "ClientCore"]
 
@@ -124,6 +127,10 @@ class ClientCore:
         self._resume = 0  # the session a Hello on a new connection asks to resume
         self._shaking = False  # a connection is open and its handshake has not ended
         self._cut_short = 0  # connections in a row closed before their handshake ended
+        self._publishes: dict[str, tuple[bytes, int]] = {}  # topic -> latest (value, ttl_ms)
+        # What this client last published, per topic: a restarted router's cache is empty,
+        # so it is published again after the Welcome of a new router incarnation.
+        self._published: dict[str, tuple[bytes, int]] = {}
 
     # -- the state machine ----------------------------------------------------------------
 
@@ -203,6 +210,22 @@ class ClientCore:
         for payload in payloads:
             if len(payload) > limit:
                 raise ValueError(f"payload of {len(payload)} bytes > max_payload {limit}")
+
+    def publish(self, topic: str, payload: bytes, now: float, *, ttl_ms: int = 0) -> None:
+        """Publish the latest value of ``topic``: it leaves with the next ``outgoing``, or
+        once a session is up (only the latest per topic waits). No answer, at most once.
+        A restarted router (a new incarnation's Welcome) is given the last value of every
+        topic this client published again (its ttl starts again)."""
+        if self.state == CLOSED:
+            raise LocalProtocolError("publish after close")
+        if not valid_topic(topic):
+            raise ValueError(f"invalid topic {topic!r}: {TOPIC_RULE}")
+        limit = self.options.max_topic_value
+        if len(payload) > limit:
+            raise ValueError(f"topic value of {len(payload)} bytes > max_topic_value {limit}")
+        if ttl_ms < 0:
+            raise ValueError(f"ttl of {ttl_ms} ms: a ttl is positive (0: none)")
+        self._publishes[topic] = (payload, ttl_ms)
 
     def resume(
         self, next_seq: int, unsent: list[tuple[int, str, bytes, bool, int]], now: float
@@ -324,6 +347,8 @@ class ClientCore:
             while batch := window.take(now, MAX_BATCH):
                 items = [SendItem(m.seq, m.to, m.prev, m.notify, m.ttl_ms) for m in batch]
                 self._emit([encode(Send(window.base, items)), *(m.payload for m in batch)])
+            if self._publishes:
+                self._emit_publishes()
         out, self._out = self._out, []
         return out
 
@@ -342,6 +367,15 @@ class ClientCore:
 
     def _emit(self, parts: list[bytes]) -> None:
         self._out.append(parts)
+
+    def _emit_publishes(self) -> None:
+        pending = list(self._publishes.items())
+        self._published.update(self._publishes)
+        self._publishes.clear()
+        for start in range(0, len(pending), MAX_BATCH):
+            batch = pending[start : start + MAX_BATCH]
+            items = [PublishItem(topic, ttl_ms) for topic, (_, ttl_ms) in batch]
+            self._emit([encode(Publish(items)), *(value for _, (value, _) in batch)])
 
     def _send_ack(self, now: float) -> None:
         upto = self.inbox.pending_ack()
@@ -420,6 +454,8 @@ class ClientCore:
             self._awaiting.clear()
         if self.peer_state:
             self._emit([encode(PeerState(self.peer_state))])  # a new session knows none
+        if restarted and self._published:  # a new router knows no topic: ours again
+            self._publishes = {**self._published, **self._publishes}
         self._events.append(SessionUp(frame.router_epoch))
 
     def auth_refused(self, reason: str) -> None:

@@ -36,14 +36,21 @@ __all__ = [
     "ListPeers",
     "Nack",
     "Observe",
+    "ObserveTopics",
     "PeerItem",
     "PeerList",
     "PeerState",
+    "Publish",
+    "PublishItem",
     "Receipt",
     "Send",
     "SendItem",
     "Snapshot",
     "Status",
+    "TopicItem",
+    "TopicSnapshot",
+    "TopicTick",
+    "TopicValue",
     "Update",
     "Welcome",
 ]
@@ -364,6 +371,82 @@ class Update(Frame, tag=20, frozen=True):
     latency_us: dict[str, int] = {}
 
 
+class PublishItem(msgspec.Struct, array_like=True, frozen=True):
+    """One topic value in a ``Publish`` batch. ``ttl_ms`` (0: none): the router forgets the
+    value that long after it took it, unless a newer publish of the topic comes first."""
+
+    topic: str
+    ttl_ms: int = 0
+
+
+class Publish(Frame, tag=21, frozen=True):
+    """Peer → router: the latest value of some topics, followed by one payload part per item.
+    No answer: the router keeps the last value per topic and publishes it to observers at most
+    once per ``topic_interval`` (coalesced), and not at all if it equals the value it last
+    published. At most once: a value a full router refuses is only counted."""
+
+    items: list[PublishItem]
+
+
+class ObserveTopics(Frame, tag=22, frozen=True):
+    """Peer → router: a page of the topics whose names start with ``prefix`` and sort after
+    ``after`` (a TopicSnapshot)."""
+
+    prefix: str = ""
+    after: str = ""
+
+
+class TopicItem(msgspec.Struct, array_like=True, frozen=True):
+    """One topic in a TopicSnapshot: its name, the ``seq`` the router stamped on the value when
+    it published it, and the name of the session that published it."""
+
+    topic: str
+    seq: int
+    publisher: str
+
+
+class TopicSnapshot(Frame, tag=23, frozen=True):
+    """Router → peer, the answer to ObserveTopics, followed by one payload part per item: the
+    topics (in name order) as of TopicTick number ``tick``. ``more``: further topics follow the
+    last item; ask again with ``after`` set to its name. ``publish`` and ``heartbeat_ms`` as in
+    Snapshot (a TopicTick comes at least every ``heartbeat_ms``)."""
+
+    router_epoch: int
+    tick: int
+    at_ms: int
+    publish: list[str]
+    items: list[TopicItem]
+    more: bool
+    heartbeat_ms: int
+
+
+class TopicValue(Frame, tag=24, frozen=True):
+    """Router → PUB, after a subscription part ``t`` + the topic's UTF-8 name and before the
+    payload part: a topic's new value, published with TopicTick number ``tick`` (which follows
+    it). ``seq`` numbers published values per router incarnation, across topics."""
+
+    router_epoch: int
+    tick: int
+    topic: str
+    seq: int
+    publisher: str
+
+
+class TopicTick(Frame, tag=25, frozen=True):
+    """Router → PUB, after a subscription part ``T``: the end of a tick. Numbered from 1 per
+    router incarnation, one at most every ``topic_interval`` when a topic changed and at least
+    every ``heartbeat_ms``. ``changed``: every (topic, seq) published in this tick, whose
+    TopicValues came before it; ``gone``: the topics whose ttl ran out, with the seq of the
+    value that left. A tick number skipped, or a changed topic whose value did not come, is a
+    gap: ask for a TopicSnapshot again."""
+
+    router_epoch: int
+    tick: int
+    at_ms: int
+    changed: list[tuple[str, int]]
+    gone: list[tuple[str, int]]
+
+
 AnyFrame = (
     (Hello | Welcome | Send | Receipt | Nack | Deliver | Ack | Delivered | Heartbeat | Bye)
     | Hold
@@ -376,4 +459,9 @@ AnyFrame = (
     | Observe
     | Snapshot
     | Update
+    | Publish
+    | ObserveTopics
+    | TopicSnapshot
+    | TopicValue
+    | TopicTick
 )

@@ -36,6 +36,7 @@ class ClientOptions(msgspec.Struct, frozen=True):
     # survive a kill); fsynced (they survive a machine crash) this many seconds later at most
     # while the client is called, and at close. 0: fsync each write (0.2 to 1.5 ms here).
     fsync_every: float = 0.05
+    max_topic_value: int = 64 << 10  # publish() refuses a larger value (the router's default)
 
 
 class RouterOptions(msgspec.Struct, frozen=True):
@@ -66,3 +67,9 @@ class RouterOptions(msgspec.Struct, frozen=True):
     # and at least every publish_heartbeat so that they can tell quiet from gone.
     publish_interval: float = 0.25
     publish_heartbeat: float = 1.0
+    # Topics: what changed goes to observers at most every topic_interval (a burst to one
+    # topic is one value per tick), a TopicTick at least every publish_heartbeat.
+    topic_interval: float = 0.05
+    max_topic_value: int = 64 << 10  # bytes of one topic value
+    max_topics: int = 10_000
+    max_topic_bytes: int = 64 << 20  # all topic values held

@@ -44,9 +44,11 @@ from .frames import (
     ListDead,
     ListPeers,
     Observe,
+    ObserveTopics,
     PeerItem,
     PeerList,
     PeerState,
+    Publish,
     Send,
     Update,
 )
@@ -56,6 +58,7 @@ from .options import RouterOptions
 from .router_state import Output, Registry, Stream
 from .sessions import Sessions
 from .state_feed import LatencyWindow, StatePublisher
+from .topic_feed import TopicCache
 
 __all__ = ["TRANSITIONS", "DeadLetter", "Output", "RouterCore", "RouterOptions"]
 
@@ -97,6 +100,11 @@ class RouterCore:
         self.publisher = StatePublisher(
             epoch, started, opts.publish_interval, opts.publish_heartbeat
         )
+        self.topics = TopicCache(
+            epoch, started, interval=opts.topic_interval, heartbeat=opts.publish_heartbeat,
+            max_value=opts.max_topic_value, max_topics=opts.max_topics,
+            max_bytes=opts.max_topic_bytes, stats=self.fx.stats,
+        )  # fmt: skip
         self.publish_endpoints: list[str] = []  # where the driver publishes Updates
         self._updates: list[Update] = []  # made by Snapshots, not yet taken by the driver
         self._next_sweep = 0.0
@@ -169,6 +177,15 @@ class RouterCore:
                 session.last_seen = now
                 self.acceptor.accept(session, frame, parts, now)
             return
+        if type(frame) is Publish:
+            if nparts != len(frame.items) + 1 or not frame.items:
+                self._bad(identity, Code.BAD_FRAME, "Publish part count != items + 1", now)
+            elif session is None:
+                self.sessions.unwelcomed(identity, now)
+            else:
+                session.last_seen = now
+                self._publish(session.name, frame, parts, now)
+            return
         if nparts != 1:
             self._bad(identity, Code.BAD_FRAME, f"{type(frame).__name__} with {nparts} parts", now)
             return
@@ -201,6 +218,9 @@ class RouterCore:
                 if catch_up is not None:
                     self._updates.append(catch_up)
                 fx.send(identity, [encode(snap)])
+            case ObserveTopics(prefix=prefix, after=after):
+                page = self.topics.snapshot(prefix, after, self.publish_endpoints, now)
+                fx.send(identity, page)
             case Hold(session=sid, dseq=dseq, reason=reason):
                 if sid == session.sid and not session.send_only:
                     self.delivery.hold(session, dseq, reason[:MAX_NOTE])
@@ -212,6 +232,13 @@ class RouterCore:
             case _:
                 kind = type(frame).__name__
                 self._bad(identity, Code.BAD_FRAME, f"{kind} is not accepted from peers", now)
+
+    def _publish(self, publisher: str, frame: Publish, parts: list[bytes], now: float) -> None:
+        put = self.topics.put
+        for item, payload in zip(frame.items, parts[1:], strict=True):
+            why = put(item.topic, payload, publisher, item.ttl_ms, now)
+            if why:
+                self.fx.log("publish_refused", f"{publisher} published: {why}", now)
 
     def peer_gone(self, identity: bytes, now: float) -> None:
         """The driver found the peer's connection gone (a send failed with EHOSTUNREACH): end
@@ -254,6 +281,11 @@ class RouterCore:
         updates = tuple(self._updates)
         self._updates.clear()
         return updates
+
+    def take_topics(self, now: float) -> list[list[bytes]]:
+        """The topic messages to publish on PUB, in order (see topic_feed.py): each changed
+        topic's value, then the tick, when one is due. Asked every turn: cheap when idle."""
+        return self.topics.take(now)
 
     # -- the journal ----------------------------------------------------------------------
 

@@ -216,6 +216,7 @@ class Router:
                 if self._stop_at is not None and (now >= self._stop_at or core.drained()):
                     break
                 due = min(core.next_deadline(), core.publisher.next_at, self._next_look)
+                due = min(due, core.topics.next_deadline())
                 wait_ms = int(min(max(0.0, due - now), 0.1) * 1000) + 1
                 if gate is not None or (journal is not None and journal.waiting()):
                     # Wake for a handshake to answer, the journal's answer, or a frame.
@@ -272,6 +273,8 @@ class Router:
                         journal.submit(written)
                 for update in core.take_updates(now):
                     self._publish(update)
+                for parts in core.take_topics(now):
+                    self._publish_parts(parts)
                 for line in core.take_logs():
                     log.warning("%s", line)
             if journal is not None:
@@ -386,6 +389,12 @@ class Router:
         try:
             self.pub.send(encode(update), zmq.NOBLOCK)
         except zmq.Again:  # PUB drops at its HWM anyway; the Update's number tells observers
+            pass
+
+    def _publish_parts(self, parts: list[bytes]) -> None:
+        try:
+            self.pub.send_multipart(parts, zmq.NOBLOCK)
+        except zmq.Again:  # as for Updates: the tick numbers tell observers
             pass
 
     def close(self, linger: float = 0.0) -> None:

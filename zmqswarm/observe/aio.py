@@ -1,0 +1,123 @@
+"""``AsyncObserver``: the asyncio driver of ObserverCore, beside ``Observer``. The same fold,
+the same snapshots; it waits on the event loop instead of blocking the thread."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import zmq
+import zmq.asyncio
+
+from zmqswarm.errors import ZmqswarmError
+from zmqswarm.observe.base import BaseObserver, answer_kind
+from zmqswarm.observe.query import AdminSession
+from zmqswarm.protocol import Frame, WatchedState, Welcome, encode
+from zmqswarm.protocol.observing import Connect
+from zmqswarm.transport import recv_parts
+
+if TYPE_CHECKING:
+    from zmqswarm.keys import ClientKeys
+
+__all__ = ["AsyncObserver"]
+
+T = TypeVar("T")
+
+
+class AsyncObserver(BaseObserver):
+    """Watch one router from asyncio: ``async for state in observer.watch(): ...``. Arguments
+    as ``Observer``'s."""
+
+    def __init__(
+        self,
+        router: str | None = None,
+        *,
+        state: bool = True,
+        topics: str | None = None,
+        timeout: float = 5.0,
+        context: zmq.Context[Any] | None = None,
+        curve: ClientKeys | None = None,
+    ) -> None:
+        super().__init__(
+            router, state=state, topics=topics, timeout=timeout, context=context, curve=curve
+        )
+
+    async def snapshot(self) -> WatchedState:
+        """The state (and topics) now, in one conversation (no subscription)."""
+        await self._sync(None, self.timeout)
+        return self.state
+
+    async def watch(self, tick: float = 0.5) -> AsyncGenerator[WatchedState, None]:
+        """Follow the router (see ``Observer.watch``)."""
+        sub = self._open_sub()
+        waiter = zmq.asyncio.Socket.from_socket(sub)
+        try:
+            await self._sync(sub, self.timeout)
+            yield self.state
+            heard = time.monotonic()
+            while True:
+                if await waiter.poll(int(tick * 1000)):
+                    heard = time.monotonic()
+                    if not self._take(sub):
+                        await self._resync(sub, self.timeout)
+                elif self._quiet(time.monotonic() - heard):
+                    if await self._resync(sub, min(self.timeout, 3 * tick)):
+                        heard = time.monotonic()
+                yield self.state
+        finally:
+            waiter.close(0)  # and with it ``sub``, the socket it waits for
+
+    async def _resync(self, sub: zmq.Socket[bytes], timeout: float) -> bool:
+        try:
+            await self._sync(sub, timeout)
+        except ZmqswarmError:
+            if not self.core.connected:
+                self.silent = True
+            return False
+        self.silent = False
+        return True
+
+    async def _sync(self, sub: zmq.Socket[bytes] | None, timeout: float) -> None:
+        plan = self.core.sync(subscribe=sub is not None)
+        session = AdminSession(self.url, timeout=timeout, context=self._ctx, curve=self.keys)
+        # Waits for the same socket on the loop; closing it closes the session's socket.
+        waiter = zmq.asyncio.Socket.from_socket(session.sock)
+        try:
+            answer = None
+            while True:
+                try:
+                    step = plan.send(answer)
+                except StopIteration:
+                    return
+                if isinstance(step, Connect):
+                    self._connect(sub, step)
+                    answer = None
+                else:
+                    answer = await _ask(session, waiter, step, answer_kind(step))
+        finally:
+            session.bye()
+            waiter.close()
+
+
+async def _ask(
+    session: AdminSession, waiter: zmq.asyncio.Socket, question: Frame, kind: type[T]
+) -> tuple[T, list[bytes]]:
+    """``session.ask``, waiting on the event loop."""
+    if not session.welcomed:
+        await _answer(session, waiter, Welcome)
+        session.welcomed = True
+    session.sock.send(encode(question))
+    return await _answer(session, waiter, kind)
+
+
+async def _answer(
+    session: AdminSession, waiter: zmq.asyncio.Socket, kind: type[T]
+) -> tuple[T, list[bytes]]:
+    while True:
+        if not await waiter.poll(session.wait_ms()):
+            raise session.no_answer()
+        while session.sock.poll(0):
+            answer = session.take(recv_parts(session.sock), kind)
+            if answer is not None:
+                return answer
