@@ -16,6 +16,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+import msgspec
 import zmq
 
 from zmqswarm.errors import (
@@ -84,6 +85,8 @@ class BaseClient:
     for the socket (``_sock``, ``_monitor``) and for ``_core.next_deadline()`` between turns.
     """
 
+    _publish_delay = 0.0  # ClientOptions.publish_delay when it is None: see there
+
     def __init__(
         self,
         name: str,
@@ -101,6 +104,9 @@ class BaseClient:
             raise ValueError(f"invalid peer name {name!r}: {NAME_RULE}")
         self.name = name
         self.options = options or ClientOptions()
+        if self.options.publish_delay is None:
+            delay = self._publish_delay
+            self.options = msgspec.structs.replace(self.options, publish_delay=delay)
         self.url = resolve_router_url(router)
         self._keys = peer_keys(curve)
         self._stores: list[Journal[Any]] = []

@@ -161,7 +161,12 @@ class Client(BaseClient):
         the last value per topic and sends observers only what changed, coalesced, so calling
         this thousands of times a second is fine. ``ttl``: seconds after which the router
         forgets the value unless a newer one came. While the session is down only the
-        latest value per topic waits, and leaves once it is up again."""
+        latest value per topic waits, and leaves once it is up again.
+
+        Each value leaves during this call, unless ``ClientOptions(publish_delay=S)`` asks
+        for coalescing here too: then a burst leaves as one frame at most every S seconds,
+        with the latest of each topic, at the next call into the client after that (any
+        call; ``poll()`` if you have none to make) or at ``close()``."""
         self._own()
         now = clock()
         self._publish(topic, payload, ttl, now)

@@ -131,6 +131,7 @@ class ClientCore:
         # What this client last published, per topic: a restarted router's cache is empty,
         # so it is published again after the Welcome of a new router incarnation.
         self._published: dict[str, tuple[bytes, int]] = {}
+        self._publish_at = 0.0  # when the next Publish frame may leave
 
     # -- the state machine ----------------------------------------------------------------
 
@@ -212,8 +213,9 @@ class ClientCore:
                 raise ValueError(f"payload of {len(payload)} bytes > max_payload {limit}")
 
     def publish(self, topic: str, payload: bytes, now: float, *, ttl_ms: int = 0) -> None:
-        """Publish the latest value of ``topic``: it leaves with the next ``outgoing``, or
-        once a session is up (only the latest per topic waits). No answer, at most once.
+        """Publish the latest value of ``topic``: it leaves with the next ``outgoing`` once
+        ``publish_delay`` has passed since the last Publish frame, or once a session is up (only
+        the latest per topic waits), or at ``close``. No answer, at most once.
         A restarted router (a new incarnation's Welcome) is given the last value of every
         topic this client published again (its ttl starts again)."""
         if self.state == CLOSED:
@@ -320,6 +322,8 @@ class ClientCore:
         if self.state == READY:
             due = self.ack_due()
             due = min(due, self.lease.ping_due())
+            if self._publishes:
+                due = min(due, self._publish_at)
         elif self.state == HELLO and not self._link_down:  # else link_up says Hello
             due = self._hello_due
         else:
@@ -347,8 +351,9 @@ class ClientCore:
             while batch := window.take(now, MAX_BATCH):
                 items = [SendItem(m.seq, m.to, m.prev, m.notify, m.ttl_ms) for m in batch]
                 self._emit([encode(Send(window.base, items)), *(m.payload for m in batch)])
-            if self._publishes:
+            if self._publishes and now >= self._publish_at:
                 self._emit_publishes()
+                self._publish_at = now + (self.options.publish_delay or 0.0)
         out, self._out = self._out, []
         return out
 
@@ -359,6 +364,8 @@ class ClientCore:
     def close(self, now: float) -> None:
         if self.state == READY:
             self._send_ack(now)  # what was handed over must not come again
+            if self._publishes:
+                self._emit_publishes()  # the last values of a burst
         if self.state in (HELLO, READY):
             self._emit([encode(Bye())])
         self._transition("close")

@@ -37,6 +37,13 @@ class ClientOptions(msgspec.Struct, frozen=True):
     # while the client is called, and at close. 0: fsync each write (0.2 to 1.5 ms here).
     fsync_every: float = 0.05
     max_topic_value: int = 64 << 10  # publish() refuses a larger value (the router's default)
+    # Publishes coalesced: the first after a quiet spell leaves at once, then one frame at
+    # most every publish_delay with the latest value of each topic (observers get a tick
+    # every 50 ms anyway; a runner publishing 10,000 times a second would otherwise cost the
+    # router a frame each). None: the driver's default, 10 ms for AsyncClient (a timer sends
+    # what waits) and 0 for Client, which runs only inside its caller's calls and would
+    # otherwise hold a burst's last value until the next one.
+    publish_delay: float | None = None
 
 
 class RouterOptions(msgspec.Struct, frozen=True):
