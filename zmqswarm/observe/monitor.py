@@ -31,6 +31,7 @@ _ONE_LINE: dict[str, Any] = {"no_wrap": True, "overflow": "ellipsis"}
 _NAME_MAX = 20  # columns a name may take (longer ones are cut: `zs peers` shows them whole)
 PEER_ROWS = 15  # names shown when the terminal's height does not say
 REFRESH = 0.25  # seconds between frames at least: at most 4 a second
+_TOPIC_ROWS = 5  # topics shown (`zs sub` shows them all)
 _HEAD_LINES = 10  # what a frame shows besides the names' rows (totals may take two lines)
 
 
@@ -78,7 +79,7 @@ def render(
     for half in (totals[:4], totals[4:]):
         parts.append(Text("  ".join(half), style="dim", **_ONE_LINE))
     if topics is not None:
-        parts.append(topic_table(topics, prefix=prefix, sort=sort, limit=5))
+        parts.append(topic_table(topics, prefix=prefix, sort=sort, limit=_TOPIC_ROWS))
     parts.append(table)
     rest = seen.peers - len(top)
     if rest > 0:
@@ -92,6 +93,14 @@ def render(
             )
         )
     return Group(*parts)
+
+
+def _topic_lines(view: TopicView | None) -> int:
+    """Lines the topics panel takes: a title, a header, a rule, its rows."""
+    if view is None:
+        return 0
+    shown = len(view.values)
+    return 3 + max(1, min(shown, _TOPIC_ROWS)) + (shown > _TOPIC_ROWS)
 
 
 def _names(rows: list[PeerItem], topics: TopicView | None = None) -> Text:
@@ -187,7 +196,7 @@ def run_monitor(
                 now = time.monotonic()
                 if now - drawn >= REFRESH:
                     drawn = now
-                    rows = max(3, console.size.height - _HEAD_LINES - (8 if view else 0))
+                    rows = max(3, console.size.height - _HEAD_LINES - _topic_lines(view))
                     live.update(draw(state, silent=silent, rows=rows), refresh=True)
             elif (state.seq, silent, view.tick if view else 0) != shown:  # a change, not a tick
                 print(as_json(state, silent=silent, topics=view), flush=True)  # noqa: T201
