@@ -10,10 +10,13 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import zmq
+
+from zmqswarm.keys import ClientKeys, ServerKeys
 
 CTX = mp.get_context("spawn")  # a clean interpreter per peer, like real deployments
 SINK = b"sink"  # the raw sink's routing id
@@ -85,16 +88,58 @@ def _pinned(cpus: list[int], target: Callable[..., None], *args: Any) -> None:
     target(*args)
 
 
-def run_zs_router(url: str, cpus: list[int] | None = None, data_dir: str | None = None) -> None:
+def run_zs_router(
+    url: str,
+    cpus: list[int] | None = None,
+    data_dir: str | None = None,
+    curve: Curve | None = None,
+    ready: Any = None,
+) -> None:
+    """A zs router on ``url`` (a CURVE server if ``curve``); once bound, its endpoint goes
+    on ``ready`` if given (a tcp port ``*`` is known only then)."""
     from zmqswarm.router.endpoints import pin_to_cpus
     from zmqswarm.router.loop import Router
 
     if cpus:
         pin_to_cpus(cpus)
 
-    router = Router([url], data_dir=Path(data_dir) if data_dir else None)
+    router = Router(
+        [url],
+        data_dir=Path(data_dir) if data_dir else None,
+        curve=curve.router if curve else None,
+        allow=Path(curve.allow) if curve else None,
+    )
     router.install_signal_handlers()
+    if ready is not None:
+        ready.put(router.endpoints[0])
     router.run()
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A CURVE run's keys, made with zmqswarm.keys as `zs keys` makes them: the router's pair
+    and its allow list (a directory), and each peer's ClientKeys by name."""
+
+    router: ServerKeys
+    allow: str
+    peers: dict[str, ClientKeys]
+
+
+def curve_keys(*names: str) -> Curve:
+    """Fresh keys for the router and for peers ``names`` (each let in), in a temp dir."""
+    from zmqswarm.keys import client_keys, load_secret, new_keys, trust
+
+    where = Path(tempfile.mkdtemp(prefix="zs-bench-keys-"))
+    for name in ("router", *names):
+        new_keys(name, where)
+    peers = {}
+    for name in names:
+        trust(where / f"{name}.key", where / "allow")
+        keys = client_keys(where / f"{name}.key_secret", where / "router.key")
+        assert keys is not None
+        peers[name] = keys
+    router = ServerKeys(*load_secret(where / "router.key_secret"))
+    return Curve(router, str(where / "allow"), peers)
 
 
 def median(values: list[float]) -> float:
@@ -122,6 +167,27 @@ def cpu_ns(pid: int) -> int:
     except OSError:
         return 0
     return (int(fields[11]) + int(fields[12])) * _NS_PER_TICK
+
+
+def io_thread_ns(pid: int) -> int:
+    """CPU time, in ns, that the live libzmq I/O threads (``ZMQbg/IO/N``) of process ``pid``
+    have run so far: where libzmq frames, and with CURVE encrypts, what the process sends
+    and receives. 0 where /proc does not say."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                name, fields = f.read().split("(", 1)[1].rsplit(")", 1)
+        except OSError:
+            continue  # the thread ended meanwhile
+        if name.startswith("ZMQbg/IO"):
+            stat = fields.split()
+            total += (int(stat[11]) + int(stat[12])) * _NS_PER_TICK
+    return total
 
 
 def wakeups(pid: int) -> int:
@@ -186,16 +252,27 @@ def raw_path(
 
 @contextmanager
 def zs_path(
-    n: int, sink: Callable[..., None], data_dir: str | None = None
+    n: int,
+    sink: Callable[..., None],
+    data_dir: str | None = None,
+    *,
+    tcp: bool = False,
+    curve: Curve | None = None,
 ) -> Iterator[tuple[str, Any, list[int]]]:
-    """A zs router process (journaled in ``data_dir`` if given) and ``sink(url, n, q)`` (a
-    zmqswarm peer named "sink" that puts "ready", then its result, on ``q``). Yields (router
-    url, q, the pids of this process, the router and the sink)."""
-    url = endpoint("zs")
+    """A zs router process (journaled in ``data_dir`` if given; on tcp://127.0.0.1 if
+    ``tcp``, else ipc; a CURVE server if ``curve``) and ``sink(url, n, q)`` (a zmqswarm peer
+    named "sink" that puts "ready", then its result, on ``q``). Yields (router url, q, the
+    pids of this process, the router and the sink)."""
+    url = "tcp://127.0.0.1:*" if tcp else endpoint("zs")
     q: Any = CTX.Queue()
-    router = CTX.Process(target=_pinned, args=(ALL_CPUS, run_zs_router, url, ROUTER_CPUS, data_dir))
+    ready: Any = CTX.Queue() if tcp else None
+    args = (ALL_CPUS, run_zs_router, url, ROUTER_CPUS, data_dir, curve, ready)
+    router = CTX.Process(target=_pinned, args=args)
     router.start()
-    wait_path(url)
+    if ready is not None:
+        url = ready.get(timeout=30)
+    else:
+        wait_path(url)
     consumer = CTX.Process(target=_pinned, args=(SINK_CPUS or ALL_CPUS, sink, url, n, q))
     consumer.start()
     assert q.get(timeout=30) == "ready"
