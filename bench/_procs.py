@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing as mp
 import os
@@ -40,12 +41,22 @@ def wait_path(url: str, timeout: float = 10.0) -> None:
         time.sleep(0.005)
 
 
-def ceiling_router(url: str, n: int, cpus: list[int] | None = None) -> None:
+def ceiling_router(
+    url: str,
+    n: int,
+    cpus: list[int] | None = None,
+    curve: ServerKeys | None = None,
+    ready: Any = None,
+    report: Any = None,
+) -> None:
     """The fastest honest Python forwarder: fixed-arity recv/send, no decode, no acks.
 
     It starts forwarding once the sink has said hello (``raw_sink_socket``): before its
     connection is up, ROUTER_MANDATORY would refuse a message for it, and the run would
-    hang. Whatever the source sent before that is forwarded first."""
+    hang. Whatever the source sent before that is forwarded first. ``curve``: a CURVE
+    server (no ZAP handler: libzmq lets every key in); ``ready``: gets the bound endpoint;
+    ``report``: gets (CPU ns, its I/O thread's) from the sink's hello to the last forward
+    (read here: its I/O thread ends with it)."""
     if cpus:
         from zmqswarm.router.endpoints import pin_to_cpus
 
@@ -53,10 +64,16 @@ def ceiling_router(url: str, n: int, cpus: list[int] | None = None) -> None:
     ctx = zmq.Context()
     sock = ctx.socket(zmq.ROUTER)
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # block on a full pipe instead of dropping
+    if curve is not None:
+        sock.curve_server, sock.curve_secretkey = True, curve.secret
     sock.bind(url)
+    if ready is not None:
+        ready.put(sock.getsockopt_string(zmq.LAST_ENDPOINT))
     early = []
     while (parts := sock.recv_multipart()) != [SINK, b""]:
         early.append(parts)
+    me = os.getpid()
+    cpu, io = cpu_ns(me), io_thread_ns(me)
     recv, send, more = sock.recv, sock.send, zmq.SNDMORE
     for _, to, payload in early:
         send(to, more)
@@ -67,15 +84,23 @@ def ceiling_router(url: str, n: int, cpus: list[int] | None = None) -> None:
         payload = recv()
         send(to, more)
         send(payload)
+    if report is not None:
+        report.put((cpu_ns(me) - cpu, io_thread_ns(me) - io))
     sock.close()
     ctx.term()
 
 
-def raw_sink_socket(url: str) -> tuple[zmq.Context[zmq.Socket[bytes]], zmq.Socket[bytes]]:
-    """The raw sink's DEALER, connected, its hello to ``ceiling_router`` on the way."""
+def raw_sink_socket(
+    url: str, curve: ClientKeys | None = None
+) -> tuple[zmq.Context[zmq.Socket[bytes]], zmq.Socket[bytes]]:
+    """The raw sink's DEALER, connected (a CURVE client if ``curve``), its hello to
+    ``ceiling_router`` on the way."""
+    from zmqswarm.keys import secure_client
+
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.ROUTING_ID, SINK)
+    secure_client(sock, curve)
     sock.connect(url)
     sock.send(b"")
     return ctx, sock
@@ -226,21 +251,39 @@ def _reap(*procs: Any, timeout: float = 30.0) -> None:
 
 @contextmanager
 def raw_path(
-    n: int, sink: Callable[..., None]
+    n: int,
+    sink: Callable[..., None],
+    *,
+    tcp: bool = False,
+    curve: Curve | None = None,
+    report: Any = None,
 ) -> Iterator[tuple[zmq.Socket[bytes], Any, list[int]]]:
-    """The ceiling's processes: ``ceiling_router`` forwarding ``n`` messages, and ``sink(url,
-    n, q)`` (which puts "ready", then its result, on ``q``). Yields (source DEALER, q, the
-    pids of this process, the router and the sink)."""
-    url = endpoint("raw")
+    """The ceiling's processes: ``ceiling_router`` forwarding ``n`` messages (on
+    tcp://127.0.0.1 if ``tcp``, else ipc; a CURVE server if ``curve``), and ``sink(url, n,
+    q)`` (which puts "ready", then its result, on ``q``; with ``curve``, given the keys of
+    the peer "sink" as ``curve=``; ``report``: see ``ceiling_router``). Yields (source DEALER,
+    q, the pids of this process, the router and the sink)."""
+    from zmqswarm.keys import secure_client
+
+    url = "tcp://127.0.0.1:*" if tcp else endpoint("raw")
     q: Any = CTX.Queue()
-    router = CTX.Process(target=_pinned, args=(ALL_CPUS, ceiling_router, url, n, ROUTER_CPUS))
+    ready: Any = CTX.Queue() if tcp else None
+    server = curve.router if curve else None
+    args = (ALL_CPUS, ceiling_router, url, n, ROUTER_CPUS, server, ready, report)
+    router = CTX.Process(target=_pinned, args=args)
     router.start()
-    wait_path(url)
+    if ready is not None:
+        url = ready.get(timeout=30)
+    else:
+        wait_path(url)
+    if curve is not None:
+        sink = functools.partial(sink, curve=curve.peers["sink"])
     consumer = CTX.Process(target=_pinned, args=(SINK_CPUS or ALL_CPUS, sink, url, n, q))
     consumer.start()
     assert q.get(timeout=30) == "ready"
     ctx = zmq.Context()
     src = ctx.socket(zmq.DEALER)
+    secure_client(src, curve.peers["source"] if curve else None)
     src.connect(url)
     try:
         yield src, q, [os.getpid(), router.pid or 0, consumer.pid or 0]

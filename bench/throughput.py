@@ -23,6 +23,7 @@ from typing import Any
 import zmq
 
 from bench._procs import (
+    CTX,
     Curve,
     cpu_ns,
     curve_keys,
@@ -36,25 +37,65 @@ from bench._procs import (
 from zmqswarm.keys import ClientKeys
 
 
-def _ceiling_sink(url: str, n: int, q: Any) -> None:
-    ctx, sock = raw_sink_socket(url)
+def _ceiling_sink(url: str, n: int, q: Any, curve: ClientKeys | None = None) -> None:
+    """Puts "ready", then (messages a second, its CPU ns, its libzmq I/O thread's), all from
+    the first message received to the last."""
+    ctx, sock = raw_sink_socket(url, curve)
+    me = os.getpid()
     q.put("ready")
     sock.recv()
-    start = time.perf_counter()
+    start, cpu, io = time.perf_counter(), cpu_ns(me), io_thread_ns(me)
     for _ in range(n - 1):
         sock.recv()
-    q.put((n - 1) / (time.perf_counter() - start))
+    q.put(((n - 1) / (time.perf_counter() - start), cpu_ns(me) - cpu, io_thread_ns(me) - io))
 
 
-def ceiling(size: int, n: int) -> float:
-    with raw_path(n, _ceiling_sink) as (src, q, _):
+def ceiling(
+    size: int,
+    n: int,
+    *,
+    tcp: bool = False,
+    curve: Curve | None = None,
+    cpu: dict[str, float] | None = None,
+) -> float:
+    """Messages a second through the raw pyzmq forwarder (over tcp://127.0.0.1 if ``tcp``;
+    with CURVE, its keys ``curve``, if given); ``cpu`` as for ``zmqswarm``."""
+    report: Any = CTX.Queue()  # the router's own CPU: it ends with its last forward
+    tcp = tcp or curve is not None
+    with raw_path(n, _ceiling_sink, tcp=tcp, curve=curve, report=report) as (src, q, pids):
         payload = b"x" * size
         send, more = src.send, zmq.SNDMORE
+        before = _meter(pids)
         for _ in range(n):
             send(b"sink", more)
             send(payload)
-        rate: float = q.get(timeout=120)
-    return rate
+        rate, *sink = q.get(timeout=120)
+        _record(cpu, n, before, pids, sink, router=report.get(timeout=30))
+    return float(rate)
+
+
+def _meter(pids: list[int]) -> list[int]:
+    """CPU ns so far of the source's and the router's processes, and of their I/O threads."""
+    return [f(pid) for pid in pids[:2] for f in (cpu_ns, io_thread_ns)]
+
+
+def _record(
+    cpu: dict[str, float] | None,
+    n: int,
+    before: list[int],
+    pids: list[int],
+    sink: list[int],
+    router: tuple[int, int] | None = None,
+) -> None:
+    """Into ``cpu``: each process's CPU (and its I/O thread's) in us a message since
+    ``before``; ``sink`` (and ``router``, if given): its own (CPU ns, I/O thread ns)."""
+    if cpu is None:
+        return
+    after = _meter(pids)
+    spent = [b - a for a, b in zip(before, after, strict=True)]
+    measured = (("source", spent[:2]), ("router", router or spent[2:]), ("sink", sink))
+    for key, (total, io) in measured:
+        cpu[key], cpu[f"{key}_io"] = total / n / 1e3, io / n / 1e3
 
 
 def _zs_sink(
@@ -106,7 +147,7 @@ def zmqswarm(
             spool=f"{where}/source.spool" if stores else None,
             curve=keys.get("source"),
         )
-        before = [f(pid) for pid in pids[:2] for f in (cpu_ns, io_thread_ns)]
+        before = _meter(pids)
         if batch > 1:
             chunk = [payload] * batch
             for _ in range(n // batch):
@@ -117,20 +158,20 @@ def zmqswarm(
         # A Client works inside its caller's calls: refused messages (a full mailbox) are
         # retried, and receipts taken, only while it is called. close() waits for them.
         assert client.close(timeout=300) == [], "messages never receipted"
-        source = [cpu_ns(pids[0]) - before[0], io_thread_ns(pids[0]) - before[1]]
         rate, *sink = q.get(timeout=300)
-        router = [cpu_ns(pids[1]) - before[2], io_thread_ns(pids[1]) - before[3]]
-    if cpu is not None:
-        for key, (total, io) in (("source", source), ("router", router), ("sink", sink)):
-            cpu[key], cpu[f"{key}_io"] = total / n / 1e3, io / n / 1e3
+        _record(cpu, n, before, pids, sink)  # the router is alive until the path ends
     return float(rate)
 
 
 def compare_curve(n: int, runs: int, json_path: str) -> None:
-    """--curve: the zmqswarm paths over tcp://127.0.0.1, without CURVE and with it, run by
-    run in turn (ABBA), with the CPU of each process a message."""
+    """--curve: the raw pyzmq forwarder and the zmqswarm paths over tcp://127.0.0.1, without
+    CURVE and with it, run by run in turn (ABBA), with the CPU of each process a message."""
     keys = curve_keys("source", "sink")
-    paths = [("send()", 1), ("send_many(64)", 64)]
+    paths: list[tuple[str, int | None]] = [
+        ("raw pyzmq", None),
+        ("send()", 1),
+        ("send_many(64)", 64),
+    ]
     rows = []
     print(
         f"{'payload':>8} {'path':<14} {'plain msg/s':>12} {'CURVE msg/s':>12} {'ratio':>6}"
@@ -144,9 +185,11 @@ def compare_curve(n: int, runs: int, json_path: str) -> None:
             for label, batch, secure in reversed(order) if run % 2 else order:
                 meter: dict[str, float] = {}
                 curve = keys if secure else None
-                rates[label, secure].append(
-                    zmqswarm(size, n, batch, tcp=True, curve=curve, cpu=meter)
-                )
+                if batch is None:
+                    rate = ceiling(size, n, tcp=True, curve=curve, cpu=meter)
+                else:
+                    rate = zmqswarm(size, n, batch, tcp=True, curve=curve, cpu=meter)
+                rates[label, secure].append(rate)
                 cpus[label, secure].append(meter)
         for label, _ in paths:
             plain, secured = rates[label, False], rates[label, True]
