@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing as mp
 import os
@@ -10,10 +11,13 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import zmq
+
+from zmqswarm.keys import ClientKeys, ServerKeys
 
 CTX = mp.get_context("spawn")  # a clean interpreter per peer, like real deployments
 SINK = b"sink"  # the raw sink's routing id
@@ -37,12 +41,22 @@ def wait_path(url: str, timeout: float = 10.0) -> None:
         time.sleep(0.005)
 
 
-def ceiling_router(url: str, n: int, cpus: list[int] | None = None) -> None:
+def ceiling_router(
+    url: str,
+    n: int,
+    cpus: list[int] | None = None,
+    curve: ServerKeys | None = None,
+    ready: Any = None,
+    report: Any = None,
+) -> None:
     """The fastest honest Python forwarder: fixed-arity recv/send, no decode, no acks.
 
     It starts forwarding once the sink has said hello (``raw_sink_socket``): before its
     connection is up, ROUTER_MANDATORY would refuse a message for it, and the run would
-    hang. Whatever the source sent before that is forwarded first."""
+    hang. Whatever the source sent before that is forwarded first. ``curve``: a CURVE
+    server (no ZAP handler: libzmq lets every key in); ``ready``: gets the bound endpoint;
+    ``report``: gets (CPU ns, its I/O thread's) from the sink's hello to the last forward
+    (read here: its I/O thread ends with it)."""
     if cpus:
         from zmqswarm.router.endpoints import pin_to_cpus
 
@@ -50,10 +64,16 @@ def ceiling_router(url: str, n: int, cpus: list[int] | None = None) -> None:
     ctx = zmq.Context()
     sock = ctx.socket(zmq.ROUTER)
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # block on a full pipe instead of dropping
+    if curve is not None:
+        sock.curve_server, sock.curve_secretkey = True, curve.secret
     sock.bind(url)
+    if ready is not None:
+        ready.put(sock.getsockopt_string(zmq.LAST_ENDPOINT))
     early = []
     while (parts := sock.recv_multipart()) != [SINK, b""]:
         early.append(parts)
+    me = os.getpid()
+    cpu, io = cpu_ns(me), io_thread_ns(me)
     recv, send, more = sock.recv, sock.send, zmq.SNDMORE
     for _, to, payload in early:
         send(to, more)
@@ -64,15 +84,23 @@ def ceiling_router(url: str, n: int, cpus: list[int] | None = None) -> None:
         payload = recv()
         send(to, more)
         send(payload)
+    if report is not None:
+        report.put((cpu_ns(me) - cpu, io_thread_ns(me) - io))
     sock.close()
     ctx.term()
 
 
-def raw_sink_socket(url: str) -> tuple[zmq.Context[zmq.Socket[bytes]], zmq.Socket[bytes]]:
-    """The raw sink's DEALER, connected, its hello to ``ceiling_router`` on the way."""
+def raw_sink_socket(
+    url: str, curve: ClientKeys | None = None
+) -> tuple[zmq.Context[zmq.Socket[bytes]], zmq.Socket[bytes]]:
+    """The raw sink's DEALER, connected (a CURVE client if ``curve``), its hello to
+    ``ceiling_router`` on the way."""
+    from zmqswarm.keys import secure_client
+
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.ROUTING_ID, SINK)
+    secure_client(sock, curve)
     sock.connect(url)
     sock.send(b"")
     return ctx, sock
@@ -85,16 +113,58 @@ def _pinned(cpus: list[int], target: Callable[..., None], *args: Any) -> None:
     target(*args)
 
 
-def run_zs_router(url: str, cpus: list[int] | None = None, data_dir: str | None = None) -> None:
+def run_zs_router(
+    url: str,
+    cpus: list[int] | None = None,
+    data_dir: str | None = None,
+    curve: Curve | None = None,
+    ready: Any = None,
+) -> None:
+    """A zs router on ``url`` (a CURVE server if ``curve``); once bound, its endpoint goes
+    on ``ready`` if given (a tcp port ``*`` is known only then)."""
     from zmqswarm.router.endpoints import pin_to_cpus
     from zmqswarm.router.loop import Router
 
     if cpus:
         pin_to_cpus(cpus)
 
-    router = Router([url], data_dir=Path(data_dir) if data_dir else None)
+    router = Router(
+        [url],
+        data_dir=Path(data_dir) if data_dir else None,
+        curve=curve.router if curve else None,
+        allow=Path(curve.allow) if curve else None,
+    )
     router.install_signal_handlers()
+    if ready is not None:
+        ready.put(router.endpoints[0])
     router.run()
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A CURVE run's keys, made with zmqswarm.keys as `zs keys` makes them: the router's pair
+    and its allow list (a directory), and each peer's ClientKeys by name."""
+
+    router: ServerKeys
+    allow: str
+    peers: dict[str, ClientKeys]
+
+
+def curve_keys(*names: str) -> Curve:
+    """Fresh keys for the router and for peers ``names`` (each let in), in a temp dir."""
+    from zmqswarm.keys import client_keys, load_secret, new_keys, trust
+
+    where = Path(tempfile.mkdtemp(prefix="zs-bench-keys-"))
+    for name in ("router", *names):
+        new_keys(name, where)
+    peers = {}
+    for name in names:
+        trust(where / f"{name}.key", where / "allow")
+        keys = client_keys(where / f"{name}.key_secret", where / "router.key")
+        assert keys is not None
+        peers[name] = keys
+    router = ServerKeys(*load_secret(where / "router.key_secret"))
+    return Curve(router, str(where / "allow"), peers)
 
 
 def median(values: list[float]) -> float:
@@ -122,6 +192,27 @@ def cpu_ns(pid: int) -> int:
     except OSError:
         return 0
     return (int(fields[11]) + int(fields[12])) * _NS_PER_TICK
+
+
+def io_thread_ns(pid: int) -> int:
+    """CPU time, in ns, that the live libzmq I/O threads (``ZMQbg/IO/N``) of process ``pid``
+    have run so far: where libzmq frames, and with CURVE encrypts, what the process sends
+    and receives. 0 where /proc does not say."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                name, fields = f.read().split("(", 1)[1].rsplit(")", 1)
+        except OSError:
+            continue  # the thread ended meanwhile
+        if name.startswith("ZMQbg/IO"):
+            stat = fields.split()
+            total += (int(stat[11]) + int(stat[12])) * _NS_PER_TICK
+    return total
 
 
 def wakeups(pid: int) -> int:
@@ -160,21 +251,39 @@ def _reap(*procs: Any, timeout: float = 30.0) -> None:
 
 @contextmanager
 def raw_path(
-    n: int, sink: Callable[..., None]
+    n: int,
+    sink: Callable[..., None],
+    *,
+    tcp: bool = False,
+    curve: Curve | None = None,
+    report: Any = None,
 ) -> Iterator[tuple[zmq.Socket[bytes], Any, list[int]]]:
-    """The ceiling's processes: ``ceiling_router`` forwarding ``n`` messages, and ``sink(url,
-    n, q)`` (which puts "ready", then its result, on ``q``). Yields (source DEALER, q, the
-    pids of this process, the router and the sink)."""
-    url = endpoint("raw")
+    """The ceiling's processes: ``ceiling_router`` forwarding ``n`` messages (on
+    tcp://127.0.0.1 if ``tcp``, else ipc; a CURVE server if ``curve``), and ``sink(url, n,
+    q)`` (which puts "ready", then its result, on ``q``; with ``curve``, given the keys of
+    the peer "sink" as ``curve=``; ``report``: see ``ceiling_router``). Yields (source DEALER,
+    q, the pids of this process, the router and the sink)."""
+    from zmqswarm.keys import secure_client
+
+    url = "tcp://127.0.0.1:*" if tcp else endpoint("raw")
     q: Any = CTX.Queue()
-    router = CTX.Process(target=_pinned, args=(ALL_CPUS, ceiling_router, url, n, ROUTER_CPUS))
+    ready: Any = CTX.Queue() if tcp else None
+    server = curve.router if curve else None
+    args = (ALL_CPUS, ceiling_router, url, n, ROUTER_CPUS, server, ready, report)
+    router = CTX.Process(target=_pinned, args=args)
     router.start()
-    wait_path(url)
+    if ready is not None:
+        url = ready.get(timeout=30)
+    else:
+        wait_path(url)
+    if curve is not None:
+        sink = functools.partial(sink, curve=curve.peers["sink"])
     consumer = CTX.Process(target=_pinned, args=(SINK_CPUS or ALL_CPUS, sink, url, n, q))
     consumer.start()
     assert q.get(timeout=30) == "ready"
     ctx = zmq.Context()
     src = ctx.socket(zmq.DEALER)
+    secure_client(src, curve.peers["source"] if curve else None)
     src.connect(url)
     try:
         yield src, q, [os.getpid(), router.pid or 0, consumer.pid or 0]
@@ -186,16 +295,27 @@ def raw_path(
 
 @contextmanager
 def zs_path(
-    n: int, sink: Callable[..., None], data_dir: str | None = None
+    n: int,
+    sink: Callable[..., None],
+    data_dir: str | None = None,
+    *,
+    tcp: bool = False,
+    curve: Curve | None = None,
 ) -> Iterator[tuple[str, Any, list[int]]]:
-    """A zs router process (journaled in ``data_dir`` if given) and ``sink(url, n, q)`` (a
-    zmqswarm peer named "sink" that puts "ready", then its result, on ``q``). Yields (router
-    url, q, the pids of this process, the router and the sink)."""
-    url = endpoint("zs")
+    """A zs router process (journaled in ``data_dir`` if given; on tcp://127.0.0.1 if
+    ``tcp``, else ipc; a CURVE server if ``curve``) and ``sink(url, n, q)`` (a zmqswarm peer
+    named "sink" that puts "ready", then its result, on ``q``). Yields (router url, q, the
+    pids of this process, the router and the sink)."""
+    url = "tcp://127.0.0.1:*" if tcp else endpoint("zs")
     q: Any = CTX.Queue()
-    router = CTX.Process(target=_pinned, args=(ALL_CPUS, run_zs_router, url, ROUTER_CPUS, data_dir))
+    ready: Any = CTX.Queue() if tcp else None
+    args = (ALL_CPUS, run_zs_router, url, ROUTER_CPUS, data_dir, curve, ready)
+    router = CTX.Process(target=_pinned, args=args)
     router.start()
-    wait_path(url)
+    if ready is not None:
+        url = ready.get(timeout=30)
+    else:
+        wait_path(url)
     consumer = CTX.Process(target=_pinned, args=(SINK_CPUS or ALL_CPUS, sink, url, n, q))
     consumer.start()
     assert q.get(timeout=30) == "ready"
