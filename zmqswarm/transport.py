@@ -11,6 +11,7 @@ import zmq
 
 from zmqswarm.errors import ConfigError
 from zmqswarm.protocol.codec import MAX_EPOCH
+from zmqswarm.protocol.handshakes import CONNECTED, DOWN, UP
 
 if TYPE_CHECKING:  # pathlib costs ~10 ms to import: `zs send` never needs it
     from pathlib import Path
@@ -24,6 +25,7 @@ __all__ = [
     "default_router_url",
     "drain",
     "heartbeats",
+    "LINK_EVENTS",
     "link_events",
     "open_peer_socket",
     "peer_keys",
@@ -92,14 +94,13 @@ def heartbeats(sock: zmq.Socket[Any], interval: float, timeout: float) -> None:
     sock.setsockopt(zmq.HEARTBEAT_TTL, int(timeout * 1000))
 
 
-_LINK_EVENTS = (
+LINK_EVENTS = (
     zmq.EVENT_CONNECTED
     | zmq.EVENT_DISCONNECTED
     | zmq.EVENT_HANDSHAKE_SUCCEEDED
     | zmq.EVENT_HANDSHAKE_FAILED_AUTH
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
 )
-UP, DOWN, CONNECTED = "up", "down", "connected"
 _REFUSALS: dict[int, str] = {
     zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH: "the router and we disagree on security"
     " (one uses CURVE, the other not): give both our key and the router's, or neither",
@@ -146,7 +147,7 @@ def open_peer_socket(
     # A TCP connect the network swallowed is given up and tried afresh, not left to the
     # kernel's SYN backoff (which waits up to minutes once a partition heals).
     sock.setsockopt(zmq.CONNECT_TIMEOUT, max(1000, int(options.heartbeat_timeout * 1000)))
-    monitor: zmq.Socket[bytes] = sock.get_monitor_socket(_LINK_EVENTS)
+    monitor: zmq.Socket[bytes] = sock.get_monitor_socket(LINK_EVENTS)
     try:
         sock.connect(url)
     except zmq.ZMQError as exc:

@@ -184,6 +184,23 @@ def test_a_revoked_key_is_cut_off_mid_stream(
     assert stats["nack_revoked"] >= 1 and stats["handshake_refused_key"] >= 1
 
 
+def test_a_key_replaced_under_the_same_name_cuts_off_the_old_key(
+    procs: Procs, keyring: Keyring, secured: subprocess.Popen[str], tmp_path: Path
+) -> None:
+    """Rotation: bob.key rewritten with a new key. The old key's live session ends (no
+    signal needed), and the new key gets in under the same name."""
+    with Client("bob", router=procs.url, curve=keyring.client("bob")) as old:
+        old.wait_ready(10)
+        fresh = tmp_path / "fresh"
+        new_keys("bob", fresh)
+        (keyring.allow / "bob.key").write_bytes((fresh / "bob.key").read_bytes())
+        with pytest.raises(AccessDeniedError, match="revoked"):
+            old.recv(timeout=5)
+    rotated = client_keys(fresh / "bob.key_secret", keyring.dir / "router.key")
+    with Client("bob", router=procs.url, curve=rotated) as new:
+        new.send("bob", b"after the rotation").wait("accepted", 10)
+
+
 def test_a_removed_key_file_is_noticed_without_a_signal(
     procs: Procs, keyring: Keyring, secured: subprocess.Popen[str]
 ) -> None:

@@ -39,9 +39,6 @@ from zmqswarm.protocol.client_events import (
 from zmqswarm.protocol.codec import NAME_RULE, valid_name
 from zmqswarm.protocol.resume_log import SeenLog, SpoolLog
 from zmqswarm.transport import (
-    CONNECTED,
-    DOWN,
-    UP,
     clock,
     close_peer_socket,
     drain,
@@ -182,14 +179,7 @@ class BaseClient:
         assert monitor is not None
         if readable(monitor):
             for event in link_events(monitor):
-                if event == UP:
-                    core.link_up(now)
-                elif event == DOWN:
-                    core.link_down(now)
-                elif event == CONNECTED:
-                    core.link_connected()
-                else:
-                    core.auth_refused(event)
+                core.link_event(event, now)
 
     def _feed(self, now: float) -> None:
         sock, core = self._sock, self._core

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import zmq
 
 from zmqswarm.client.tickets import TicketId
-from zmqswarm.errors import ConfigError, RouterUnavailableError
+from zmqswarm.errors import AccessDeniedError, ConfigError, RouterUnavailableError
 from zmqswarm.protocol import (
     PROTOCOL_VERSION,
     Bye,
@@ -33,7 +33,10 @@ from zmqswarm.protocol import (
     decode,
     encode,
 )
+from zmqswarm.protocol.handshakes import Handshakes
 from zmqswarm.transport import (
+    LINK_EVENTS,
+    link_events,
     new_epoch,
     peer_keys,
     peer_limits,
@@ -169,12 +172,15 @@ class AdminSession:
                 from zmqswarm.keys import secure_client
 
                 secure_client(self.sock, keys)
+            # Says whether the router refused us, rather than letting us wait out the timeout.
+            self.monitor: zmq.Socket[bytes] = self.sock.get_monitor_socket(LINK_EVENTS)
+            self.handshakes = Handshakes()
             try:
                 self.sock.connect(url)
             except zmq.ZMQError as exc:
                 raise ConfigError(f"cannot connect to {url!r}: {exc.strerror}") from None
         except BaseException:
-            self.sock.close(0)
+            self._close_sockets()
             raise
         self.deadline = time.monotonic() + timeout
         self.sock.send(encode(Hello(PROTOCOL_VERSION, name, epoch, 1, False, 1, True)))
@@ -194,12 +200,26 @@ class AdminSession:
         return self._answer(kind)
 
     def _answer(self, kind: type[T]) -> tuple[T, list[bytes]]:
+        poller = zmq.Poller()
+        poller.register(self.sock, zmq.POLLIN)
+        poller.register(self.monitor, zmq.POLLIN)
         while True:
-            if not self.sock.poll(self.wait_ms()):
+            ready = dict(poller.poll(self.wait_ms()))
+            if self.sock in ready:
+                answer = self.take(recv_parts(self.sock), kind)
+                if answer is not None:
+                    return answer
+            elif self.monitor in ready:
+                self.check_refused()
+            else:
                 raise self.no_answer()
-            answer = self.take(recv_parts(self.sock), kind)
-            if answer is not None:
-                return answer
+
+    def check_refused(self) -> None:
+        """AccessDeniedError if the connection monitor says the router will not have us."""
+        for event in link_events(self.monitor):
+            refusal = self.handshakes.event(event)
+            if refusal is not None:
+                raise AccessDeniedError(refusal, url=self.url)
 
     def wait_ms(self) -> int:
         """How long the next answer may still take (0 once time is up)."""
@@ -207,6 +227,7 @@ class AdminSession:
         return int(left * 1000) + 1 if left > 0 else 0
 
     def no_answer(self) -> RouterUnavailableError:
+        self.check_refused()
         return RouterUnavailableError(
             f"router at {self.url} did not answer within {self.timeout} s", url=self.url
         )
@@ -217,6 +238,8 @@ class AdminSession:
         if isinstance(frame, kind):
             return frame, parts[1:]
         if isinstance(frame, Nack) and frame.seq == 0:
+            if frame.code in (Code.NOT_ALLOWED, Code.REVOKED):
+                raise AccessDeniedError(frame.reason, url=self.url)
             raise RouterUnavailableError(f"{_code_name(frame.code)}: {frame.reason}", url=self.url)
         return None
 
@@ -233,7 +256,14 @@ class AdminSession:
         try:
             self.bye()
         finally:
-            self.sock.close()
+            self._close_sockets()
+
+    def _close_sockets(self) -> None:
+        monitor = getattr(self, "monitor", None)
+        if monitor is not None:
+            self.sock.disable_monitor()
+            monitor.close(0)
+        self.sock.close()
 
 
 def _code_name(code: int) -> str:

@@ -38,33 +38,39 @@ class Access:
     """Args:
     names: per key name, the peer names (fnmatch patterns) it may use. A key not listed
         may use its own name and ``KEY.*``; every key may use ``ADMIN_NAMES``.
+
+    ``keys`` maps each trusted key (its Z85 text, a frame's User-Id) to its name; the
+    driver sets it from the allow list. A key not in it is refused as revoked.
     """
 
     def __init__(self, names: Mapping[str, Sequence[str]] | None = None) -> None:
         self.names = {key: tuple(patterns) for key, patterns in (names or {}).items()}
+        self.keys: dict[str, str] = {}
         self.owners: dict[bytes, str] = {}  # routing id -> the key its frames come with
-        self.revoked: set[str] = set()
 
-    def patterns(self, key: str) -> tuple[str, ...]:
-        own = self.names.get(key, (key, f"{key}.*"))
+    def patterns(self, name: str) -> tuple[str, ...]:
+        own = self.names.get(name, (name, f"{name}.*"))
         return (*own, ADMIN_NAMES)
 
-    def permits(self, key: str, name: str) -> bool:
-        return key not in self.revoked and any(fnmatchcase(name, p) for p in self.patterns(key))
+    def permits(self, name: str, peer: str) -> bool:
+        """May the key called ``name`` speak as peer ``peer``?"""
+        return any(fnmatchcase(peer, p) for p in self.patterns(name))
 
     def admit(self, identity: bytes, key: str) -> Refusal | None:
         """None if a frame from ``identity`` under ``key`` may pass; else why not."""
         owner = self.owners.get(identity)
         if owner == key:
             return None
-        if key in self.revoked:
-            return Refusal("revoked", f"key {key!r} was revoked")
-        name = name_of(identity)
-        if not self.permits(key, name):
+        name = self.keys.get(key)
+        if name is None:
+            return Refusal("revoked", f"key {key[:8]}… is no longer in the allow list")
+        peer = name_of(identity)
+        if not self.permits(name, peer):
             if owner is not None:
-                detail = f"key {key!r} sent as {name!r}, a routing id bound to key {owner!r}"
+                held = self.keys.get(owner, owner[:8] + "…")
+                detail = f"key {name!r} sent as {peer!r}, a routing id bound to key {held!r}"
             else:
-                detail = f"key {key!r} may not use the name {name!r}"
+                detail = f"key {name!r} may not use the name {peer!r}"
             return Refusal("not_allowed", detail)
         if len(self.owners) >= _MAX_BOUND:
             self.owners.clear()
@@ -73,15 +79,11 @@ class Access:
 
     def revoke(self, key: str) -> list[bytes]:
         """Refuse ``key`` from now on; the routing ids it held, whose sessions must end."""
-        self.revoked.add(key)
+        self.keys.pop(key, None)
         held = [identity for identity, owner in self.owners.items() if owner == key]
         for identity in held:
             del self.owners[identity]
         return held
-
-    def restore(self, key: str) -> None:
-        """``key`` is trusted again (its file came back)."""
-        self.revoked.discard(key)
 
     def forget(self, identity: bytes) -> None:
         self.owners.pop(identity, None)

@@ -53,6 +53,7 @@ from .frames import (
     SendItem,
     Welcome,
 )
+from .handshakes import DOWN, UP, Handshakes
 from .inbox import MAX_NOTE, Inbound, Inbox, MessageKey
 from .lease import Lease
 from .options import ClientOptions
@@ -71,8 +72,6 @@ TRANSITIONS: dict[str, dict[str, str]] = {
     "close": {NEW: CLOSED, HELLO: CLOSED, READY: CLOSED, REFUSED: CLOSED},
 }
 """event -> {state it may happen in: the state it leads to}."""
-
-_CUT_SHORT = 3  # connections in a row the router closes mid-handshake: it will not have us
 
 _REFUSALS = frozenset(
     {Code.NAME_TAKEN, Code.TAKEN_OVER, Code.BAD_VERSION, Code.INVALID_NAME}
@@ -125,8 +124,7 @@ class ClientCore:
         self.lease = Lease(opts.heartbeat_timeout / 2, opts.heartbeat_timeout)
         self._link_down = False  # the connection dropped; Hello again once it is back
         self._resume = 0  # the session a Hello on a new connection asks to resume
-        self._shaking = False  # a connection is open and its handshake has not ended
-        self._cut_short = 0  # connections in a row closed before their handshake ended
+        self.handshakes = Handshakes()
         self._publishes: dict[str, tuple[bytes, int]] = {}  # topic -> latest (value, ttl_ms)
         # What this client last published, per topic: a restarted router's cache is empty,
         # so it is published again after the Welcome of a new router incarnation.
@@ -151,30 +149,25 @@ class ClientCore:
         self._transition("connect")
         self._say_hello(now)
 
-    def link_connected(self) -> None:
-        """A connection opened; its handshake has not run yet."""
-        self._shaking = True
+    def link_event(self, what: str, now: float) -> None:
+        """What the connection monitor reported (protocol/handshakes.py)."""
+        refusal = self.handshakes.event(what)
+        if refusal is not None:
+            self.auth_refused(refusal)
+        elif what == UP:
+            self.link_up(now)
+        elif what == DOWN:
+            self.link_down(now)
 
     def link_down(self, now: float) -> None:
         """The connection dropped (libzmq reconnects by itself): hand nothing over until a new
         Welcome says whether the name stayed ours, and Hello again once the link is back."""
-        if self._shaking:  # dropped before its handshake ended: the router would not have us
-            self._shaking = False
-            self._cut_short += 1
-            if self._cut_short >= _CUT_SHORT:
-                self.auth_refused(
-                    f"the router closed {_CUT_SHORT} connections in a row before their"
-                    " handshake ended: it wants CURVE keys we do not have (--curve-secret,"
-                    " --router-key), or --router-key is not its public key"
-                )
-                return
         if self.state in (HELLO, READY):
             self._link_down = True
             self._lost("the connection dropped", now, hello=False)
 
     def link_up(self, now: float) -> None:
         """A connection (re)opened: after a drop, say Hello on it at once."""
-        self._shaking, self._cut_short = False, 0
         if self._link_down and self.state == HELLO:
             self._link_down = False
             self._hello_tries = 0

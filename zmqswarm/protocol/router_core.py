@@ -130,9 +130,9 @@ class RouterCore:
     # -- input ----------------------------------------------------------------------------
 
     def admit(self, identity: bytes, key: str, parts: list[bytes], now: float) -> None:
-        """``handle`` for a CURVE socket: ``key`` is the frame's User-Id, the name of the key
-        its connection authenticated with. A frame the key may not send is refused, counted
-        and never handled."""
+        """``handle`` for a CURVE socket: ``key`` is the frame's User-Id, the key (Z85) its
+        connection authenticated with. A frame the key may not send is refused, counted and
+        never handled."""
         assert self.access is not None
         refusal = self.access.admit(identity, key)
         if refusal is None:
@@ -149,14 +149,15 @@ class RouterCore:
         the name's next rightful holder), and its later frames are refused. Returns how many
         sessions ended."""
         assert self.access is not None
+        name = self.access.keys.get(key, key[:8] + "…")
         ended = 0
         for identity in self.access.revoke(key):
             session = self.sessions.get(identity)
             if session is not None:
                 self.sessions.end(session, "revoked", now)
                 ended += 1
-            self.fx.nack(identity, 0, Code.REVOKED, f"key {key!r} was revoked")
-        self.fx.log(f"revoked:{key}", f"key {key!r} revoked: {ended} sessions ended", now)
+            self.fx.nack(identity, 0, Code.REVOKED, f"key {name!r} was revoked")
+        self.fx.log(f"revoked:{key}", f"key {name!r} revoked: {ended} sessions ended", now)
         return ended
 
     def handle(self, identity: bytes, parts: list[bytes], now: float) -> None:

@@ -5,7 +5,8 @@ each CURVE handshake may complete. The router's sockets enforce their ZAP domain
 (``zmqswarm.keys.secure_server``), so with no handler bound, or a handler that stopped,
 nobody new gets in: the router fails closed. The handler answers from the allow list, a
 directory of public key files re-read when it changes or on SIGHUP; the User-Id it returns
-is the key's name, which every frame then carries (``Frame.get("User-Id")``).
+is the key itself (Z85), which every frame then carries (``Frame.get("User-Id")``): a key
+file replaced by another under the same name is a revocation of the old key.
 """
 
 from __future__ import annotations
@@ -29,46 +30,55 @@ _RELOOK = 1.0  # seconds between looks at the allow list's directory
 
 
 class AllowList:
-    """The public keys in ``directory`` (one ``NAME.key`` each), by Z85 key: NAME."""
+    """The public keys in ``directory`` (one ``NAME.key`` each): Z85 key -> NAME. The
+    directory must be ours and writable by nobody else: whoever may add a file to it may let
+    any key in."""
 
     def __init__(self, directory: Path) -> None:
         if not directory.is_dir():
             raise ConfigError(f"allow list {directory} is not a directory of public keys")
+        st = directory.stat()
+        if st.st_uid != os.getuid() or st.st_mode & 0o022:
+            raise ConfigError(
+                f"allow list {directory} may be changed by others: it must be yours, and"
+                f" not group- or world-writable (chmod 700 {directory})"
+            )
         self.directory = directory
-        self.keys: dict[bytes, str] = {}
-        self._stamp: tuple[int, int] | None = None
+        self.keys: dict[str, str] = {}
+        self._stamp: tuple[tuple[str, int, int], ...] | None = None
         self.reload()
 
     def changed(self) -> bool:
-        """Whether the directory changed since it was read (a key added or removed)."""
+        """Whether a key file was added, removed or rewritten since the last read."""
         return self._stamp != self._stat()
 
-    def reload(self) -> tuple[set[str], set[str]]:
-        """Read the directory again: (names added, names removed). A file that does not
+    def reload(self) -> set[str]:
+        """Read the directory again; the keys (Z85) no longer in it. A file that does not
         parse is left out (and so refused), never guessed at."""
         self._stamp = self._stat()
-        keys: dict[bytes, str] = {}
+        keys: dict[str, str] = {}
         for path in sorted(self.directory.glob("*.key")):
             try:
                 public, _ = zmq.auth.load_certificate(path)
             except (OSError, ValueError):
                 continue
             if len(public) == 40:
-                keys[public] = path.name.removesuffix(".key")
-        before, after = set(self.keys.values()), set(keys.values())
+                keys[public.decode()] = path.name.removesuffix(".key")
+        removed = set(self.keys) - set(keys)
         self.keys = keys
-        return after - before, before - after
+        return removed
 
-    def _stat(self) -> tuple[int, int]:
+    def _stat(self) -> tuple[tuple[str, int, int], ...]:
+        """Each key file's name, mtime and size: a file rewritten in place counts too."""
         try:
-            st = os.stat(self.directory)
+            found = [e for e in os.scandir(self.directory) if e.name.endswith(".key")]
+            return tuple(sorted((e.name, e.stat().st_mtime_ns, e.stat().st_size) for e in found))
         except OSError:
-            return (0, 0)  # gone: every key is removed at the next reload
-        return (st.st_mtime_ns, st.st_ino)
+            return ()  # gone: every key is removed at the next reload
 
 
-def zap_reply(request: list[bytes], domain: bytes, keys: dict[bytes, str]) -> list[bytes]:
-    """The ZAP reply to ``request``: 200 with the key's name as User-Id, or 400."""
+def zap_reply(request: list[bytes], domain: bytes, keys: dict[str, str]) -> list[bytes]:
+    """The ZAP reply to ``request``: 200 with the key (Z85) as User-Id, or 400."""
     if len(request) < 6:
         request_id = request[1] if len(request) > 1 else b""
         return [_VERSION, request_id, b"400", b"malformed ZAP request", b"", b""]
@@ -77,22 +87,24 @@ def zap_reply(request: list[bytes], domain: bytes, keys: dict[bytes, str]) -> li
         return [_VERSION, request_id, b"400", b"unknown ZAP version", b"", b""]
     if req_domain != domain or mechanism != b"CURVE" or len(credentials) != 1:
         return [_VERSION, request_id, b"400", b"CURVE only", b"", b""]
-    name = keys.get(z85.encode(credentials[0])) if len(credentials[0]) == 32 else None
-    if name is None:
+    key = z85.encode(credentials[0]).decode() if len(credentials[0]) == 32 else ""
+    if key not in keys:
         return [_VERSION, request_id, b"400", b"unknown key", b"", b""]
-    return [_VERSION, request_id, b"200", b"OK", name.encode(), b""]
+    return [_VERSION, request_id, b"200", b"OK", key.encode(), b""]
 
 
-def apply_allow_list(core: RouterCore, added: set[str], removed: set[str], now: float) -> list[str]:
-    """Keys back in the allow list are trusted again; keys gone from it are revoked (their
-    sessions end). Returns the revoked keys."""
+def apply_allow_list(
+    core: RouterCore, keys: dict[str, str], removed: set[str], now: float
+) -> list[str]:
+    """Trust ``keys`` (Z85 -> name) from now on; the ``removed`` ones are revoked (their
+    sessions end). Returns the names of the revoked keys."""
     access = core.access
     assert access is not None
-    for key in added:
-        access.restore(key)
+    names = [access.keys.get(key, key) for key in sorted(removed)]
+    access.keys = dict(keys)
     for key in sorted(removed):
         core.revoke(key, now)
-    return sorted(removed)
+    return names
 
 
 class Gatekeeper:
@@ -113,9 +125,9 @@ class Gatekeeper:
         self.asked = False  # to re-read the allow list at the next refresh (SIGHUP)
         self._next_look = 0.0
 
-    def refresh(self, now: float) -> tuple[set[str], set[str]] | None:
-        """(keys added, keys removed) if the allow list changed since last read: looked at
-        every ``_RELOOK`` s, or at once when ``asked``. None if nothing changed."""
+    def refresh(self, now: float) -> set[str] | None:
+        """The keys removed, if the allow list changed since last read (looked at every
+        ``_RELOOK`` s, or at once when ``asked``); None if it did not."""
         if not self.asked and now < self._next_look:
             return None
         self._next_look = now + _RELOOK

@@ -14,8 +14,9 @@ import zmq
 
 from zmqswarm.errors import ConfigError, RouterInUseError
 from zmqswarm.keys import ServerKeys, secure_server
+from zmqswarm.private import private_dir
 from zmqswarm.protocol import RouterOptions
-from zmqswarm.transport import heartbeats, ipc_path, readable
+from zmqswarm.transport import default_router_url, heartbeats, ipc_path, readable
 
 __all__ = [
     "MONITORED",
@@ -109,7 +110,11 @@ def bind_router(
 
 def _lock(url: str, path: Path) -> int:
     """Binding an ipc path would silently steal the socket file from a live router, so
-    hold an flock beside it. A crashed router's lock is released by the kernel."""
+    hold an flock beside it. A crashed router's lock is released by the kernel. The default
+    endpoint's directory must be ours alone: in a shared /tmp another user could make it
+    first and watch or replace the socket."""
+    if url == default_router_url():
+        private_dir(path.parent)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -218,9 +223,6 @@ def pub_urls(binds: list[str]) -> list[str]:
     return urls
 
 
-_LOOPBACK = ("127.", "localhost", "[::1]", "::1")
-
-
 def check_exposure(
     binds: list[str], keys: ServerKeys | None, allow: Path | None, insecure: bool
 ) -> None:
@@ -244,4 +246,4 @@ def exposed(url: str) -> bool:
     host = url[len("tcp://") :].rsplit(":", 1)[0]
     if ";" in host:  # tcp://SOURCE;HOST binds HOST
         host = host.split(";", 1)[1]
-    return not host.startswith(_LOOPBACK)
+    return not (host in ("localhost", "[::1]", "::1") or host.startswith("127."))

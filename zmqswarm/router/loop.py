@@ -105,7 +105,7 @@ class Router:
     ) -> None:
         self.binds = binds
         self.curve = curve
-        check_exposure(binds, curve, allow, insecure)
+        check_exposure([*binds, *(publish or [])], curve, allow, insecure)
         wall_offset = time.time() - time.monotonic()  # the journal keeps wall-clock times
         self.core = RouterCore(
             epoch=int(time.time() * 1000),
@@ -139,6 +139,8 @@ class Router:
         try:
             if allow is not None:  # before binding: with no handler, nobody gets in
                 self.gate = Gatekeeper(self._ctx, AllowList(allow), ZAP_DOMAIN)
+                assert self.core.access is not None
+                self.core.access.keys = dict(self.gate.allow.keys)
             self.sock = self._bind()
         except BaseException:
             if self.gate is not None:
@@ -295,10 +297,10 @@ class Router:
         if self.gate is not None:
             self.gate.asked = True
 
-    def _revoke(self, changes: tuple[set[str], set[str]] | None, now: float) -> None:
-        if changes is None:
+    def _revoke(self, removed_keys: set[str] | None, now: float) -> None:
+        if removed_keys is None or self.gate is None:
             return
-        removed = apply_allow_list(self.core, *changes, now)
+        removed = apply_allow_list(self.core, self.gate.allow.keys, removed_keys, now)
         if removed:
             # A SUB keeps its connection (and the feed) whatever its key: the PUB is made
             # anew, and every observer must pass the allow list again to reconnect.
