@@ -101,11 +101,16 @@ class Procs:
 
 def router_stats(router: subprocess.Popen[str]) -> dict[str, int]:
     """Stop the router (SIGTERM) and read the counters it logs on its way out."""
+    return stop_router(router)[0]
+
+
+def stop_router(router: subprocess.Popen[str]) -> tuple[dict[str, int], str]:
+    """Stop the router (SIGTERM): the counters it logs on its way out, and its whole log."""
     router.send_signal(signal.SIGTERM)
     _, err = router.communicate(timeout=20)
     line = next(x for x in err.splitlines() if "zs router stopped: " in x)
     stats: dict[str, int] = ast.literal_eval(line.split("zs router stopped: ", 1)[1])
-    return stats
+    return stats, err
 
 
 def read_lines(path: Path) -> list[tuple[str, str, int]]:

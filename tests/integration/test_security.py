@@ -23,7 +23,7 @@ from zmqswarm.observe import list_peers
 from zmqswarm.protocol import PROTOCOL_VERSION, Code, Hello, Nack, decode, encode
 from zmqswarm.transport import routing_id
 
-from ..helpers import Procs, router_stats
+from ..helpers import Procs, router_stats, stop_router
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -92,7 +92,10 @@ def test_an_unknown_key_is_refused_at_once(
 ) -> None:
     error = refused_within(5, lambda: Client("eve", router=procs.url, curve=keyring.client("eve")))
     assert "allow list" in str(error)
-    assert router_stats(secured)["handshake_refused_key"] >= 1
+    stats, log = stop_router(secured)
+    assert stats["handshake_refused_key"] >= 1
+    eve = keyring.client("eve").public.decode()[:12]
+    assert log.count("refused a handshake") == 1 and eve in log, log  # once: rate-limited
 
 
 def test_a_client_without_curve_is_refused(

@@ -172,3 +172,12 @@ def test_zap_refuses_everything_else() -> None:
         reply = zap_reply(req, DOMAIN, listed)
         assert reply[2] == b"400" and reply[4] == b"", req
     assert zap_reply([b"1.0"], DOMAIN, listed)[2] == b"400"
+
+
+def test_which_binds_other_hosts_can_reach() -> None:
+    from zmqswarm.router.endpoints import exposed
+
+    for url in ("tcp://127.0.0.1:5555", "tcp://localhost:1", "tcp://[::1]:2", "ipc:///tmp/x"):
+        assert not exposed(url), url
+    for url in ("tcp://0.0.0.0:5555", "tcp://*:1", "tcp://10.0.0.1:2", "tcp://localhost.example:3"):
+        assert exposed(url), url
