@@ -12,6 +12,7 @@ from typer.core import TyperCommand
 
 from . import dead, monitor, peers, recv, send
 from .agent import agent_command, hook_command, tag_command
+from .bench import bench_command
 from .demo import demo_command
 from .params import typer_command
 from .router import router_command
@@ -102,6 +103,7 @@ app.command("hook", cls=Command, help="Same as `zs agent hook`.")(hook_command)
 for module in (send, recv, dead, peers, monitor):
     name = module.__name__.rsplit(".", 1)[-1]
     app.command(name, cls=Command)(typer_command(module.PARAMS, module.run))
+app.command("bench", cls=Command)(bench_command)
 app.command("demo", cls=Command, help="A private router, peers and tmux agents, messages flowing.")(
     demo_command
 )

@@ -24,7 +24,19 @@ from ..helpers import Procs, wait_for
 ROOT = Path(__file__).parents[2]
 README = (ROOT / "README.md").read_text()
 BIN = Path(sys.executable).parent
-COMMANDS = {"router", "recv", "send", "dead", "peers", "monitor", "demo", "agent", "tag", "hook"}
+COMMANDS = {
+    "router",
+    "recv",
+    "send",
+    "dead",
+    "peers",
+    "monitor",
+    "demo",
+    "agent",
+    "tag",
+    "hook",
+    "bench",
+}
 
 
 def blocks(lang: str) -> list[str]:
