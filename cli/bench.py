@@ -142,7 +142,7 @@ def _run(spec: Any, run: Any, quiet: bool) -> dict[str, Any]:
     what += f", {spec.rate:,.0f} msg/s offered" if spec.rate else ", closed loop"
     columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, disable=quiet or not console.is_terminal) as bar:
-        task = bar.add_task(what, total=spec.per_sender() * spec.senders)
+        task = bar.add_task(what, total=spec.total())
 
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done)

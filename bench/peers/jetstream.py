@@ -80,7 +80,7 @@ def prepare(spec: Spec, address: str) -> None:
                 STREAM,
                 ConsumerConfig(
                     durable_name=f"r{r}",
-                    filter_subject=f"mb.{r}",
+                    filter_subject="mb.all" if spec.fanout else f"mb.{r}",
                     ack_policy=AckPolicy.ALL,
                     max_ack_pending=max(65536, spec.batch * 4),
                     ack_wait=60,
@@ -100,7 +100,7 @@ class Sender:
         self.loop = asyncio.new_event_loop()
         self.nc: Any = self.loop.run_until_complete(nats.connect(address, pending_size=64 << 20))
         self.js = self.nc.jetstream(publish_async_max_pending=spec.window)
-        self.subjects = [f"mb.{r}" for r in range(spec.recipients)]
+        self.subjects = [f"mb.{r}" for r in range(spec.recipients)] + ["mb.all"]  # -1: all
         self.failed = 0
 
     def _done(self, fut: asyncio.Future[Any]) -> None:
@@ -154,6 +154,21 @@ class Recipient:
 
     def finish(self) -> None:
         self.loop.run_until_complete(self.nc.flush())
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.nc.close())
+        self.loop.close()
+
+
+class Idle:
+    """A connection (its own loop, run only to connect and close); then nothing: the
+    server's pings wait in the socket until the close."""
+
+    def __init__(self, spec: Spec, address: str, index: int) -> None:
+        import nats
+
+        self.loop = asyncio.new_event_loop()
+        self.nc: Any = self.loop.run_until_complete(nats.connect(address))
 
     def close(self) -> None:
         self.loop.run_until_complete(self.nc.close())

@@ -10,6 +10,7 @@ from typing import Any
 TITLES = {
     "1to1": "1 sender -> 1 recipient, closed loop",
     "NtoM": "10 senders -> 50 recipients, closed loop, 64 B",
+    "fanout": "1 sender -> each of 50 recipients, closed loop, 64 B (deliveries/s)",
     "idle": "1 -> 1 with 1,000 idle peers connected, 64 B",
 }
 

@@ -5,6 +5,7 @@ messages unanswered (a publish acknowledgement, with nothing behind it)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -76,11 +77,14 @@ class Sender:
 
     def publish(self, items: list[tuple[int, bytes]]) -> None:
         send, more, names = self.sock.send, zmq.SNDMORE, self.names
+        sent = 0
         for r, payload in items:
-            send(names[r], more)
-            send(payload)
+            for to in names if r < 0 else (names[r],):
+                send(to, more)
+                send(payload)
+                sent += 1
         if self.receipts:
-            self.out += len(items)
+            self.out += sent
             recv, poll = self.sock.recv, self.sock.poll
             while self.out > self.window or (self.out and poll(0)):
                 recv()
@@ -128,3 +132,13 @@ class Recipient:
     def close(self) -> None:
         self.sock.close(linger=0)
         self.ctx.term()
+
+
+class Idle:
+    """A DEALER connected to the router, its hello answered; then nothing."""
+
+    def __init__(self, spec: Spec, address: str, index: int) -> None:
+        self.peer = Recipient(dataclasses.replace(spec, tag=f"{spec.tag}-idle"), address, index)
+
+    def close(self) -> None:
+        self.peer.close()

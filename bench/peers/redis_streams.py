@@ -35,7 +35,7 @@ def available() -> str | None:
 
 
 def _stream(r: int) -> str:
-    return f"mb:{r}"
+    return f"mb:{r}" if r >= 0 else "mb:all"  # -1: the fan-out stream, a group a recipient
 
 
 @contextmanager
@@ -70,7 +70,10 @@ def _connect(address: str) -> Any:
 def prepare(spec: Spec, address: str) -> None:
     conn = _connect(address)
     for r in range(spec.recipients):
-        conn.xgroup_create(_stream(r), GROUP, id="0", mkstream=True)
+        if spec.fanout:
+            conn.xgroup_create(_stream(-1), f"{GROUP}{r}", id="0", mkstream=True)
+        else:
+            conn.xgroup_create(_stream(r), GROUP, id="0", mkstream=True)
     conn.close()
 
 
@@ -79,7 +82,7 @@ class Sender:
         self.conn = _connect(address)
         self.conn.ping()
         self.chunk = spec.window  # XADDs a round trip
-        self.streams = [_stream(r) for r in range(spec.recipients)]
+        self.streams = [_stream(r) for r in range(spec.recipients)] + [_stream(-1)]
 
     def publish(self, items: list[tuple[int, bytes]]) -> None:
         pipe = self.conn.pipeline(transaction=False)
@@ -101,7 +104,8 @@ class Recipient:
     def __init__(self, spec: Spec, address: str, index: int) -> None:
         self.conn = _connect(address)
         self.conn.ping()
-        self.stream = _stream(index)
+        self.stream = _stream(-1 if spec.fanout else index)
+        self.group = f"{GROUP}{index}" if spec.fanout else GROUP
         self.consumer = f"c{index}"
         self.batch = spec.batch
         self.unacked: list[bytes] = []
@@ -109,9 +113,13 @@ class Recipient:
     def take(self, timeout: float) -> list[bytes]:
         pipe = self.conn.pipeline(transaction=False)
         if self.unacked:
-            pipe.xack(self.stream, GROUP, *self.unacked)
+            pipe.xack(self.stream, self.group, *self.unacked)
         pipe.xreadgroup(
-            GROUP, self.consumer, {self.stream: ">"}, count=self.batch, block=int(timeout * 1000)
+            self.group,
+            self.consumer,
+            {self.stream: ">"},
+            count=self.batch,
+            block=int(timeout * 1000),
         )
         replies = pipe.execute()
         self.unacked = []
@@ -124,8 +132,19 @@ class Recipient:
 
     def finish(self) -> None:
         if self.unacked:
-            self.conn.xack(self.stream, GROUP, *self.unacked)
+            self.conn.xack(self.stream, self.group, *self.unacked)
             self.unacked = []
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class Idle:
+    """A connection that has said PING; then nothing."""
+
+    def __init__(self, spec: Spec, address: str, index: int) -> None:
+        self.conn = _connect(address)
+        self.conn.ping()
 
     def close(self) -> None:
         self.conn.close()

@@ -19,8 +19,11 @@ def test_pairs_share_every_message() -> None:
     spec = Spec(system="x", senders=10, recipients=50, count=1003)
     for s in range(10):
         assert sum(spec.expected(s, r) for r in range(50)) == 1003
+    assert spec.total() == 10 * 1003
     spec = Spec(system="x", rate=5000, seconds=2, senders=2)
     assert spec.per_sender() == 5000
+    fan = Spec(system="x", recipients=50, count=200, fanout=True)
+    assert fan.expected(0, 49) == 200 and fan.total() == 50 * 200
 
 
 def test_tally_counts_duplicates_disorder_and_strays() -> None:

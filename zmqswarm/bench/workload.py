@@ -21,7 +21,8 @@ A system is a module (named by ``Spec.system``) with:
 - ``broker(spec, workdir)``: a context manager, in the parent, yielding a ``Broker``;
 - ``prepare(spec, address)``: in the parent, once the broker is up (streams, groups);
 - ``Sender(spec, address, index)``: ``chunk`` (items a ``publish`` call takes),
-  ``publish(items)`` (list of (recipient, payload); may block on the producer window),
+  ``publish(items)`` (list of (recipient, payload), recipient -1: every recipient, as the
+  system fans out; may block on the producer window),
   ``finish()`` (waits for every publish acknowledgement; returns how many never came),
   ``close()``;
 - ``Recipient(spec, address, index)``: ``take(timeout)`` (payloads handed over, acked
@@ -51,6 +52,7 @@ from typing import Any, Protocol
 from .hist import Histogram
 
 HEADER = struct.Struct("<HHIq")  # sender, recipient, seq of the pair, due time (ns, 0: none)
+ALL = 0xFFFF  # the recipient of a fan-out message (and -1 its index in a publish)
 CTX = mp.get_context("spawn")  # a clean interpreter per worker, as deployments have
 PCTS = (50.0, 90.0, 99.0, 99.9)
 IDLE_PER_PROCESS = 250
@@ -73,6 +75,7 @@ class Spec:
     window: int = 1024
     batch: int = 256
     idle: int = 0
+    fanout: bool = False  # every message to every recipient (publish to ALL, one a message)
     per_process: int = 10  # endpoints of one role a worker process hosts, beyond one
     address: str = ""
     stall: float = 20.0  # a recipient that gets nothing new for this long gives up, and says
@@ -83,9 +86,16 @@ class Spec:
             return max(1, int(self.rate * self.seconds / self.senders))
         return self.count
 
+    def total(self) -> int:
+        """Deliveries the run should make, to all recipients together."""
+        return self.per_sender() * self.senders * (self.recipients if self.fanout else 1)
+
     def expected(self, sender: int, recipient: int) -> int:
-        """Messages sender ``sender`` sends to ``recipient``: its j-th goes to (sender + j) % M."""
+        """Messages sender ``sender`` sends to ``recipient``: its j-th goes to (sender + j) % M,
+        or to all of them with ``fanout``."""
         n, m = self.per_sender(), self.recipients
+        if self.fanout:
+            return n
         return n // m + (1 if (recipient - sender) % m < n % m else 0)
 
 
@@ -163,6 +173,7 @@ class Tally:
 
     def __init__(self, spec: Spec, recipient: int, since_ns: int) -> None:
         self.recipient = recipient
+        self.fanout = spec.fanout
         self.want = [spec.expected(s, recipient) for s in range(spec.senders)]
         self.total = sum(self.want)
         self.seen = [bytearray(w) for w in self.want]
@@ -173,6 +184,8 @@ class Tally:
 
     def add(self, payload: bytes, now: int) -> None:
         sender, recipient, seq, due = HEADER.unpack_from(payload)
+        if recipient == ALL and self.fanout:
+            recipient = self.recipient
         if recipient != self.recipient or sender >= len(self.want) or seq >= self.want[sender]:
             self.foreign += 1
             return
@@ -196,6 +209,8 @@ def _send(ep: SenderLike, spec: Spec, index: int, start: int) -> dict[str, Any]:
     pack = HEADER.pack
 
     def item(j: int, due: int) -> tuple[int, bytes]:
+        if spec.fanout:
+            return -1, pack(index, ALL, j, due) + pad
         r = (index + j) % m
         seq = seqs[r]
         seqs[r] = seq + 1
@@ -395,7 +410,7 @@ def _run(
     before = {pid: cpu_ns(pid) for pid in watched}
     start = t0.value = time.monotonic_ns()
     go.set()
-    total = spec.per_sender() * spec.senders
+    total = spec.total()
     delivered = 0
     done: list[tuple[str, list[dict[str, Any]], int, list[str]]] = []
     deadline = time.monotonic() + timeout
@@ -450,7 +465,7 @@ def _result(
         cpu["idle" if pid in idle_pids else "broker"] += max(0, after[pid] - before[pid])
     sent = sum(r["sent"] for r in sends)
     delivered = sum(r["delivered"] for r in recvs)
-    expected = spec.per_sender() * spec.senders  # not the recipients' sum: one may have failed
+    expected = spec.total()  # not the recipients' sum: one may have failed
     ends = [r["end"] for r in sends + recvs]
     elapsed = (max(ends) - start) / 1e9 if ends else math.nan
     latencies = [ns for r in recvs for ns in r["latencies"]]

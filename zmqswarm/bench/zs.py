@@ -76,7 +76,11 @@ class Sender:
     def publish(self, items: list[tuple[int, bytes]]) -> None:
         send, names = self.client.send, self.names
         for r, payload in items:
-            send(names[r], payload)
+            if r < 0:  # to every recipient: a mailbox each, so a send each
+                for each in names:
+                    send(each, payload)
+            else:
+                send(names[r], payload)
 
     def finish(self) -> int:
         return len(self.client.close(timeout=300))
@@ -89,7 +93,7 @@ class Recipient:
     def __init__(self, spec: Spec, address: str, index: int) -> None:
         from zmqswarm.client.sync import Client
 
-        options = ClientOptions(recv_window=max(spec.batch, 64))
+        options = ClientOptions(recv_window=spec.batch)  # the credit it gives the router
         self.client = Client(name(spec, "r", index), router=address, options=options)
         self.client.wait_ready(timeout=30)
 
