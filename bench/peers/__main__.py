@@ -43,6 +43,8 @@ from zmqswarm.bench.workload import Spec, run
 SYSTEMS: dict[str, tuple[str, str]] = {
     "zmqswarm": ("bench.peers.zmqswarm", ""),
     "zmqswarm:journal": ("bench.peers.zmqswarm", "journal"),
+    "zmqswarm:send_many": ("bench.peers.zmqswarm", "send_many"),
+    "zmqswarm:journal+send_many": ("bench.peers.zmqswarm", "journal+send_many"),
     "raw": ("bench.peers.raw", ""),
     "raw:receipts": ("bench.peers.raw", "receipts"),
     "redis": ("bench.peers.redis_streams", ""),
@@ -51,10 +53,10 @@ SYSTEMS: dict[str, tuple[str, str]] = {
     "jetstream:memory": ("bench.peers.jetstream", "memory"),
 }
 TUNED: dict[str, tuple[int, int]] = {
-    "bench.peers.zmqswarm": (8192, 256),
-    "bench.peers.raw": (1024, 256),
-    "bench.peers.redis_streams": (1024, 256),
-    "bench.peers.jetstream": (1024, 256),
+    "bench.peers.zmqswarm": (1024, 256),
+    "bench.peers.raw": (256, 8192),  # raw with receipts; its recipient takes 256 at most
+    "bench.peers.redis_streams": (16384, 8192),  # a pipeline of 64 MiB at most (below)
+    "bench.peers.jetstream": (1024, 1024),
 }
 SWEEP_WINDOWS = (64, 256, 1024, 4096, 16384)
 SWEEP_BATCHES = (16, 64, 256, 1024, 8192)

@@ -1,7 +1,9 @@
 """zmqswarm as a benchmarked system (see ``workload``): a ``zs router`` of its own on loopback
 TCP (journaled in the run's temp dir with variant "journal"), or the one at ``Spec.address``;
 sync ``Client`` peers. A publish is acknowledged by its receipt (with a journal: after the
-group commit's fsync), a delivery by the recipient's ack (``auto_ack``)."""
+group commit's fsync), a delivery by the recipient's ack (``auto_ack``). A sender calls
+``send()`` a message, or with variant "send_many" ``send_many()`` a run of messages to one
+recipient (the analogue of a peer's pipeline: one frame for the run)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from zmqswarm.bench.workload import CTX, Broker, Spec, free_port, wait_port
 from zmqswarm.protocol.options import ClientOptions
 
 NAME = "zmqswarm"
-VARIANTS = ("", "journal")
+VARIANTS = ("", "journal", "send_many", "journal+send_many")
 
 
 def _router(url: str, data_dir: str | None) -> None:
@@ -40,7 +42,7 @@ def broker(spec: Spec, workdir: str) -> Iterator[Broker]:
         raise ValueError(f"zmqswarm variants: {VARIANTS}, not {spec.variant!r}")
     port = free_port()
     url = f"tcp://127.0.0.1:{port}"
-    data_dir = os.path.join(workdir, "journal") if spec.variant == "journal" else None
+    data_dir = os.path.join(workdir, "journal") if "journal" in spec.variant else None
     proc = CTX.Process(target=_router, args=(url, data_dir), daemon=True)
     proc.start()
     try:
@@ -72,6 +74,25 @@ class Sender:
         self.client = Client(name(spec, "s", index), router=address, options=options)
         self.client.wait_ready(timeout=30)
         self.names = [name(spec, "r", r) for r in range(spec.recipients)]
+        if "send_many" in spec.variant:
+            self.publish = self._publish_runs  # type: ignore[method-assign]
+
+    def _publish_runs(self, items: list[tuple[int, bytes]]) -> None:
+        send_many = self.client.send_many
+        run: list[bytes] = []
+        to = None
+        for r, payload in items:
+            if r != to and run:
+                self._to(send_many, to, run)
+                run = []
+            to = r
+            run.append(payload)
+        if run:
+            self._to(send_many, to, run)
+
+    def _to(self, send_many: Any, r: int | None, run: list[bytes]) -> None:
+        for each in self.names if r is None or r < 0 else [self.names[r]]:
+            send_many(each, run)
 
     def publish(self, items: list[tuple[int, bytes]]) -> None:
         send, names = self.client.send, self.names
