@@ -56,6 +56,7 @@ ALL = 0xFFFF  # the recipient of a fan-out message (and -1 its index in a publis
 CTX = mp.get_context("spawn")  # a clean interpreter per worker, as deployments have
 PCTS = (50.0, 90.0, 99.0, 99.9)
 IDLE_PER_PROCESS = 250
+PROFILE = "ZS_BENCH_PROFILE"  # a directory: profile every endpoint (and zmqswarm's router)
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,15 @@ def precise_sleep() -> None:
 # -- in a worker -------------------------------------------------------------------------
 
 
+def _profiler() -> Any:
+    """A cProfile.Profile if $ZS_BENCH_PROFILE asks for one, else None."""
+    if not os.environ.get(PROFILE):
+        return None
+    import cProfile
+
+    return cProfile.Profile()
+
+
 class Tally:
     """What one recipient got: every pair checked for once and in order."""
 
@@ -276,8 +286,9 @@ def _receive(
 def _worker(
     spec: Spec, role: str, indices: list[int], address: str, q: Any, go: Any, t0: Any
 ) -> None:
-    """A worker process: one endpoint per index, each in a thread of its own (the first in
-    this thread), connected before it says ready; all start at ``go``."""
+    """A worker process: one endpoint per index, each in a thread of its own, connected
+    before it says ready; all start at ``go``. With $ZS_BENCH_PROFILE set to a directory,
+    each endpoint's thread runs under cProfile and leaves its stats there."""
     precise_sleep()
     mod = importlib.import_module(spec.system)
     results: list[dict[str, Any]] = [{} for _ in indices]
@@ -302,9 +313,12 @@ def _worker(
             errors.append(f"{role} {index}: {e!r}")
             ready.abort()
             return
+        profile = _profiler()
         try:
             ready.wait()
             go.wait()
+            if profile:
+                profile.enable()
             if role == "send":
                 results[k] = _send(ep, spec, index, t0.value)
             elif role == "recv":
@@ -314,6 +328,9 @@ def _worker(
         except BaseException as e:
             errors.append(f"{role} {index}: {e!r}")
         finally:
+            if profile:
+                profile.disable()
+                profile.dump_stats(f"{os.environ[PROFILE]}/{role}{index}-{os.getpid()}.prof")
             ep.close()
 
     threads = [

@@ -15,7 +15,7 @@ from typing import Any
 
 import zmq
 
-from zmqswarm.bench.workload import CTX, Broker, Spec, free_port, wait_port
+from zmqswarm.bench.workload import CTX, PROFILE, Broker, Spec, free_port, wait_port
 from zmqswarm.protocol.options import ClientOptions
 
 NAME = "zmqswarm"
@@ -27,7 +27,12 @@ def _router(url: str, data_dir: str | None) -> None:
 
     router = Router([url], data_dir=Path(data_dir) if data_dir else None)
     router.install_signal_handlers()
-    router.run()
+    if where := os.environ.get(PROFILE):
+        import cProfile
+
+        cProfile.runctx("router.run()", globals(), {"router": router}, f"{where}/router.prof")
+    else:
+        router.run()
 
 
 @contextmanager
