@@ -79,6 +79,7 @@ class Sender:
         self.client = Client(name(spec, "s", index), router=address, options=options)
         self.client.wait_ready(timeout=30)
         self.names = [name(spec, "r", r) for r in range(spec.recipients)]
+        self.window = spec.window
         if "send_many" in spec.variant:
             self.publish = self._publish_runs  # type: ignore[method-assign]
 
@@ -96,8 +97,13 @@ class Sender:
             self._to(send_many, to, run)
 
     def _to(self, send_many: Any, r: int | None, run: list[bytes]) -> None:
+        """``run`` to recipient ``r`` (every one if negative), in pieces the outbox can hold:
+        a late open-loop sender may have more due at once than ``max_outbox``, and
+        send_many() refuses a batch larger than the whole outbox."""
+        step = self.window
         for each in self.names if r is None or r < 0 else [self.names[r]]:
-            send_many(each, run)
+            for first in range(0, len(run), step):
+                send_many(each, run[first : first + step])
 
     def publish(self, items: list[tuple[int, bytes]]) -> None:
         send, names = self.client.send, self.names
