@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: all test lint unit demo bench clean tmux nft
+.PHONY: all test lint unit demo bench bench-deps bench-peers clean tmux nft
 
 all: test
 
@@ -47,6 +47,20 @@ demo: $(STAMP) tmux
 bench: $(STAMP)
 	$(BIN)/python -m bench.throughput
 	$(BIN)/python -m bench.latency
+
+# bench/peers measures zmqswarm against NATS JetStream and Redis Streams: Debian's brokers
+# (started by the bench itself, each on a free loopback port; never as services) and their
+# Python clients, hdrhistogram and matplotlib (the `bench` extra; neither the library, `zs
+# bench` nor the tests need them).
+bench-deps: $(STAMP)
+	@{ command -v nats-server && command -v redis-server; } >/dev/null 2>&1 || { \
+	  echo "installing nats-server and redis-server with apt-get"; \
+	  (apt-get update -qq && apt-get install -y -qq nats-server redis-server) || \
+	  (sudo apt-get update -qq && sudo apt-get install -y -qq nats-server redis-server); }
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
+
+bench-peers: bench-deps
+	$(BIN)/python -m bench.peers --plots docs/img
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

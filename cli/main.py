@@ -12,6 +12,7 @@ from typer.core import TyperCommand
 
 from . import dead, keys, monitor, peers, pub, recv, send, sub
 from .agent import agent_command, hook_command, tag_command
+from .bench import bench_command
 from .demo import demo_command
 from .params import typer_command
 from .router import router_command
@@ -113,6 +114,7 @@ keys_app.command("trust", cls=Command)(keys.trust_command)
 keys_app.command("revoke", cls=Command)(keys.revoke_command)
 keys_app.command("list", cls=Command)(keys.list_command)
 app.add_typer(keys_app, name="keys")
+app.command("bench", cls=Command)(bench_command)
 app.command("demo", cls=Command, help="A private router, peers and tmux agents, messages flowing.")(
     demo_command
 )

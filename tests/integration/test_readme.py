@@ -26,7 +26,7 @@ README = (ROOT / "README.md").read_text()
 BIN = Path(sys.executable).parent
 COMMANDS = {
     *("router", "recv", "send", "pub", "sub", "dead", "peers", "monitor", "demo", "agent"),
-    *("tag", "hook", "keys", "new", "trust", "revoke", "list"),
+    *("tag", "hook", "keys", "new", "trust", "revoke", "list", "bench"),
 }
 
 
