@@ -207,7 +207,7 @@ def loaded_rate(variant: str, n: int, rate: float) -> float:
             for _ in range(n // 64):
                 client.send_many("sink", chunk)
             assert client.close(timeout=300) == []
-            result: float = q.get(timeout=300)
+            result: float = q.get(timeout=300)[0]  # (rate, CPU ns, I/O thread ns)
         finally:
             if scraper is not None:
                 scraper.kill()

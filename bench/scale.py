@@ -143,7 +143,7 @@ def throughput(url: str, router_pid: int, n: int, batch: int) -> tuple[float, fl
         for _ in range(n // batch):
             client.send_many("sink", chunk)
         assert client.close(timeout=300) == []
-        rate: float = q.get(timeout=300)
+        rate: float = q.get(timeout=300)[0]  # (rate, CPU ns, I/O thread ns)
     cpu = (cpu_ns(router_pid) - before) / n / 1000
     _reap(sink)
     return rate, cpu
