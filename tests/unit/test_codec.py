@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import typing
+
 import msgspec
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zmqswarm.protocol import (
@@ -23,6 +25,8 @@ from zmqswarm.protocol import (
     encode,
     valid_name,
 )
+from zmqswarm.protocol.codec import MAX_EPOCH
+from zmqswarm.protocol.frames import AnyFrame, Frame
 
 names = st.from_regex(r"[a-z0-9][a-z0-9._-]{0,20}", fullmatch=True)
 u63 = st.integers(0, 2**63 - 1)
@@ -53,12 +57,115 @@ def test_every_kind_round_trips() -> None:
         assert decode(encode(frame)) == frame
 
 
+def decodes_or_fails_cleanly(data: bytes) -> None:
+    """Totality: a frame, or a DecodeFailure with a code a Nack may carry; nothing else."""
+    try:
+        frame = decode(data)
+    except DecodeFailure as exc:
+        assert exc.code in (Code.BAD_FRAME, Code.UNKNOWN_KIND, Code.TOO_LARGE)
+    else:
+        assert isinstance(frame, Frame)
+
+
 @given(st.binary(max_size=64))
 def test_garbage_is_a_decode_failure_never_a_crash(data: bytes) -> None:
-    try:
-        decode(data)
-    except DecodeFailure as exc:
-        assert exc.code in (Code.BAD_FRAME, Code.UNKNOWN_KIND)
+    decodes_or_fails_cleanly(data)
+
+
+@settings(max_examples=200)
+@given(st.binary(min_size=64, max_size=4096))
+def test_longer_garbage_too(data: bytes) -> None:
+    decodes_or_fails_cleanly(data)
+
+
+# -- every kind, valid, then mutated -----------------------------------------------------------
+
+KINDS: list[type[Frame]] = list(typing.get_args(AnyFrame))
+
+
+def values_of(tp: object) -> st.SearchStrategy[typing.Any]:
+    """Values of a field's type as a peer may send them: ints within 0..2^53-1."""
+    if typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is bool:
+        return st.booleans()
+    if tp is int:
+        return st.integers(0, MAX_EPOCH)
+    if tp is str:
+        return st.text(max_size=24)
+    if origin is list:
+        return st.lists(values_of(args[0]), max_size=4)
+    if origin is tuple:
+        return st.tuples(*(values_of(a) for a in args))
+    if origin is dict:
+        return st.dictionaries(values_of(args[0]), values_of(args[1]), max_size=4)
+    assert isinstance(tp, type) and issubclass(tp, msgspec.Struct), tp
+    return structs(tp)
+
+
+def structs(tp: type[msgspec.Struct]) -> st.SearchStrategy[typing.Any]:
+    hints = typing.get_type_hints(tp, include_extras=True)
+    fields = {f.name: values_of(hints[f.name]) for f in msgspec.structs.fields(tp)}
+    return st.builds(tp, **fields)
+
+
+any_frame = st.one_of(*(structs(kind) for kind in KINDS))
+
+
+@given(any_frame)
+def test_every_kind_round_trips_from_any_values(frame: Frame) -> None:
+    assert decode(encode(frame)) == frame
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> bytes:
+    """A valid header of any kind, then byte flips, a cut, insertions and deletions."""
+    data = bytearray(encode(draw(any_frame)))
+    for _ in range(draw(st.integers(1, 4))):
+        how = draw(st.sampled_from(["flip", "set", "cut", "insert", "delete"]))
+        at = draw(st.integers(0, len(data)))
+        if how == "flip" and at < len(data):
+            data[at] ^= 1 << draw(st.integers(0, 7))
+        elif how == "set" and at < len(data):
+            data[at] = draw(st.integers(0, 255))
+        elif how == "cut":
+            del data[at:]
+        elif how == "insert":
+            data[at:at] = draw(st.binary(min_size=1, max_size=8))
+        elif how == "delete":
+            del data[at : at + draw(st.integers(1, 4))]
+    return bytes(data)
+
+
+@settings(max_examples=500)
+@given(mutated())
+def test_mutated_frames_of_every_kind_decode_or_fail_cleanly(data: bytes) -> None:
+    decodes_or_fails_cleanly(data)
+
+
+@settings(max_examples=20)
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.__name__)
+@given(data=st.data())
+def test_every_prefix_of_every_kind_fails_cleanly(kind: type[Frame], data: st.DataObject) -> None:
+    whole = encode(data.draw(structs(kind)))
+    for end in range(len(whole)):
+        decodes_or_fails_cleanly(whole[:end])
+
+
+@pytest.mark.parametrize("opener", [b"\x91", b"\x81\x00"[:1], b"\xdc\x00\x01"])
+def test_deep_nesting_is_a_bad_frame_not_a_recursion_error(opener: bytes) -> None:
+    for header in (opener * 5000, b"\x92\x2a" + opener * 5000, b"\x93\x03\x01" + opener * 5000):
+        with pytest.raises(DecodeFailure) as info:
+            decode(header[:MAX_HEADER])
+        assert info.value.code is Code.BAD_FRAME
+
+
+def test_a_declared_length_past_the_end_is_a_bad_frame() -> None:
+    for header in (b"\x93\x03\x01\xdb\xff\xff\xff\xff", b"\x93\x03\x01\xdd\xff\xff\xff\xff"):
+        with pytest.raises(DecodeFailure) as info:
+            decode(header)
+        assert info.value.code is Code.BAD_FRAME
 
 
 def test_unknown_kind_is_told_from_garbage() -> None:

@@ -63,14 +63,18 @@ def decode(header: bytes) -> AnyFrame:
         raise DecodeFailure(Code.TOO_LARGE, f"header of {len(header)} bytes > {MAX_HEADER}")
     try:
         return _decoder.decode(header)
-    except (msgspec.DecodeError, ValueError) as exc:  # ValueError: e.g. invalid UTF-8
+    except (msgspec.DecodeError, ValueError, RecursionError) as exc:  # ValueError: bad UTF-8
         raise _classify(header, exc) from exc
 
 
 def _classify(header: bytes, exc: Exception) -> DecodeFailure:
-    # Only on the error path: tell an unknown kind (a newer peer) from plain garbage.
+    # Only on the error path: tell an unknown kind (a newer peer) from plain garbage. The
+    # untyped decode recurses into nested arrays and maps: a header of a thousand nested
+    # arrays (one byte each) is BAD_FRAME, never a RecursionError that stops the router.
     try:
         raw = msgspec.msgpack.decode(header)
+    except RecursionError:
+        return DecodeFailure(Code.BAD_FRAME, "nested too deep")
     except (msgspec.DecodeError, ValueError):
         return DecodeFailure(Code.BAD_FRAME, "not MessagePack")
     if isinstance(raw, list) and raw and isinstance(raw[0], int) and raw[0] not in _KNOWN_TAGS:
