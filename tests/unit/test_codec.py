@@ -25,11 +25,13 @@ from zmqswarm.protocol import (
     encode,
     valid_name,
 )
-from zmqswarm.protocol.codec import MAX_EPOCH
+from zmqswarm.protocol.codec import MAX_BATCH, MAX_EPOCH
 from zmqswarm.protocol.frames import AnyFrame, Frame
 
 names = st.from_regex(r"[a-z0-9][a-z0-9._-]{0,20}", fullmatch=True)
 u63 = st.integers(0, 2**63 - 1)
+u53 = st.integers(0, MAX_EPOCH)
+seqs = st.integers(1, MAX_EPOCH)
 
 
 @given(st.builds(Hello, version=st.integers(0, 9), name=names, epoch=u63))
@@ -38,8 +40,8 @@ def test_hello_round_trips(frame: Hello) -> None:
 
 
 @given(
-    base=u63,
-    items=st.lists(st.builds(SendItem, seq=u63, to=names, prev=u63, ttl_ms=u63), max_size=20),
+    base=u53,
+    items=st.lists(st.builds(SendItem, seq=seqs, to=names, prev=u53, ttl_ms=u53), max_size=20),
 )
 def test_send_round_trips(base: int, items: list[SendItem]) -> None:
     frame = Send(base, items)
@@ -84,14 +86,18 @@ KINDS: list[type[Frame]] = list(typing.get_args(AnyFrame))
 
 
 def values_of(tp: object) -> st.SearchStrategy[typing.Any]:
-    """Values of a field's type as a peer may send them: ints within 0..2^53-1."""
+    """Values of a field's type as a peer may send them: ints within 0..2^53-1, and within
+    the field's own bounds (msgspec.Meta) if it has any."""
+    low, high = 0, MAX_EPOCH
     if typing.get_origin(tp) is typing.Annotated:
-        tp = typing.get_args(tp)[0]
+        tp, *metas = typing.get_args(tp)
+        for meta in metas:
+            low, high = meta.ge if meta.ge is not None else low, meta.le or high
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if tp is bool:
         return st.booleans()
     if tp is int:
-        return st.integers(0, MAX_EPOCH)
+        return st.integers(low, high)
     if tp is str:
         return st.text(max_size=24)
     if origin is list:
@@ -166,6 +172,41 @@ def test_a_declared_length_past_the_end_is_a_bad_frame() -> None:
         with pytest.raises(DecodeFailure) as info:
             decode(header)
         assert info.value.code is Code.BAD_FRAME
+
+
+def test_a_send_out_of_its_bounds_is_a_bad_frame() -> None:
+    """What a peer chooses freely in a Send is checked as it is decoded: seq 1..2^53-1,
+    base, prev and ttl_ms 0..2^53-1, at most MAX_BATCH items."""
+    edge = Send(0, [SendItem(MAX_EPOCH, "bob", MAX_EPOCH, False, MAX_EPOCH)])
+    assert decode(encode(edge)) == edge
+    wrong = [
+        [3, 1, [[0, "bob"]]],
+        [3, 1, [[-1, "bob"]]],
+        [3, 1, [[MAX_EPOCH + 1, "bob"]]],
+        [3, 1, [[2**63, "bob"]]],
+        [3, -1, [[1, "bob"]]],
+        [3, 1, [[1, "bob", -1]]],
+        [3, 1, [[1, "bob", 0, False, -5]]],
+        [3, 1, [[1, "bob", 0, False, MAX_EPOCH + 1]]],
+        [3, 1, [[i + 1, "bob"] for i in range(MAX_BATCH + 1)]],
+        [3, 1, [["1", "bob"]]],
+        [3, 1, [[1.0, "bob"]]],
+        [3, 1, [[True, "bob"]]],
+        [3, 1, [[1, 7]]],
+    ]
+    for raw in wrong:
+        with pytest.raises(DecodeFailure) as info:
+            decode(msgspec.msgpack.encode(raw))
+        assert info.value.code is Code.BAD_FRAME, raw
+
+
+def test_the_send_bounds_are_the_codecs() -> None:
+    hints = typing.get_type_hints(SendItem, include_extras=True)
+    assert typing.get_args(hints["seq"])[1] == msgspec.Meta(ge=1, le=MAX_EPOCH)
+    for field in ("prev", "ttl_ms"):
+        assert typing.get_args(hints[field])[1] == msgspec.Meta(ge=0, le=MAX_EPOCH)
+    items = typing.get_type_hints(Send, include_extras=True)["items"]
+    assert typing.get_args(items)[1] == msgspec.Meta(max_length=MAX_BATCH)
 
 
 def test_unknown_kind_is_told_from_garbage() -> None:
