@@ -494,3 +494,39 @@ def test_senders_queued_behind_a_held_message_hear_why_they_wait() -> None:
     assert (alice, Held(1, "refused_draft: 'git sta'")) in out
     assert (carol, Held(1, "queued: 1st behind alice/1/1, held: refused_draft: 'git sta'")) in out
     assert len([f for _, f in out if isinstance(f, Held)]) == 2
+
+
+def test_acks_of_deliveries_never_sent_are_ignored_and_counted() -> None:
+    core = RouterCore(epoch=7)
+    alice, bob = hello(core, "alice", epoch=1), hello(core, "bob", epoch=2)
+    send(core, alice, [SendItem(1, "bob"), SendItem(2, "bob", 1)])
+    out = replies(core)
+    assert [f for i, f in out if i == bob and isinstance(f, Deliver)][0].items[-1].dseq == 2
+    core.handle(bob, [encode(Ack(2, 3))], 0.1)  # dseq 3 was never sent: nothing is acked
+    core.handle(bob, [encode(Ack(9, 1))], 0.1)  # no such session yet
+    core.handle(alice, [encode(Ack(1, 1))], 0.1)  # alice's own session has had nothing
+    core.handle(bob, [encode(Ack(1, 2))], 0.1)  # another (earlier) session's: stale, ignored
+    assert core.stats["bad_acks"] == 3 and core.stats["acked"] == 0
+    assert [(m.queued, m.inflight) for m in core.peers(0.2) if m.name == "bob"] == [(0, 2)]
+    assert any("Ack of deliveries never sent" in line for line in core.take_logs())
+    core.handle(bob, [encode(Ack(2, 2))], 0.2)
+    assert core.stats["acked"] == 2 and core.stats["bad_acks"] == 3
+
+
+def test_every_refused_message_is_counted_nacked_or_withheld() -> None:
+    """One retriable Nack per sender and recipient per turn; the others of the turn are
+    counted withheld, so nack_X + withheld_X is every message refused X."""
+    core = RouterCore(epoch=7, options=RouterOptions(mailbox_max_messages=1))
+    alice = hello(core, "alice")
+    replies(core)
+    for seq in range(1, 5):  # one frame each, all in one turn
+        send(core, alice, [SendItem(seq, "bob")], base=seq)
+    send(core, alice, [SendItem(5, "carol", 10**6)], base=5)  # prev never sent
+    send(core, alice, [SendItem(6, "carol", 10**6)], base=5)
+    out = replies(core)
+    nacks = [(f.seq, Code(f.code)) for _, f in out if isinstance(f, Nack)]
+    assert nacks == [(2, Code.MAILBOX_FULL), (5, Code.OUT_OF_ORDER)]
+    stats = core.stats
+    assert stats["accepted"] == 1
+    assert (stats["nack_mailbox_full"], stats["withheld_mailbox_full"]) == (1, 2)
+    assert (stats["nack_out_of_order"], stats["withheld_out_of_order"]) == (1, 1)

@@ -69,11 +69,16 @@ _REPROBE = 0.1  # a drop is probed for twice: at once, and after libzmq has sure
 _RELOOK_ALLOW = 1.0  # seconds between looks at the allow list's directory
 _HANDSHAKE_MS = 5000  # a connection that has not finished its handshake by then is closed
 _MONITORED = (
-    zmq.EVENT_DISCONNECTED
+    zmq.EVENT_ACCEPTED
+    | zmq.EVENT_DISCONNECTED
     | zmq.EVENT_HANDSHAKE_FAILED_AUTH
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 )
+_COUNTED: dict[int, str] = {
+    zmq.EVENT_ACCEPTED: "connections_accepted",
+    zmq.EVENT_DISCONNECTED: "connections_closed",
+}
 _FAILED: dict[int, str] = {
     zmq.EVENT_HANDSHAKE_FAILED_AUTH: "handshake_refused_key",
     zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "handshake_failed_protocol",
@@ -465,15 +470,18 @@ class Router:
             self._next_look = min(self._next_look, self._probe_at[0])
 
     def _connection_events(self) -> bool:
-        """Count the handshakes that failed; whether a connection dropped."""
+        """Count connections opened and closed, and the handshakes that failed; whether a
+        connection dropped. Every connection that closes is counted once in
+        ``connections_closed``, whoever closed it and why: a failed handshake, a frame
+        over ZMQ_MAXMSGSIZE, a heartbeat timeout, a peer that left."""
         dropped, stats = False, self.core.stats
         while readable(self.monitor):
             event = int.from_bytes(self.monitor.recv_multipart(_NOBLOCK)[0][:2], "little")
-            failed = _FAILED.get(event)
-            if failed is None:
+            counter = _FAILED.get(event) or _COUNTED.get(event)
+            if counter is not None:
+                stats[counter] = stats.get(counter, 0) + 1
+            if event == zmq.EVENT_DISCONNECTED:
                 dropped = True
-            else:
-                stats[failed] = stats.get(failed, 0) + 1
         return dropped
 
     def _flush(self, now: float) -> None:
