@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import random
+import selectors
 import socket
 import time
 from collections import Counter
@@ -41,7 +42,7 @@ from zmqswarm.protocol import (
 )
 from zmqswarm.transport import new_epoch, routing_id
 
-__all__ = ["HOSTILE", "FuzzPeer", "RawPeer", "VICTIM"]
+__all__ = ["HOSTILE", "VICTIM", "FuzzPeer", "RawPeer", "held_inside", "measure", "run_cases"]
 
 HOSTILE = b"HOSTILE"
 VICTIM = "r0"  # the legitimate recipient that hostile inputs name
@@ -75,7 +76,7 @@ class Tally:
 
 
 def curve_dealer(
-    ctx: zmq.Context[Any], url: str, keys: ClientKeys, rid: bytes
+    ctx: zmq.Context[Any], url: str, keys: ClientKeys, rid: bytes, connect: bool = True
 ) -> zmq.Socket[bytes]:
     sock: zmq.Socket[bytes] = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
@@ -84,7 +85,8 @@ def curve_dealer(
     sock.setsockopt(zmq.ROUTING_ID, rid)
     sock.setsockopt(zmq.RECONNECT_IVL, -1)  # one connection per socket: counted exactly
     sock.curve_publickey, sock.curve_secretkey, sock.curve_serverkey = keys
-    sock.connect(url)
+    if connect:
+        sock.connect(url)
     return sock
 
 
@@ -104,6 +106,9 @@ class FuzzPeer:
         self.spoof = curve_dealer(ctx, url, keys, routing_id("s0", new_epoch()))
         self.preempt = curve_dealer(ctx, url, keys, routing_id("r1", new_epoch()))
         self.inside = curve_dealer(ctx, url, keys, routing_id("fuzz.inside", new_epoch()))
+        self.poller = zmq.Poller()
+        for sock in (self.main, self.spoof, self.preempt, self.inside):
+            self.poller.register(sock, zmq.POLLIN)
         self.next_seq = 1
         self.sent: list[int] = []  # seqs accepted (valid sends to ghosts)
         self.gaps: list[int] = []  # seqs below the watermark never sent
@@ -121,7 +126,7 @@ class FuzzPeer:
 
     def drain(self) -> None:
         """Read every answer (Nacks, Receipts): a peer that never reads would stall itself."""
-        for sock in (self.main, self.spoof, self.preempt, self.inside):
+        for sock, _ in self.poller.poll(0):
             while True:
                 try:
                     parts = sock.recv_multipart(zmq.NOBLOCK)
@@ -305,65 +310,81 @@ _HANDSHAKE_PROTOCOL = {**_CONNECTION, "handshake_failed_protocol": 1}
 
 class RawPeer:
     """Plain TCP connections to ``host:port``: each input is one connection, which sends its
-    bytes and waits for the router to close it (so the router, not we, decides how it ends)."""
+    bytes and stays open until the router closes it (so the router, not we, decides how it
+    ends). Connections are watched together, not waited for one by one: ``poll`` reaps the
+    closed ones, ``settle`` waits for the last (a silent one lasts HANDSHAKE_IVL, 5 s)."""
 
     def __init__(self, host: str, port: int, ctx: zmq.Context[Any], url: str, eve: ClientKeys):
         self.host, self.port, self.ctx, self.url, self.eve = host, port, ctx, url, eve
         self.rng = random.Random(7)
         self.tally = Tally()
-        self.slow: list[socket.socket] = []  # B06: open, silent, until the router closes them
+        self.open = selectors.DefaultSelector()
+        self.refused: list[tuple[zmq.Socket[bytes], zmq.Socket[bytes], float]] = []
         self.unclosed = 0  # connections the router had not closed within the wait
         self.cases = self._cases()
 
-    def connect(self, data: bytes, wait: float = 3.0) -> None:
-        s = socket.create_connection((self.host, self.port), timeout=wait)
+    def connect(self, data: bytes) -> None:
+        s = socket.create_connection((self.host, self.port), timeout=3)
         try:
             s.sendall(data)
-            while s.recv(65536):
-                pass  # the router's greeting and whatever else, until it closes
-        except TimeoutError:
-            self.unclosed += 1
-        except OSError:
-            pass  # reset: closed by the router while we still sent
-        finally:
+        except OSError:  # reset: closed by the router while we still sent
             s.close()
-
-    def slowloris(self) -> None:
-        s = socket.create_connection((self.host, self.port), timeout=10)
+            return
         s.setblocking(False)
-        self.slow.append(s)
+        self.open.register(s, selectors.EVENT_READ)
 
     def unknown_key(self) -> None:
         """A real CURVE client whose key is not in the allow list, one connection."""
-        sock = curve_dealer(self.ctx, self.url, self.eve, b"eve/1")
+        sock = curve_dealer(self.ctx, self.url, self.eve, b"eve/1", connect=False)
         monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH)
-        try:
-            if not monitor.poll(5000):
-                self.unclosed += 1
-        finally:
-            sock.disable_monitor()
-            monitor.close(0)
-            sock.close(0)
+        sock.connect(self.url)  # after the monitor: its event cannot come first
+        self.refused.append((sock, monitor, time.monotonic()))
+
+    def poll(self) -> bool:
+        """Reap what the router closed; whether anything is still open."""
+        for key, _ in self.open.select(0):
+            s = key.fileobj
+            assert isinstance(s, socket.socket)
+            try:
+                data = s.recv(65536)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                self.open.unregister(s)
+                s.close()
+        now, waiting = time.monotonic(), []
+        for sock, monitor, since in self.refused:
+            if monitor.poll(0) or now - since > 10:
+                self.unclosed += not monitor.poll(0)
+                sock.disable_monitor()
+                monitor.close(0)
+                sock.close(0)
+            else:
+                waiting.append((sock, monitor, since))
+        self.refused = waiting
+        return bool(self.refused or self.open.get_map())
 
     def settle(self, timeout: float) -> None:
-        """Wait until the router has closed every slowloris connection (HANDSHAKE_IVL)."""
+        """Wait until the router has closed every connection, silent ones too."""
         deadline = time.monotonic() + timeout
-        while self.slow and time.monotonic() < deadline:
-            for s in list(self.slow):
-                try:
-                    if s.recv(65536) == b"":
-                        self.slow.remove(s)
-                        s.close()
-                except BlockingIOError:
-                    pass
-                except OSError:
-                    self.slow.remove(s)
-                    s.close()
-            time.sleep(0.05)  # polling interval of a deadline wait
-        self.unclosed += len(self.slow)
-        for s in self.slow:
-            s.close()
-        self.slow.clear()
+        while self.poll() and time.monotonic() < deadline:
+            time.sleep(0.02)  # polling interval of a deadline wait
+        for key in list(self.open.get_map().values()):
+            self.unclosed += 1
+            self.open.unregister(key.fileobj)
+            key.fileobj.close()  # type: ignore[union-attr]
+        for sock, monitor, _ in self.refused:
+            self.unclosed += 1
+            monitor.close(0)
+            sock.close(0)
+        self.refused = []
+
+    def slowloris(self) -> None:
+        s = socket.create_connection((self.host, self.port), timeout=3)
+        s.setblocking(False)
+        self.open.register(s, selectors.EVENT_READ)
 
     def _cases(self) -> list[Case]:
         rng = self.rng
@@ -395,6 +416,27 @@ class RawPeer:
                  lambda: self.connect(greeting(b"CURVE") + b"\x06"
                                       + (2**63 - 1).to_bytes(8, "big")), _CONNECTION),
         ]  # fmt: skip
+
+
+def measure(expr: str, stats: dict[str, int], queued: dict[str, int]) -> int:
+    """A counter expression's value: counters from the router's stats, ``queued:NAME`` (or
+    ``queued:PREFIX*``) from its peer list, summed."""
+    total = 0
+    for term in expr.split("+"):
+        if term.startswith("queued:"):
+            name = term[len("queued:") :]
+            if name.endswith("*"):
+                total += sum(n for peer, n in queued.items() if peer.startswith(name[:-1]))
+            else:
+                total += queued.get(name, 0)
+        else:
+            total += stats.get(term, 0)
+    return total
+
+
+def held_inside(queued: dict[str, int]) -> int:
+    """Messages the attack got accepted (into ghost and flood mailboxes, never delivered)."""
+    return sum(n for name, n in queued.items() if name.startswith(("ghost.", FLOOD)))
 
 
 def run_cases(

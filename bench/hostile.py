@@ -26,6 +26,7 @@ import platform
 import queue
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from bench._catalogue import held_inside, measure
 from bench._procs import write_json
 
 CTX = mp.get_context("spawn")
@@ -143,14 +145,17 @@ def fuzzer(url: str, where: str, rate: float, q: Any, stop: Any, rounds: int = 0
         peer.drain()
         return bool(stop.is_set())
 
+    began = time.monotonic()
     run_cases(peer.cases, peer.tally, rate, until, rounds)
+    took = time.monotonic() - began
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:  # the last answers, for the Nack tally
         peer.drain()
         time.sleep(0.05)  # polling interval of a bounded wait
     peer.close()
     ctx.term()
-    q.put(("fuzz", dict(peer.tally.injected), dict(peer.tally.expected), dict(peer.nacks)))
+    tally = peer.tally
+    q.put(("fuzz", dict(tally.injected), dict(tally.expected), dict(peer.nacks), took))
 
 
 def raw(url: str, where: str, rate: float, q: Any, stop: Any, rounds: int = 0) -> None:
@@ -162,10 +167,18 @@ def raw(url: str, where: str, rate: float, q: Any, stop: Any, rounds: int = 0) -
     host, port = url[len("tcp://") :].rsplit(":", 1)
     peer = RawPeer(host, int(port), ctx, url, keys_of(where, "eve"))
     q.put(("ready", "raw"))
-    run_cases(peer.cases, peer.tally, rate, stop.is_set, rounds)
+
+    def until() -> bool:
+        peer.poll()
+        return bool(stop.is_set())
+
+    began = time.monotonic()
+    run_cases(peer.cases, peer.tally, rate, until, rounds)
+    took = time.monotonic() - began
     peer.settle(15.0)  # the router closes a silent connection after 5 s
     ctx.term()
-    q.put(("raw", dict(peer.tally.injected), dict(peer.tally.expected), peer.unclosed))
+    tally = peer.tally
+    q.put(("raw", dict(tally.injected), dict(tally.expected), peer.unclosed, took))
 
 
 # -- one phase -----------------------------------------------------------------------------------
@@ -301,26 +314,12 @@ def compare(run: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any
     legit = 2 * args.pairs + 4 + run["queries"]  # + the fuzz peer's four sockets
     expected["connections_accepted"] += legit
     expected["connections_closed"] += legit
-    expected["accepted"] += args.messages
-    rows = []
-    for expr in sorted(expected):
-        total = 0
-        for term in expr.split("+"):
-            if term.startswith("queued:"):
-                pattern = term[len("queued:") :]
-                if pattern.endswith("*"):
-                    total += sum(n for name, n in queued.items() if name.startswith(pattern[:-1]))
-                else:
-                    total += queued.get(pattern, 0)
-            else:
-                total += stats.get(term, 0)
-        rows.append({"counter": expr, "injected": expected[expr], "router": total})
-    # Every message the router took in is the load's, or the ghosts' and the flood's.
-    inside = sum(n for name, n in queued.items() if name.startswith(("ghost.", "flood.")))
-    for row in rows:
-        if row["counter"] == "accepted":
-            row["injected"] += inside
-    return rows
+    # Every message the router took in is the load's, or the attack's (ghosts', flood's).
+    expected["accepted"] += args.messages + held_inside(queued)
+    return [
+        {"counter": expr, "injected": expected[expr], "router": measure(expr, stats, queued)}
+        for expr in sorted(expected)
+    ]
 
 
 def main() -> None:
@@ -329,74 +328,92 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=2, help="senders, and as many recipients")
     ap.add_argument("--rate", type=float, default=1000.0, help="hostile inputs a second")
     ap.add_argument("--attack-seconds", type=float, default=12.0)
+    ap.add_argument("--runs", type=int, default=3, help="runs of each, in ABBA order")
     ap.add_argument("--json", default="bench/results/hostile.json")
     args = ap.parse_args()
+    calm: list[dict[str, Any]] = []
+    hostile: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="zs-bench-hostile-") as tmp:
         where = keyring(Path(tmp), args.pairs)
-        calm = phase(where, args, attack=False)
-        hostile = phase(where, args, attack=True)
-    rows = compare(hostile, args)
-    ratio = hostile["msgs_per_s"] / calm["msgs_per_s"]
-    rss = hostile["rss_kib"]
-    mid = rss[len(rss) // 2]
-    injected = sum(hostile["fuzz"][1].values()) + sum(hostile["raw"][1].values())
-    attack_rate = injected / max(rss[-1][0], 1e-9)
+        for run in range(args.runs):
+            # ABBA: the host's slow spells (it is shared) fall on both alike.
+            for attack in (True, False) if run % 2 else (False, True):
+                (hostile if attack else calm).append(phase(where, args, attack))
+    report(args, calm, hostile)
+
+
+def runs(phases: list[dict[str, Any]]) -> str:
+    return " / ".join(f"{r['msgs_per_s'] / 1000:.1f}k" for r in phases)
+
+
+def mib(kib: int) -> str:
+    return f"{kib / 1024:.1f}"
+
+
+def report(
+    args: argparse.Namespace, calm: list[dict[str, Any]], hostile: list[dict[str, Any]]
+) -> None:
+    tables = [compare(run, args) for run in hostile]
+    equal = sum(all(r["injected"] == r["router"] for r in rows) for rows in tables)
+    rows = [  # summed over the attack runs
+        {
+            "counter": row["counter"],
+            "injected": sum(t[i]["injected"] for t in tables),
+            "router": sum(t[i]["router"] for t in tables),
+        }
+        for i, row in enumerate(tables[0])
+    ]
+    calm_rate = statistics.median(r["msgs_per_s"] for r in calm)
+    attack_rate = statistics.median(r["msgs_per_s"] for r in hostile)
+    ratio = attack_rate / calm_rate
+    fuzz_n = sum(sum(r["fuzz"][1].values()) for r in hostile)
+    raw_n = sum(sum(r["raw"][1].values()) for r in hostile)
+    took = sum(max(r["fuzz"][4], r["raw"][4]) for r in hostile)
+    delivered = sum(r["hostile_delivered"] for r in hostile + calm)
+    cpu = f"{os.cpu_count()} CPUs"
+    print(f"machine: {platform.machine()}, {cpu}, Python {platform.python_version()}")
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+        f"legitimate load: {args.messages} messages, {args.pairs} senders -> {args.pairs}"
+        f" recipients; {args.runs} runs with the attack and {args.runs} without, ABBA"
     )
     print(
-        f"legitimate load: {args.messages} messages, {args.pairs} senders ->"
-        f" {args.pairs} recipients"
-    )
-    print(
-        f"attack: {injected} hostile inputs ({sum(hostile['fuzz'][1].values())}"
-        f" authenticated, {sum(hostile['raw'][1].values())} raw TCP) over {rss[-1][0]:.1f} s"
+        f"attack: {fuzz_n + raw_n} hostile inputs ({fuzz_n} authenticated, {raw_n} raw TCP)"
+        f" in {took:.1f} s: {(fuzz_n + raw_n) / took:,.0f} inputs/s"
     )
     print()
-    print(f"{'counter':<52} {'injected':>9} {'router':>9}  equal")
+    print(f"{'counter (summed over the attack runs)':<58} {'injected':>9} {'router':>9}  equal")
     for row in rows:
         same = "yes" if row["injected"] == row["router"] else "NO"
-        print(f"{row['counter']:<52} {row['injected']:>9} {row['router']:>9}  {same}")
-    print()
-    print(f"{'':<30} {'no attack':>12} {'attack':>12}  target")
-    print(
-        f"{'legit msgs/s':<30} {calm['msgs_per_s']:>12,.0f} {hostile['msgs_per_s']:>12,.0f}"
-        f"  ratio {ratio:.0%} (>= 80%)"
-    )
-    print(
-        f"{'hostile inputs delivered':<30} {calm['hostile_delivered']:>12} "
-        f"{hostile['hostile_delivered']:>12}  0"
-    )
-    print(
-        f"{'legit received / unreceipted':<30} {calm['received']:>7}/{calm['unreceipted']:<4} "
-        f"{hostile['received']:>7}/{hostile['unreceipted']:<4}  {args.messages}/0"
-    )
-    print(
-        f"router RSS (MiB) start/middle/end: {rss[0][1] / 1024:.1f} / {mid[1] / 1024:.1f} / "
-        f"{rss[-1][1] / 1024:.1f} (at {rss[0][0]:.1f} / {mid[0]:.1f} / {rss[-1][0]:.1f} s);"
-        f" max {max(r[1] for r in rss) / 1024:.1f}; without attack, end: "
-        f"{calm['rss_kib'][-1][1] / 1024:.1f}"
-    )
-    print(f"raw connections the router had not closed in time: {hostile['raw'][3]}")
-    print(f"Nacks the fuzz peer heard, by code: {dict(sorted(hostile['fuzz'][3].items()))}")
+        print(f"{row['counter']:<58} {row['injected']:>9} {row['router']:>9}  {same}")
+    print(f"every counter equal in {equal} of {len(tables)} attack runs")
     print()
     print(
-        "per case: "
-        + ", ".join(
-            f"{k} {v}" for d in (hostile["fuzz"][1], hostile["raw"][1]) for k, v in d.items()
+        f"legit msgs/s, median: no attack {calm_rate:,.0f} ({runs(calm)}),"
+        f" attack {attack_rate:,.0f} ({runs(hostile)}): {ratio:.0%} (target >= 80%)"
+    )
+    print(f"hostile inputs delivered: {delivered} (target 0)")
+    lost = sum(args.messages - r["received"] + r["unreceipted"] for r in calm + hostile)
+    print(f"legitimate messages not received, or unreceipted: {lost}")
+    for i, run in enumerate(hostile):
+        rss = run["rss_kib"]
+        mid = rss[len(rss) // 2]
+        print(
+            f"attack run {i + 1}: router RSS MiB start/middle/end {mib(rss[0][1])} /"
+            f" {mib(mid[1])} / {mib(rss[-1][1])} (at {rss[0][0]:.0f} / {mid[0]:.0f} /"
+            f" {rss[-1][0]:.0f} s), max {mib(max(r[1] for r in rss))};"
+            f" raw connections not closed in time: {run['raw'][3]}"
         )
-    )
+    ends = ", ".join(f"{r['rss_kib'][-1][1] / 1024:.1f}" for r in calm)
+    print(f"without attack, router RSS MiB at the end: {ends}")
+    nacks: Counter[int] = Counter()
+    for run in hostile:
+        nacks.update(run["fuzz"][3])
+    print(f"Nacks the fuzz peer heard, by code: {dict(sorted(nacks.items()))}")
     write_json(
         args.json,
-        {
-            "args": vars(args),
-            "rate": attack_rate,
-            "counters": rows,
-            "ratio": ratio,
-            "calm": calm,
-            "hostile": hostile,
-        },
-    )
+        {"args": vars(args), "counters": rows, "equal_runs": equal, "ratio": ratio,
+         "calm": calm, "hostile": hostile},
+    )  # fmt: skip
 
 
 if __name__ == "__main__":
