@@ -218,6 +218,29 @@ def test_unknown_kind_is_told_from_garbage() -> None:
     assert info.value.code is Code.BAD_FRAME
 
 
+@pytest.mark.parametrize(
+    "header",
+    [b"\x92\x2a\xa0", b"\x92\xcc\xc8\xa0", b"\x92\xcd\x01\x00\x90",
+     b"\x92\xcf" + b"\xff" * 8 + b"\xc3", b"\xdc\x00\x02\x2a\xa0",
+     b"\xdd\x00\x00\x00\x01\xce\x00\x01\x00\x00"],
+)  # fmt: skip
+def test_an_unknown_tag_in_any_integer_or_array_form_is_an_unknown_kind(header: bytes) -> None:
+    with pytest.raises(DecodeFailure) as info:
+        decode(header)
+    assert info.value.code is Code.UNKNOWN_KIND
+
+
+@pytest.mark.parametrize(
+    "header",
+    [b"\x90", b"\x91", b"\x91\xcc", b"\x92\xff\xa0", b"\x92\xc3\xa0", b"\x81\x01\x02",
+     b"\xdc\x00\x00", b"\xdc", b"\x92\x2a\xc1", b"\x92\x2a" + b"\x91" * 5000],
+)  # fmt: skip
+def test_whatever_is_not_an_array_led_by_an_unknown_tag_is_a_bad_frame(header: bytes) -> None:
+    with pytest.raises(DecodeFailure) as info:
+        decode(header)
+    assert info.value.code is Code.BAD_FRAME
+
+
 def test_truncated_and_oversized_headers() -> None:
     whole = encode(Send(1, [SendItem(1, "bob")]))
     with pytest.raises(DecodeFailure) as info:
