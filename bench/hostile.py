@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._catalogue import held_inside, measure
-from bench._procs import write_json
+from bench._procs import cpu_ns, write_json
 
 CTX = mp.get_context("spawn")
 PAYLOAD = 64
@@ -258,10 +258,21 @@ def phase(where: Path, args: argparse.Namespace, attack: bool) -> dict[str, Any]
             p.start()
         inbox.wait("ready", 2 * args.pairs + 2, 60)
         inbox.idle(1.0)  # a second of attack before the load
+
+    def cpu() -> dict[str, int]:
+        used = {"router": cpu_ns(proc.pid), "legit": sum(cpu_ns(p.pid or 0) for p in procs)}
+        for name, p in zip(("fuzz", "raw"), attackers, strict=False):
+            used[name] = cpu_ns(p.pid or 0)
+        return used
+
+    before = cpu()
     start = time.perf_counter()
     go.set()
     done = inbox.wait("done", args.pairs, 300)
     seconds = max(d[2] for d in done) - start
+    after = cpu()
+    # Share of one core each used while the load ran (clock ticks: 10 ms).
+    load_cpu = {k: (after[k] - before[k]) / 1e9 / seconds for k in after}
     sent = inbox.wait("sender", args.pairs, 300)
     if attack:
         inbox.idle(args.attack_seconds - (time.monotonic() - t0))
@@ -302,6 +313,7 @@ def phase(where: Path, args: argparse.Namespace, attack: bool) -> dict[str, Any]
         "stats": stats,
         "queued": queued,
         "queries": queries,
+        "load_cpu": load_cpu,
         "fuzz": results.get("fuzz"),
         "raw": results.get("raw"),
     }
@@ -405,6 +417,13 @@ def report(
             f" {mib(mid[1])} / {mib(rss[-1][1])} (at {rss[0][0]:.0f} / {mid[0]:.0f} /"
             f" {rss[-1][0]:.0f} s), max {mib(max(r[1] for r in rss))};"
             f" raw connections not closed in time: {run['raw'][3]}"
+        )
+    for label, phases in (("without attack", calm), ("attack", hostile)):
+        keys = phases[0]["load_cpu"]
+        shares = {k: statistics.median(r["load_cpu"][k] for r in phases) for k in keys}
+        print(
+            f"CPU while the load ran, {label} (medians, share of one core): "
+            + ", ".join(f"{k} {v:.0%}" for k, v in shares.items())
         )
     ends = ", ".join(f"{r['rss_kib'][-1][1] / 1024:.1f}" for r in calm)
     print(f"without attack, router RSS MiB at the end: {ends}")
