@@ -12,8 +12,9 @@ before the load and goes on after it.
 
 Reported: per counter, what the attackers injected against what the router counted (its
 stats on the state feed, read once everything has closed); hostile deliveries; throughput
-under attack against without; the router's RSS at the attack's start, middle and end. JSON
-goes to ``--json``.
+under attack against without; the router's RSS at the attack's start, middle and end; the
+CPU each process used while the load ran. JSON goes to ``--json``. ``--per-case N`` instead
+runs each case N times alone against an idle router, and gives the router's CPU a input.
 """
 
 from __future__ import annotations
@@ -337,6 +338,41 @@ def compare(run: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any
     ]
 
 
+def per_case(where: Path, n: int) -> list[dict[str, Any]]:
+    """CPU the router spends a input, case by case: each case ``n`` times against an idle
+    router (clock ticks of 10 ms: read differences of 50 us and more)."""
+    import zmq
+
+    from bench._catalogue import FuzzPeer, RawPeer
+
+    proc, url, _ = start_router(where)
+    ctx: zmq.Context[Any] = zmq.Context()
+    rows = []
+    try:
+        fuzz = FuzzPeer(ctx, url, keys_of(str(where), "fuzz"))
+        host, port = url[len("tcp://") :].rsplit(":", 1)
+        raw = RawPeer(host, int(port), ctx, url, keys_of(str(where), "eve"))
+        for case in fuzz.cases + raw.cases:
+            times = max(1, n // case.every)
+            before = cpu_ns(proc.pid)
+            for _ in range(times):
+                case.run()
+                fuzz.drain()
+                raw.poll()
+            raw.settle(15.0)
+            fuzz.drain()
+            time.sleep(0.2)  # the router's last turns for these inputs: a bounded wait
+            used = cpu_ns(proc.pid) - before
+            rows.append({"case": case.id, "n": times, "router_us": used / times / 1000})
+            print(f"{case.id:<26} {case.what[:58]:<58} {used / times / 1000:>7.0f} us  (n={times})")
+        fuzz.close()
+    finally:
+        ctx.term()
+        proc.terminate()
+        proc.wait(30)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--messages", type=int, default=10_000, help="the legitimate load")
@@ -345,7 +381,19 @@ def main() -> None:
     ap.add_argument("--attack-seconds", type=float, default=12.0)
     ap.add_argument("--runs", type=int, default=3, help="runs of each, in ABBA order")
     ap.add_argument("--json", default="bench/results/hostile.json")
+    ap.add_argument(
+        "--per-case",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead: the router's CPU a input, each case N times alone",
+    )
     args = ap.parse_args()
+    if args.per_case:
+        with tempfile.TemporaryDirectory(prefix="zs-bench-hostile-") as tmp:
+            rows = per_case(keyring(Path(tmp), args.pairs), args.per_case)
+        write_json(args.json.replace(".json", "-per-case.json"), rows)
+        return
     calm: list[dict[str, Any]] = []
     hostile: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="zs-bench-hostile-") as tmp:
