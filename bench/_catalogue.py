@@ -42,13 +42,23 @@ from zmqswarm.protocol import (
 )
 from zmqswarm.transport import new_epoch, routing_id
 
-__all__ = ["HOSTILE", "VICTIM", "FuzzPeer", "RawPeer", "held_inside", "measure", "run_cases"]
+__all__ = [
+    "FUZZ_CONNECTIONS",
+    "HOSTILE",
+    "VICTIM",
+    "FuzzPeer",
+    "RawPeer",
+    "held_inside",
+    "measure",
+    "run_cases",
+]
 
 HOSTILE = b"HOSTILE"
 VICTIM = "r0"  # the legitimate recipient that hostile inputs name
 GHOSTS = 8  # B26: names nobody holds, mail to them waits (counted by the bench in its peers)
 FLOOD = "flood.sink"  # B27: a name nobody holds, flooded until its mailbox quota refuses
 FLOOD_ITEMS, FLOOD_SIZE = 16, 4096
+FUZZ_CONNECTIONS = 5  # the fuzz peer's own: its four sockets, and its one peer list query
 OVERSIZE_PART = 4 * (1 << 20) + (1 << 16) + 1  # past the router's ZMQ_MAXMSGSIZE (default)
 _BAD_FRAME = {"bad_frames": 1, "nack_bad_frame": 1}
 _NOT_ALLOWED = {"refused_not_allowed": 1, "nack_not_allowed": 1}
@@ -113,6 +123,16 @@ class FuzzPeer:
         self.sent: list[int] = []  # seqs accepted (valid sends to ghosts)
         self.gaps: list[int] = []  # seqs below the watermark never sent
         self.big = 0
+        # B24: the live recipients' own routing ids, as any key may learn them (PeerList
+        # shows each peer's epoch): a connection under one must not displace its owner.
+        from zmqswarm.observe import list_peers
+
+        peers = list_peers(url, timeout=10, curve=keys)
+        self.victims = [routing_id(p.name, p.epoch) for p in peers if p.online and p.epoch]
+        self.victims = [rid for rid in self.victims if rid.startswith(b"r")] or [b"r0/1"]
+        self.taking: list[tuple[zmq.Socket[bytes], zmq.Socket[bytes], float]] = []
+        self.live = 0
+        self.unclosed = 0  # B24 connections whose handshake did not finish within 10 s
         self.cases = self._cases()
 
     def _welcome(self) -> int:
@@ -124,8 +144,46 @@ class FuzzPeer:
                     return frame.session
         raise TimeoutError("no Welcome for the fuzz peer")
 
+    def take_live_id(self) -> None:
+        """B24: connect under a live recipient's routing id, and once the handshake is done
+        send a Hello under its name. libzmq gives a routing id in use to no one else (the
+        router sets no ROUTER_HANDOVER with CURVE): it drops whatever comes on the newcomer's
+        connection, which we close."""
+        self.live += 1
+        rid = self.victims[self.live % len(self.victims)]
+        sock = curve_dealer(self.ctx, self.url, self.keys, rid, connect=False)
+        sock.setsockopt(zmq.LINGER, 100)
+        monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        sock.connect(self.url)
+        sock.send(encode(Hello(PROTOCOL_VERSION, rid.decode().rpartition("/")[0], 1, 16)))
+        self.taking.append((sock, monitor, time.monotonic()))
+
+    def settle(self, timeout: float = 10.0) -> None:
+        """Wait until every B24 connection has finished its handshake (and is closed)."""
+        deadline = time.monotonic() + timeout
+        while self.taking and time.monotonic() < deadline:
+            self.drain()
+            time.sleep(0.01)  # polling interval of a deadline wait
+        self.unclosed += len(self.taking)
+        for sock, monitor, _ in self.taking:
+            sock.disable_monitor()
+            monitor.close(0)
+            sock.close(0)
+        self.taking = []
+
     def drain(self) -> None:
         """Read every answer (Nacks, Receipts): a peer that never reads would stall itself."""
+        if self.taking:
+            waiting = []
+            for sock, monitor, since in self.taking:
+                if monitor.poll(0) or time.monotonic() - since > 10:
+                    self.unclosed += not monitor.poll(0)
+                    sock.disable_monitor()
+                    monitor.close(0)
+                    sock.close(0)
+                else:
+                    waiting.append((sock, monitor, since))
+            self.taking = waiting
         for sock, _ in self.poller.poll(0):
             while True:
                 try:
@@ -137,6 +195,7 @@ class FuzzPeer:
                     self.nacks[code[2]] += 1
 
     def close(self) -> None:
+        self.settle()
         for sock in (self.main, self.spoof, self.preempt, self.inside):
             sock.close(0)
 
@@ -278,6 +337,8 @@ class FuzzPeer:
                  lambda: self._send(self.inside, hello(VICTIM)), _NOT_ALLOWED),
             Case("B24 pre-empt a mailbox", "a Hello under r1's routing id, with our key",
                  lambda: self._send(self.preempt, hello("r1")), _NOT_ALLOWED),
+            Case("B24 a live routing id", "a connection under a live recipient's own routing id",
+                 self.take_live_id, _CONNECTION),
             Case("B25 ack never sent", "an Ack beyond the last delivery",
                  lambda: self._send(m, encode(Ack(self.sid, 10**9))), {"bad_acks": 1}),
             Case("B25 another's session", "an Ack of a session not ours",

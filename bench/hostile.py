@@ -35,7 +35,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench._catalogue import held_inside, measure
+from bench._catalogue import FUZZ_CONNECTIONS, held_inside, measure
 from bench._procs import cpu_ns, write_json
 
 CTX = mp.get_context("spawn")
@@ -155,7 +155,8 @@ def fuzzer(url: str, where: str, rate: float, q: Any, stop: Any, rounds: int = 0
     peer.close()
     ctx.term()
     tally = peer.tally
-    q.put(("fuzz", dict(tally.injected), dict(tally.expected), dict(peer.nacks), took))
+    unclosed = peer.unclosed
+    q.put(("fuzz", dict(tally.injected), dict(tally.expected), dict(peer.nacks), took, unclosed))
 
 
 def raw(url: str, where: str, rate: float, q: Any, stop: Any, rounds: int = 0) -> None:
@@ -287,7 +288,7 @@ def phase(where: Path, args: argparse.Namespace, attack: bool) -> dict[str, Any]
     queries += 1
     # The counters as a Snapshot shows them once every connection is closed but its own
     # (whose opening is counted, and whose closing cannot be yet).
-    made = 2 * args.pairs + (4 if attack else 0)  # the load's, the fuzz peer's sockets
+    made = 2 * args.pairs + (FUZZ_CONNECTIONS if attack else 0)  # the load's, the fuzz peer's
     made += sum(r[2].get("connections_accepted", 0) for r in results.values())
     deadline = time.monotonic() + 20
     while True:
@@ -327,7 +328,7 @@ def compare(run: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any
     for side in ("fuzz", "raw"):
         expected.update(run[side][2])
     # What the legitimate side adds: its connections, and the bench's queries.
-    legit = 2 * args.pairs + 4 + run["queries"]  # + the fuzz peer's four sockets
+    legit = 2 * args.pairs + FUZZ_CONNECTIONS + run["queries"]
     expected["connections_accepted"] += legit
     expected["connections_closed"] += legit - 1  # the last Snapshot's own, still open
     # Every message the router took in is the load's, or the attack's (ghosts', flood's).
@@ -464,7 +465,7 @@ def report(
             f"attack run {i + 1}: router RSS MiB start/middle/end {mib(rss[0][1])} /"
             f" {mib(mid[1])} / {mib(rss[-1][1])} (at {rss[0][0]:.0f} / {mid[0]:.0f} /"
             f" {rss[-1][0]:.0f} s), max {mib(max(r[1] for r in rss))};"
-            f" raw connections not closed in time: {run['raw'][3]}"
+            f" connections not closed in time: {run['raw'][3] + run['fuzz'][5]}"
         )
     for label, phases in (("without attack", calm), ("attack", hostile)):
         keys = phases[0]["load_cpu"]

@@ -12,7 +12,16 @@ from typing import Any
 import pytest
 import zmq
 
-from bench._catalogue import HOSTILE, VICTIM, FuzzPeer, RawPeer, held_inside, measure, run_cases
+from bench._catalogue import (
+    FUZZ_CONNECTIONS,
+    HOSTILE,
+    VICTIM,
+    FuzzPeer,
+    RawPeer,
+    held_inside,
+    measure,
+    run_cases,
+)
 from bench.hostile import keyring, keys_of
 from zmqswarm import Client
 from zmqswarm.observe import list_peers, snapshot
@@ -76,6 +85,7 @@ def test_the_catalogue_is_refused_counted_and_never_delivered(procs: Procs, tmp_
                 r0.recv(timeout=0.5)  # and nothing else, hostile or not
             assert not any(p.startswith(HOSTILE) for p in got)
             fuzz.close()
+            assert fuzz.unclosed == 0
         admin = keys_of(where, "s1")
         queued = {p.name: p.queued for p in list_peers(url, timeout=5, curve=admin)}
         queries += 1
@@ -87,7 +97,7 @@ def test_the_catalogue_is_refused_counted_and_never_delivered(procs: Procs, tmp_
             nonlocal queries, stats
             queries += 1
             stats = snapshot(url, timeout=5, curve=admin).stats
-            made = 2 + 4 + raw.tally.expected["connections_accepted"]
+            made = 2 + FUZZ_CONNECTIONS + raw.tally.expected["connections_accepted"]
             made += fuzz.tally.expected["connections_accepted"] + queries
             return (stats["connections_accepted"], stats["connections_closed"]) == (made, made - 1)
 
@@ -95,7 +105,7 @@ def test_the_catalogue_is_refused_counted_and_never_delivered(procs: Procs, tmp_
     finally:
         ctx.term()
     expected = fuzz.tally.expected + raw.tally.expected
-    legit = 2 + 4 + queries  # s0, r0, the fuzz peer's four sockets, the queries
+    legit = 2 + FUZZ_CONNECTIONS + queries  # s0, r0, the fuzz peer's, the queries
     expected["connections_accepted"] += legit
     expected["connections_closed"] += legit - 1  # the last Snapshot's
     expected["accepted"] += 3 + held_inside(queued)

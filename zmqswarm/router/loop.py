@@ -185,8 +185,13 @@ class Router:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         # A peer that reconnects under the same identity before its old connection was seen
-        # to die takes the identity over, instead of being refused (a race otherwise).
-        sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        # to die takes the identity over, instead of being refused (a race otherwise). Not
+        # with CURVE: there any trusted key that learned a live peer's routing id (PeerList
+        # and Deliver show epochs) could take it, and the peer's own connection, still up,
+        # would go on under an id libzmq made up, its session ended and never said so. A
+        # reconnect that races its old connection is refused until the heartbeat timeout
+        # closes that one (libzmq retries meanwhile).
+        sock.setsockopt(zmq.ROUTER_HANDOVER, 0 if self.curve is not None else 1)
         opts = self.core.options
         heartbeats(sock, opts.heartbeat, opts.heartbeat_timeout)
         self._secure(sock)
