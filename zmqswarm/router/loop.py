@@ -188,9 +188,9 @@ class Router:
         # to die takes the identity over, instead of being refused (a race otherwise). Not
         # with CURVE: there any trusted key that learned a live peer's routing id (PeerList
         # and Deliver show epochs) could take it, and the peer's own connection, still up,
-        # would go on under an id libzmq made up, its session ended and never said so. A
-        # reconnect that races its old connection is refused until the heartbeat timeout
-        # closes that one (libzmq retries meanwhile).
+        # would go on under an id libzmq made up, its session ended and never said so. The
+        # cost: a reconnect that beats the heartbeat timeout on its old connection gets
+        # nothing through as its id (docs/protocol.md, section 2).
         sock.setsockopt(zmq.ROUTER_HANDOVER, 0 if self.curve is not None else 1)
         opts = self.core.options
         heartbeats(sock, opts.heartbeat, opts.heartbeat_timeout)
