@@ -340,22 +340,26 @@ def compare(run: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any
 
 
 def per_case(where: Path, n: int) -> list[dict[str, Any]]:
-    """CPU the router spends a input, case by case: each case ``n`` times against an idle
-    router (clock ticks of 10 ms: read differences of 50 us and more)."""
+    """CPU the router spends a input, case by case, and how its RSS moved: each case ``n``
+    times against an idle router with one recipient (``r0``) on line (CPU in clock ticks of
+    10 ms: read differences of 50 us and more)."""
     import zmq
 
     from bench._catalogue import FuzzPeer, RawPeer
+    from zmqswarm.client.sync import Client
 
     proc, url, _ = start_router(where)
     ctx: zmq.Context[Any] = zmq.Context()
     rows = []
+    r0 = Client("r0", router=url, curve=keys_of(str(where), "r0"))
     try:
+        r0.wait_ready(20)
         fuzz = FuzzPeer(ctx, url, keys_of(str(where), "fuzz"))
         host, port = url[len("tcp://") :].rsplit(":", 1)
         raw = RawPeer(host, int(port), ctx, url, keys_of(str(where), "eve"))
         for case in fuzz.cases + raw.cases:
             times = max(1, n // case.every)
-            before = cpu_ns(proc.pid)
+            before, rss_before = cpu_ns(proc.pid), rss_kib(proc.pid)
             for _ in range(times):
                 case.run()
                 fuzz.drain()
@@ -363,11 +367,13 @@ def per_case(where: Path, n: int) -> list[dict[str, Any]]:
             raw.settle(15.0)
             fuzz.drain()
             time.sleep(0.2)  # the router's last turns for these inputs: a bounded wait
-            used = cpu_ns(proc.pid) - before
-            rows.append({"case": case.id, "n": times, "router_us": used / times / 1000})
-            print(f"{case.id:<26} {case.what[:58]:<58} {used / times / 1000:>7.0f} us  (n={times})")
+            used, grew = cpu_ns(proc.pid) - before, rss_kib(proc.pid) - rss_before
+            us = used / times / 1000
+            rows.append({"case": case.id, "n": times, "router_us": us, "rss_kib": grew})
+            print(f"{case.id:<26} {case.what[:52]:<52} {us:>6.0f} us {grew:>+7} KiB  (n={times})")
         fuzz.close()
     finally:
+        r0.close()
         ctx.term()
         proc.terminate()
         proc.wait(30)
