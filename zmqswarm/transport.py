@@ -69,7 +69,8 @@ def new_epoch() -> int:
 
 def routing_id(name: str, epoch: int) -> bytes:
     """``NAME/EPOCH``, the epoch in lowercase hex without padding. One per process: libzmq
-    reconnects with it, and the router (ROUTER_HANDOVER) gives it to the newest connection."""
+    reconnects with it, and the router (ROUTER_HANDOVER, without CURVE) gives it to the
+    newest connection."""
     return f"{name}/{epoch:x}".encode()
 
 

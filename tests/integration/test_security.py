@@ -160,6 +160,67 @@ def test_a_frame_claiming_another_sender_is_refused(
     assert router_stats(secured)["refused_not_allowed"] == 2
 
 
+def test_a_live_peers_routing_id_is_not_taken_by_another_key(
+    procs: Procs, keyring: Keyring, secured: subprocess.Popen[str]
+) -> None:
+    """Any trusted key may learn a live peer's routing id (PeerList shows its epoch). With
+    ROUTER_HANDOVER a connection under it took the id over: the peer's own connection went
+    on under an id libzmq made up, its session ended at the next probe, and nothing told it.
+    The CURVE router sets no handover: the newcomer's frames go nowhere."""
+    with (
+        Client("alice", router=procs.url, curve=keyring.client("alice")) as alice,
+        Client("bob", router=procs.url, curve=keyring.client("bob")) as bob,
+    ):
+        bob.wait_ready(10)
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        try:
+            thief = ctx.socket(zmq.DEALER)
+            thief.setsockopt(zmq.LINGER, 100)
+            thief.setsockopt(zmq.ROUTING_ID, routing_id("bob", bob.epoch))
+            thief.curve_publickey, thief.curve_secretkey, thief.curve_serverkey = keyring.client(
+                "alice"
+            )
+            up = thief.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+            thief.connect(procs.url)
+            assert up.poll(5000), "the thief's handshake did not finish"
+            thief.send(encode(Hello(PROTOCOL_VERSION, "bob", bob.epoch, 16)))
+            thief.disable_monitor()
+            up.close(0)
+            thief.close()  # a dropped connection: the router probes every session
+        finally:
+            ctx.term()
+        for i in range(3):
+            alice.send("bob", b"%d" % i).wait("accepted", 10)
+            assert bob.recv(timeout=10).payload == b"%d" % i
+    stats = router_stats(secured)
+    assert stats["disconnected"] == 0 and stats["redelivered"] == 0
+
+
+def test_a_connection_under_a_routing_id_still_held_opens_a_new_one(
+    procs: Procs, keyring: Keyring, secured: subprocess.Popen[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reconnect that beats the router's heartbeat timeout on its old connection: the
+    CURVE router (no ROUTER_HANDOVER) drops all that comes on it, for good. The client
+    notices two unanswered Hellos on a connection that is up, and opens a new one."""
+    epoch = 0x5EED
+    monkeypatch.setattr("zmqswarm.client.base.new_epoch", lambda: epoch)
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    old = raw_dealer(ctx, procs.url, keyring.client("bob"), routing_id("bob", epoch))
+    try:
+        old.send(encode(Hello(PROTOCOL_VERSION, "bob", epoch, 16)))
+        assert old.poll(5000)  # its Welcome: the id is held
+        with Client("bob", router=procs.url, curve=keyring.client("bob")) as bob:
+            with pytest.raises(RouterUnavailableError):
+                bob.wait_ready(0.5)  # its connection's frames go nowhere
+            old.close(0)  # the old connection goes, as the heartbeat timeout would close it
+            bob.wait_ready(15)
+            bob.send("bob", b"back").wait("accepted", 10)
+            assert bob.recv(timeout=10).payload == b"back"
+    finally:
+        old.close(0)
+        ctx.term()
+
+
 def test_a_revoked_key_is_cut_off_mid_stream(
     procs: Procs, keyring: Keyring, secured: subprocess.Popen[str]
 ) -> None:

@@ -67,7 +67,10 @@ def hexbytes(text: str) -> bytes:
 
 
 def type_name(tp: object) -> str:
-    """A field's type in the document's notation: int, str, bool, [T], [int, str], {str: int}."""
+    """A field's type in the document's notation: int, str, bool, [T], [int, str], {str: int}.
+    Bounds (``Annotated[int, msgspec.Meta(...)]``) are the Limits table's, not the type's."""
+    if typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if tp in (int, str, bool):
         return tp.__name__

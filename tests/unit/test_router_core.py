@@ -31,6 +31,7 @@ from zmqswarm.protocol import (
     decode,
     encode,
 )
+from zmqswarm.protocol.codec import MAX_HEADER
 from zmqswarm.protocol.sessions import ENDINGS
 
 from .sim import Sim
@@ -494,3 +495,108 @@ def test_senders_queued_behind_a_held_message_hear_why_they_wait() -> None:
     assert (alice, Held(1, "refused_draft: 'git sta'")) in out
     assert (carol, Held(1, "queued: 1st behind alice/1/1, held: refused_draft: 'git sta'")) in out
     assert len([f for _, f in out if isinstance(f, Held)]) == 2
+
+
+def test_acks_of_deliveries_never_sent_are_ignored_and_counted() -> None:
+    core = RouterCore(epoch=7)
+    alice, bob = hello(core, "alice", epoch=1), hello(core, "bob", epoch=2)
+    send(core, alice, [SendItem(1, "bob"), SendItem(2, "bob", 1)])
+    out = replies(core)
+    assert [f for i, f in out if i == bob and isinstance(f, Deliver)][0].items[-1].dseq == 2
+    core.handle(bob, [encode(Ack(2, 3))], 0.1)  # dseq 3 was never sent: nothing is acked
+    core.handle(bob, [encode(Ack(9, 1))], 0.1)  # no such session yet
+    core.handle(alice, [encode(Ack(1, 1))], 0.1)  # alice's own session has had nothing
+    core.handle(bob, [encode(Ack(1, 2))], 0.1)  # another (earlier) session's: stale, ignored
+    assert core.stats["bad_acks"] == 3 and core.stats["acked"] == 0
+    assert [(m.queued, m.inflight) for m in core.peers(0.2) if m.name == "bob"] == [(0, 2)]
+    assert any("Ack of deliveries never sent" in line for line in core.take_logs())
+    core.handle(bob, [encode(Ack(2, 2))], 0.2)
+    assert core.stats["acked"] == 2 and core.stats["bad_acks"] == 3
+
+
+def test_every_refused_message_is_counted_nacked_or_withheld() -> None:
+    """One retriable Nack per sender and recipient per turn; the others of the turn are
+    counted withheld, so nack_X + withheld_X is every message refused X."""
+    core = RouterCore(epoch=7, options=RouterOptions(mailbox_max_messages=1))
+    alice = hello(core, "alice")
+    replies(core)
+    for seq in range(1, 5):  # one frame each, all in one turn
+        send(core, alice, [SendItem(seq, "bob")], base=seq)
+    send(core, alice, [SendItem(5, "carol", 10**6)], base=5)  # prev never sent
+    send(core, alice, [SendItem(6, "carol", 10**6)], base=5)
+    out = replies(core)
+    nacks = [(f.seq, Code(f.code)) for _, f in out if isinstance(f, Nack)]
+    assert nacks == [(2, Code.MAILBOX_FULL), (5, Code.OUT_OF_ORDER)]
+    stats = core.stats
+    assert stats["accepted"] == 1
+    assert (stats["nack_mailbox_full"], stats["withheld_mailbox_full"]) == (1, 2)
+    assert (stats["nack_out_of_order"], stats["withheld_out_of_order"]) == (1, 1)
+
+
+# -- the limits, one by one -------------------------------------------------------------------
+
+
+def test_names_past_max_name_are_refused_in_a_hello_and_as_a_recipient() -> None:
+    core = RouterCore(epoch=7)
+    long = "x" * 129
+    core.handle(b"long/1", [encode(Hello(PROTOCOL_VERSION, long, 1))], 0.0)
+    alice = hello(core, "alice")
+    send(core, alice, [SendItem(1, long), SendItem(2, "x" * 128)])
+    out = replies(core)
+    nacks = [(i, f.seq, f.code) for i, f in out if isinstance(f, Nack)]
+    assert nacks == [(b"long/1", 0, Code.INVALID_NAME), (alice, 1, Code.INVALID_NAME)]
+    assert core.stats["accepted"] == 1  # the 128-character name is a name
+
+
+def test_a_header_past_max_header_is_too_large_and_dropped_whole() -> None:
+    core = RouterCore(epoch=7)
+    alice = hello(core, "alice")
+    replies(core)
+    core.handle(alice, [encode(Send(1, [SendItem(1, "b" * MAX_HEADER)])), b"x"], 0.0)
+    assert [(f.seq, f.code) for _, f in replies(core) if isinstance(f, Nack)] == [
+        (0, Code.TOO_LARGE)
+    ]
+    assert core.stats["bad_frames"] == 1 and core.stats["accepted"] == 0
+
+
+def test_a_mailbox_is_bounded_in_bytes_and_the_router_in_bytes_and_mailboxes() -> None:
+    opts = RouterOptions(mailbox_max_bytes=10, max_bytes=20, max_mailboxes=3, max_payload=8)
+    core = RouterCore(epoch=7, options=opts)
+    alice = hello(core, "alice")
+    replies(core)
+    sends = [("bob", 8), ("bob", 8), ("carol", 8), ("dan", 5), ("erin", 1), ("carol", 9)]
+    sends += [("dan", 4)]
+    items = [SendItem(seq, to) for seq, (to, _) in enumerate(sends, start=1)]
+    core.handle(alice, [encode(Send(1, items)), *(b"x" * n for _, n in sends)], 0.0)
+    nacks = [(f.seq, Code(f.code)) for _, f in replies(core) if isinstance(f, Nack)]
+    assert nacks == [
+        (2, Code.MAILBOX_FULL),  # bob's 8 + 8 bytes > mailbox_max_bytes
+        (4, Code.ROUTER_FULL),  # 16 + 5 bytes held > max_bytes
+        (5, Code.ROUTER_FULL),  # a fourth mailbox > max_mailboxes
+        (6, Code.TOO_LARGE),  # 9 bytes > max_payload
+    ]
+    assert core.stats["accepted"] == 3  # seqs 1, 3 and 7: 20 bytes, the router's all
+
+
+def test_every_kind_of_reject_is_logged_at_most_once_per_10_s_and_counted_always() -> None:
+    """A flood of rejects costs the log one line per kind per LOG_EVERY; the counters carry
+    the totals; a line never quotes a payload."""
+    core = RouterCore(epoch=7, options=RouterOptions(mailbox_max_messages=1))
+    alice = hello(core, "alice")
+    core.take_logs()
+    for i in range(50):
+        now = i * 0.1  # five seconds of it
+        core.handle(alice, [b"\xc1 not msgpack"], now)
+        core.handle(alice, [encode(Ack(1, 10**6))], now)
+        send(core, alice, [SendItem(1 + 2 * i, "bob")], base=1 + 2 * i)
+        send(core, alice, [SendItem(2 + 2 * i, "bad name!")], base=2 + 2 * i)
+        core.take_output(now)
+    lines = core.take_logs()
+    assert len(lines) == 4, lines  # bad frame, bad ack, MAILBOX_FULL, INVALID_NAME
+    assert all("(further ones for 10 s only counted)" in line for line in lines)
+    assert not any("payload" in line or "x'" in line for line in lines)
+    stats = core.stats
+    assert (stats["bad_frames"], stats["bad_acks"], stats["nack_invalid_name"]) == (50, 50, 50)
+    assert stats["nack_mailbox_full"] + stats.get("withheld_mailbox_full", 0) == 49
+    core.handle(alice, [b"\xc1 again"], 10.0)  # the window has passed
+    assert len(core.take_logs()) == 1

@@ -1,9 +1,16 @@
-"""The identities a peer presents: its epoch and its routing id."""
+"""The identities a peer presents (its epoch and its routing id), and the size limit every
+zmqswarm socket puts on what it takes in."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+import zmq
+
 from zmqswarm.protocol.codec import MAX_EPOCH
-from zmqswarm.transport import new_epoch, routing_id
+from zmqswarm.router import Router
+from zmqswarm.transport import new_epoch, peer_limits, routing_id
 
 
 def test_epochs_are_random_and_within_53_bits() -> None:
@@ -18,3 +25,40 @@ def test_routing_id_is_name_slash_lowercase_unpadded_hex() -> None:
     assert routing_id("alice", 0xABC) == b"alice/abc"
     assert routing_id("bob@host", 1) == b"bob@host/1"
     assert routing_id("a", MAX_EPOCH) == b"a/1fffffffffffff"
+
+
+def test_maxmsgsize_on_the_router_and_on_peers(tmp_path: Path) -> None:
+    """libzmq drops a connection that announces a part over ZMQ_MAXMSGSIZE before it
+    allocates it: the router at 4 x max_payload + 64 KiB, a peer at that or 64 MiB."""
+    ctx: zmq.Context[Any] = zmq.Context()
+    router = Router([f"ipc://{tmp_path}/r"], context=ctx, publish=[])
+    try:
+        limit = 4 * router.core.options.max_payload + (1 << 16)
+        assert router.sock.getsockopt(zmq.MAXMSGSIZE) == limit
+    finally:
+        router.close()
+    peer = ctx.socket(zmq.DEALER)
+    peer_limits(peer, 1 << 20)
+    assert peer.getsockopt(zmq.MAXMSGSIZE) == 64 << 20
+    peer_limits(peer, 32 << 20)
+    assert peer.getsockopt(zmq.MAXMSGSIZE) == 4 * (32 << 20) + (1 << 16)
+    # A part over the limit never arrives: the connection is dropped.
+    server = ctx.socket(zmq.ROUTER)
+    server.setsockopt(zmq.ROUTER_MANDATORY, 1)
+    server.bind(f"ipc://{tmp_path}/s")
+    peer_limits(peer, 1 << 20)
+    peer.setsockopt(zmq.ROUTING_ID, b"p")
+    peer.setsockopt(zmq.RECONNECT_IVL, 20)
+    monitor = peer.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+    peer.connect(f"ipc://{tmp_path}/s")
+    try:
+        peer.send(b"hi")
+        assert server.poll(5000) and server.recv_multipart() == [b"p", b"hi"]
+        server.send_multipart([b"p", b"x" * ((64 << 20) + 1)])
+        assert monitor.poll(5000), "the oversized part did not drop the connection"
+        assert peer.poll(0) == 0  # and nothing of it was handed over
+    finally:
+        peer.disable_monitor()
+        for sock in (monitor, peer, server):
+            sock.close(0)
+        ctx.term()

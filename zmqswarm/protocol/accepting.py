@@ -85,6 +85,8 @@ class Acceptor:
                 if (identity, to) not in nacked:
                     nacked.add((identity, to))
                     self.fx.nack(identity, seq, Code.OUT_OF_ORDER, f"waiting for seq {prev}")
+                else:
+                    self.fx.withheld(Code.OUT_OF_ORDER)
                 continue
             size = len(payload)
             mb = mailboxes.get(to)
@@ -190,7 +192,9 @@ class Acceptor:
     ) -> None:
         if code.retriable:
             if (identity, to) in self._nacked:
-                return  # one retriable refusal per pair per batch: the sender resends the chain
+                # One retriable refusal per pair per batch: the sender resends the chain.
+                self.fx.withheld(code)
+                return
             self._nacked.add((identity, to))
             why = f": {self.store_failing}" if code is Code.STORE_FULL else ""
             detail = f"{to}: {code.name.lower()}{why}"

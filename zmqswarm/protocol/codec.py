@@ -63,19 +63,53 @@ def decode(header: bytes) -> AnyFrame:
         raise DecodeFailure(Code.TOO_LARGE, f"header of {len(header)} bytes > {MAX_HEADER}")
     try:
         return _decoder.decode(header)
-    except (msgspec.DecodeError, ValueError) as exc:  # ValueError: e.g. invalid UTF-8
+    except (msgspec.DecodeError, ValueError, RecursionError) as exc:  # ValueError: bad UTF-8
         raise _classify(header, exc) from exc
 
 
 def _classify(header: bytes, exc: Exception) -> DecodeFailure:
-    # Only on the error path: tell an unknown kind (a newer peer) from plain garbage.
+    """Only on the error path: tell an unknown kind (a newer peer) from plain garbage. The tag
+    is read by hand, so that garbage costs no second decode: only a header whose tag this
+    router does not know is decoded again, untyped, to tell a newer peer's valid frame from
+    garbage. That decode recurses into nested arrays and maps: a thousand of them (one byte
+    each) is BAD_FRAME, never a RecursionError that stops the router."""
+    tag = _tag(header)
+    if tag is None or tag in _KNOWN_TAGS:
+        return DecodeFailure(Code.BAD_FRAME, str(exc) if tag is not None else "not a frame")
     try:
-        raw = msgspec.msgpack.decode(header)
+        msgspec.msgpack.decode(header)
+    except RecursionError:
+        return DecodeFailure(Code.BAD_FRAME, "nested too deep")
     except (msgspec.DecodeError, ValueError):
         return DecodeFailure(Code.BAD_FRAME, "not MessagePack")
-    if isinstance(raw, list) and raw and isinstance(raw[0], int) and raw[0] not in _KNOWN_TAGS:
-        return DecodeFailure(Code.UNKNOWN_KIND, f"unknown frame kind {raw[0]}")
-    return DecodeFailure(Code.BAD_FRAME, str(exc))
+    return DecodeFailure(Code.UNKNOWN_KIND, f"unknown frame kind {tag}")
+
+
+_ARRAY = {0xDC: 3, 0xDD: 5}  # array 16 and 32: where their first element starts
+_UINT = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}  # uint 8 to 64: how many bytes follow
+
+
+def _tag(header: bytes) -> int | None:
+    """Element 0 of a MessagePack array (an unsigned integer), or None if ``header`` does
+    not start as an array of at least one element whose first is one."""
+    if not header:
+        return None
+    first = header[0]
+    if 0x91 <= first <= 0x9F:
+        at = 1
+    elif first in _ARRAY and int.from_bytes(header[1 : _ARRAY[first]], "big") > 0:
+        at = _ARRAY[first]
+    else:
+        return None
+    if at >= len(header):
+        return None
+    marker = header[at]
+    if marker <= 0x7F:
+        return marker
+    size = _UINT.get(marker)
+    if size is None or at + 1 + size > len(header):
+        return None
+    return int.from_bytes(header[at + 1 : at + 1 + size], "big")
 
 
 @functools.lru_cache(maxsize=4096)  # checked per message; the same few names come back

@@ -29,6 +29,7 @@ STATS = (
     "dead",
     "dead_dropped",
     "bad_frames",
+    "bad_acks",  # Acks of deliveries never sent: ignored
     "resumed",  # Hellos from a sender incarnation already known: reconnects
     "disconnected",  # sessions ended because their connection was gone
     "store_failures",  # times the journal began failing to write (disk full, I/O error)
@@ -88,6 +89,12 @@ class Effects:
         key = f"nack_{code.name.lower()}"
         self.stats[key] = self.stats.get(key, 0) + 1
         self.send(identity, [encode(Nack(seq, int(code), reason, retry_ms))])
+
+    def withheld(self, code: Code) -> None:
+        """A message refused without a Nack of its own (one retriable Nack per sender and
+        recipient per turn tells its sender): counted, so that every refusal is."""
+        key = f"withheld_{code.name.lower()}"
+        self.stats[key] = self.stats.get(key, 0) + 1
 
     def log(self, key: str, message: str, now: float) -> None:
         """A line for the driver to log, at most once per ``key`` per ``LOG_EVERY``."""

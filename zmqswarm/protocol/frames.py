@@ -13,6 +13,7 @@ field gets a default, and decoders accept (ignore) trailing fields they do not k
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Annotated
 
 import msgspec
 
@@ -56,6 +57,12 @@ __all__ = [
 ]
 
 PROTOCOL_VERSION = 1
+
+# What a peer chooses in a Send is checked as it is decoded (in C, at no cost): integers
+# within 0..2^53-1 (a seq from 1), at most 1024 items. Out of range: BAD_FRAME.
+_U53 = (1 << 53) - 1
+U53 = Annotated[int, msgspec.Meta(ge=0, le=_U53)]
+Seq = Annotated[int, msgspec.Meta(ge=1, le=_U53)]
 
 
 class Code(IntEnum):
@@ -153,11 +160,11 @@ class SendItem(msgspec.Struct, array_like=True, frozen=True):
     to the same recipient (0 if none): the router accepts this one only after that one, which
     keeps per-pair order across losses and resends."""
 
-    seq: int
+    seq: Seq
     to: str
-    prev: int = 0
+    prev: U53 = 0
     notify: bool = False
-    ttl_ms: int = 0
+    ttl_ms: U53 = 0
 
 
 class Send(Frame, tag=3, frozen=True):
@@ -166,8 +173,8 @@ class Send(Frame, tag=3, frozen=True):
     ``base`` is the sender's lowest unsettled seq: everything below it is settled at the
     sender (receipted or abandoned), so the router may forget it."""
 
-    base: int
-    items: list[SendItem]
+    base: U53
+    items: Annotated[list[SendItem], msgspec.Meta(max_length=1024)]
 
 
 class Receipt(Frame, tag=4, frozen=True):

@@ -55,7 +55,7 @@ from .frames import (
 from .inbox import MAX_NOTE
 from .journaling import Batch, Put, Restored, StreamRow
 from .options import RouterOptions
-from .router_state import Output, Registry, Stream
+from .router_state import Output, Registry, Session, Stream
 from .sessions import Sessions
 from .state_feed import LatencyWindow, StatePublisher
 from .topic_feed import TopicCache
@@ -200,8 +200,11 @@ class RouterCore:
         fx = self.fx
         match frame:
             case Ack(session=sid, upto=upto, notes=notes):
-                if sid == session.sid and not session.send_only:
-                    self.delivery.ack(session, upto, dict(notes) if notes else None, now)
+                if sid == session.sid and upto <= session.dseq:
+                    if not session.send_only:
+                        self.delivery.ack(session, upto, dict(notes) if notes else None, now)
+                elif sid >= session.sid:  # a later session's is no more this peer's than 0 is
+                    self._bad_ack(session, sid, upto, now)
             case Heartbeat(nonce=nonce):
                 if nonce:  # a ping: the session is alive, say so (a probe's echo is ignored)
                     fx.send(identity, [encode(Heartbeat(nonce))])
@@ -380,6 +383,14 @@ class RouterCore:
             self.state = TRANSITIONS[event][self.state]
         except KeyError:
             raise LocalProtocolError(f"{event!r} is not allowed in state {self.state!r}") from None
+
+    def _bad_ack(self, session: Session, sid: int, upto: int, now: float) -> None:
+        """An Ack of deliveries this session was never sent (beyond its last dseq, or of a
+        session opened after it): ignored whole, counted, no Nack. An Ack of an earlier
+        session of the same peer is not one: a reconnect can leave one behind."""
+        self.stats["bad_acks"] += 1
+        detail = f"Ack({sid}, {upto}) from session {session.sid}, last dseq {session.dseq}"
+        self.fx.log("bad_ack", f"ignored an Ack of deliveries never sent: {detail}", now)
 
     def _bad(self, identity: bytes, code: Code, detail: str, now: float) -> None:
         self.stats["bad_frames"] += 1

@@ -35,12 +35,17 @@ __all__ = [
 
 _HANDSHAKE_MS = 5000  # a connection that has not finished its handshake by then is closed
 MONITORED = (
-    zmq.EVENT_DISCONNECTED
+    zmq.EVENT_ACCEPTED
+    | zmq.EVENT_DISCONNECTED
     | zmq.EVENT_HANDSHAKE_FAILED_AUTH
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 )
 """What the router's socket monitor reports."""
+_COUNTED: dict[int, str] = {
+    zmq.EVENT_ACCEPTED: "connections_accepted",
+    zmq.EVENT_DISCONNECTED: "connections_closed",
+}
 _FAILED: dict[int, str] = {
     zmq.EVENT_HANDSHAKE_FAILED_AUTH: "handshake_refused_key",
     zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "handshake_failed_protocol",
@@ -56,15 +61,18 @@ def secure(sock: zmq.Socket[Any], keys: ServerKeys | None) -> None:
 
 
 def connection_events(monitor: zmq.Socket[Any], stats: dict[str, int]) -> bool:
-    """Count the handshakes that failed, by why; whether a connection dropped."""
+    """Count connections opened and closed, and the handshakes that failed; whether a
+    connection dropped. Every connection that closes is counted once in
+    ``connections_closed``, whoever closed it and why: a failed handshake, a frame over
+    ZMQ_MAXMSGSIZE, a heartbeat timeout, a peer that left."""
     dropped = False
     while readable(monitor):
         event = int.from_bytes(monitor.recv_multipart(zmq.NOBLOCK)[0][:2], "little")
-        failed = _FAILED.get(event)
-        if failed is None:
+        counter = _FAILED.get(event) or _COUNTED.get(event)
+        if counter is not None:
+            stats[counter] = stats.get(counter, 0) + 1
+        if event == zmq.EVENT_DISCONNECTED:
             dropped = True
-        else:
-            stats[failed] = stats.get(failed, 0) + 1
     return dropped
 
 
@@ -81,8 +89,13 @@ def bind_router(
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
     # A peer that reconnects under the same identity before its old connection was seen
-    # to die takes the identity over, instead of being refused (a race otherwise).
-    sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+    # to die takes the identity over, instead of being refused (a race otherwise). Not
+    # with CURVE: there any trusted key that learned a live peer's routing id (PeerList
+    # and Deliver show epochs) could take it, and the peer's own connection, still up,
+    # would go on under an id libzmq made up, its session ended and never said so. The
+    # cost: a reconnect that beats the heartbeat timeout on its old connection gets
+    # nothing through as its id until the client opens a new one (docs/protocol.md §2).
+    sock.setsockopt(zmq.ROUTER_HANDOVER, 0 if keys is not None else 1)
     heartbeats(sock, options.heartbeat, options.heartbeat_timeout)
     secure(sock, keys)
     sock.setsockopt(zmq.SNDHWM, 100_000)
