@@ -97,6 +97,7 @@ class AsyncObserver(BaseObserver):
                     answer = await _ask(session, waiter, step, answer_kind(step))
         finally:
             session.bye()
+            session.close_monitor()
             waiter.close()
 
 

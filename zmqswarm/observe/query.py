@@ -259,11 +259,16 @@ class AdminSession:
             self._close_sockets()
 
     def _close_sockets(self) -> None:
-        monitor = getattr(self, "monitor", None)
-        if monitor is not None:
-            self.sock.disable_monitor()
-            monitor.close(0)
+        self.close_monitor()
         self.sock.close()
+
+    def close_monitor(self) -> None:
+        """Stop watching the connection (before the socket closes; ``close`` does it)."""
+        monitor = getattr(self, "monitor", None)
+        if monitor is not None and not monitor.closed:
+            if not self.sock.closed:
+                self.sock.disable_monitor()
+            monitor.close(0)
 
 
 def _code_name(code: int) -> str:
