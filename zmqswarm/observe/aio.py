@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TypeVar
 
 import zmq
 import zmq.asyncio
@@ -17,9 +17,6 @@ from zmqswarm.protocol import Frame, WatchedState, Welcome, encode
 from zmqswarm.protocol.observing import Connect
 from zmqswarm.transport import recv_parts
 
-if TYPE_CHECKING:
-    from zmqswarm.keys import ClientKeys
-
 __all__ = ["AsyncObserver"]
 
 T = TypeVar("T")
@@ -28,20 +25,6 @@ T = TypeVar("T")
 class AsyncObserver(BaseObserver):
     """Watch one router from asyncio: ``async for state in observer.watch(): ...``. Arguments
     as ``Observer``'s."""
-
-    def __init__(
-        self,
-        router: str | None = None,
-        *,
-        state: bool = True,
-        topics: str | None = None,
-        timeout: float = 5.0,
-        context: zmq.Context[Any] | None = None,
-        curve: ClientKeys | None = None,
-    ) -> None:
-        super().__init__(
-            router, state=state, topics=topics, timeout=timeout, context=context, curve=curve
-        )
 
     async def snapshot(self) -> WatchedState:
         """The state (and topics) now, in one conversation (no subscription)."""

@@ -32,12 +32,12 @@ _TAKE = 10_000  # PUB messages folded in before the watcher is shown the state
 class BaseObserver:
     def __init__(
         self,
-        router: str | None,
+        router: str | None = None,
         *,
-        state: bool,
-        topics: str | None,
-        timeout: float,
-        context: zmq.Context[Any] | None,
+        state: bool = True,
+        topics: str | None = None,
+        timeout: float = 5.0,
+        context: zmq.Context[Any] | None = None,
         curve: ClientKeys | None = None,
     ) -> None:
         if not state and topics is None:

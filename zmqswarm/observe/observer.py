@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
 
 import zmq
 
@@ -20,9 +19,6 @@ from zmqswarm.observe.base import BaseObserver, answer_kind
 from zmqswarm.observe.query import AdminSession
 from zmqswarm.protocol import WatchedState
 from zmqswarm.protocol.observing import Connect
-
-if TYPE_CHECKING:
-    from zmqswarm.keys import ClientKeys
 
 __all__ = ["Observer"]
 
@@ -40,20 +36,6 @@ class Observer(BaseObserver):
         curve: CURVE keys for a secured router (its PUB feed too); default: the files
             ``$ZS_CURVE_SECRET`` and ``$ZS_ROUTER_KEY`` name, if set.
     """
-
-    def __init__(
-        self,
-        router: str | None = None,
-        *,
-        state: bool = True,
-        topics: str | None = None,
-        timeout: float = 5.0,
-        context: zmq.Context[Any] | None = None,
-        curve: ClientKeys | None = None,
-    ) -> None:
-        super().__init__(
-            router, state=state, topics=topics, timeout=timeout, context=context, curve=curve
-        )
 
     def snapshot(self) -> WatchedState:
         """The state (and topics) now, in one conversation (no subscription)."""
