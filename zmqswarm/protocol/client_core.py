@@ -46,8 +46,6 @@ from .frames import (
     Hold,
     Nack,
     PeerState,
-    Publish,
-    PublishItem,
     Receipt,
     Send,
     SendItem,
@@ -57,8 +55,8 @@ from .handshakes import DOWN, UP, Handshakes
 from .inbox import MAX_NOTE, Inbound, Inbox, MessageKey
 from .lease import Lease
 from .options import ClientOptions
+from .publishing import Publishing
 from .send_window import INF, SendWindow
-from .topic_feed import TOPIC_RULE, valid_topic
 
 __all__ = ["TRANSITIONS", "ClientCore"]
 
@@ -132,11 +130,7 @@ class ClientCore:
         # that is up: a CURVE router (no ROUTER_HANDOVER) drops all that comes on a
         # connection whose routing id its old one still held when it came.
         self.relink_due = False
-        self._publishes: dict[str, tuple[bytes, int]] = {}  # topic -> latest (value, ttl_ms)
-        # What this client last published, per topic: a restarted router's cache is empty,
-        # so it is published again after the Welcome of a new router incarnation.
-        self._published: dict[str, tuple[bytes, int]] = {}
-        self._publish_at = 0.0  # when the next Publish frame may leave
+        self.publishing = Publishing(opts.max_topic_value, opts.publish_delay or 0.0)
 
     # -- the state machine ----------------------------------------------------------------
 
@@ -222,14 +216,7 @@ class ClientCore:
         topic this client published again (its ttl starts again)."""
         if self.state == CLOSED:
             raise LocalProtocolError("publish after close")
-        if not valid_topic(topic):
-            raise ValueError(f"invalid topic {topic!r}: {TOPIC_RULE}")
-        limit = self.options.max_topic_value
-        if len(payload) > limit:
-            raise ValueError(f"topic value of {len(payload)} bytes > max_topic_value {limit}")
-        if ttl_ms < 0:
-            raise ValueError(f"ttl of {ttl_ms} ms: a ttl is positive (0: none)")
-        self._publishes[topic] = (payload, ttl_ms)
+        self.publishing.put(topic, payload, ttl_ms)
 
     def resume(
         self, next_seq: int, unsent: list[tuple[int, str, bytes, bool, int]], now: float
@@ -324,8 +311,8 @@ class ClientCore:
         if self.state == READY:
             due = self.ack_due()
             due = min(due, self.lease.ping_due())
-            if self._publishes:
-                due = min(due, self._publish_at)
+            if self.publishing.pending:
+                due = min(due, self.publishing.due)
         elif self.state == HELLO and not self._link_down:  # else link_up says Hello
             due = self._hello_due
         else:
@@ -353,9 +340,7 @@ class ClientCore:
             while batch := window.take(now, MAX_BATCH):
                 items = [SendItem(m.seq, m.to, m.prev, m.notify, m.ttl_ms) for m in batch]
                 self._emit([encode(Send(window.base, items)), *(m.payload for m in batch)])
-            if self._publishes and now >= self._publish_at:
-                self._emit_publishes()
-                self._publish_at = now + (self.options.publish_delay or 0.0)
+            self._out.extend(self.publishing.frames(now))
         out, self._out = self._out, []
         return out
 
@@ -366,8 +351,7 @@ class ClientCore:
     def close(self, now: float) -> None:
         if self.state == READY:
             self._send_ack(now)  # what was handed over must not come again
-            if self._publishes:
-                self._emit_publishes()  # the last values of a burst
+            self._out.extend(self.publishing.frames(now, now_or_never=True))  # a burst's last
         if self.state in (HELLO, READY):
             self._emit([encode(Bye())])
         self._transition("close")
@@ -376,15 +360,6 @@ class ClientCore:
 
     def _emit(self, parts: list[bytes]) -> None:
         self._out.append(parts)
-
-    def _emit_publishes(self) -> None:
-        pending = list(self._publishes.items())
-        self._published.update(self._publishes)
-        self._publishes.clear()
-        for start in range(0, len(pending), MAX_BATCH):
-            batch = pending[start : start + MAX_BATCH]
-            items = [PublishItem(topic, ttl_ms) for topic, (_, ttl_ms) in batch]
-            self._emit([encode(Publish(items)), *(value for _, (value, _) in batch)])
 
     def _send_ack(self, now: float) -> None:
         upto = self.inbox.pending_ack()
@@ -465,8 +440,8 @@ class ClientCore:
             self._awaiting.clear()
         if self.peer_state:
             self._emit([encode(PeerState(self.peer_state))])  # a new session knows none
-        if restarted and self._published:  # a new router knows no topic: ours again
-            self._publishes = {**self._published, **self._publishes}
+        if restarted:
+            self.publishing.router_restarted()
         self._events.append(SessionUp(frame.router_epoch))
 
     def auth_refused(self, reason: str) -> None:
