@@ -37,7 +37,7 @@ from zmqswarm.protocol.journaling import Batch, Put
 from .crash import crash_point, recording_fsyncs
 from .journal_db import check, compact, connect, read, read_page, write
 
-__all__ = ["Journal", "default_data_dir"]
+__all__ = ["kept_line", "Journal", "default_data_dir"]
 
 
 _RETRY = 0.5  # seconds between attempts to write again after a failure (disk full)
@@ -220,3 +220,12 @@ def _lock(directory: Path) -> int:
     os.ftruncate(fd, 0)
     os.write(fd, str(os.getpid()).encode())
     return fd
+
+
+def kept_line(kept: dict[str, int]) -> str:
+    """What a journal keeps, in the words of a clean stop's log line."""
+    if not kept:
+        return "keeps no messages"
+    names = ", ".join(f"{name} {n}" for name, n in list(kept.items())[:10])
+    more = f" and {len(kept) - 10} more names" if len(kept) > 10 else ""
+    return f"keeps {sum(kept.values())} messages for: {names}{more}"

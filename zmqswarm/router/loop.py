@@ -31,7 +31,7 @@ from typing import Any
 import zmq
 
 from zmqswarm.keys import ZAP_DOMAIN, ServerKeys
-from zmqswarm.protocol import Heartbeat, RouterCore, RouterOptions, Update, encode
+from zmqswarm.protocol import Heartbeat, RouterCore, RouterOptions, encode
 from zmqswarm.protocol.access import Access
 from zmqswarm.transport import (
     ASK_FIRST,
@@ -53,7 +53,7 @@ from .endpoints import (
     pub_urls,
     rebind_pub,
 )
-from .journal import Journal
+from .journal import Journal, kept_line
 from .metrics import MetricsServer
 
 __all__ = ["Router"]
@@ -274,9 +274,9 @@ class Router:
                     if written is not None:
                         journal.submit(written)
                 for update in core.take_updates(now):
-                    self._publish(update)
+                    self._publish([encode(update)])
                 for parts in core.take_topics(now):
-                    self._publish_parts(parts)
+                    self._publish(parts)
                 for line in core.take_logs():
                     log.warning("%s", line)
             if journal is not None:
@@ -334,15 +334,7 @@ class Router:
             if journal.sock.poll(100):
                 self._hear_journal(journal, time.monotonic())
         self._flush(time.monotonic())
-        kept = self.core.kept()
-        where = journal.directory
-        if kept:
-            names = ", ".join(f"{name} {n}" for name, n in list(kept.items())[:10])
-            more = f" and {len(kept) - 10} more names" if len(kept) > 10 else ""
-            total = sum(kept.values())
-            log.info("journal %s keeps %d messages for: %s%s", where, total, names, more)
-        else:
-            log.info("journal %s keeps no messages", where)
+        log.info("journal %s %s", journal.directory, kept_line(self.core.kept()))
 
     def _reachable(self, identity: bytes) -> bool:
         """Probe: ROUTER_MANDATORY fails at once if the peer's connection is gone."""
@@ -387,16 +379,10 @@ class Router:
                 elif exc.errno != errno.EAGAIN:  # EAGAIN: its pipe is full, try next turn
                     log.warning("send to %r failed: %s", identity, exc)
 
-    def _publish(self, update: Update) -> None:
-        try:
-            self.pub.send(encode(update), zmq.NOBLOCK)
-        except zmq.Again:  # PUB drops at its HWM anyway; the Update's number tells observers
-            pass
-
-    def _publish_parts(self, parts: list[bytes]) -> None:
+    def _publish(self, parts: list[bytes]) -> None:
         try:
             self.pub.send_multipart(parts, zmq.NOBLOCK)
-        except zmq.Again:  # as for Updates: the tick numbers tell observers
+        except zmq.Again:  # PUB drops at its HWM anyway: Updates and ticks are numbered
             pass
 
     def close(self, linger: float = 0.0) -> None:
