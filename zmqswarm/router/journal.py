@@ -37,7 +37,7 @@ from zmqswarm.protocol.journaling import Batch, Put
 from .crash import crash_point, recording_fsyncs
 from .journal_db import check, compact, connect, read, read_page, write
 
-__all__ = ["kept_line", "Journal", "default_data_dir"]
+__all__ = ["Journal", "default_data_dir", "kept_line"]
 
 
 _RETRY = 0.5  # seconds between attempts to write again after a failure (disk full)
