@@ -14,7 +14,6 @@ from zmqswarm.errors import ZmqswarmError
 from zmqswarm.observe.base import BaseObserver, answer_kind
 from zmqswarm.observe.query import AdminSession
 from zmqswarm.protocol import Frame, WatchedState, Welcome, encode
-from zmqswarm.protocol.observing import Connect
 from zmqswarm.transport import recv_parts
 
 __all__ = ["AsyncObserver"]
@@ -68,16 +67,8 @@ class AsyncObserver(BaseObserver):
         waiter = zmq.asyncio.Socket.from_socket(session.sock)
         try:
             answer = None
-            while True:
-                try:
-                    step = plan.send(answer)
-                except StopIteration:
-                    return
-                if isinstance(step, Connect):
-                    self._connect(sub, step)
-                    answer = None
-                else:
-                    answer = await _ask(session, waiter, step, answer_kind(step))
+            while (question := self._question(plan, answer, sub)) is not None:
+                answer = await _ask(session, waiter, question, answer_kind(question))
         finally:
             session.bye()
             session.close_monitor()

@@ -5,6 +5,7 @@ socket and for the router's answers."""
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import zmq
@@ -18,7 +19,7 @@ from zmqswarm.protocol import (
     TopicView,
     WatchedState,
 )
-from zmqswarm.protocol.observing import Connect, ObserverCore
+from zmqswarm.protocol.observing import Answer, Connect, ObserverCore, Step
 from zmqswarm.transport import peer_keys, peer_limits, resolve_router_url
 
 if TYPE_CHECKING:
@@ -85,6 +86,22 @@ class BaseObserver:
             sub.setsockopt(zmq.SUBSCRIBE, prefix)
         self.core.connected = []
         return sub
+
+    def _question(
+        self, plan: Generator[Step, Answer | None, None], answer: Answer | None,
+        sub: zmq.Socket[bytes] | None,
+    ) -> Observe | ObserveTopics | None:  # fmt: skip
+        """Step a snapshot conversation (ObserverCore.sync) with ``answer``: the next
+        question to ask the router, None once it is over. Connects the SUB on its way."""
+        while True:
+            try:
+                step = plan.send(answer)
+            except StopIteration:
+                return None
+            if not isinstance(step, Connect):
+                return step
+            self._connect(sub, step)
+            answer = None
 
     def _connect(self, sub: zmq.Socket[bytes] | None, step: Connect) -> None:
         if sub is None:

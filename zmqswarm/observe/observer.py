@@ -18,7 +18,6 @@ from zmqswarm.errors import ZmqswarmError
 from zmqswarm.observe.base import BaseObserver, answer_kind
 from zmqswarm.observe.query import AdminSession
 from zmqswarm.protocol import WatchedState
-from zmqswarm.protocol.observing import Connect
 
 __all__ = ["Observer"]
 
@@ -79,13 +78,5 @@ class Observer(BaseObserver):
         plan = self.core.sync(subscribe=sub is not None)
         with AdminSession(self.url, timeout=timeout, context=self._ctx, curve=self.keys) as session:
             answer = None
-            while True:
-                try:
-                    step = plan.send(answer)
-                except StopIteration:
-                    return
-                if isinstance(step, Connect):
-                    self._connect(sub, step)
-                    answer = None
-                else:
-                    answer = session.ask(step, answer_kind(step))
+            while (question := self._question(plan, answer, sub)) is not None:
+                answer = session.ask(question, answer_kind(question))
