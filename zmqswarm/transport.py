@@ -25,6 +25,7 @@ __all__ = [
     "default_router_url",
     "drain",
     "heartbeats",
+    "id_secret",
     "LINK_EVENTS",
     "link_events",
     "open_peer_socket",
@@ -67,11 +68,18 @@ def new_epoch() -> int:
     return (int.from_bytes(os.urandom(7), "little") & MAX_EPOCH) | 1
 
 
-def routing_id(name: str, epoch: int) -> bytes:
-    """``NAME/EPOCH``, the epoch in lowercase hex without padding. One per process: libzmq
-    reconnects with it, and the router (ROUTER_HANDOVER, without CURVE) gives it to the
-    newest connection."""
-    return f"{name}/{epoch:x}".encode()
+def id_secret() -> str:
+    """16 random hex digits that end a CURVE peer's routing id and never leave its process."""
+    return os.urandom(8).hex()
+
+
+def routing_id(name: str, epoch: int, secret: str = "") -> bytes:
+    """``NAME/EPOCH``, the epoch in lowercase hex without padding; with CURVE,
+    ``NAME/EPOCH.SECRET``. One per process: libzmq reconnects with it, and the router
+    (ROUTER_HANDOVER, without CURVE) gives it to the newest connection. A CURVE router sets
+    no handover, and its libzmq keeps, for as long as it runs, each connection that came
+    under an id in use: the secret makes a live peer's id one no other key can present."""
+    return f"{name}/{epoch:x}.{secret}".encode() if secret else f"{name}/{epoch:x}".encode()
 
 
 _BOOTTIME = getattr(time, "CLOCK_BOOTTIME", None)

@@ -163,10 +163,10 @@ def test_a_frame_claiming_another_sender_is_refused(
 def test_a_live_peers_routing_id_is_not_taken_by_another_key(
     procs: Procs, keyring: Keyring, secured: subprocess.Popen[str]
 ) -> None:
-    """Any trusted key may learn a live peer's routing id (PeerList shows its epoch). With
-    ROUTER_HANDOVER a connection under it took the id over: the peer's own connection went
-    on under an id libzmq made up, its session ended at the next probe, and nothing told it.
-    The CURVE router sets no handover: the newcomer's frames go nowhere."""
+    """Any trusted key may learn a live peer's name and epoch (PeerList shows them). With
+    ROUTER_HANDOVER a connection under its id took the id over; without it, the router's
+    libzmq keeps such a connection for good. So a CURVE peer's id ends in a secret: the
+    thief's guess is an id of its own, and its Hello for bob is refused (not its key's)."""
     with (
         Client("alice", router=procs.url, curve=keyring.client("alice")) as alice,
         Client("bob", router=procs.url, curve=keyring.client("bob")) as bob,
@@ -194,6 +194,7 @@ def test_a_live_peers_routing_id_is_not_taken_by_another_key(
             assert bob.recv(timeout=10).payload == b"%d" % i
     stats = router_stats(secured)
     assert stats["disconnected"] == 0 and stats["redelivered"] == 0
+    assert stats["refused_not_allowed"] == 1
 
 
 def test_a_connection_under_a_routing_id_still_held_opens_a_new_one(
@@ -204,8 +205,9 @@ def test_a_connection_under_a_routing_id_still_held_opens_a_new_one(
     notices two unanswered Hellos on a connection that is up, and opens a new one."""
     epoch = 0x5EED
     monkeypatch.setattr("zmqswarm.client.base.new_epoch", lambda: epoch)
+    monkeypatch.setattr("zmqswarm.client.base.id_secret", lambda: "5eed")
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    old = raw_dealer(ctx, procs.url, keyring.client("bob"), routing_id("bob", epoch))
+    old = raw_dealer(ctx, procs.url, keyring.client("bob"), routing_id("bob", epoch, "5eed"))
     try:
         old.send(encode(Hello(PROTOCOL_VERSION, "bob", epoch, 16)))
         assert old.poll(5000)  # its Welcome: the id is held

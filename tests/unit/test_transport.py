@@ -3,14 +3,16 @@ zmqswarm socket puts on what it takes in."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import zmq
 
+from zmqswarm.protocol.access import name_of
 from zmqswarm.protocol.codec import MAX_EPOCH
 from zmqswarm.router import Router
-from zmqswarm.transport import new_epoch, peer_limits, routing_id
+from zmqswarm.transport import id_secret, new_epoch, peer_limits, routing_id
 
 
 def test_epochs_are_random_and_within_53_bits() -> None:
@@ -25,6 +27,13 @@ def test_routing_id_is_name_slash_lowercase_unpadded_hex() -> None:
     assert routing_id("alice", 0xABC) == b"alice/abc"
     assert routing_id("bob@host", 1) == b"bob@host/1"
     assert routing_id("a", MAX_EPOCH) == b"a/1fffffffffffff"
+
+
+def test_a_curve_routing_id_ends_in_a_secret_and_keeps_its_name() -> None:
+    secrets = {id_secret() for _ in range(1000)}
+    assert len(secrets) == 1000 and all(re.fullmatch("[0-9a-f]{16}", s) for s in secrets)
+    rid = routing_id("team/bob", 0xABC, "00ff")
+    assert rid == b"team/bob/abc.00ff" and name_of(rid) == "team/bob"
 
 
 def test_maxmsgsize_on_the_router_and_on_peers(tmp_path: Path) -> None:

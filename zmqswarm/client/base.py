@@ -42,6 +42,7 @@ from zmqswarm.transport import (
     clock,
     close_peer_socket,
     drain,
+    id_secret,
     link_events,
     new_epoch,
     open_peer_socket,
@@ -111,6 +112,7 @@ class BaseClient:
         self.epoch = self._spool.log.epoch if self._spool else new_epoch()
         hellos = self._spool.log.hellos if self._spool else 0
         self._core = ClientCore(name, epoch=self.epoch, options=self.options, hellos=hellos)
+        self._routing_id = routing_id(name, self.epoch, id_secret() if self._keys else "")
         self.auto_ack = auto_ack
         self.block = block
         self._book = TicketBook(name, self.epoch)
@@ -133,7 +135,7 @@ class BaseClient:
 
     def _open(self) -> None:
         self._sock, self._monitor = open_peer_socket(
-            self._ctx, self.url, routing_id(self.name, self.epoch), self.options, self._keys
+            self._ctx, self.url, self._routing_id, self.options, self._keys
         )
         self._core.connect(clock())
 

@@ -36,6 +36,7 @@ from zmqswarm.protocol import (
 from zmqswarm.protocol.handshakes import Handshakes
 from zmqswarm.transport import (
     LINK_EVENTS,
+    id_secret,
     link_events,
     new_epoch,
     peer_keys,
@@ -166,7 +167,8 @@ class AdminSession:
         self.sock: zmq.Socket[bytes] = ctx.socket(zmq.DEALER)
         try:
             self.sock.setsockopt(zmq.LINGER, 200)
-            self.sock.setsockopt(zmq.ROUTING_ID, routing_id(name, epoch))
+            secret = id_secret() if keys is not None else ""
+            self.sock.setsockopt(zmq.ROUTING_ID, routing_id(name, epoch, secret))
             peer_limits(self.sock, 1 << 20)
             if keys is not None:
                 from zmqswarm.keys import secure_client
