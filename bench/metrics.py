@@ -56,7 +56,7 @@ class _Snapshot:
             "mailboxes": len(delivery.mailboxes),
             "messages_queued": sum(len(m.queue) + m.spilled for m in delivery.mailboxes.values()),
             "messages_inflight": sum(len(m.inflight) for m in delivery.mailboxes.values()),
-            "payload_bytes": delivery.nbytes,
+            "held_bytes": delivery.nbytes,
             "dead_letters_held": len(core.dead),
         }
         figures = ring.quantiles()

@@ -32,6 +32,7 @@ from zmqswarm.protocol import (
     encode,
 )
 from zmqswarm.protocol.codec import MAX_HEADER
+from zmqswarm.protocol.router_state import ENTRY_COST
 from zmqswarm.protocol.sessions import ENDINGS
 
 from .sim import Sim
@@ -560,7 +561,8 @@ def test_a_header_past_max_header_is_too_large_and_dropped_whole() -> None:
 
 
 def test_a_mailbox_is_bounded_in_bytes_and_the_router_in_bytes_and_mailboxes() -> None:
-    opts = RouterOptions(mailbox_max_bytes=10, max_bytes=20, max_mailboxes=3, max_payload=8)
+    held = 20 + 3 * ENTRY_COST  # three messages' payloads and their entries
+    opts = RouterOptions(mailbox_max_bytes=10, max_bytes=held, max_mailboxes=3, max_payload=8)
     core = RouterCore(epoch=7, options=opts)
     alice = hello(core, "alice")
     replies(core)
@@ -576,6 +578,18 @@ def test_a_mailbox_is_bounded_in_bytes_and_the_router_in_bytes_and_mailboxes() -
         (6, Code.TOO_LARGE),  # 9 bytes > max_payload
     ]
     assert core.stats["accepted"] == 3  # seqs 1, 3 and 7: 20 bytes, the router's all
+
+
+def test_empty_payloads_count_against_max_bytes() -> None:
+    """Each message held costs its entry besides its payload: empty ones fill the router too."""
+    core = RouterCore(epoch=7, options=RouterOptions(max_bytes=10 * ENTRY_COST))
+    alice = hello(core, "alice")
+    replies(core)
+    items = [SendItem(seq, "bob") for seq in range(1, 13)]
+    core.handle(alice, [encode(Send(1, items)), *(b"" for _ in items)], 0.0)
+    nacks = [(f.seq, Code(f.code)) for _, f in replies(core) if isinstance(f, Nack)]
+    assert nacks == [(11, Code.ROUTER_FULL)]  # and seq 12 withheld, as after any refusal
+    assert core.stats["accepted"] == 10 and core.stats["withheld_router_full"] == 1
 
 
 def test_every_kind_of_reject_is_logged_at_most_once_per_10_s_and_counted_always() -> None:

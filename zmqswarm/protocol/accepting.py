@@ -102,7 +102,7 @@ class Acceptor:
                 size > max_payload
                 or len(mb.queue) + len(mb.inflight) + mb.spilled >= max_messages
                 or mb.nbytes + size > mailbox_bytes
-                or delivery.nbytes + size > o.max_bytes
+                or delivery.nbytes + size + ENTRY_COST > o.max_bytes
             ):
                 code = delivery.refusal(mb, size) or Code.ROUTER_FULL
                 self._refuse(identity, seq, to, code, size, now)
@@ -131,7 +131,7 @@ class Acceptor:
                     if expires < INF:
                         mb.with_ttl += 1
             mb.nbytes += size
-            delivery.nbytes += size
+            delivery.nbytes += size + ENTRY_COST
             touched.add(to)
             if seq == stream.wm + 1:
                 stream.wm = seq

@@ -43,7 +43,9 @@ class Delivery:
         self.mailboxes: dict[str, Mailbox] = {}
         self.dead = DeadLetterStore(options.dead_max)
         self.latency = LatencyWindow()  # accept -> ack, until the observers' next Update
-        self.nbytes = 0  # every payload held, router-wide (in memory or, spilled, on disk)
+        # Every message held, router-wide (in memory or, spilled, on disk): its payload and
+        # ENTRY_COST, so that empty payloads count against max_bytes too.
+        self.nbytes = 0
         self.resident = 0  # about what waiting mail takes in memory (payloads and entries)
         self.touched: set[str] = set()  # mailboxes to pump at the end of the batch
         self._notices: dict[tuple[str, int], list[Delivered]] = {}  # for offline senders
@@ -64,9 +66,9 @@ class Delivery:
         o = self.options
         if size > o.max_payload:
             return Code.TOO_LARGE
-        if self.nbytes + size > o.max_bytes:
+        if self.nbytes + size + ENTRY_COST > o.max_bytes:
             return Code.ROUTER_FULL
-        if len(mb.queue) + len(mb.inflight) >= o.mailbox_max_messages:
+        if len(mb.queue) + len(mb.inflight) + mb.spilled >= o.mailbox_max_messages:
             return Code.MAILBOX_FULL
         if mb.nbytes + size > o.mailbox_max_bytes:
             return Code.MAILBOX_FULL
@@ -270,7 +272,7 @@ class Delivery:
     def _release(self, mb: Mailbox, entry: Entry) -> None:
         size = len(entry.payload)
         mb.nbytes -= size
-        self.nbytes -= size
+        self.nbytes -= size + ENTRY_COST
         self.resident -= size + ENTRY_COST
         if entry.expires < INF:
             mb.with_ttl -= 1
@@ -296,7 +298,7 @@ class Delivery:
             self._take_in(mb, put)
             size = len(put.payload)
             mb.nbytes += size
-            self.nbytes += size
+            self.nbytes += size + ENTRY_COST
             self.touched.add(put.to)
         for spill in spills:
             mb = self.mailboxes.get(spill.name)
@@ -304,7 +306,7 @@ class Delivery:
                 mb = self.mailboxes[spill.name] = Mailbox()
             mb.spilled, mb.cursor = spill.count, spill.cursor
             mb.nbytes += spill.nbytes
-            self.nbytes += spill.nbytes
+            self.nbytes += spill.nbytes + spill.count * ENTRY_COST
 
     def paged_in(self, name: str, puts: list[Put], now: float) -> None:
         """A page of ``name``'s spilled mail, read back from the journal, in order."""

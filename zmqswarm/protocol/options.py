@@ -55,7 +55,7 @@ class RouterOptions(msgspec.Struct, frozen=True):
     max_payload: int = 1 << 20
     mailbox_max_messages: int = 100_000
     mailbox_max_bytes: int = 64 << 20
-    max_bytes: int = 1 << 30  # all payloads held, router-wide
+    max_bytes: int = 1 << 30  # all messages held, router-wide: payloads + ENTRY_COST each
     max_mailboxes: int = 100_000
     # With a journal: payload bytes of waiting mail held in memory. Beyond it, mail waits on
     # disk only and is read back a page at a time when its recipient can take it.

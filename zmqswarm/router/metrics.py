@@ -168,7 +168,11 @@ def render_metrics(core: RouterCore, ring: LatencyRing | None, now: float) -> by
         ("mailboxes", "Names with a mailbox.", len(delivery.mailboxes)),
         ("messages_queued", "Messages waiting to go out (in memory or on disk).", queued),
         ("messages_inflight", "Messages out to recipients, not yet acked.", inflight),
-        ("payload_bytes", "Payload bytes held for recipients.", delivery.nbytes),
+        (
+            "held_bytes",
+            "Bytes held for recipients: payloads, and 200 each besides.",
+            delivery.nbytes,
+        ),
         ("oldest_waiting_seconds", "How long the oldest message held has waited.", oldest_ms / 1e3),
         ("dead_letters_held", "Dead letters kept for listing (zs dead).", len(core.dead)),
         ("uptime_seconds", "Seconds since the router started.", now - core.publisher.started),
