@@ -143,8 +143,8 @@ class Gatekeeper:
         return self.allow.reload()
 
     def answer(self) -> int:
-        """Answer every request waiting; how many were answered. Asked every turn: a
-        question (one EVENTS query) is cheaper than the exception of an empty receive."""
+        """Answer every request waiting; how many were answered. A question (one EVENTS
+        query) before each receive is cheaper than the exception of an empty one."""
         sock, n = self.sock, 0
         while readable(sock):
             request = sock.recv_multipart(zmq.NOBLOCK)

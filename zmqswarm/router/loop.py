@@ -221,14 +221,17 @@ class Router:
                 due = min(due, core.topics.next_deadline())
                 wait_ms = int(min(max(0.0, due - now), 0.1) * 1000) + 1
                 if gate is not None or (journal is not None and journal.waiting()):
-                    # Wake for a handshake to answer, the journal's answer, or a frame.
-                    both.poll(wait_ms)
-                    if gate is not None:
+                    # Wake for a handshake to answer, the journal's answer, or a frame; ask
+                    # only the sockets the poll found ready.
+                    ready = dict(both.poll(wait_ms))
+                    if gate is not None and gate.sock in ready:
                         gate.answer()
-                    try:
-                        identity = recv(_NOBLOCK)
-                    except zmq.Again:
-                        identity = None
+                    identity = None
+                    if sock in ready:
+                        try:
+                            identity = recv(_NOBLOCK)
+                        except zmq.Again:
+                            pass
                 else:
                     # One blocking receive per turn, bounded by the next timer: libzmq waits
                     # on its own descriptor, where a Poller would add a poll call and two
