@@ -146,9 +146,8 @@ class FuzzPeer:
 
     def take_live_id(self) -> None:
         """B24: connect under a live recipient's routing id as the peer list gives it, and
-        send a Hello under its name. Without the id's secret this is an id of our own, whose
-        name our key may not use: refused. (The id itself would get nothing through: the
-        CURVE router sets no ROUTER_HANDOVER, and its libzmq would keep the connection.)"""
+        send a Hello under its name. Without the id's secret (which would take the id over:
+        ROUTER_HANDOVER) this is an id of our own, whose name our key may not use: refused."""
         self.live += 1
         rid = self.victims[self.live % len(self.victims)]
         sock = curve_dealer(self.ctx, self.url, self.keys, rid)

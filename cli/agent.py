@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from . import logs
-from .common import CURVE_SECRET, ROUTER_KEY, keys
+from .common import CONFIG, CURVE_SECRET, ROUTER, ROUTER_KEY, keys, target
 from .exits import USAGE, exit_codes, fail
 from .logs import QUIET, VERBOSE
 from .params import typer_info
@@ -42,7 +42,7 @@ def agent_command(
     socket_path: Annotated[str | None, SOCKET_PATH] = None,
     router: Annotated[
         str | None,
-        typer.Option("--router", "-r", metavar="URL", help="Router URL (default: $ZS_ROUTER)."),
+        typer.Option("--router", "-r", metavar="URL", help=ROUTER.help),
     ] = None,
     journal: Annotated[
         str | None,
@@ -77,6 +77,9 @@ def agent_command(
     router_key: Annotated[
         str | None, typer.Option("--router-key", metavar="FILE", help=ROUTER_KEY.help)
     ] = None,
+    config: Annotated[
+        str | None, typer.Option("--config", metavar="FILE", help=CONFIG.help)
+    ] = None,
     verbose: Annotated[bool, typer_info(VERBOSE)] = False,
     warnings_only: Annotated[bool, typer_info(QUIET)] = False,
 ) -> None:
@@ -94,11 +97,13 @@ def agent_command(
 
     logs.setup(verbose=verbose, warnings_only=warnings_only)
 
-    from zmqswarm.config import ClientConfig
+    from zmqswarm.config import load_config
 
     with exit_codes():
         chosen = load_profile(profile)
-        curve = keys(curve_secret, router_key, ClientConfig())
+        cfg = load_config(config)
+        url = target(router, config, cfg.client.router).url
+        curve = keys(curve_secret, router_key, cfg.client)
     if quiet is not None:
         chosen = msgspec.structs.replace(chosen, quiet=quiet)
     if max_hold is not None:
@@ -115,7 +120,7 @@ def agent_command(
             name,
             pane,
             tagged=tagged,
-            router=router,
+            router=url,
             socket_name=socket_name,
             socket_path=socket_path,
             journal=journal,

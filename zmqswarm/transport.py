@@ -76,9 +76,8 @@ def id_secret() -> str:
 def routing_id(name: str, epoch: int, secret: str = "") -> bytes:
     """``NAME/EPOCH``, the epoch in lowercase hex without padding; with CURVE,
     ``NAME/EPOCH.SECRET``. One per process: libzmq reconnects with it, and the router
-    (ROUTER_HANDOVER, without CURVE) gives it to the newest connection. A CURVE router sets
-    no handover, and its libzmq keeps, for as long as it runs, each connection that came
-    under an id in use: the secret makes a live peer's id one no other key can present."""
+    (ROUTER_HANDOVER) gives it to the newest connection; the secret keeps any other key from
+    presenting, and so taking over, a live peer's id."""
     return f"{name}/{epoch:x}.{secret}".encode() if secret else f"{name}/{epoch:x}".encode()
 
 

@@ -4,6 +4,7 @@ revocation cuts off, and which files only their user may read."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -163,10 +164,10 @@ def test_a_frame_claiming_another_sender_is_refused(
 def test_a_live_peers_routing_id_is_not_taken_by_another_key(
     procs: Procs, keyring: Keyring, secured: subprocess.Popen[str]
 ) -> None:
-    """Any trusted key may learn a live peer's name and epoch (PeerList shows them). With
-    ROUTER_HANDOVER a connection under its id took the id over; without it, the router's
-    libzmq keeps such a connection for good. So a CURVE peer's id ends in a secret: the
-    thief's guess is an id of its own, and its Hello for bob is refused (not its key's)."""
+    """Any trusted key may learn a live peer's name and epoch (PeerList shows them). The
+    router sets ROUTER_HANDOVER, so a connection under bob's id would take it over; but a
+    CURVE peer's id ends in a secret: the thief's guess is an id of its own, and its Hello
+    for bob is refused (not its key's name)."""
     with (
         Client("alice", router=procs.url, curve=keyring.client("alice")) as alice,
         Client("bob", router=procs.url, curve=keyring.client("bob")) as bob,
@@ -197,12 +198,12 @@ def test_a_live_peers_routing_id_is_not_taken_by_another_key(
     assert stats["refused_not_allowed"] == 1
 
 
-def test_a_connection_under_a_routing_id_still_held_opens_a_new_one(
+def test_a_reconnect_takes_over_its_routing_id_from_a_connection_still_held(
     procs: Procs, keyring: Keyring, secured: subprocess.Popen[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A reconnect that beats the router's heartbeat timeout on its old connection: the
-    CURVE router (no ROUTER_HANDOVER) drops all that comes on it, for good. The client
-    notices two unanswered Hellos on a connection that is up, and opens a new one."""
+    """A reconnect that beats the router's heartbeat timeout on its old connection (played
+    by a raw socket under the same id and key): the new connection takes the id over
+    (ROUTER_HANDOVER), at once, and the old one gets nothing more."""
     epoch = 0x5EED
     monkeypatch.setattr("zmqswarm.client.base.new_epoch", lambda: epoch)
     monkeypatch.setattr("zmqswarm.client.base.id_secret", lambda: "5eed")
@@ -211,13 +212,12 @@ def test_a_connection_under_a_routing_id_still_held_opens_a_new_one(
     try:
         old.send(encode(Hello(PROTOCOL_VERSION, "bob", epoch, 16)))
         assert old.poll(5000)  # its Welcome: the id is held
+        old.recv_multipart()
         with Client("bob", router=procs.url, curve=keyring.client("bob")) as bob:
-            with pytest.raises(RouterUnavailableError):
-                bob.wait_ready(0.5)  # its connection's frames go nowhere
-            old.close(0)  # the old connection goes, as the heartbeat timeout would close it
-            bob.wait_ready(15)
+            bob.wait_ready(5)
             bob.send("bob", b"back").wait("accepted", 10)
             assert bob.recv(timeout=10).payload == b"back"
+            assert not old.poll(200)  # nothing for the connection it replaced
     finally:
         old.close(0)
         ctx.term()
@@ -333,6 +333,24 @@ def test_the_cli_speaks_curve(
         env=env,
     )
     assert peers.returncode == 0 and "alice.inbox" in peers.stdout
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="zs agent runs tmux")
+def test_zs_agent_takes_its_router_and_keys_from_the_config(
+    procs: Procs, keyring: Keyring, secured: subprocess.Popen[str], tmp_path: Path
+) -> None:
+    """The [client] table names the router and eve's keys; eve is not on the allow list."""
+    config = tmp_path / "zs.toml"
+    config.write_text(
+        f'[client]\nrouter = "{procs.url}"\ncurve-secret = "{keyring.secret("eve")}"\n'
+        f'router-key = "{keyring.dir / "router.key"}"\n'
+    )
+    agent = subprocess.run(
+        [sys.executable, "-m", "zmqswarm.cli", "agent", "--name", "eve", "-L",
+         f"zs-absent-{os.getpid()}", "--config", str(config)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert agent.returncode == 8 and "allow list" in agent.stderr, agent.stderr
 
 
 # -- files only their user may read ----------------------------------------------------------

@@ -444,27 +444,3 @@ def test_a_recipient_seeded_with_its_state_hands_over_only_what_was_never_acked(
     for m in handed:
         core.ack(m.key)
     assert acks(core, 0.0) == [9]
-
-
-def test_two_unanswered_hellos_on_an_up_connection_ask_for_a_new_one() -> None:
-    """A CURVE router drops all that comes on a connection whose routing id its old one
-    still held: the driver opens a new connection after two Hellos got no answer there."""
-    core = ClientCore("bob", epoch=7, options=ClientOptions(heartbeat_timeout=0.8))
-    core.connect(0.0)
-    for now in (1.0, 3.0, 7.0):  # no connection yet: Hellos wait in libzmq, no new one
-        core.tick(now)
-    assert not core.relink_due
-    core = ClientCore("bob", epoch=7, options=ClientOptions(heartbeat_timeout=0.8))
-    core.connect(0.0)
-    core.link_up(0.01)
-    core.tick(0.9)  # the second Hello
-    assert not core.relink_due
-    core.tick(2.5)  # the third: two went unanswered on an up connection
-    assert core.relink_due
-    core.relink_due = False
-    core.link_down(2.6)
-    core.link_up(2.7)  # the new connection: its Hello is the first again
-    core.tick(3.6)
-    assert not core.relink_due
-    core.receive(welcome(1, core._hellos), 3.7)
-    assert core.state == "ready"

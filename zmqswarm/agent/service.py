@@ -99,6 +99,7 @@ class Agent:
                         self._serve(name, None)
                 self._keep_sampling()
                 await _either(stop, self.watch.changed(), timeout=0.5)  # a new tag: at once
+                self._check_writers()
         finally:
             for writer in self.writers.values():
                 writer.task.cancel()
@@ -117,6 +118,15 @@ class Agent:
                 st.deferred,
                 st.dead,
             )
+
+    def _check_writers(self) -> None:
+        """A writer ends only by an error retrying cannot mend (the router refused our key
+        or the name): the agent stops with it, as every other command does."""
+        for writer in self.writers.values():
+            if writer.task.done() and not writer.task.cancelled():
+                error = writer.task.exception()
+                if error is not None:
+                    raise error
 
     def profile_for(self, pane: Pane) -> Profile:
         """The pane's own profile (``@zs_profile``, set by ``zs agent tag --profile``), else

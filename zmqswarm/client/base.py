@@ -196,11 +196,6 @@ class BaseClient:
         core, sock = self._core, self._sock
         assert sock is not None
         core.tick(now)
-        if core.relink_due:
-            core.relink_due = False
-            if self._keys is not None:  # only a CURVE router drops a connection's frames
-                sock.disconnect(self.url)
-                sock.connect(self.url)
         events = core.events()
         if events:
             self._on_events(events, now)

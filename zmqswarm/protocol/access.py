@@ -2,8 +2,8 @@
 
 libzmq authenticates a connection once, at its handshake (the router's ZAP handler says
 which key it is: the frame's User-Id). What it cannot know is the routing id the peer chose,
-``NAME/EPOCH``, nor whether a later connection with the same routing id (once the first is
-gone: with CURVE the router sets no ROUTER_HANDOVER) holds the same key. So each frame is
+``NAME/EPOCH.SECRET``, nor whether a later connection with the same routing id (which takes
+it over: ROUTER_HANDOVER) holds the same key. So each frame is
 checked here: the first frame from a routing id binds it to its key, if that key may use
 the NAME; a frame from the same routing id under another key is refused, as is every frame
 of a revoked key.

@@ -71,7 +71,6 @@ TRANSITIONS: dict[str, dict[str, str]] = {
 }
 """event -> {state it may happen in: the state it leads to}."""
 
-_RELINK_AFTER = 2  # Hellos unanswered on an up connection before the driver opens a new one
 
 _REFUSALS = frozenset(
     {Code.NAME_TAKEN, Code.TAKEN_OVER, Code.BAD_VERSION, Code.INVALID_NAME}
@@ -125,11 +124,6 @@ class ClientCore:
         self._link_down = False  # the connection dropped; Hello again once it is back
         self._resume = 0  # the session a Hello on a new connection asks to resume
         self.handshakes = Handshakes()
-        self._up = False  # a connection is open and its handshake ended
-        # For the driver: open a new connection. Two Hellos went unanswered on a connection
-        # that is up: a CURVE router (no ROUTER_HANDOVER) drops all that comes on a
-        # connection whose routing id its old one still held when it came.
-        self.relink_due = False
         self.publishing = Publishing(opts.max_topic_value, opts.publish_delay or 0.0)
 
     # -- the state machine ----------------------------------------------------------------
@@ -163,14 +157,12 @@ class ClientCore:
     def link_down(self, now: float) -> None:
         """The connection dropped (libzmq reconnects by itself): hand nothing over until a new
         Welcome says whether the name stayed ours, and Hello again once the link is back."""
-        self._up = False
         if self.state in (HELLO, READY):
             self._link_down = True
             self._lost("the connection dropped", now, hello=False)
 
     def link_up(self, now: float) -> None:
         """A connection (re)opened: after a drop, say Hello on it at once."""
-        self._up = True
         if self._link_down and self.state == HELLO:
             self._link_down = False
             self._hello_tries = 0
@@ -402,8 +394,6 @@ class ClientCore:
                       self._hellos, o.send_only, resume)  # fmt: skip
         self._emit([encode(hello)])
         self._hello_at = now
-        if self._up and self._hello_tries >= _RELINK_AFTER:
-            self.relink_due = True
         self._hello_tries += 1
         self._hello_due = now + min(o.heartbeat_timeout * 2 ** min(self._hello_tries - 1, 3), 5.0)
 

@@ -89,13 +89,10 @@ def bind_router(
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
     # A peer that reconnects under the same identity before its old connection was seen
-    # to die takes the identity over, instead of being refused (a race otherwise). Not
-    # with CURVE: there any trusted key that learned a live peer's routing id (PeerList
-    # and Deliver show epochs) could take it, and the peer's own connection, still up,
-    # would go on under an id libzmq made up, its session ended and never said so. The
-    # cost: a reconnect that beats the heartbeat timeout on its old connection gets
-    # nothing through as its id until the client opens a new one (docs/protocol.md §2).
-    sock.setsockopt(zmq.ROUTER_HANDOVER, 0 if keys is not None else 1)
+    # to die takes the identity over, instead of being refused. Without handover libzmq
+    # also keeps, until the socket closes, the pipe of every connection that came under an
+    # id in use. With CURVE a live peer's id ends in a secret, so no other key can take it.
+    sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
     heartbeats(sock, options.heartbeat, options.heartbeat_timeout)
     secure(sock, keys)
     sock.setsockopt(zmq.SNDHWM, 100_000)
