@@ -130,7 +130,7 @@ class FuzzPeer:
         peers = list_peers(url, timeout=10, curve=keys)
         self.victims = [routing_id(p.name, p.epoch) for p in peers if p.online and p.epoch]
         self.victims = [rid for rid in self.victims if rid.startswith(b"r")] or [b"r0/1"]
-        self.taking: list[tuple[zmq.Socket[bytes], float]] = []
+        self.taking: list[tuple[zmq.Socket[bytes], bytes, float]] = []
         self.live = 0
         self.unclosed = 0  # B24 connections whose handshake did not finish within 10 s
         self.cases = self._cases()
@@ -150,9 +150,15 @@ class FuzzPeer:
         ROUTER_HANDOVER) this is an id of our own, whose name our key may not use: refused."""
         self.live += 1
         rid = self.victims[self.live % len(self.victims)]
+        # One connection under an id at a time: a second would take the id over
+        # (ROUTER_HANDOVER), and the first would never hear its answer.
+        deadline = time.monotonic() + 5
+        while any(held == rid for _, held, _ in self.taking) and time.monotonic() < deadline:
+            self.drain()
+            time.sleep(0.001)  # polling interval of a deadline wait
         sock = curve_dealer(self.ctx, self.url, self.keys, rid)
         sock.send(encode(Hello(PROTOCOL_VERSION, rid.decode().rpartition("/")[0], 1, 16)))
-        self.taking.append((sock, time.monotonic()))
+        self.taking.append((sock, rid, time.monotonic()))
 
     def settle(self, timeout: float = 10.0) -> None:
         """Wait until every B24 connection has had its answer (and is closed)."""
@@ -161,7 +167,7 @@ class FuzzPeer:
             self.drain()
             time.sleep(0.01)  # polling interval of a deadline wait
         self.unclosed += len(self.taking)
-        for sock, _ in self.taking:
+        for sock, _, _ in self.taking:
             sock.close(0)
         self.taking = []
 
@@ -169,7 +175,7 @@ class FuzzPeer:
         """Read every answer (Nacks, Receipts): a peer that never reads would stall itself."""
         if self.taking:
             waiting = []
-            for sock, since in self.taking:
+            for sock, rid, since in self.taking:
                 if sock.poll(0):
                     self._count(sock.recv_multipart())
                     sock.close(0)
@@ -177,7 +183,7 @@ class FuzzPeer:
                     self.unclosed += 1
                     sock.close(0)
                 else:
-                    waiting.append((sock, since))
+                    waiting.append((sock, rid, since))
             self.taking = waiting
         for sock, _ in self.poller.poll(0):
             while True:
