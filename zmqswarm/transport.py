@@ -38,6 +38,7 @@ __all__ = [
     "readable",
     "resolve_router_url",
     "routing_id",
+    "send_or_drop",
     "send_parts",
     "send_routed",
 ]
@@ -268,6 +269,17 @@ def send_parts(sock: zmq.Socket[Any], parts: list[bytes], noblock: bool = False)
     for part in parts[:-1]:
         _send(sock, part, more)
     _send(sock, parts[-1], last)
+
+
+def send_or_drop(sock: zmq.Socket[Any], parts: list[bytes]) -> None:
+    """A peer's frame onto its DEALER, never blocking. With no high-water mark that fails
+    only while the socket has no connection at all (libzmq drops it after a refused
+    handshake, until it reconnects): the frame is then lost, as on a dropped connection,
+    and the protocol's timers send again what must arrive."""
+    try:
+        send_parts(sock, parts, noblock=True)
+    except zmq.Again:
+        pass
 
 
 def send_routed(sock: zmq.Socket[Any], identity: bytes, parts: list[bytes]) -> None:

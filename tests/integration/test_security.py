@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import pytest
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from zmqswarm import Client
 from zmqswarm.errors import AccessDeniedError, RouterUnavailableError
@@ -248,6 +249,41 @@ def test_a_revoked_key_is_cut_off_mid_stream(
             again.recv(timeout=5)
     stats = router_stats(secured)
     assert stats["nack_revoked"] >= 1 and stats["handshake_refused_key"] >= 1
+
+
+def test_revoking_a_key_closes_its_connection_and_the_others_lose_nothing(
+    procs: Procs, keyring: Keyring, secured: subprocess.Popen[str]
+) -> None:
+    """libzmq cannot close one peer's connection: on a revocation the router makes its
+    sockets anew. The revoked key's connection closes and cannot open again; the others
+    reconnect, and a stream across the revocation arrives once and in order."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    try:
+        bob = raw_dealer(ctx, procs.url, keyring.client("bob"), routing_id("bob", 0x66, "b0b"))
+        watch = bob.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+        bob.send(encode(Hello(PROTOCOL_VERSION, "bob", 0x66, 16)))
+        assert bob.poll(5000)  # its Welcome
+        with (
+            Client("alice", router=procs.url, curve=keyring.client("alice")) as alice,
+            Client("alice.inbox", router=procs.url, curve=keyring.client("alice")) as inbox,
+        ):
+            inbox.wait_ready(10)
+            for i in range(300):
+                alice.send("alice.inbox", b"%d" % i)
+                if i == 100:
+                    (keyring.allow / "bob.key").unlink()
+                    secured.send_signal(signal.SIGHUP)
+            got = [inbox.recv(timeout=10).payload for _ in range(300)]
+            assert got == [b"%d" % i for i in range(300)]
+            seen: set[int] = set()
+            deadline = time.monotonic() + 10
+            while zmq.EVENT_HANDSHAKE_FAILED_AUTH not in seen and time.monotonic() < deadline:
+                if watch.poll(100):
+                    seen.add(recv_monitor_message(watch)["event"])
+            assert seen == {zmq.EVENT_DISCONNECTED, zmq.EVENT_HANDSHAKE_FAILED_AUTH}
+            assert alice.close(timeout=10) == []  # every message receipted
+    finally:
+        ctx.destroy(linger=0)
 
 
 def test_a_key_replaced_under_the_same_name_cuts_off_the_old_key(

@@ -22,7 +22,7 @@ import zmq
 
 from zmqswarm.errors import RouterUnavailableError, ZsTimeoutError
 from zmqswarm.protocol import ClientOptions
-from zmqswarm.transport import clock, readable, send_parts
+from zmqswarm.transport import clock, readable, send_or_drop
 
 from .base import BaseClient, BaseTicket, Path
 
@@ -186,7 +186,7 @@ class AsyncClient(BaseClient):
         sock = self._sock
         assert sock is not None and self._loop is not None
         for parts in self._core.outgoing(now):
-            send_parts(sock, parts)
+            send_or_drop(sock, parts)
         self._corked = True
         self._loop.call_soon(self._uncork)
         if readable(sock):

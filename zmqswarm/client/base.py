@@ -50,7 +50,7 @@ from zmqswarm.transport import (
     readable,
     resolve_router_url,
     routing_id,
-    send_parts,
+    send_or_drop,
 )
 
 from .store import Journal
@@ -200,7 +200,7 @@ class BaseClient:
         if events:
             self._on_events(events, now)
         for parts in core.outgoing(now):
-            send_parts(sock, parts)
+            send_or_drop(sock, parts)
 
     def _flush(self, now: float) -> None:
         """Send what is ready, firing no timers: after a call that made output outside a
@@ -208,7 +208,7 @@ class BaseClient:
         sock = self._sock
         assert sock is not None
         for parts in self._core.outgoing(now):
-            send_parts(sock, parts)
+            send_or_drop(sock, parts)
 
     def _on_events(self, events: list[Event], now: float) -> None:
         self._book.on_events(events)
@@ -427,7 +427,7 @@ class BaseClient:
         sock = self._sock
         if sock is not None:
             for parts in core.outgoing(now):
-                send_parts(sock, parts)
+                send_or_drop(sock, parts)
             assert self._monitor is not None
             close_peer_socket(sock, self._monitor)
             self._sock = self._monitor = None

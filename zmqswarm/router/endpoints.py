@@ -15,7 +15,7 @@ import zmq
 from zmqswarm.errors import ConfigError, RouterInUseError
 from zmqswarm.keys import ServerKeys, secure_server
 from zmqswarm.private import private_dir
-from zmqswarm.protocol import RouterOptions
+from zmqswarm.protocol import RouterCore, RouterOptions
 from zmqswarm.transport import default_router_url, heartbeats, ipc_path, readable
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "pub_urls",
     "raise_fd_limit",
     "rebind_pub",
+    "renew_router",
     "secure",
 ]
 
@@ -81,10 +82,11 @@ def bind_router(
     binds: list[str],
     options: RouterOptions,
     keys: ServerKeys | None,
-    locks: list[int],
+    locks: list[int] | None,
 ) -> tuple[zmq.Socket[bytes], list[str]]:
     """The router's ROUTER socket, bound on ``binds``; and the endpoints it got. The flock
-    of each ipc endpoint is added to ``locks`` (the caller releases them)."""
+    of each ipc endpoint is added to ``locks`` (the caller releases them); None: the caller
+    holds them already."""
     sock: zmq.Socket[bytes] = ctx.socket(zmq.ROUTER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
@@ -103,7 +105,7 @@ def bind_router(
     try:
         for url in binds:
             path = ipc_path(url)
-            if path is not None:
+            if path is not None and locks is not None:
                 locks.append(_lock(url, path))
             try:
                 bind_endpoint(sock, url)
@@ -116,6 +118,36 @@ def bind_router(
         sock.close(0)
         raise
     return sock, endpoints
+
+
+def renew_router(
+    ctx: zmq.Context[Any],
+    sock: zmq.Socket[bytes],
+    monitor: zmq.Socket[bytes],
+    endpoints: list[str],
+    core: RouterCore,
+    keys: ServerKeys | None,
+) -> tuple[zmq.Socket[bytes], zmq.Socket[bytes]]:
+    """Close ``sock`` (every connection with it) and its monitor; a new ROUTER socket on
+    the same endpoints (whose ipc locks we hold) and its monitor."""
+    stats = core.stats
+    connection_events(monitor, stats)
+    # Every connection still open closes with the socket, unseen by its monitor.
+    opened, closed = stats.get("connections_accepted", 0), stats.get("connections_closed", 0)
+    stats["connections_closed"] = closed + max(0, opened - closed)
+    sock.disable_monitor()
+    monitor.close(0)
+    sock.close(0)
+    deadline = time.monotonic() + 2.0
+    while True:
+        try:
+            sock = bind_router(ctx, endpoints, core.options, keys, None)[0]
+            break
+        except RouterInUseError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)  # the old listeners are still closing
+    return sock, sock.get_monitor_socket(MONITORED)
 
 
 def _lock(url: str, path: Path) -> int:

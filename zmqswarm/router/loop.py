@@ -52,6 +52,7 @@ from .endpoints import (
     connection_events,
     pub_urls,
     rebind_pub,
+    renew_router,
 )
 from .journal import Journal, kept_line
 from .metrics import MetricsServer
@@ -123,6 +124,7 @@ class Router:
         self._stop_at: float | None = None
         self._next_look = 0.0  # at the monitor
         self._probe_at: list[float] = []  # sweeps due
+        self._renew = False  # the ROUTER socket is to be made anew (a key was revoked)
         self.endpoints: list[str] = []
         self.gate: Gatekeeper | None = None
         self.journal: Journal | None = None
@@ -196,6 +198,20 @@ class Router:
             self.core.begin_drain()
 
     def run(self) -> None:
+        try:
+            while self._serve():
+                self._renew_router(time.monotonic())
+            if self.journal is not None:
+                self._finish_journal(self.journal)
+            connection_events(self.monitor, self.core.stats)  # counted before they are read
+        except zmq.ContextTerminated:
+            pass
+        finally:
+            # A clean stop lets what it sent last leave (a drained Deliver, a receipt).
+            self.close(linger=0.5 if self._stop_at is not None else 0.0)
+
+    def _serve(self) -> bool:
+        """Turn until stopped (False), or until the ROUTER socket must be made anew (True)."""
         core, sock, journal, gate = self.core, self.sock, self.journal, self.gate
         handle, batch = core.handle, self.batch
         recv = sock.recv
@@ -212,84 +228,77 @@ class Router:
             both.register(journal.sock, zmq.POLLIN)
         if gate is not None:
             both.register(gate.sock, zmq.POLLIN)
-        try:
-            while True:
-                now = time.monotonic()
-                if self._stop_at is not None and (now >= self._stop_at or core.drained()):
-                    break
-                due = min(core.next_deadline(), core.publisher.next_at, self._next_look)
-                due = min(due, core.topics.next_deadline())
-                wait_ms = int(min(max(0.0, due - now), 0.1) * 1000) + 1
-                if gate is not None or (journal is not None and journal.waiting()):
-                    # Wake for a handshake to answer, the journal's answer, or a frame; ask
-                    # only the sockets the poll found ready.
-                    ready = dict(both.poll(wait_ms))
-                    if gate is not None and gate.sock in ready:
-                        gate.answer()
-                    identity = None
-                    if sock in ready:
-                        try:
-                            identity = recv(_NOBLOCK)
-                        except zmq.Again:
-                            pass
-                else:
-                    # One blocking receive per turn, bounded by the next timer: libzmq waits
-                    # on its own descriptor, where a Poller would add a poll call and two
-                    # EVENTS queries (each a syscall) to every turn. The monitor can wait.
-                    if wait_ms != timeout_ms:
-                        sock.setsockopt(zmq.RCVTIMEO, wait_ms)
-                        timeout_ms = wait_ms
+        while True:
+            now = time.monotonic()
+            if self._stop_at is not None and (now >= self._stop_at or core.drained()):
+                return False
+            due = min(core.next_deadline(), core.publisher.next_at, self._next_look)
+            due = min(due, core.topics.next_deadline())
+            wait_ms = int(min(max(0.0, due - now), 0.1) * 1000) + 1
+            if gate is not None or (journal is not None and journal.waiting()):
+                # Wake for a handshake to answer, the journal's answer, or a frame; ask
+                # only the sockets the poll found ready.
+                ready = dict(both.poll(wait_ms))
+                if gate is not None and gate.sock in ready:
+                    gate.answer()
+                identity = None
+                if sock in ready:
                     try:
-                        identity = recv()
+                        identity = recv(_NOBLOCK)
                     except zmq.Again:
-                        identity = None
-                now = time.monotonic()
-                if identity is not None:
-                    parts = recv_parts(sock)
+                        pass
+            else:
+                # One blocking receive per turn, bounded by the next timer: libzmq waits
+                # on its own descriptor, where a Poller would add a poll call and two
+                # EVENTS queries (each a syscall) to every turn. The monitor can wait.
+                if wait_ms != timeout_ms:
+                    sock.setsockopt(zmq.RCVTIMEO, wait_ms)
+                    timeout_ms = wait_ms
+                try:
+                    identity = recv()
+                except zmq.Again:
+                    identity = None
+            now = time.monotonic()
+            if identity is not None:
+                parts = recv_parts(sock)
+                handle(identity, parts, now)
+                taken = len(parts)
+                # Ask for the next one or two (a steady rate rarely has more), then read
+                # until Again: an exception costs more than a question, once.
+                frames = 1
+                while taken < batch:
+                    if frames <= ASK_FIRST and not readable(sock):
+                        break
+                    try:
+                        identity, parts = take(sock, _NOBLOCK)
+                    except zmq.Again:
+                        break
                     handle(identity, parts, now)
-                    taken = len(parts)
-                    # Ask for the next one or two (a steady rate rarely has more), then read
-                    # until Again: an exception costs more than a question, once.
-                    frames = 1
-                    while taken < batch:
-                        if frames <= ASK_FIRST and not readable(sock):
-                            break
-                        try:
-                            identity, parts = take(sock, _NOBLOCK)
-                        except zmq.Again:
-                            break
-                        handle(identity, parts, now)
-                        taken += len(parts)
-                        frames += 1
-                if now >= self._next_look:
-                    self._look(now)
-                    if gate is not None:
-                        self._revoke(gate.refresh(now), now)
-                core.tick(now)
-                if journal is not None:
-                    self._hear_journal(journal, now)
-                    if core.stats["acked"] != acked:
-                        acked = core.stats["acked"]
-                        crash_point("router.after_ack")
-                self._flush(now)
-                if journal is not None:
-                    written = core.take_journal()
-                    if written is not None:
-                        journal.submit(written)
-                for update in core.take_updates(now):
-                    self._publish([encode(update)])
-                for parts in core.take_topics(now):
-                    self._publish(parts)
-                for line in core.take_logs():
-                    log.warning("%s", line)
+                    taken += len(parts)
+                    frames += 1
+            if now >= self._next_look:
+                self._look(now)
+                if gate is not None:
+                    self._revoke(gate.refresh(now), now)
+            core.tick(now)
             if journal is not None:
-                self._finish_journal(journal)
-            connection_events(self.monitor, core.stats)  # counted before they are read
-        except zmq.ContextTerminated:
-            pass
-        finally:
-            # A clean stop lets what it sent last leave (a drained Deliver, a receipt).
-            self.close(linger=0.5 if self._stop_at is not None else 0.0)
+                self._hear_journal(journal, now)
+                if core.stats["acked"] != acked:
+                    acked = core.stats["acked"]
+                    crash_point("router.after_ack")
+            self._flush(now)
+            if journal is not None:
+                written = core.take_journal()
+                if written is not None:
+                    journal.submit(written)
+            for update in core.take_updates(now):
+                self._publish([encode(update)])
+            for parts in core.take_topics(now):
+                self._publish(parts)
+            for line in core.take_logs():
+                log.warning("%s", line)
+            if self._renew:
+                return True
 
     def _admit(self, identity: zmq.Frame, parts: list[bytes], now: float) -> None:
         self.core.admit(identity.bytes, str(identity.get("User-Id")), parts, now)
@@ -305,12 +314,30 @@ class Router:
             return
         removed = apply_allow_list(self.core, self.gate.allow.keys, removed_keys, now)
         if removed:
-            # A SUB keeps its connection (and the feed) whatever its key: the PUB is made
-            # anew, and every observer must pass the allow list again to reconnect.
+            # libzmq checks a key only at the handshake and cannot close one peer's
+            # connection: both sockets are made anew, and every peer and observer must pass
+            # the allow list again to reconnect.
             urls = list(self.core.publish_endpoints)
             self.pub.close(0)
             self.pub, self.core.publish_endpoints[:] = rebind_pub(self._ctx, urls, self.curve)
-            log.warning("revoked %s: their sessions ended", ", ".join(sorted(removed)))
+            self._renew = True
+            log.warning(
+                "revoked %s: their sessions ended; every connection is closed, to be opened"
+                " again through the allow list",
+                ", ".join(sorted(removed)),
+            )
+
+    def _renew_router(self, now: float) -> None:
+        """Close the ROUTER socket, and with it every connection, and bind a new one on the
+        same endpoints. The others reconnect within about 50 ms (their reconnect interval)
+        and say Hello again, resuming their sessions; what was on its way on the old
+        connections goes again, as after any drop. Sessions whose peer has not come back
+        within a second are probed and end."""
+        self._renew = False
+        self.sock, self.monitor = renew_router(
+            self._ctx, self.sock, self.monitor, self.endpoints, self.core, self.curve
+        )
+        self._probe_at = [now + 1.0, now + 1.0 + _REPROBE]
 
     def _hear_journal(self, journal: Journal, now: float) -> None:
         heard = False
