@@ -69,9 +69,14 @@ def new_epoch() -> int:
     return (int.from_bytes(os.urandom(7), "little") & MAX_EPOCH) | 1
 
 
-def id_secret() -> str:
-    """16 random hex digits that end a CURVE peer's routing id and never leave its process."""
-    return os.urandom(8).hex()
+def id_secret(key: bytes, name: str, epoch: int) -> str:
+    """16 hex digits that end a CURVE peer's routing id: a hash of ``NAME/EPOCH`` keyed with
+    the peer's CURVE secret key. Nobody without that key can make it; a process that resumes
+    an epoch from its spool makes the same one, so that its connection takes the id over
+    from its predecessor's (ROUTER_HANDOVER) instead of finding the name held."""
+    import hashlib
+
+    return hashlib.blake2b(f"{name}/{epoch:x}".encode(), key=key, digest_size=8).hexdigest()
 
 
 def routing_id(name: str, epoch: int, secret: str = "") -> bytes:

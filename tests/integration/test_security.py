@@ -23,7 +23,7 @@ from zmqswarm.keys import ClientKeys, ServerKeys, client_keys, load_secret, new_
 from zmqswarm.keys import trust as trust_key
 from zmqswarm.observe import list_peers
 from zmqswarm.protocol import PROTOCOL_VERSION, Code, Hello, Nack, decode, encode
-from zmqswarm.transport import routing_id
+from zmqswarm.transport import id_secret, routing_id
 
 from ..helpers import Procs, router_stats, stop_router
 
@@ -207,9 +207,10 @@ def test_a_reconnect_takes_over_its_routing_id_from_a_connection_still_held(
     (ROUTER_HANDOVER), at once, and the old one gets nothing more."""
     epoch = 0x5EED
     monkeypatch.setattr("zmqswarm.client.base.new_epoch", lambda: epoch)
-    monkeypatch.setattr("zmqswarm.client.base.id_secret", lambda: "5eed")
+    keys = keyring.client("bob")
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    old = raw_dealer(ctx, procs.url, keyring.client("bob"), routing_id("bob", epoch, "5eed"))
+    rid = routing_id("bob", epoch, id_secret(keys.secret, "bob", epoch))  # the client's own
+    old = raw_dealer(ctx, procs.url, keys, rid)
     try:
         old.send(encode(Hello(PROTOCOL_VERSION, "bob", epoch, 16)))
         assert old.poll(5000)  # its Welcome: the id is held

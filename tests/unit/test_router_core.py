@@ -32,6 +32,7 @@ from zmqswarm.protocol import (
     encode,
 )
 from zmqswarm.protocol.codec import MAX_HEADER
+from zmqswarm.protocol.journaling import Restored, Spill
 from zmqswarm.protocol.router_state import ENTRY_COST
 from zmqswarm.protocol.sessions import ENDINGS
 
@@ -578,6 +579,14 @@ def test_a_mailbox_is_bounded_in_bytes_and_the_router_in_bytes_and_mailboxes() -
         (6, Code.TOO_LARGE),  # 9 bytes > max_payload
     ]
     assert core.stats["accepted"] == 3  # seqs 1, 3 and 7: 20 bytes, the router's all
+
+
+def test_spilled_mail_the_disk_no_longer_holds_leaves_no_bytes_counted() -> None:
+    core = RouterCore(epoch=7, journaled=True)
+    core.restore(Restored(spills=[Spill("bob", 3, 300, 0)]), 0.0)
+    assert core.delivery.nbytes == 300 + 3 * ENTRY_COST
+    core.paged_in("bob", [], 1.0)  # the page came back empty: believe the disk
+    assert core.delivery.nbytes == 0 and core.delivery.mailboxes["bob"].nbytes == 0
 
 
 def test_empty_payloads_count_against_max_bytes() -> None:

@@ -30,8 +30,13 @@ def test_routing_id_is_name_slash_lowercase_unpadded_hex() -> None:
 
 
 def test_a_curve_routing_id_ends_in_a_secret_and_keeps_its_name() -> None:
-    secrets = {id_secret() for _ in range(1000)}
-    assert len(secrets) == 1000 and all(re.fullmatch("[0-9a-f]{16}", s) for s in secrets)
+    """The secret is the same for the same key, name and epoch (a process resuming from its
+    spool), and differs with any of them; only the key's holder can make it."""
+    a, b = b"A" * 40, b"B" * 40
+    assert re.fullmatch("[0-9a-f]{16}", id_secret(a, "bob", 7))
+    assert id_secret(a, "bob", 7) == id_secret(a, "bob", 7)
+    made = {id_secret(a, "bob", 7), id_secret(b, "bob", 7), id_secret(a, "bob", 8)}
+    assert len(made | {id_secret(a, "bo", 7)}) == 4
     rid = routing_id("team/bob", 0xABC, "00ff")
     assert rid == b"team/bob/abc.00ff" and name_of(rid) == "team/bob"
 

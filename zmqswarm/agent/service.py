@@ -29,7 +29,6 @@ pasted again. Never acked before it is submitted.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from typing import TYPE_CHECKING
@@ -103,9 +102,9 @@ class Agent:
         finally:
             for writer in self.writers.values():
                 writer.task.cancel()
+            # A failed writer's error was raised already: gather only waits for the rest.
+            await asyncio.gather(*(w.task for w in self.writers.values()), return_exceptions=True)
             for writer in self.writers.values():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await writer.task
                 await writer.client.close(timeout=1.0)
             self.journal.close()
             await self.watch.close()

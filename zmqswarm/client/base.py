@@ -112,7 +112,9 @@ class BaseClient:
         self.epoch = self._spool.log.epoch if self._spool else new_epoch()
         hellos = self._spool.log.hellos if self._spool else 0
         self._core = ClientCore(name, epoch=self.epoch, options=self.options, hellos=hellos)
-        self._routing_id = routing_id(name, self.epoch, id_secret() if self._keys else "")
+        keys = self._keys
+        secret = id_secret(keys.secret, name, self.epoch) if keys is not None else ""
+        self._routing_id = routing_id(name, self.epoch, secret)
         self.auto_ack = auto_ack
         self.block = block
         self._book = TicketBook(name, self.epoch)

@@ -167,7 +167,7 @@ class AdminSession:
         self.sock: zmq.Socket[bytes] = ctx.socket(zmq.DEALER)
         try:
             self.sock.setsockopt(zmq.LINGER, 200)
-            secret = id_secret() if keys is not None else ""
+            secret = id_secret(keys.secret, name, epoch) if keys is not None else ""
             self.sock.setsockopt(zmq.ROUTING_ID, routing_id(name, epoch, secret))
             peer_limits(self.sock, 1 << 20)
             if keys is not None:

@@ -31,7 +31,8 @@ class Refusal(NamedTuple):
 
 
 def name_of(identity: bytes) -> str:
-    """The NAME of a routing id ``NAME/EPOCH`` (names may contain '/'; the epoch may not)."""
+    """The NAME of a routing id ``NAME/EPOCH[.SECRET]`` (names may contain '/'; the rest may
+    not)."""
     return identity.rpartition(b"/")[0].decode("utf-8", "replace")
 
 

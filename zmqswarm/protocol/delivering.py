@@ -316,7 +316,10 @@ class Delivery:
         mb.paging = False
         if not puts:  # the disk holds less than was counted: believe the disk
             self.fx.log("spill", f"{name}: {mb.spilled} spilled messages not on disk", now)
-            mb.spilled = 0
+            held = sum(len(e.payload) for e in mb.queue)
+            held += sum(len(e.payload) for _, e in mb.inflight)
+            self.nbytes -= mb.nbytes - held + mb.spilled * ENTRY_COST
+            mb.nbytes, mb.spilled = held, 0
             return
         for put in puts:
             self._take_in(mb, put)

@@ -57,7 +57,8 @@ class RouterOptions(msgspec.Struct, frozen=True):
     mailbox_max_bytes: int = 64 << 20
     max_bytes: int = 1 << 30  # all messages held, router-wide: payloads + ENTRY_COST each
     max_mailboxes: int = 100_000
-    # With a journal: payload bytes of waiting mail held in memory. Beyond it, mail waits on
+    # With a journal: bytes of waiting mail held in memory (payloads, and ENTRY_COST each).
+    # Beyond it, mail waits on
     # disk only and is read back a page at a time when its recipient can take it.
     resident_bytes: int = 64 << 20
     max_attempts: int = 10  # deliveries without an ack before a message is dead

@@ -137,7 +137,7 @@ def renew_router(
     stats["connections_closed"] = closed + max(0, opened - closed)
     sock.disable_monitor()
     monitor.close(0)
-    sock.close(0)
+    sock.close(100)  # the last turn's output (the revoked key's Nack) gets a moment to leave
     deadline = time.monotonic() + 2.0
     while True:
         try:

@@ -125,6 +125,7 @@ class Router:
         self._next_look = 0.0  # at the monitor
         self._probe_at: list[float] = []  # sweeps due
         self._renew = False  # the ROUTER socket is to be made anew (a key was revoked)
+        self._grace_until = 0.0  # after a renewal: peers are reconnecting, none is gone yet
         self.endpoints: list[str] = []
         self.gate: Gatekeeper | None = None
         self.journal: Journal | None = None
@@ -337,7 +338,8 @@ class Router:
         self.sock, self.monitor = renew_router(
             self._ctx, self.sock, self.monitor, self.endpoints, self.core, self.curve
         )
-        self._probe_at = [now + 1.0, now + 1.0 + _REPROBE]
+        self._grace_until = now + 1.0
+        self._probe_at = [self._grace_until, self._grace_until + _REPROBE]
 
     def _hear_journal(self, journal: Journal, now: float) -> None:
         heard = False
@@ -381,7 +383,8 @@ class Router:
         if self.metrics is not None:
             self.metrics.serve(now)
         if readable(self.monitor) and connection_events(self.monitor, self.core.stats):
-            self._probe_at = [now, now + _REPROBE]
+            start = max(now, self._grace_until)
+            self._probe_at = [start, start + _REPROBE]
         if self._probe_at and now >= self._probe_at[0]:
             self._probe_at.pop(0)
             for identity in self.core.probe_targets():
@@ -405,7 +408,8 @@ class Router:
                 if first_dseq:
                     core.undeliver(identity, first_dseq)  # back to the mailbox, uncounted
                 if exc.errno == errno.EHOSTUNREACH:
-                    core.peer_gone(identity, now)  # not retried on every turn: it ends
+                    if now >= self._grace_until:  # else the probe after the grace decides
+                        core.peer_gone(identity, now)  # not retried on every turn: it ends
                 elif exc.errno != errno.EAGAIN:  # EAGAIN: its pipe is full, try next turn
                     log.warning("send to %r failed: %s", identity, exc)
 
