@@ -40,7 +40,7 @@ from zmqswarm.protocol import (
     decode,
     encode,
 )
-from zmqswarm.transport import new_epoch, routing_id
+from zmqswarm.transport import id_secret, new_epoch, routing_id
 
 __all__ = [
     "FUZZ_CONNECTIONS",
@@ -108,14 +108,19 @@ class FuzzPeer:
         self.rng = random.Random(21)
         self.tally = Tally()
         self.nacks: Counter[int] = Counter()  # what the router answered, by code
-        self.main = curve_dealer(ctx, url, keys, routing_id("fuzz", new_epoch()))
+        epoch = new_epoch()
+
+        def own(name: str) -> bytes:  # a well-formed id: refused, if at all, for its name
+            return routing_id(name, epoch, id_secret(keys.secret, name, epoch))
+
+        self.main = curve_dealer(ctx, url, keys, own("fuzz"))
         self.main.send(encode(Hello(PROTOCOL_VERSION, "fuzz", 1, 16)))
         self.sid = self._welcome()
         # B23: a legitimate sender's name under our key; B24: a recipient's name, to take
         # its mailbox before it comes back; B23: a Hello naming another than the routing id.
-        self.spoof = curve_dealer(ctx, url, keys, routing_id("s0", new_epoch()))
-        self.preempt = curve_dealer(ctx, url, keys, routing_id("r1", new_epoch()))
-        self.inside = curve_dealer(ctx, url, keys, routing_id("fuzz.inside", new_epoch()))
+        self.spoof = curve_dealer(ctx, url, keys, own("s0"))
+        self.preempt = curve_dealer(ctx, url, keys, own("r1"))
+        self.inside = curve_dealer(ctx, url, keys, own("fuzz.inside"))
         self.poller = zmq.Poller()
         for sock in (self.main, self.spoof, self.preempt, self.inside):
             self.poller.register(sock, zmq.POLLIN)
@@ -146,8 +151,8 @@ class FuzzPeer:
 
     def take_live_id(self) -> None:
         """B24: connect under a live recipient's routing id as the peer list gives it, and
-        send a Hello under its name. Without the id's secret (which would take the id over:
-        ROUTER_HANDOVER) this is an id of our own, whose name our key may not use: refused."""
+        send a Hello under its name. Without the id's secret (with it, the connection would
+        take the id over: ROUTER_HANDOVER) the router refuses the id, whatever the name."""
         self.live += 1
         rid = self.victims[self.live % len(self.victims)]
         # One connection under an id at a time: a second would take the id over

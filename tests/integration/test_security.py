@@ -260,7 +260,10 @@ def test_revoking_a_key_closes_its_connection_and_the_others_lose_nothing(
     reconnect, and a stream across the revocation arrives once and in order."""
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     try:
-        bob = raw_dealer(ctx, procs.url, keyring.client("bob"), routing_id("bob", 0x66, "b0b"))
+        keys = keyring.client("bob")
+        bob = raw_dealer(
+            ctx, procs.url, keys, routing_id("bob", 0x66, id_secret(keys.secret, "bob", 0x66))
+        )
         watch = bob.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
         bob.send(encode(Hello(PROTOCOL_VERSION, "bob", 0x66, 16)))
         assert bob.poll(5000)  # its Welcome

@@ -30,7 +30,22 @@ def trusting(*names: str, config: dict[str, list[str]] | None = None) -> Access:
 
 
 def rid(name: str, epoch: int = 0x10) -> bytes:
-    return routing_id(name, epoch)
+    return routing_id(name, epoch, "0123456789abcdef")
+
+
+def test_a_routing_id_without_its_secret_is_refused() -> None:
+    """With ROUTER_HANDOVER any key that may use a name could take over an id it can guess."""
+    access = trusting("bob")
+    for bare in (
+        routing_id("bob", 0x10),
+        routing_id("bob", 0x10, "abc"),
+        b"bob/10.0123456789ABCDEF",
+    ):
+        refusal = access.admit(bare, kid("bob"))
+        assert (
+            refusal is not None and refusal.reason == "not_allowed" and "SECRET" in refusal.detail
+        )
+    assert access.admit(rid("bob"), kid("bob")) is None
 
 
 def test_a_key_may_use_its_own_names_and_the_admin_ones() -> None:

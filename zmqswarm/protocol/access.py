@@ -13,6 +13,7 @@ Sans-IO: no sockets, no clock. The router core asks ``admit`` and acts on ``Refu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import NamedTuple
@@ -22,6 +23,9 @@ __all__ = ["ADMIN_NAMES", "Access", "Refusal", "name_of"]
 ADMIN_NAMES = "zs-admin-*"
 """Names any key may use: the send-only sessions of one-shot queries and observers."""
 
+# NAME/EPOCH.SECRET: an id without its secret could be taken over by any key that may use
+# the name (the router sets ROUTER_HANDOVER), and be handed the mail of its session.
+_SECRET = re.compile(rb"/[0-9a-f]+\.[0-9a-f]{16}\Z")
 _MAX_BOUND = 200_000  # routing ids remembered; beyond, forgotten ones are checked again
 
 
@@ -66,6 +70,9 @@ class Access:
         name = self.keys.get(key)
         if name is None:
             return Refusal("revoked", f"key {key[:8]}… is no longer in the allow list")
+        if not _SECRET.search(identity):
+            detail = f"routing id {identity[:80]!r} lacks the .SECRET a CURVE peer's must end in"
+            return Refusal("not_allowed", detail)
         peer = name_of(identity)
         if not self.permits(name, peer):
             if owner is not None:
