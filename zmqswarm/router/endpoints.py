@@ -7,8 +7,9 @@ import errno
 import fcntl
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import zmq
 
@@ -33,6 +34,8 @@ __all__ = [
     "renew_router",
     "secure",
 ]
+
+T = TypeVar("T")
 
 _HANDSHAKE_MS = 5000  # a connection that has not finished its handshake by then is closed
 MONITORED = (
@@ -138,15 +141,7 @@ def renew_router(
     sock.disable_monitor()
     monitor.close(0)
     sock.close(100)  # the last turn's output (the revoked key's Nack) gets a moment to leave
-    deadline = time.monotonic() + 2.0
-    while True:
-        try:
-            sock = bind_router(ctx, endpoints, core.options, keys, None)[0]
-            break
-        except RouterInUseError:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.01)  # the old listeners are still closing
+    sock = _once_free(lambda: bind_router(ctx, endpoints, core.options, keys, None)[0])
     return sock, sock.get_monitor_socket(MONITORED)
 
 
@@ -198,16 +193,22 @@ def bind_pub(
 def rebind_pub(
     ctx: zmq.Context[Any], endpoints: list[str], keys: ServerKeys | None
 ) -> tuple[zmq.Socket[bytes], list[str]]:
-    """A new PUB socket on the endpoints of one just closed, once libzmq's reaper has let
-    them go (a few ms)."""
+    """A new PUB socket on the endpoints of one just closed."""
+    return _once_free(lambda: bind_pub(ctx, endpoints, keys))
+
+
+def _once_free(bind: Callable[[], T]) -> T:
+    """``bind()`` on the endpoints of a socket just closed, once libzmq's reaper has let
+    its listeners go (a few ms; up to 2 s). The bind functions say "in use" as
+    RouterInUseError (ROUTER) or ConfigError (PUB)."""
     deadline = time.monotonic() + 2.0
     while True:
         try:
-            return bind_pub(ctx, endpoints, keys)
-        except ConfigError:
+            return bind()
+        except (RouterInUseError, ConfigError):
             if time.monotonic() >= deadline:
                 raise
-            time.sleep(0.01)  # the old listener is still closing
+            time.sleep(0.01)  # the old listeners are still closing
 
 
 def raise_fd_limit() -> int:
