@@ -24,9 +24,9 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
@@ -36,6 +36,9 @@ from zmqswarm.protocol.journaling import Batch, Put
 
 from .crash import crash_point, recording_fsyncs
 from .journal_db import check, compact, connect, read, read_page, write
+
+if TYPE_CHECKING:
+    from zmqswarm.protocol import RouterCore
 
 __all__ = ["Journal", "default_data_dir", "kept_line"]
 
@@ -122,6 +125,37 @@ class Journal:
                 yield self.durable_upto, ""
             else:
                 yield 0, answer[1:].decode(errors="replace")
+
+    def hear(self, core: RouterCore, now: float, flush: Callable[[float], None]) -> None:
+        """Hand the writer's answers to the core: how far the disk has caught up (then
+        ``flush``: the receipts that waited for it), a failure to write, pages of mail that
+        waited on disk."""
+        heard = False
+        for durable, failure in self.answers():
+            if failure:
+                core.journal_failing(failure, now)
+            else:
+                core.durable(durable, now)
+                heard = True
+        if heard:
+            crash_point("router.before_receipt")
+            flush(now)
+            crash_point("router.after_receipt")
+        while self.pages:
+            core.paged_in(*self.pages.popleft(), now)
+
+    def finish(self, core: RouterCore, flush: Callable[[float], None]) -> str:
+        """A clean stop: the last batch to disk and its receipts out. Returns what stays,
+        in the words of the stop's log line."""
+        written = core.take_journal()
+        if written is not None:
+            self.submit(written)
+        deadline = time.monotonic() + 5.0
+        while self.waiting() and time.monotonic() < deadline:
+            if self.sock.poll(100):
+                self.hear(core, time.monotonic(), flush)
+        flush(time.monotonic())
+        return kept_line(core.kept())
 
     def close(self, timeout: float = 5.0) -> bool:
         """Let the writer finish what it has (up to ``timeout``), stop it, compact the file.

@@ -54,8 +54,9 @@ from .endpoints import (
     rebind_pub,
     renew_router,
 )
-from .journal import Journal, kept_line
+from .journal import Journal
 from .metrics import MetricsServer
+from .sweeps import Sweeps
 
 __all__ = ["Router"]
 
@@ -64,7 +65,6 @@ log = logging.getLogger("zmqswarm.router")
 _PROBE = encode(Heartbeat())
 _NOBLOCK = int(zmq.NOBLOCK)
 _MONITOR_EVERY = 0.05  # seconds between looks at the connection monitor
-_REPROBE = 0.1  # a drop is probed for twice: at once, and after libzmq has surely settled
 
 
 class Router:
@@ -123,9 +123,8 @@ class Router:
         self._locks: list[int] = []
         self._stop_at: float | None = None
         self._next_look = 0.0  # at the monitor
-        self._probe_at: list[float] = []  # sweeps due
+        self._sweeps = Sweeps()  # when every session is probed
         self._renew = False  # the ROUTER socket is to be made anew (a key was revoked)
-        self._grace_until = 0.0  # after a renewal: peers are reconnecting, none is gone yet
         self.endpoints: list[str] = []
         self.gate: Gatekeeper | None = None
         self.journal: Journal | None = None
@@ -203,7 +202,8 @@ class Router:
             while self._serve():
                 self._renew_router(time.monotonic())
             if self.journal is not None:
-                self._finish_journal(self.journal)
+                kept = self.journal.finish(self.core, self._flush)
+                log.info("journal %s %s", self.journal.directory, kept)
             connection_events(self.monitor, self.core.stats)  # counted before they are read
         except zmq.ContextTerminated:
             pass
@@ -283,7 +283,7 @@ class Router:
                     self._revoke(gate.refresh(now), now)
             core.tick(now)
             if journal is not None:
-                self._hear_journal(journal, now)
+                journal.hear(core, now, self._flush)
                 if core.stats["acked"] != acked:
                     acked = core.stats["acked"]
                     crash_point("router.after_ack")
@@ -329,44 +329,14 @@ class Router:
             )
 
     def _renew_router(self, now: float) -> None:
-        """Close the ROUTER socket, and with it every connection, and bind a new one on the
-        same endpoints. The others reconnect within about 50 ms (their reconnect interval)
-        and say Hello again, resuming their sessions; what was on its way on the old
-        connections goes again, as after any drop. Sessions whose peer has not come back
-        within a second are probed and end."""
+        """Close the ROUTER socket, and every connection with it, and bind a new one. The
+        others reconnect (in about 50 ms) and resume their sessions; what was on its way
+        goes again, as after any drop."""
         self._renew = False
         self.sock, self.monitor = renew_router(
             self._ctx, self.sock, self.monitor, self.endpoints, self.core, self.curve
         )
-        self._grace_until = now + 1.0
-        self._probe_at = [self._grace_until, self._grace_until + _REPROBE]
-
-    def _hear_journal(self, journal: Journal, now: float) -> None:
-        heard = False
-        for durable, failure in journal.answers():
-            if failure:
-                self.core.journal_failing(failure, now)
-            else:
-                self.core.durable(durable, now)
-                heard = True
-        if heard:
-            crash_point("router.before_receipt")
-            self._flush(now)
-            crash_point("router.after_receipt")
-        while journal.pages:
-            self.core.paged_in(*journal.pages.popleft(), now)
-
-    def _finish_journal(self, journal: Journal) -> None:
-        """A clean stop: the last batch to disk, its receipts out, and say what stays."""
-        written = self.core.take_journal()
-        if written is not None:
-            journal.submit(written)
-        deadline = time.monotonic() + 5.0
-        while journal.waiting() and time.monotonic() < deadline:
-            if journal.sock.poll(100):
-                self._hear_journal(journal, time.monotonic())
-        self._flush(time.monotonic())
-        log.info("journal %s %s", journal.directory, kept_line(self.core.kept()))
+        self._sweeps.renewed(now)
 
     def _reachable(self, identity: bytes) -> bool:
         """Probe: ROUTER_MANDATORY fails at once if the peer's connection is gone."""
@@ -383,15 +353,12 @@ class Router:
         if self.metrics is not None:
             self.metrics.serve(now)
         if readable(self.monitor) and connection_events(self.monitor, self.core.stats):
-            start = max(now, self._grace_until)
-            self._probe_at = [start, start + _REPROBE]
-        if self._probe_at and now >= self._probe_at[0]:
-            self._probe_at.pop(0)
+            self._sweeps.dropped(now)
+        if self._sweeps.due(now):
             for identity in self.core.probe_targets():
                 if not self._reachable(identity):
                     self.core.peer_gone(identity, now)
-        if self._probe_at:
-            self._next_look = min(self._next_look, self._probe_at[0])
+        self._next_look = min(self._next_look, self._sweeps.next_at())
 
     def _flush(self, now: float) -> None:
         sock, core = self.sock, self.core
@@ -408,7 +375,7 @@ class Router:
                 if first_dseq:
                     core.undeliver(identity, first_dseq)  # back to the mailbox, uncounted
                 if exc.errno == errno.EHOSTUNREACH:
-                    if now >= self._grace_until:  # else the probe after the grace decides
+                    if self._sweeps.may_end(now):  # else a sweep decides, after the grace
                         core.peer_gone(identity, now)  # not retried on every turn: it ends
                 elif exc.errno != errno.EAGAIN:  # EAGAIN: its pipe is full, try next turn
                     log.warning("send to %r failed: %s", identity, exc)
