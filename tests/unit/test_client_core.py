@@ -444,3 +444,19 @@ def test_a_recipient_seeded_with_its_state_hands_over_only_what_was_never_acked(
     for m in handed:
         core.ack(m.key)
     assert acks(core, 0.0) == [9]
+
+
+def test_a_deliver_that_overtook_its_welcome_starts_the_session_anew() -> None:
+    """Dropped while we said Hello (its session was not ours yet), its messages would never
+    come again: the Welcome then ends the session at once and says Hello, resuming it, so
+    that the router resends what it had out. (The reliability property test found this.)"""
+    core = ClientCore("bob", epoch=7, options=ClientOptions(recv_window=16))
+    core.connect(0.0)
+    core.outgoing(0.0)  # the Hello
+    assert deliver(core, 1, 1, 0.0, session=1) == []  # before its Welcome: dropped
+    core.receive(welcome(1, 1), 0.0)
+    assert core.state == "hello"
+    hello = [f for p in core.outgoing(0.0) if isinstance(f := decode(p[0]), Hello)]
+    assert len(hello) == 1 and hello[0].resume == 1
+    core.receive(welcome(2, 2, resumed=True), 0.1)
+    assert core.state == "ready" and [m.key[2] for m in deliver(core, 1, 1, 0.1, 2)] == [1]

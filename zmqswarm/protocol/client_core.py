@@ -124,6 +124,7 @@ class ClientCore:
         self._link_down = False  # the connection dropped; Hello again once it is back
         self._resume = 0  # the session a Hello on a new connection asks to resume
         self.handshakes = Handshakes()
+        self._dropped: set[int] = set()  # sessions whose Deliver came while we said Hello
         self.publishing = Publishing(opts.max_topic_value, opts.publish_delay or 0.0)
 
     # -- the state machine ----------------------------------------------------------------
@@ -368,7 +369,10 @@ class ClientCore:
             # Read after the connection dropped, it arrived before: still this session's.
             # Taken (not handed over): the Welcome decides whether the name stayed ours.
             if frame.session != self.inbox.session or not self.router_epoch:
-                return  # an older session's: it comes again after the Welcome
+                # An older session's comes again after the Welcome; a newer one's, that
+                # overtook its Welcome, would not: the Welcome then starts a session anew.
+                self._dropped.add(frame.session)
+                return
         elif self.state != READY:
             return
         elif frame.session > self.inbox.session:
@@ -433,6 +437,9 @@ class ClientCore:
         if restarted:
             self.publishing.router_restarted()
         self._events.append(SessionUp(frame.router_epoch))
+        overtaken, self._dropped = frame.session in self._dropped, set()
+        if overtaken:  # what that Deliver carried is out to us: have the router resend it
+            self._lost("a Deliver came before its Welcome", now)
 
     def auth_refused(self, reason: str) -> None:
         """The connection's handshake failed for good (the router refused our CURVE key, or

@@ -104,23 +104,12 @@ def bind_router(
     sock.setsockopt(zmq.RCVHWM, 100_000)
     # libzmq's own guard against absurd frames; the core Nacks anything over max_payload.
     sock.setsockopt(zmq.MAXMSGSIZE, 4 * options.max_payload + (1 << 16))
-    endpoints = []
-    try:
-        for url in binds:
-            path = ipc_path(url)
-            if path is not None and locks is not None:
-                locks.append(_lock(url, path))
-            try:
-                bind_endpoint(sock, url)
-            except zmq.ZMQError as exc:  # EADDRINUSE only
-                raise RouterInUseError(url, None) from exc
-            if path is not None:
-                path.chmod(0o600)
-            endpoints.append(sock.getsockopt_string(zmq.LAST_ENDPOINT))
-    except BaseException:
-        sock.close(0)
-        raise
-    return sock, endpoints
+
+    def lock(url: str, path: Path) -> None:
+        if locks is not None:
+            locks.append(_lock(url, path))
+
+    return sock, _bind_all(sock, binds, lambda url: RouterInUseError(url, None), lock)
 
 
 def renew_router(
@@ -173,21 +162,39 @@ def bind_pub(
     pub.setsockopt(zmq.LINGER, 0)
     pub.setsockopt(zmq.SNDHWM, 1000)  # a stalled observer misses Updates, then resyncs
     secure(pub, keys)
+
+    def in_use(url: str) -> ConfigError:  # a port some other program holds
+        return ConfigError(f"cannot publish on {url}: address in use")
+
+    return pub, _bind_all(pub, urls, in_use)
+
+
+def _bind_all(
+    sock: zmq.Socket[bytes],
+    urls: list[str],
+    in_use: Callable[[str], Exception],
+    before_ipc: Callable[[str, Path], None] | None = None,
+) -> list[str]:
+    """Bind ``sock`` on every url (ipc socket files 0600); the endpoints it got. A taken
+    address raises ``in_use(url)`` (bind_endpoint leaves only EADDRINUSE); ``before_ipc``
+    runs for each ipc path first. On any failure ``sock`` is closed."""
     endpoints = []
     try:
         for url in urls:
-            try:
-                bind_endpoint(pub, url)
-            except zmq.ZMQError:  # EADDRINUSE only: a port some other program holds
-                raise ConfigError(f"cannot publish on {url}: address in use") from None
             path = ipc_path(url)
+            if path is not None and before_ipc is not None:
+                before_ipc(url, path)
+            try:
+                bind_endpoint(sock, url)
+            except zmq.ZMQError as exc:
+                raise in_use(url) from exc
             if path is not None:
                 path.chmod(0o600)
-            endpoints.append(pub.getsockopt_string(zmq.LAST_ENDPOINT))
+            endpoints.append(sock.getsockopt_string(zmq.LAST_ENDPOINT))
     except BaseException:
-        pub.close(0)
+        sock.close(0)
         raise
-    return pub, endpoints
+    return endpoints
 
 
 def rebind_pub(
