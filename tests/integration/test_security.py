@@ -25,7 +25,7 @@ from zmqswarm.observe import list_peers
 from zmqswarm.protocol import PROTOCOL_VERSION, Code, Hello, Nack, decode, encode
 from zmqswarm.transport import id_secret, routing_id
 
-from ..helpers import Procs, router_stats, stop_router
+from ..helpers import Procs, router_stats, stop_router, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -236,6 +236,13 @@ def test_a_revoked_key_is_cut_off_mid_stream(
             alice.send("bob", b"%d" % i)
         got = [bob.recv(timeout=10).payload for _ in range(100)]
         assert got == [b"%d" % i for i in range(100)]
+
+        def bob_acked_all() -> bool:  # else the revocation's closed connection drops acks
+            bob.poll(0.05)  # a Client sends its held ack when called
+            peers = list_peers(procs.url, timeout=5, curve=keyring.client("alice"))
+            return any(p.name == "bob" and p.queued + p.inflight == 0 for p in peers)
+
+        wait_for(bob_acked_all, 10, "bob's acks of all 100")
         (keyring.allow / "bob.key").unlink()
         secured.send_signal(signal.SIGHUP)
         with pytest.raises(AccessDeniedError, match="revoked"):
