@@ -78,6 +78,14 @@ def bench_command(
         int,
         typer.Option("--window", min=1, help="Unreceipted messages a sender may have."),
     ] = 8192,
+    batch: Annotated[
+        bool,
+        typer.Option(
+            "--batch",
+            help="Send 256 messages at a time inside Client.batch() (a frame for many"
+            " messages, as a pipeline), instead of a send() and a frame each.",
+        ),
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the result as one JSON object.")
     ] = False,
@@ -99,7 +107,7 @@ def bench_command(
         _probe(router)
     spec = Spec(
         system=zs.__name__,
-        variant="journal" if journal else "",
+        variant="+".join(v for v, on in (("journal", journal), ("batch", batch)) if on),
         senders=senders,
         recipients=recipients,
         count=count,
@@ -170,9 +178,11 @@ def _table(r: dict[str, Any]) -> None:
     table = Table(title=f"zs bench: {r['version']}", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
-    where = spec["address"] or "a private router" + (" (journal)" if spec["variant"] else "")
-    table.add_row("router", where)
+    journaled = " (journal)" if "journal" in spec["variant"] else ""
+    table.add_row("router", spec["address"] or f"a private router{journaled}")
     shape = f"{spec['senders']} -> {spec['recipients']}, {spec['size']} B"
+    if "batch" in spec["variant"]:
+        shape += ", sent in batches"
     if spec["idle"]:
         shape += f", {spec['idle']} idle peers"
     table.add_row("workload", shape)

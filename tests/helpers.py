@@ -14,8 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import zmq
+
 from zmqswarm.errors import RouterUnavailableError
 from zmqswarm.observe import list_peers
+from zmqswarm.protocol import PROTOCOL_VERSION, Frame, Hello, Welcome, decode, encode
 
 PEER = str(Path(__file__).parent / "integration" / "peer.py")
 
@@ -47,6 +50,36 @@ def answers(url: str) -> bool:
     except RouterUnavailableError:
         return False
     return True
+
+
+class FakeRouter:
+    """A router played by a raw ROUTER socket in the test, to see what a client puts on the
+    wire, frame by frame. ``welcome`` answers one client's Hello; then nothing answers."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.url = f"ipc://{tmp}/fake-router"
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.bind(self.url)
+
+    def frames(self, timeout_ms: int) -> list[Frame]:
+        """The headers of what arrives within ``timeout_ms``, then of whatever follows at once."""
+        got: list[Frame] = []
+        while self.sock.poll(timeout_ms):
+            got.append(decode(self.sock.recv_multipart()[1]))
+            timeout_ms = 0
+        return got
+
+    def welcome(self, name: str, epoch: int) -> None:
+        (hello,) = self.frames(5000)
+        assert isinstance(hello, Hello)
+        w = Welcome(PROTOCOL_VERSION, 1, 1, 0, 200, 1 << 20, hello.attempt, 0, False, 800)
+        self.sock.send_multipart([f"{name}/{epoch:x}".encode(), encode(w)])
+
+    def close(self) -> None:
+        self.sock.close(0)
+        self.ctx.term()
 
 
 class Procs:

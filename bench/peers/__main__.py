@@ -43,8 +43,8 @@ from zmqswarm.bench.workload import Spec, run
 SYSTEMS: dict[str, tuple[str, str]] = {
     "zmqswarm": ("bench.peers.zmqswarm", ""),
     "zmqswarm:journal": ("bench.peers.zmqswarm", "journal"),
-    "zmqswarm:send_many": ("bench.peers.zmqswarm", "send_many"),
-    "zmqswarm:journal+send_many": ("bench.peers.zmqswarm", "journal+send_many"),
+    "zmqswarm:batch": ("bench.peers.zmqswarm", "batch"),
+    "zmqswarm:journal+batch": ("bench.peers.zmqswarm", "journal+batch"),
     "raw": ("bench.peers.raw", ""),
     "raw:receipts": ("bench.peers.raw", "receipts"),
     "redis": ("bench.peers.redis_streams", ""),

@@ -31,7 +31,7 @@ def top(path: str, n: int) -> list[tuple[float, str]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--count", type=int, default=100_000)
-    ap.add_argument("--variant", default="", help="zmqswarm variant: journal, send_many")
+    ap.add_argument("--variant", default="", help="zmqswarm variant: journal, batch")
     ap.add_argument("--top", type=int, default=8)
     args = ap.parse_args()
     where = tempfile.mkdtemp(prefix="zs-bench-profile-")

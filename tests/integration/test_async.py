@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from zmqswarm import AsyncClient
+from zmqswarm.protocol import Send
 
-from ..helpers import Procs
+from ..helpers import FakeRouter, Procs
 
 
 def test_async_clients_exchange_everything_once_in_order_across_a_router_restart(
@@ -151,52 +152,63 @@ def test_a_send_leaves_before_the_task_yields_and_a_burst_is_still_batched(
     """Against a router played by a raw ROUTER socket in this test, counting what reaches
     the wire: a lone send() is on it before the coroutine yields; a burst of 500 sends made
     without yielding goes out in a few frames, not one frame a send."""
-    import zmq
-
-    from zmqswarm.protocol import PROTOCOL_VERSION, Hello, Send, Welcome, decode, encode
-
-    url = f"ipc://{tmp_path}/fake-router"
-    ctx = zmq.Context()
-    router = ctx.socket(zmq.ROUTER)
-    router.setsockopt(zmq.LINGER, 0)
-    router.bind(url)
-
-    def frames(timeout_ms: int) -> list[object]:
-        got: list[object] = []
-        while router.poll(timeout_ms):
-            parts = router.recv_multipart()
-            got.append(decode(parts[1]))
-            timeout_ms = 0
-        return got
+    router = FakeRouter(tmp_path)
 
     async def main() -> None:
-        async with AsyncClient("alice", router=url) as alice:
+        async with AsyncClient("alice", router=router.url) as alice:
             await asyncio.sleep(0)  # the start-up turn sends the Hello
-            (hello,) = frames(5000)
-            assert isinstance(hello, Hello)
-            identity = f"alice/{alice.epoch:x}".encode()
-            w = Welcome(PROTOCOL_VERSION, 1, 1, 0, 200, 1 << 20, hello.attempt, 0, False, 800)
-            router.send_multipart([identity, encode(w)])
+            router.welcome("alice", alice.epoch)
             await alice.wait_ready(5)
             for _ in range(3):
                 await asyncio.sleep(0)  # let the turns after the Welcome run out
             await alice.send("bob", b"now")
             # No await that yields since: only a send made inside send() itself is here.
-            sent = frames(2000)
+            sent = router.frames(2000)
             assert [type(f) for f in sent] == [Send] and sent[0].items[0].seq == 1  # type: ignore[attr-defined]
             for i in range(500):
                 await alice.send("bob", b"%d" % i)
             await asyncio.sleep(0)
             await asyncio.sleep(0)
-            burst = frames(2000)
+            burst = router.frames(2000)
             items = sum(len(f.items) for f in burst if isinstance(f, Send))
             assert items == 500 and len(burst) <= 4, [len(f.items) for f in burst]  # type: ignore[attr-defined]
+            await alice.close(timeout=0)  # nobody receipts: nothing to wait for
 
     try:
         asyncio.run(main())
     finally:
-        router.close(0)
-        ctx.term()
+        router.close()
+
+
+def test_a_batch_leaves_as_one_frame_when_its_block_ends(tmp_path: Path) -> None:
+    """Inside ``batch()`` sends to several recipients gather; the block's end sends them in
+    one frame, before the coroutine yields."""
+    router = FakeRouter(tmp_path)
+
+    async def main() -> None:
+        async with AsyncClient("alice", router=router.url) as alice:
+            await asyncio.sleep(0)
+            router.welcome("alice", alice.epoch)
+            await alice.wait_ready(5)
+            for _ in range(3):
+                await asyncio.sleep(0)
+            with alice.batch():
+                for i in range(30):
+                    await alice.send(f"bob{i % 3}", b"%d" % i)
+                await alice.send_many("carol", [b"a", b"b"])
+                assert router.frames(100) == []  # gathered, not sent
+            (frame,) = router.frames(2000)
+            assert isinstance(frame, Send)
+            assert [item.to for item in frame.items] == [f"bob{i % 3}" for i in range(30)] + [
+                "carol",
+                "carol",
+            ]
+            await alice.close(timeout=0)
+
+    try:
+        asyncio.run(main())
+    finally:
+        router.close()
 
 
 def test_a_backlog_of_a_whole_credit_window_arrives_in_order(procs: Procs) -> None:

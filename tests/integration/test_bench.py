@@ -36,6 +36,14 @@ def test_closed_loop_json_counts_every_message() -> None:
     assert r["spec"]["idle"] == 5 and r["latency_us"] == {}
 
 
+def test_batches_through_a_journaled_router_count_every_message() -> None:
+    ran = zs_bench("--json", "-n", "3000", "--recipients", "4", "--batch", "--journal")
+    assert ran.returncode == 0, ran.stderr
+    r = json.loads(ran.stdout)
+    assert r["spec"]["variant"] == "journal+batch"
+    assert r["sent"] == r["delivered"] == 3000 and r["ok"] is True
+
+
 def test_open_loop_reports_latency(procs: Procs) -> None:
     procs.router("--no-journal")
     ran = zs_bench("--router", procs.url, "--json", "--rate", "1000", "--seconds", "1.5")

@@ -16,8 +16,9 @@ import pytest
 
 from zmqswarm import Client, NameTakenError, WrongThreadError
 from zmqswarm.observe import list_peers
+from zmqswarm.protocol import Send
 
-from ..helpers import Procs, router_stats, wait_for
+from ..helpers import FakeRouter, Procs, router_stats, wait_for
 
 
 def test_a_caller_computing_for_seconds_keeps_its_session_and_its_mail(
@@ -115,6 +116,40 @@ def test_a_tight_send_loop_takes_receipts_as_it_goes(procs: Procs) -> None:
             alice.send("bob", b"x")
         assert first.state == "accepted"
         assert alice.close(timeout=30) == []
+
+
+def test_each_send_is_on_the_wire_at_once_and_a_batch_leaves_as_one_frame(
+    tmp_path: Path,
+) -> None:
+    """Against a router played by a raw ROUTER socket: outside a batch every send() is a
+    frame on the socket when it returns; inside ``batch()`` sends to several recipients
+    gather, and leave in one frame when the outermost block ends, even on an exception."""
+    router = FakeRouter(tmp_path)
+    try:
+        with Client("alice", router=router.url) as alice:
+            router.welcome("alice", alice.epoch)
+            alice.wait_ready(5)
+            for i in range(3):
+                alice.send("bob", b"%d" % i)
+            assert [len(f.items) for f in router.frames(2000) if isinstance(f, Send)] == [1, 1, 1]
+            with alice.batch():
+                tickets = [alice.send(f"bob{i % 3}", b"%d" % i) for i in range(30)]
+                with alice.batch():  # nested: only the outermost end sends
+                    tickets += alice.send_many("carol", [b"a", b"b"])
+                assert router.frames(100) == []
+            (frame,) = router.frames(2000)
+            assert isinstance(frame, Send)
+            want = [f"bob{i % 3}" for i in range(30)] + ["carol", "carol"]
+            assert [item.to for item in frame.items] == want
+            assert [t.id.seq for t in tickets] == [item.seq for item in frame.items]
+            with pytest.raises(KeyError), alice.batch():
+                alice.send("dave", b"x")
+                raise KeyError("the caller's own error")
+            (frame,) = router.frames(2000)
+            assert isinstance(frame, Send) and [item.to for item in frame.items] == ["dave"]
+            alice.close(timeout=0)
+    finally:
+        router.close()
 
 
 def test_a_ticket_already_settled_needs_no_round_trip(procs: Procs) -> None:

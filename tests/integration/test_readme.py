@@ -70,6 +70,7 @@ def run(line: str, url: str, timeout: float = 20) -> subprocess.CompletedProcess
 # What each Python block prints, in README order: a new example comes with its expected output.
 PRINTS = [
     r"alice hello bob alice/[0-9a-f]+/1\n",
+    r"102 b'call' accepted\n",
     r"passed in 3 s\n",
     r"carol hi dave\n",
     r"\[\]\nbuild 42 passed\n",

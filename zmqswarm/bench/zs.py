@@ -2,8 +2,9 @@
 TCP (journaled in the run's temp dir with variant "journal"), or the one at ``Spec.address``;
 sync ``Client`` peers. A publish is acknowledged by its receipt (with a journal: after the
 group commit's fsync), a delivery by the recipient's ack (``auto_ack``). A sender calls
-``send()`` a message, or with variant "send_many" ``send_many()`` a run of messages to one
-recipient (the analogue of a peer's pipeline: one frame for the run)."""
+``send()`` a message, or with variant "batch" sends each chunk inside ``Client.batch()``
+(``send_many()`` for each run to one recipient): the analogue of a peer's pipeline, a frame
+for up to 1,024 messages to any recipients."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from zmqswarm.bench.workload import CTX, PROFILE, Broker, Spec, free_port, wait_
 from zmqswarm.protocol.options import ClientOptions
 
 NAME = "zmqswarm"
-VARIANTS = ("", "journal", "send_many", "journal+send_many")
+VARIANTS = ("", "journal", "batch", "journal+batch")
 
 
 def _router(url: str, data_dir: str | None) -> None:
@@ -80,8 +81,12 @@ class Sender:
         self.client.wait_ready(timeout=30)
         self.names = [name(spec, "r", r) for r in range(spec.recipients)]
         self.window = spec.window
-        if "send_many" in spec.variant:
-            self.publish = self._publish_runs  # type: ignore[method-assign]
+        if "batch" in spec.variant:
+            self.publish = self._publish_batch  # type: ignore[method-assign]
+
+    def _publish_batch(self, items: list[tuple[int, bytes]]) -> None:
+        with self.client.batch():
+            self._publish_runs(items)
 
     def _publish_runs(self, items: list[tuple[int, bytes]]) -> None:
         send_many = self.client.send_many

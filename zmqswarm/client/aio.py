@@ -247,11 +247,15 @@ class AsyncClient(BaseClient):
             await self._until(lambda: self._has_room(count) or None, None, "room in the outbox")
         now = clock()
         seqs = self._enqueue(to, payloads, notify, ttl, now)
+        if not self._batching:
+            self._end_batch(now)
+        return [AsyncTicket(self, seq) for seq in seqs]
+
+    def _end_batch(self, now: float) -> None:
         if self._turn_due or self._corked:
             self._kick()  # a turn is coming, or one just flushed: batch with the others
         else:
             self._flush_now(now)
-        return [AsyncTicket(self, seq) for seq in seqs]
 
     def publish(self, topic: str, payload: bytes, *, ttl: float | None = None) -> None:
         """Publish the latest value of ``topic`` for observers (see ``Client.publish``). Not a

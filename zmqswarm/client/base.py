@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
@@ -127,6 +129,7 @@ class BaseClient:
         self._turn_limit = max(1, self.options.recv_window // 8)
         self._next_look = 0.0  # at the connection monitor
         self._next_peek = 0.0  # at the socket, from send()
+        self._batching = 0  # open batch() blocks: sends made in them leave at the outermost end
         self._resumed: list[int] = []  # seqs an earlier process sent that go again
         if self._spool is not None:
             self._resume(self._spool.log)
@@ -223,6 +226,29 @@ class BaseClient:
 
     def _session_changed(self) -> None:
         """The session came up, went down or was refused: drivers wake who waits on it."""
+
+    # -- batching ---------------------------------------------------------------------------
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Gather the messages sent inside the block (``send``, ``send_many``, to any
+        recipients) into as few frames as the window allows, up to 1,024 messages a frame:
+        they leave together when the outermost block ends, even if it ends with an exception.
+        A Redis pipeline without replies to wait for: tickets still come back at once. Any
+        other call into the client inside the block (``recv``, a ticket's ``wait``, a
+        ``publish``, a send that waits for room) may send what was gathered so far. Outside a
+        block, each send is a frame of its own, on the socket when the call returns."""
+        self._batching += 1
+        try:
+            yield
+        finally:
+            self._batching -= 1
+            if not self._batching and not self._closed:
+                self._end_batch(clock())
+
+    def _end_batch(self, now: float) -> None:
+        """Send what the batch gathered: the driver's turn after a send."""
+        raise NotImplementedError
 
     # -- checks every call makes ----------------------------------------------------------
 

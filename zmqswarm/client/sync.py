@@ -152,8 +152,13 @@ class Client(BaseClient):
             self._run_until(lambda now: self._has_room(count) or None, None, "room in the outbox")
         now = clock()
         seqs = self._enqueue(to, payloads, notify, ttl, now)
-        self._send_turn(now)
+        if not self._batching:
+            self._send_turn(now)
         return seqs
+
+    def _end_batch(self, now: float) -> None:
+        self._own()
+        self._send_turn(now)
 
     def publish(self, topic: str, payload: bytes, *, ttl: float | None = None) -> None:
         """Publish the latest value of ``topic`` for observers (``zs sub``, ``zs monitor``):
