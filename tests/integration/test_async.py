@@ -211,6 +211,29 @@ def test_a_batch_leaves_as_one_frame_when_its_block_ends(tmp_path: Path) -> None
         router.close()
 
 
+def test_recv_many_takes_a_backlog_in_bursts(procs: Procs) -> None:
+    from zmqswarm import Client
+
+    procs.router()
+    total = 300
+    with Client("alice", router=procs.url) as alice:
+        alice.send_many("bob", [b"%d" % i for i in range(total)])[-1].wait("accepted", 10)
+
+    async def main() -> None:
+        async with AsyncClient("bob", router=procs.url) as bob:
+            got: list[bytes] = []
+            calls = 0
+            while len(got) < total:
+                msgs = await bob.recv_many(limit=64, timeout=10)
+                assert 1 <= len(msgs) <= 64
+                got += [m.payload for m in msgs]
+                calls += 1
+            assert got == [b"%d" % i for i in range(total)]
+            assert calls < total / 2
+
+    asyncio.run(main())
+
+
 def test_a_backlog_of_a_whole_credit_window_arrives_in_order(procs: Procs) -> None:
     """Mail waiting in the router arrives as a window's worth of Deliver frames at once."""
     from zmqswarm import Client

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from zmqswarm import Client, NameTakenError, WrongThreadError
+from zmqswarm import Client, NameTakenError, WrongThreadError, ZsTimeoutError
 from zmqswarm.observe import list_peers
 from zmqswarm.protocol import Send
 
@@ -150,6 +150,28 @@ def test_each_send_is_on_the_wire_at_once_and_a_batch_leaves_as_one_frame(
             alice.close(timeout=0)
     finally:
         router.close()
+
+
+def test_recv_many_hands_over_what_waits_in_order_and_within_its_limit(procs: Procs) -> None:
+    procs.router()
+    total = 500
+    with Client("alice", router=procs.url) as alice:
+        alice.send_many("bob", [b"%d" % i for i in range(total)])[-1].wait("accepted", 10)
+    with Client("bob", router=procs.url) as bob:
+        batches: list[list[bytes]] = []
+        while sum(map(len, batches)) < total:
+            batches.append([m.payload for m in bob.recv_many(limit=10, timeout=10)])
+        assert [p for b in batches for p in b] == [b"%d" % i for i in range(total)]
+        assert max(map(len, batches)) == 10
+        assert len(batches) < total / 2, "a backlog should come in bursts, not one by one"
+        with pytest.raises(ZsTimeoutError):
+            bob.recv_many(timeout=0.05)
+        with pytest.raises(ValueError, match="at least 1"):
+            bob.recv_many(limit=0)
+    with Client("alice", router=procs.url) as alice:  # every one was acked: nothing comes again
+        assert alice.send("bob", b"last").wait("accepted", 10).state == "accepted"
+    with Client("bob", router=procs.url) as bob:
+        assert [m.payload for m in bob.recv_many(timeout=10)] == [b"last"]
 
 
 def test_a_ticket_already_settled_needs_no_round_trip(procs: Procs) -> None:

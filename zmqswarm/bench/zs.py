@@ -131,6 +131,7 @@ class Recipient:
         from zmqswarm.client.sync import Client
 
         options = ClientOptions(recv_window=spec.batch)  # the credit it gives the router
+        self.batch = spec.batch
         self.client = Client(name(spec, "r", index), router=address, options=options)
         self.client.wait_ready(timeout=30)
 
@@ -138,7 +139,7 @@ class Recipient:
         from zmqswarm.errors import ZsTimeoutError
 
         try:
-            return [self.client.recv(timeout=timeout).payload]
+            return [m.payload for m in self.client.recv_many(self.batch, timeout=timeout)]
         except ZsTimeoutError:
             return []
 

@@ -321,6 +321,15 @@ class AsyncClient(BaseClient):
                 if fut in self._readers:  # cancelled: not woken, not kept
                     self._readers.remove(fut)
 
+    async def recv_many(self, limit: int = 1024, timeout: float | None = None) -> list[Message]:
+        """The messages waiting, ``limit`` at most (see ``Client.recv_many``)."""
+        self._check_limit(limit)
+        first = await self.recv(timeout)
+        msgs = self._more_messages(first, limit, clock())
+        if self.auto_ack:
+            self._arm(self._core.ack_due())
+        return msgs
+
     def __aiter__(self) -> AsyncIterator[Message]:
         return self._iterate()
 

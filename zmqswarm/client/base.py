@@ -301,6 +301,24 @@ class BaseClient:
             return None
         return self._message(received, now)
 
+    def _more_messages(self, first: Message, limit: int, now: float) -> list[Message]:
+        """``first``, then the messages already taken that may be handed over now: ``limit``
+        in all at most. No wait, and no look at the socket: what a burst brought."""
+        out, core = [first], self._core
+        while len(out) < limit:
+            received = core.take_message(now)
+            if received is None:
+                break
+            out.append(self._message(received, now))
+        if core.has_output:
+            self._flush(now)  # a ping the hand-over asked for
+        return out
+
+    @staticmethod
+    def _check_limit(limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+
     def _message(self, received: Inbound, now: float) -> Message:
         key = received.key
         # The core runs on a clock that counts while the process is stopped; the application

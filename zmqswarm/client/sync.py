@@ -218,6 +218,19 @@ class Client(BaseClient):
             self._flush(now)
         return msg
 
+    def recv_many(self, limit: int = 1024, timeout: float | None = None) -> list[Message]:
+        """The messages waiting, ``limit`` at most: at least one (ZsTimeoutError if none
+        arrives within ``timeout`` seconds), and no wait for more once there is one. Each is
+        handed over as ``recv()`` hands it over. For consumers of a steady stream: a call a
+        burst instead of a call a message (Kafka's ``consume()``, Redis's COUNT)."""
+        self._check_limit(limit)
+        first = self.recv(timeout)
+        now = clock()
+        msgs = self._more_messages(first, limit, now)
+        if self.auto_ack and now >= self._core.ack_due():
+            self._flush(now)
+        return msgs
+
     def __iter__(self) -> Client:
         return self
 
