@@ -59,7 +59,15 @@ from collections import deque
 from pathlib import Path
 from typing import TextIO
 
-from zmqswarm import Client, ClientOptions, DeliveryError, NameTakenError, Ticket, ZsTimeoutError
+from zmqswarm import (
+    Client,
+    ClientOptions,
+    DeliveryError,
+    Message,
+    NameTakenError,
+    Ticket,
+    ZsTimeoutError,
+)
 
 
 def send(name: str, url: str, count: int, recipients: list[str], rate: float = 0) -> None:
@@ -131,6 +139,7 @@ def take(argv: list[str]) -> None:
     ap.add_argument("--die-after", type=int, default=0)
     ap.add_argument("--by-ticket", action="store_true")
     ap.add_argument("--window", type=int, default=0)
+    ap.add_argument("--many", type=int, default=0, help="take with recv_many(N)")
     a = ap.parse_args(argv)
     handed = 0
     seen_last = False
@@ -138,10 +147,14 @@ def take(argv: list[str]) -> None:
     default = ClientOptions()
     options = ClientOptions(ack_delay=a.ack_delay, recv_window=a.window or default.recv_window)
     client = Client(a.name, router=a.url, auto_ack=a.auto, state=a.state, options=options)
+    waiting: list[Message] = []
     with client, open(a.out, "a") as f:
         while not (a.until.exists() if a.until else seen_last):
             try:
-                msg = client.recv(timeout=0.1)
+                if not waiting:
+                    got = client.recv_many(a.many, 0.1) if a.many else [client.recv(0.1)]
+                    waiting.extend(reversed(got))
+                msg = waiting.pop()
             except ZsTimeoutError:
                 if time.monotonic() - quiet_since > a.idle:
                     say(f"IDLE {handed}")

@@ -90,6 +90,7 @@ def test_a_client_used_from_another_thread_says_whose_it_is(tmp_path: Path) -> N
             lambda: ticket.state,
             lambda: ticket.wait("accepted", timeout=0),
             lambda: client.close(timeout=0),
+            lambda: client.batch().__enter__(),
         ):
             try:
                 call()
@@ -99,7 +100,7 @@ def test_a_client_used_from_another_thread_says_whose_it_is(tmp_path: Path) -> N
     thread = threading.Thread(target=misuse)
     thread.start()
     thread.join(10)
-    assert len(errors) == 5
+    assert len(errors) == 6
     assert "one Client per thread, or an AsyncClient" in str(errors[0])
     assert isinstance(errors[0], RuntimeError)
     assert ticket.state == "pending"  # the owner still can

@@ -244,6 +244,7 @@ class AsyncClient(BaseClient):
         self._check_send(payloads)
         count = len(payloads)
         if not self._has_room(count):
+            self._kick()  # a batch's gathered messages leave: receipts make the room
             await self._until(lambda: self._has_room(count) or None, None, "room in the outbox")
         now = clock()
         seqs = self._enqueue(to, payloads, notify, ttl, now)
@@ -328,6 +329,8 @@ class AsyncClient(BaseClient):
         msgs = self._more_messages(first, limit, clock())
         if self.auto_ack:
             self._arm(self._core.ack_due())
+        if self._sock is not None and readable(self._sock):
+            self._kick()  # a ping's send may have eaten the descriptor's edge: read in a turn
         return msgs
 
     def __aiter__(self) -> AsyncIterator[Message]:
@@ -361,6 +364,7 @@ class AsyncClient(BaseClient):
             self._closed = True
             self._close_stores()
             return self._unsent()
+        self._kick()  # what a batch gathered leaves first
         try:
             await self._until(lambda: self._close_done() or None, timeout, "receipts", False)
         except ZsTimeoutError:

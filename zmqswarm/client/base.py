@@ -233,11 +233,15 @@ class BaseClient:
     def batch(self) -> Iterator[None]:
         """Gather the messages sent inside the block (``send``, ``send_many``, to any
         recipients) into as few frames as the window allows, up to 1,024 messages a frame:
-        they leave together when the outermost block ends, even if it ends with an exception.
-        A Redis pipeline without replies to wait for: tickets still come back at once. Any
-        other call into the client inside the block (``recv``, a ticket's ``wait``, a
-        ``publish``, a send that waits for room) may send what was gathered so far. Outside a
-        block, each send is a frame of its own, on the socket when the call returns."""
+        they leave together when the outermost block ends (``AsyncClient``: by the loop's next
+        iteration), even if it ends with an exception. A Redis pipeline without replies to
+        wait for: tickets still come back at once. Whatever runs a turn inside the block may
+        send what was gathered so far: another call into the client (``recv``, a ticket's
+        ``wait``, a ``publish``, a send that waits for room), or with ``AsyncClient`` any
+        ``await`` that lets the loop run. Outside a block, ``Client`` puts each send on the
+        socket as a frame of its own before the call returns; ``AsyncClient`` sends the
+        first at once and coalesces the sends that follow it within one loop iteration."""
+        self._own()
         self._batching += 1
         try:
             yield
@@ -245,6 +249,9 @@ class BaseClient:
             self._batching -= 1
             if not self._batching and not self._closed:
                 self._end_batch(clock())
+
+    def _own(self) -> None:
+        """Raise if the calling thread may not use this client (``Client``: its owner's)."""
 
     def _end_batch(self, now: float) -> None:
         """Send what the batch gathered: the driver's turn after a send."""
@@ -304,12 +311,19 @@ class BaseClient:
     def _more_messages(self, first: Message, limit: int, now: float) -> list[Message]:
         """``first``, then the messages already taken that may be handed over now: ``limit``
         in all at most. No wait, and no look at the socket: what a burst brought."""
-        out, core = [first], self._core
+        out, core, state = [first], self._core, self._state
+        # With a state and auto_ack: one write for the lot, before any is acked or returned.
+        later: list[MessageKey] | None = [] if state is not None and self.auto_ack else None
         while len(out) < limit:
             received = core.take_message(now)
             if received is None:
                 break
-            out.append(self._message(received, now))
+            out.append(self._message(received, now, later))
+        if later:
+            assert state is not None
+            state.append([state.log.acked(*key) for key in later], now)
+            for key in later:
+                core.ack(key)
         if core.has_output:
             self._flush(now)  # a ping the hand-over asked for
         return out
@@ -319,7 +333,11 @@ class BaseClient:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
 
-    def _message(self, received: Inbound, now: float) -> Message:
+    def _message(
+        self, received: Inbound, now: float, later: list[MessageKey] | None = None
+    ) -> Message:
+        """``received`` as the application gets it, acked with auto_ack (on the state first,
+        if there is one), or its key added to ``later`` for the caller to do that for many."""
         key = received.key
         # The core runs on a clock that counts while the process is stopped; the application
         # compares expiry with time.monotonic().
@@ -327,9 +345,12 @@ class BaseClient:
         msg = Message(key[0], received.payload, key, received.attempt, self, expires)
         state = self._state
         if self.auto_ack:
-            if state is not None:  # on disk before recv() returns it: never handed twice
-                state.append([state.log.acked(*key)], now)
-            self._core.ack(key)
+            if later is not None:
+                later.append(key)
+            else:
+                if state is not None:  # on disk before recv() returns it: never handed twice
+                    state.append([state.log.acked(*key)], now)
+                self._core.ack(key)
             msg._client = None
         elif state is not None:
             state.log.handed(*key)
