@@ -290,6 +290,10 @@ class FuzzPeer:
         def hello(name: str) -> bytes:
             return encode(Hello(PROTOCOL_VERSION, name, 7, 16))
 
+        def packed_wrong() -> bytes:
+            seq = self._seqs(1)
+            return encode(Send(seq, [SendItem(seq, VICTIM)], [len(HOSTILE)]))
+
         def send_to_victim() -> bytes:
             return encode(Send(self.next_seq, [SendItem(self.next_seq, VICTIM)]))
 
@@ -300,6 +304,8 @@ class FuzzPeer:
                  lambda: self._send(m, valid(), HOSTILE, HOSTILE), _BAD_FRAME),
             Case("B09 missing part", "a Send without its payload part",
                  lambda: self._send(m, valid()), _BAD_FRAME),
+            Case("B09 packed, miscut", "a packed Send whose sizes do not cut its part",
+                 lambda: self._send(m, packed_wrong(), HOSTILE + HOSTILE), _BAD_FRAME),
             Case("B09 single-part kind", "an Ack with a second part",
                  lambda: self._send(m, encode(Ack(self.sid, 0)), HOSTILE), _BAD_FRAME),
             Case("B10 empty header", "an empty first part",

@@ -460,3 +460,32 @@ def test_a_deliver_that_overtook_its_welcome_starts_the_session_anew() -> None:
     assert len(hello) == 1 and hello[0].resume == 1
     core.receive(welcome(2, 2, resumed=True), 0.1)
     assert core.state == "ready" and [m.key[2] for m in deliver(core, 1, 1, 0.1, 2)] == [1]
+
+
+@pytest.mark.parametrize("router_packs", [True, False])
+def test_sends_are_packed_only_for_a_router_that_said_so_and_deliveries_taken_either_way(
+    router_packs: bool,
+) -> None:
+    core = ClientCore("alice", epoch=3)
+    core.connect(0.0)
+    core.submit("bob", [b"early"], 0.0)
+    hello, early = core.outgoing(0.0)
+    said = decode(hello[0])
+    assert isinstance(said, Hello) and said.packed is True
+    assert early[1:] == [b"early"]  # before a Welcome: a part a payload, as any router takes
+    w = Welcome(PROTOCOL_VERSION, 1, 1, 1, 200, 1 << 20, 1, 0, False, 800, router_packs)
+    core.receive([encode(w)], 0.0)
+    core.submit("bob", [b"a", b"bc"], 0.1)
+    (frame,) = core.outgoing(0.1)
+    send = decode(frame[0])
+    assert isinstance(send, Send) and len(send.items) == 2
+    if router_packs:
+        assert send.sizes == [1, 2] and frame[1:] == [b"abc"]
+    else:
+        assert send.sizes == [] and frame[1:] == [b"a", b"bc"]
+    items = [DeliverItem(1, "bob", 9, 1, 1), DeliverItem(2, "bob", 9, 2, 1)]
+    core.receive([encode(Deliver(1, items, [2, 1])), b"hi!"], 0.2)
+    core.receive([encode(Deliver(1, [DeliverItem(3, "bob", 9, 3, 1)])), b"yo"], 0.2)
+    core.receive([encode(Deliver(1, [DeliverItem(4, "bob", 9, 4, 1)], [5])), b"short"[:4]], 0.2)
+    assert [m.payload for m in take_all(core, 0.2)] == [b"hi", b"!", b"yo"]
+    assert core.bad_frames == 1  # sizes that do not cut its part

@@ -26,7 +26,7 @@ from zmqswarm.protocol import (
     valid_name,
 )
 from zmqswarm.protocol.codec import MAX_BATCH, MAX_EPOCH
-from zmqswarm.protocol.frames import AnyFrame, Frame
+from zmqswarm.protocol.frames import AnyFrame, Frame, packed, payloads_of
 
 names = st.from_regex(r"[a-z0-9][a-z0-9._-]{0,20}", fullmatch=True)
 u63 = st.integers(0, 2**63 - 1)
@@ -265,3 +265,25 @@ def test_valid_names(name: str) -> None:
 @pytest.mark.parametrize("name", ["", "$dead", "-x", "has space", "new\nline", "x" * 129, "é"])
 def test_invalid_names(name: str) -> None:
     assert not valid_name(name)
+
+
+@given(st.lists(st.binary(max_size=40), min_size=1, max_size=30))
+def test_packed_payloads_cut_back_into_what_was_packed(payloads: list[bytes]) -> None:
+    sizes, body = packed(payloads)
+    assert payloads_of(sizes, len(payloads), [b"header", body]) == payloads
+    assert payloads_of([], len(payloads), [b"header", *payloads]) == payloads  # a part each
+
+
+@given(st.lists(st.binary(max_size=40), min_size=1, max_size=30), st.data())
+def test_packed_parts_that_do_not_fit_their_header_are_refused(
+    payloads: list[bytes], data: st.DataObject
+) -> None:
+    sizes, body = packed(payloads)
+    n = len(payloads)
+    wrong_sizes = data.draw(st.lists(st.integers(0, 50), max_size=31).filter(lambda s: s != sizes))
+    if len(wrong_sizes) == n and sum(wrong_sizes) == len(body):
+        return  # another valid cut of the same body
+    assert payloads_of(wrong_sizes or [len(body) + 1], n, [b"h", body]) is None
+    assert payloads_of(sizes, n, [b"h", body, b"extra"]) is None
+    assert payloads_of(sizes, n + 1, [b"h", body]) is None
+    assert payloads_of([], n, [b"h", *payloads, b"extra"]) is None

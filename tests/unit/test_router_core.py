@@ -334,7 +334,7 @@ def test_a_send_only_session_shares_a_live_name_and_never_receives() -> None:
     cli = hello(core, "bob", epoch=2, send_only=True)  # `zs send` from inside its pane
     alice = hello(core, "alice")
     out = replies(core)
-    assert (cli, Welcome(1, 7, 2, 0, 200, 1 << 20, 0, 0, False, 800)) in out
+    assert (cli, Welcome(1, 7, 2, 0, 200, 1 << 20, 0, 0, False, 800, True)) in out
     assert not [f for i, f in out if isinstance(f, Nack)]  # no NAME_TAKEN, no TAKEN_OVER
     send(core, cli, [SendItem(1, "alice", notify=True)])
     deliver = next(f for i, f in replies(core) if i == alice and isinstance(f, Deliver))
@@ -623,3 +623,29 @@ def test_every_kind_of_reject_is_logged_at_most_once_per_10_s_and_counted_always
     assert stats["nack_mailbox_full"] + stats.get("withheld_mailbox_full", 0) == 49
     core.handle(alice, [b"\xc1 again"], 10.0)  # the window has passed
     assert len(core.take_logs()) == 1
+
+
+def test_packed_frames_are_taken_and_given_to_who_said_so_and_bad_cuts_refused() -> None:
+    """A Send's payloads packed in one part are accepted like a part each; a Deliver is packed
+    for a recipient whose Hello said ``packed``, a part each for one that did not (an older
+    client); a packed Send whose sizes do not cut its part is a bad frame, and nothing of it
+    is accepted."""
+    core = RouterCore(epoch=7)
+    alice = hello(core, "alice")
+    old, new = hello(core, "old"), hello(core, "new", packed=True)
+    welcomes = {i: f for i, f in replies(core) if isinstance(f, Welcome)}
+    assert welcomes[alice].packed is True  # the router takes packed Sends from anyone
+    items = [SendItem(1, "old"), SendItem(2, "new"), SendItem(3, "new", prev=2)]
+    core.handle(alice, [encode(Send(1, items, [1, 2, 3])), b"abbccc"], 0.0)
+    out = {i: parts for i, parts, _ in core.take_output(0.0)}
+    to_old, to_new = decode(out[old][0]), decode(out[new][0])
+    assert isinstance(to_old, Deliver) and isinstance(to_new, Deliver)
+    assert to_old.sizes == [] and out[old][1:] == [b"a"]
+    assert to_new.sizes == [2, 3] and out[new][1:] == [b"bbccc"]
+    assert decode(out[alice][0]) == Receipt(3, [])
+    for sizes, body in (([1, 2], b"abbccc"), ([1, 2, 4], b"abbccc"), ([6], b"abbccc")):
+        bad = [SendItem(4, "old"), SendItem(5, "old", prev=4), SendItem(6, "old", prev=5)]
+        core.handle(alice, [encode(Send(1, bad, sizes)), body], 0.0)
+        (nack,) = replies(core)
+        assert nack[1] == Nack(0, Code.BAD_FRAME, "Send parts do not fit its items")
+    assert core.stats["bad_frames"] == 3 and core.stats["accepted"] == 3

@@ -44,7 +44,7 @@ class Acceptor:
         stream = self.streams.get((name, epoch))
         return stream.wm if stream is not None else None
 
-    def accept(self, session: Session, frame: Send, parts: list[bytes], now: float) -> None:
+    def accept(self, session: Session, frame: Send, payloads: list[bytes], now: float) -> None:
         identity = session.identity
         key = (session.name, session.epoch)
         stream = self.streams.get(key)
@@ -69,7 +69,7 @@ class Acceptor:
             o.mailbox_max_messages,
             (o.mailbox_max_bytes),
         )
-        for item, payload in zip(frame.items, parts[1:], strict=True):
+        for item, payload in zip(frame.items, payloads, strict=True):
             seq = item.seq
             if seq <= stream.wm or seq in stream.above:
                 stats["duplicates"] += 1

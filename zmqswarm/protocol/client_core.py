@@ -50,6 +50,8 @@ from .frames import (
     Send,
     SendItem,
     Welcome,
+    packed,
+    payloads_of,
 )
 from .handshakes import DOWN, UP, Handshakes
 from .inbox import MAX_NOTE, Inbound, Inbox, MessageKey
@@ -125,6 +127,7 @@ class ClientCore:
         self._resume = 0  # the session a Hello on a new connection asks to resume
         self.handshakes = Handshakes()
         self._dropped: set[int] = set()  # sessions whose Deliver came while we said Hello
+        self._packed = False  # the router's Welcome said it takes Sends packed in one part
         self.publishing = Publishing(opts.max_topic_value, opts.publish_delay or 0.0)
 
     # -- the state machine ----------------------------------------------------------------
@@ -332,7 +335,11 @@ class ClientCore:
             window = self.window
             while batch := window.take(now, MAX_BATCH):
                 items = [SendItem(m.seq, m.to, m.prev, m.notify, m.ttl_ms) for m in batch]
-                self._emit([encode(Send(window.base, items)), *(m.payload for m in batch)])
+                if self._packed:
+                    sizes, body = packed([m.payload for m in batch])
+                    self._emit([encode(Send(window.base, items, sizes)), body])
+                else:
+                    self._emit([encode(Send(window.base, items)), *(m.payload for m in batch)])
             self._out.extend(self.publishing.frames(now))
         out, self._out = self._out, []
         return out
@@ -379,11 +386,12 @@ class ClientCore:
             # The router opened a session whose Welcome we never saw: start again.
             self._lost("missed a Welcome", now)
             return
-        if len(parts) != len(frame.items) + 1:
+        payloads = payloads_of(frame.sizes, len(frame.items), parts)
+        if payloads is None:
             self.bad_frames += 1
             return
         inbox = self.inbox
-        self._received.extend(inbox.on_deliver(frame, parts[1:], now))
+        self._received.extend(inbox.on_deliver(frame, payloads, now))
         if inbox.gap:
             self._lost("deliveries came with a gap", now)
 
@@ -395,7 +403,8 @@ class ClientCore:
         # the peer that replaced this one while it was stopped.
         takeover = o.takeover and not self.router_epoch
         hello = Hello(PROTOCOL_VERSION, self.name, self.epoch, o.recv_window, takeover,
-                      self._hellos, o.send_only, resume)  # fmt: skip
+                      self._hellos, o.send_only, resume, True)  # fmt: skip
+        self._packed = False  # until this Hello's Welcome says how its router takes Sends
         self._emit([encode(hello)])
         self._hello_at = now
         self._hello_tries += 1
@@ -415,6 +424,7 @@ class ClientCore:
             self.inbox.forget(list(self._received))
             self._received.clear()
         self._transition("welcome")
+        self._packed = frame.packed
         self.router_epoch = frame.router_epoch
         span = None
         if frame.liveness_ms:

@@ -20,7 +20,7 @@ from collections import deque
 from .codec import MAX_BATCH, encode
 from .dead_letters import DeadLetterStore
 from .effects import Effects
-from .frames import Code, Deliver, Delivered, DeliverItem, Held, PeerItem, Status
+from .frames import Code, Deliver, Delivered, DeliverItem, Held, PeerItem, Status, packed
 from .journaling import DeadRow, Put, Spill
 from .options import RouterOptions
 from .router_state import ENTRY_COST, Entry, Mailbox, Registry, Session, deliver_item
@@ -118,7 +118,11 @@ class Delivery:
                 parts.append(entry.payload)
             if not items:
                 break
-            parts[0] = encode(Deliver(session.sid, items))
+            if session.packed:
+                sizes, body = packed(parts[1:])
+                parts = [encode(Deliver(session.sid, items, sizes)), body]
+            else:
+                parts[0] = encode(Deliver(session.sid, items))
             self.fx.send(session.identity, parts, first)
             room = max(0, room - len(items)) if room else 0
             self.fx.stats["delivered"] += len(items)

@@ -2,9 +2,11 @@
 
 A zmqswarm message on the wire is a ZeroMQ multipart message. Its first part is the header:
 one of the Structs below, MessagePack-encoded as an array whose first element is the kind's
-integer tag. ``Send`` and ``Deliver`` carry a batch of items, and after the header come exactly
-``len(items)`` payload parts, one per item, in order: opaque bytes nobody decodes. Every other
-kind is a single part. docs/protocol.md is the full specification.
+integer tag. ``Send`` and ``Deliver`` carry a batch of items, and after the header come their
+payloads, opaque bytes nobody decodes: ``len(items)`` parts, one per item, in order; or, when
+the header's ``sizes`` is given, one part holding them all end to end (``payloads_of`` cuts it),
+which costs a batch two ZeroMQ parts instead of one per message. Every other kind is a single
+part. docs/protocol.md is the full specification.
 
 Evolution rules (msgspec's array_like schema evolution): fields are only ever appended, each new
 field gets a default, and decoders accept (ignore) trailing fields they do not know.
@@ -54,6 +56,8 @@ __all__ = [
     "TopicValue",
     "Update",
     "Welcome",
+    "packed",
+    "payloads_of",
 ]
 
 PROTOCOL_VERSION = 1
@@ -131,6 +135,7 @@ class Hello(Frame, tag=1, frozen=True):
     attempt: int = 0
     send_only: bool = False
     resume: int = 0
+    packed: bool = False  # it takes Deliver frames with their payloads in one part
 
 
 class Welcome(Frame, tag=2, frozen=True):
@@ -153,6 +158,7 @@ class Welcome(Frame, tag=2, frozen=True):
     redeliver_ms: int = 0
     resumed: bool = False
     liveness_ms: int = 0
+    packed: bool = False  # it takes Send frames with their payloads in one part
 
 
 class SendItem(msgspec.Struct, array_like=True, frozen=True):
@@ -175,6 +181,7 @@ class Send(Frame, tag=3, frozen=True):
 
     base: U53
     items: Annotated[list[SendItem], msgspec.Meta(max_length=1024)]
+    sizes: Annotated[list[U53], msgspec.Meta(max_length=1024)] = []  # packed: see payloads_of
 
 
 class Receipt(Frame, tag=4, frozen=True):
@@ -215,6 +222,7 @@ class Deliver(Frame, tag=6, frozen=True):
 
     session: int
     items: list[DeliverItem]
+    sizes: list[int] = []  # packed: see payloads_of
 
 
 class Ack(Frame, tag=7, frozen=True):
@@ -472,3 +480,23 @@ AnyFrame = (
     | TopicValue
     | TopicTick
 )
+
+
+def payloads_of(sizes: list[int], count: int, parts: list[bytes]) -> list[bytes] | None:
+    """The ``count`` payloads after a Send's or a Deliver's header (``parts[0]``): the parts
+    that follow it, one an item; or, with ``sizes``, the one part that follows, cut into
+    pieces of those sizes. None if the parts do not fit the header."""
+    if not sizes:
+        return parts[1:] if len(parts) == count + 1 else None
+    if len(sizes) != count or len(parts) != 2 or sum(sizes) != len(parts[1]):
+        return None
+    body, out, end = parts[1], [], 0
+    for size in sizes:
+        start, end = end, end + size
+        out.append(body[start:end])
+    return out
+
+
+def packed(payloads: list[bytes]) -> tuple[list[int], bytes]:
+    """``payloads`` as one part, and the sizes that cut it back (``payloads_of``)."""
+    return [len(p) for p in payloads], b"".join(payloads)

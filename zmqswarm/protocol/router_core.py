@@ -51,6 +51,7 @@ from .frames import (
     Publish,
     Send,
     Update,
+    payloads_of,
 )
 from .inbox import MAX_NOTE
 from .journaling import Batch, Put, Restored, StreamRow
@@ -170,13 +171,14 @@ class RouterCore:
         session = self.sessions.get(identity)
         nparts = len(parts)
         if type(frame) is Send:  # the hot path: no match, no second lookup
-            if nparts != len(frame.items) + 1 or not frame.items:
-                self._bad(identity, Code.BAD_FRAME, "Send part count != items + 1", now)
+            payloads = payloads_of(frame.sizes, len(frame.items), parts)
+            if payloads is None or not frame.items:
+                self._bad(identity, Code.BAD_FRAME, "Send parts do not fit its items", now)
             elif session is None:
                 self.sessions.unwelcomed(identity, now)
             else:
                 session.last_seen = now
-                self.acceptor.accept(session, frame, parts, now)
+                self.acceptor.accept(session, frame, payloads, now)
             return
         if type(frame) is Publish:
             if nparts != len(frame.items) + 1 or not frame.items:

@@ -89,6 +89,7 @@ class Session:
     hello: int = 0  # the Hello.attempt this session answered
     dseq: int = 0
     send_only: bool = False  # never receives: not in by_name, its Acks and Holds ignored
+    packed: bool = False  # takes Deliver frames with their payloads in one part
     state: str = ""  # what the peer last said it is doing (PeerState)
 
 

@@ -114,6 +114,7 @@ class Sessions:
             self.opened,
             hello.attempt,
             send_only=hello.send_only,
+            packed=hello.packed,
         )
         registry.sessions[identity] = session
         registry.by_stream[hello.name, hello.epoch] = session
@@ -125,7 +126,7 @@ class Sessions:
         o = self.options
         welcome = Welcome(
             PROTOCOL_VERSION, self.epoch, session.sid, acked or 0, int(o.heartbeat * 1000),
-            o.max_payload, hello.attempt, 0, resumed, int(o.heartbeat_timeout * 1000),
+            o.max_payload, hello.attempt, 0, resumed, int(o.heartbeat_timeout * 1000), True,
         )  # fmt: skip
         stream = self.acceptor.streams.get((hello.name, hello.epoch))
         if stream is not None and stream.batch > self.fx.durable_upto:
