@@ -489,3 +489,17 @@ def test_sends_are_packed_only_for_a_router_that_said_so_and_deliveries_taken_ei
     core.receive([encode(Deliver(1, [DeliverItem(4, "bob", 9, 4, 1)], [5])), b"short"[:4]], 0.2)
     assert [m.payload for m in take_all(core, 0.2)] == [b"hi", b"!", b"yo"]
     assert core.bad_frames == 1  # sizes that do not cut its part
+
+
+def test_a_packed_send_part_holds_at_most_what_the_router_takes() -> None:
+    """A packed part stays within the router's max_payload (its ZMQ_MAXMSGSIZE is four of
+    those), a payload alone excepted: a batch of large payloads goes in several Sends."""
+    core = ClientCore("alice", epoch=3)
+    core.connect(0.0)
+    core.outgoing(0.0)
+    core.receive([encode(Welcome(PROTOCOL_VERSION, 1, 1, 0, 200, 10, 1, 0, False, 800, True))], 0)
+    core.submit("bob", [b"x" * 6, b"y" * 6, b"z" * 20, b"w"], 0.1)
+    frames = core.outgoing(0.1)
+    assert [f[1] for f in frames] == [b"x" * 6, b"y" * 6, b"z" * 20, b"w"]
+    core.submit("bob", [b"a" * 3, b"b" * 3, b"c" * 3, b"d" * 3], 0.2)
+    assert [f[1:] for f in core.outgoing(0.2)] == [[b"aaabbbccc"], [b"ddd"]]

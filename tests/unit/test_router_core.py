@@ -649,3 +649,13 @@ def test_packed_frames_are_taken_and_given_to_who_said_so_and_bad_cuts_refused()
         (nack,) = replies(core)
         assert nack[1] == Nack(0, Code.BAD_FRAME, "Send parts do not fit its items")
     assert core.stats["bad_frames"] == 3 and core.stats["accepted"] == 3
+
+
+def test_a_packed_deliver_part_holds_at_most_max_payload_bytes() -> None:
+    core = RouterCore(epoch=7, options=RouterOptions(max_payload=10))
+    alice, bob = hello(core, "alice"), hello(core, "bob", packed=True)
+    replies(core)
+    items = [SendItem(1, "bob"), SendItem(2, "bob", prev=1), SendItem(3, "bob", prev=2)]
+    core.handle(alice, [encode(Send(1, items, [4, 4, 4])), b"aaaabbbbcccc"], 0.0)
+    delivers = [parts for i, parts, _ in core.take_output(0.0) if i == bob]
+    assert [p[1:] for p in delivers] == [[b"aaaabbbb"], [b"cccc"]]

@@ -50,6 +50,7 @@ from .frames import (
     Send,
     SendItem,
     Welcome,
+    pack_limit,
     packed,
     payloads_of,
 )
@@ -58,7 +59,7 @@ from .inbox import MAX_NOTE, Inbound, Inbox, MessageKey
 from .lease import Lease
 from .options import ClientOptions
 from .publishing import Publishing
-from .send_window import INF, SendWindow
+from .send_window import INF, Outgoing, SendWindow
 
 __all__ = ["TRANSITIONS", "ClientCore"]
 
@@ -127,7 +128,7 @@ class ClientCore:
         self._resume = 0  # the session a Hello on a new connection asks to resume
         self.handshakes = Handshakes()
         self._dropped: set[int] = set()  # sessions whose Deliver came while we said Hello
-        self._packed = False  # the router's Welcome said it takes Sends packed in one part
+        self._pack_limit = 0  # bytes a packed Send part may hold (0: the router takes none)
         self.publishing = Publishing(opts.max_topic_value, opts.publish_delay or 0.0)
 
     # -- the state machine ----------------------------------------------------------------
@@ -333,13 +334,13 @@ class ClientCore:
                 self._send_ack(now)
         if self.state == READY or (self.state == HELLO and not self._link_down):
             window = self.window
+            limit = self._pack_limit
             while batch := window.take(now, MAX_BATCH):
+                if limit:
+                    self._emit_packed(batch, limit)
+                    continue
                 items = [SendItem(m.seq, m.to, m.prev, m.notify, m.ttl_ms) for m in batch]
-                if self._packed:
-                    sizes, body = packed([m.payload for m in batch])
-                    self._emit([encode(Send(window.base, items, sizes)), body])
-                else:
-                    self._emit([encode(Send(window.base, items)), *(m.payload for m in batch)])
+                self._emit([encode(Send(window.base, items)), *(m.payload for m in batch)])
             self._out.extend(self.publishing.frames(now))
         out, self._out = self._out, []
         return out
@@ -360,6 +361,22 @@ class ClientCore:
 
     def _emit(self, parts: list[bytes]) -> None:
         self._out.append(parts)
+
+    def _emit_packed(self, batch: list[Outgoing], limit: int) -> None:
+        """``batch`` as packed Sends, each part ``limit`` bytes at most (or one payload)."""
+        base, start, size = self.window.base, 0, 0
+        for i, m in enumerate(batch):
+            n = len(m.payload)
+            if size + n > limit and i > start:
+                self._emit_send(base, batch[start:i])
+                start, size = i, 0
+            size += n
+        self._emit_send(base, batch[start:])
+
+    def _emit_send(self, base: int, run: list[Outgoing]) -> None:
+        items = [SendItem(m.seq, m.to, m.prev, m.notify, m.ttl_ms) for m in run]
+        sizes, body = packed([m.payload for m in run])
+        self._emit([encode(Send(base, items, sizes)), body])
 
     def _send_ack(self, now: float) -> None:
         upto = self.inbox.pending_ack()
@@ -404,7 +421,7 @@ class ClientCore:
         takeover = o.takeover and not self.router_epoch
         hello = Hello(PROTOCOL_VERSION, self.name, self.epoch, o.recv_window, takeover,
                       self._hellos, o.send_only, resume, True)  # fmt: skip
-        self._packed = False  # until this Hello's Welcome says how its router takes Sends
+        self._pack_limit = 0  # until this Hello's Welcome says how its router takes Sends
         self._emit([encode(hello)])
         self._hello_at = now
         self._hello_tries += 1
@@ -424,7 +441,7 @@ class ClientCore:
             self.inbox.forget(list(self._received))
             self._received.clear()
         self._transition("welcome")
-        self._packed = frame.packed
+        self._pack_limit = pack_limit(frame.max_payload) if frame.packed else 0
         self.router_epoch = frame.router_epoch
         span = None
         if frame.liveness_ms:

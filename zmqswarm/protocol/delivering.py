@@ -20,7 +20,17 @@ from collections import deque
 from .codec import MAX_BATCH, encode
 from .dead_letters import DeadLetterStore
 from .effects import Effects
-from .frames import Code, Deliver, Delivered, DeliverItem, Held, PeerItem, Status, packed
+from .frames import (
+    Code,
+    Deliver,
+    Delivered,
+    DeliverItem,
+    Held,
+    PeerItem,
+    Status,
+    pack_limit,
+    packed,
+)
 from .journaling import DeadRow, Put, Spill
 from .options import RouterOptions
 from .router_state import ENTRY_COST, Entry, Mailbox, Registry, Session, deliver_item
@@ -96,15 +106,20 @@ class Delivery:
         room = session.window - len(inflight)
         max_attempts = self.options.max_attempts
         byte_cap = self.options.max_inflight_bytes
+        # A packed Deliver's one part stays within what the recipient's socket takes.
+        part_cap = pack_limit(self.options.max_payload) if session.packed else INF
         while room > 0 and queue:
             items: list[DeliverItem] = []
             parts: list[bytes] = [b""]
             first = session.dseq + 1
             limit = min(room, MAX_BATCH)
+            size = 0
             while queue and len(items) < limit:  # per message: locals, no attribute churn
                 if mb.inflight_bytes >= byte_cap and (items or inflight):
                     room = 0  # the byte credit is spent: wait for acks
                     break
+                if items and size + len(queue[0].payload) > part_cap:
+                    break  # the next Deliver takes it
                 entry = queue.popleft()
                 if entry.expires <= now or entry.attempts >= max_attempts:
                     code = Code.EXPIRED if entry.expires <= now else Code.MAX_ATTEMPTS
@@ -116,6 +131,7 @@ class Delivery:
                 mb.inflight_bytes += len(entry.payload)
                 items.append(deliver_item(dseq, entry, now))
                 parts.append(entry.payload)
+                size += len(entry.payload)
             if not items:
                 break
             if session.packed:

@@ -56,6 +56,8 @@ __all__ = [
     "TopicValue",
     "Update",
     "Welcome",
+    "PACK_LIMIT",
+    "pack_limit",
     "packed",
     "payloads_of",
 ]
@@ -495,6 +497,15 @@ def payloads_of(sizes: list[int], count: int, parts: list[bytes]) -> list[bytes]
         start, end = end, end + size
         out.append(body[start:end])
     return out
+
+
+PACK_LIMIT = 1 << 20  # bytes a packed part holds at most, unless one payload is larger
+
+
+def pack_limit(max_payload: int) -> int:
+    """Bytes a packed part may hold for a receiver whose ``max_payload`` is this: one payload
+    always fits its ZMQ_MAXMSGSIZE (four times that), so a part up to one payload does."""
+    return min(PACK_LIMIT, max_payload)
 
 
 def packed(payloads: list[bytes]) -> tuple[list[int], bytes]:
