@@ -80,7 +80,7 @@ def test_packed_and_unpacked_peers_share_a_router(procs: Procs) -> None:
         assert isinstance(old[0], Deliver) and old[0].sizes == [] and old[1] == [b"bb"]
         bad = [SendItem(4, "old")]
         socks["pusher"].send_multipart([encode(Send(1, bad, [5])), b"abbccc"])
-        answers = []
+        answers: list[object] = []
         while not any(isinstance(a, Nack) for a in answers):
             assert socks["pusher"].poll(5000), f"no Nack; got {answers}"
             answers.append(decode(socks["pusher"].recv_multipart()[0]))
