@@ -52,6 +52,16 @@ def answers(url: str) -> bool:
     return True
 
 
+def backlog(url: str, to: str, total: int) -> list[bytes]:
+    """``total`` numbered messages for ``to``, in the router's mailbox when this returns."""
+    from zmqswarm import Client
+
+    payloads = [b"%d" % i for i in range(total)]
+    with Client("alice", router=url) as alice:
+        alice.send_many(to, payloads)[-1].wait("accepted", timeout=30)
+    return payloads
+
+
 class FakeRouter:
     """A router played by a raw ROUTER socket in the test, to see what a client puts on the
     wire, frame by frame. ``welcome`` answers one client's Hello; then nothing answers."""

@@ -11,7 +11,7 @@ import pytest
 from zmqswarm import AsyncClient
 from zmqswarm.protocol import Send
 
-from ..helpers import FakeRouter, Procs
+from ..helpers import FakeRouter, Procs, backlog
 
 
 def test_async_clients_exchange_everything_once_in_order_across_a_router_restart(
@@ -214,12 +214,9 @@ def test_a_batch_leaves_as_one_frame_when_its_block_ends(tmp_path: Path) -> None
 
 
 def test_recv_many_takes_a_backlog_in_bursts(procs: Procs) -> None:
-    from zmqswarm import Client
-
     procs.router()
     total = 300
-    with Client("alice", router=procs.url) as alice:
-        alice.send_many("bob", [b"%d" % i for i in range(total)])[-1].wait("accepted", 10)
+    sent = backlog(procs.url, "bob", total)
 
     async def main() -> None:
         async with AsyncClient("bob", router=procs.url) as bob:
@@ -230,7 +227,7 @@ def test_recv_many_takes_a_backlog_in_bursts(procs: Procs) -> None:
                 assert 1 <= len(msgs) <= 64
                 got += [m.payload for m in msgs]
                 calls += 1
-            assert got == [b"%d" % i for i in range(total)]
+            assert got == sent
             assert calls < total / 2
 
     asyncio.run(main())
@@ -238,16 +235,13 @@ def test_recv_many_takes_a_backlog_in_bursts(procs: Procs) -> None:
 
 def test_a_backlog_of_a_whole_credit_window_arrives_in_order(procs: Procs) -> None:
     """Mail waiting in the router arrives as a window's worth of Deliver frames at once."""
-    from zmqswarm import Client
-
     procs.router()
     total = 8192
-    with Client("alice", router=procs.url) as alice:
-        alice.send_many("bob", [b"%d" % i for i in range(total)])[-1].wait("accepted", timeout=30)
+    sent = backlog(procs.url, "bob", total)
 
     async def main() -> None:
         async with AsyncClient("bob", router=procs.url) as bob:
             got = [(await bob.recv(timeout=30)).payload for _ in range(total)]
-            assert got == [b"%d" % i for i in range(total)]
+            assert got == sent
 
     asyncio.run(main())
