@@ -125,13 +125,17 @@ class Core:
         core = self.core
         self.now += 0.01
         core.handle(b"fuzz/1", [encode(Hello(PROTOCOL_VERSION, "fuzz", 1, 8))], self.now)
+        payloads = [b"payload"] * max(extra, 0)
         if extra < 0:
             try:
                 frame = decode(header)
-                extra = len(frame.items) if isinstance(frame, Send | Deliver) else 0
             except DecodeFailure:
-                extra = 0
-        core.handle(b"fuzz/1", [header, *[b"payload"] * extra], self.now)
+                frame = None
+            if isinstance(frame, Send | Deliver):  # packed: one part, as its sizes cut it
+                body = sum(frame.sizes)
+                whole = b"p" * body if body <= 1 << 16 else b"p"  # else a miscut: refused
+                payloads = [whole] if frame.sizes else [b"payload"] * len(frame.items)
+        core.handle(b"fuzz/1", [header, *payloads], self.now)
         core.take_output(self.now)
         core.tick(self.now)
         core.take_logs()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import zmq
 
 from zmqswarm.protocol import (
@@ -21,10 +22,11 @@ from zmqswarm.protocol import (
 from ..helpers import Procs
 
 
-def test_each_full_send_frame_is_receipted_in_its_own_turn(procs: Procs) -> None:
-    """A turn stops after about 1024 parts: a burst of full Send frames is receipted frame by
-    frame, so the sender refills its window while the router works, instead of waiting for
-    one receipt at the end of its whole window."""
+@pytest.mark.parametrize("packed", [False, True])
+def test_each_full_send_frame_is_receipted_in_its_own_turn(procs: Procs, packed: bool) -> None:
+    """A turn stops after about 1024 messages, packed in two parts or a part each: a burst of
+    full Send frames is receipted frame by frame, so the sender refills its window while the
+    router works, instead of waiting for one receipt at the end of its whole window."""
     procs.router()
     ctx = zmq.Context()
     sock = ctx.socket(zmq.DEALER)
@@ -37,8 +39,11 @@ def test_each_full_send_frame_is_receipted_in_its_own_turn(procs: Procs) -> None
         frames, per_frame = 8, 1024
         for f in range(frames):
             seqs = range(f * per_frame + 1, (f + 1) * per_frame + 1)
-            header = encode(Send(1, [SendItem(s, "sink") for s in seqs]))  # none receipted yet
-            sock.send_multipart([header, *(b"x" for _ in seqs)])
+            items = [SendItem(s, "sink") for s in seqs]  # none receipted yet
+            if packed:
+                sock.send_multipart([encode(Send(1, items, [1] * len(items))), b"x" * len(items)])
+            else:
+                sock.send_multipart([encode(Send(1, items)), *(b"x" for _ in seqs)])
         receipts: list[int] = []
         while not receipts or receipts[-1] < frames * per_frame:
             assert sock.poll(5000), f"receipts stopped at {receipts}"

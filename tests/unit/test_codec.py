@@ -21,6 +21,7 @@ from zmqswarm.protocol import (
     Receipt,
     Send,
     SendItem,
+    Welcome,
     decode,
     encode,
     valid_name,
@@ -287,3 +288,19 @@ def test_packed_parts_that_do_not_fit_their_header_are_refused(
     assert payloads_of(sizes, n, [b"h", body, b"extra"]) is None
     assert payloads_of(sizes, n + 1, [b"h", body]) is None
     assert payloads_of([], n, [b"h", *payloads, b"extra"]) is None
+
+
+OLD = {  # headers as peers and routers from before packing wrote them (protocol.md, s. 16)
+    "hello": "99 01 01 a5 61 6c 69 63 65 cf 00 12 34 56 78 9a bc de cd 20 00 c2 01 c2 00",
+    "welcome": "9b 02 01 cf 00 00 01 9b 76 da a8 00 01 00 cc c8 ce 00 10 00 00 01 00 c2 cd 03 20",
+    "send": "93 03 01 91 95 01 a3 62 6f 62 00 c3 00",
+    "deliver": "93 06 02 91 97 01 a5 61 6c 69 63 65 cf 00 12 34 56 78 9a bc de 01 01 00 c3",
+}
+
+
+def test_headers_from_before_packing_decode_as_unpacked() -> None:
+    hello, welcome, send, deliver = (decode(bytes.fromhex(h)) for h in OLD.values())
+    assert isinstance(hello, Hello) and hello.packed is False  # takes a part a payload
+    assert isinstance(welcome, Welcome) and welcome.packed is False  # takes a part a payload
+    assert isinstance(send, Send) and send.sizes == []
+    assert isinstance(deliver, Deliver) and deliver.sizes == []

@@ -141,9 +141,12 @@ def test_field_table_matches_the_struct(name: str) -> None:
 def test_the_summary_table_lists_every_kind_with_its_tag_and_parts() -> None:
     rows = table_rows(section(4))
     listed = {row[1]: (int(row[0]), row[3]) for row in rows}
-    # One payload part per item follows the header; a TopicValue's one payload.
+    # One payload part per item follows the header (or, packed, one for all of them: the
+    # kinds with a ``sizes`` field); a TopicValue's one payload.
     batches = {"Send", "Deliver", "DeadList", "Publish", "TopicSnapshot"}
     parts = dict.fromkeys(batches, "1 + n") | {"TopicValue": "1 + 1"}
+    packs = {name for name, kind in KINDS.items() if "sizes" in kind.__struct_fields__}
+    parts |= dict.fromkeys(packs, "1 + n, or 2 packed")
     assert listed == {
         name: (kind.__struct_config__.tag, parts.get(name, "1")) for name, kind in KINDS.items()
     }

@@ -224,7 +224,7 @@ class Deliver(Frame, tag=6, frozen=True):
 
     session: int
     items: list[DeliverItem]
-    sizes: list[int] = []  # packed: see payloads_of
+    sizes: Annotated[list[U53], msgspec.Meta(max_length=1024)] = []  # packed: see payloads_of
 
 
 class Ack(Frame, tag=7, frozen=True):

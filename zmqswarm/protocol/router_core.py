@@ -130,20 +130,20 @@ class RouterCore:
 
     # -- input ----------------------------------------------------------------------------
 
-    def admit(self, identity: bytes, key: str, parts: list[bytes], now: float) -> None:
+    def admit(self, identity: bytes, key: str, parts: list[bytes], now: float) -> int:
         """``handle`` for a CURVE socket: ``key`` is the frame's User-Id, the key (Z85) its
         connection authenticated with. A frame the key may not send is refused, counted and
         never handled."""
         assert self.access is not None
         refusal = self.access.admit(identity, key)
         if refusal is None:
-            self.handle(identity, parts, now)
-            return
+            return self.handle(identity, parts, now)
         stats = self.fx.stats
         stats[f"refused_{refusal.reason}"] = stats.get(f"refused_{refusal.reason}", 0) + 1
         code = Code.REVOKED if refusal.reason == "revoked" else Code.NOT_ALLOWED
         self.fx.nack(identity, 0, code, refusal.detail)
         self.fx.log(f"refused_{refusal.reason}:{key}", f"refused a frame: {refusal.detail}", now)
+        return 1
 
     def revoke(self, key: str, now: float) -> int:
         """Stop trusting ``key``: every session it holds ends at once (its mail waits for
@@ -161,13 +161,15 @@ class RouterCore:
         self.fx.log(f"revoked:{key}", f"key {name!r} revoked: {ended} sessions ended", now)
         return ended
 
-    def handle(self, identity: bytes, parts: list[bytes], now: float) -> None:
-        """One multipart message from a peer (the identity part already split off)."""
+    def handle(self, identity: bytes, parts: list[bytes], now: float) -> int:
+        """One multipart message from a peer (the identity part already split off). Returns
+        the messages it carried (at least 1): the driver's measure of a turn's work, as a
+        packed Send carries up to 1024 in two parts."""
         try:
             frame = decode(parts[0])
         except DecodeFailure as exc:
             self._bad(identity, exc.code, exc.detail, now)
-            return
+            return 1
         session = self.sessions.get(identity)
         nparts = len(parts)
         if type(frame) is Send:  # the hot path: no match, no second lookup
@@ -179,7 +181,7 @@ class RouterCore:
             else:
                 session.last_seen = now
                 self.acceptor.accept(session, frame, payloads, now)
-            return
+            return len(frame.items) or 1
         if type(frame) is Publish:
             if nparts != len(frame.items) + 1 or not frame.items:
                 self._bad(identity, Code.BAD_FRAME, "Publish part count != items + 1", now)
@@ -188,16 +190,16 @@ class RouterCore:
             else:
                 session.last_seen = now
                 self._publish(session.name, frame, parts, now)
-            return
+            return len(frame.items) or 1
         if nparts != 1:
             self._bad(identity, Code.BAD_FRAME, f"{type(frame).__name__} with {nparts} parts", now)
-            return
+            return 1
         if type(frame) is Hello:
             self.sessions.hello(identity, frame, now)
-            return
+            return 1
         if session is None:
             self.sessions.unwelcomed(identity, now)
-            return
+            return 1
         session.last_seen = now
         fx = self.fx
         match frame:
@@ -238,6 +240,7 @@ class RouterCore:
             case _:
                 kind = type(frame).__name__
                 self._bad(identity, Code.BAD_FRAME, f"{kind} is not accepted from peers", now)
+        return 1
 
     def _publish(self, publisher: str, frame: Publish, parts: list[bytes], now: float) -> None:
         put = self.topics.put

@@ -1,7 +1,7 @@
 """``Router``: the poll loop around RouterCore. One thread owns the ROUTER socket.
 
-Per turn: wait for input or the next timer, drain about ``batch`` message parts (not frames:
-a Send may carry 1024) without blocking, let the core decide, then send what it produced.
+Per turn: wait for input or the next timer, drain about ``batch`` messages (not frames: a
+Send may carry 1024) without blocking, let the core decide, then send what it produced.
 
 With a journal (``data_dir``), the core's batches go to the journal's writer thread after
 each turn, and receipts wait for its answer: while one is outstanding the loop polls both
@@ -73,8 +73,8 @@ class Router:
     Args:
         binds: endpoints (``ipc://path``, ``tcp://127.0.0.1:5555``...).
         options: limits and timers (see RouterOptions).
-        batch: message parts (about one per payload) drained per turn before output is
-            flushed; a turn takes at least one whole frame.
+        batch: messages (a frame without payloads counts as one) drained per turn before
+            output is flushed; a turn takes at least one whole frame.
         drain_timeout: on shutdown, seconds to keep delivering what connected peers can take.
         publish: PUB endpoints for observers (``zs monitor``); default one beside each bind:
             ``ipc://PATH.pub``, or a free port on the same host for tcp. Observers learn them
@@ -262,8 +262,7 @@ class Router:
             now = time.monotonic()
             if identity is not None:
                 parts = recv_parts(sock)
-                handle(identity, parts, now)
-                taken = len(parts)
+                taken = handle(identity, parts, now)
                 # Ask for the next one or two (a steady rate rarely has more), then read
                 # until Again: an exception costs more than a question, once.
                 frames = 1
@@ -274,8 +273,7 @@ class Router:
                         identity, parts = take(sock, _NOBLOCK)
                     except zmq.Again:
                         break
-                    handle(identity, parts, now)
-                    taken += len(parts)
+                    taken += handle(identity, parts, now)
                     frames += 1
             if now >= self._next_look:
                 self._look(now)
@@ -301,8 +299,8 @@ class Router:
             if self._renew:
                 return True
 
-    def _admit(self, identity: zmq.Frame, parts: list[bytes], now: float) -> None:
-        self.core.admit(identity.bytes, str(identity.get("User-Id")), parts, now)
+    def _admit(self, identity: zmq.Frame, parts: list[bytes], now: float) -> int:
+        return self.core.admit(identity.bytes, str(identity.get("User-Id")), parts, now)
 
     def reload(self) -> None:
         """Read the allow list again at the next turn (SIGHUP): a key whose file is gone is
