@@ -27,7 +27,8 @@ from zmqswarm.protocol import (
     valid_name,
 )
 from zmqswarm.protocol.codec import MAX_BATCH, MAX_EPOCH
-from zmqswarm.protocol.frames import AnyFrame, Frame, packed, payloads_of
+from zmqswarm.protocol.frames import AnyFrame, Frame
+from zmqswarm.protocol.packing import packed, payloads_of
 
 names = st.from_regex(r"[a-z0-9][a-z0-9._-]{0,20}", fullmatch=True)
 u63 = st.integers(0, 2**63 - 1)

@@ -50,14 +50,12 @@ from .frames import (
     Send,
     SendItem,
     Welcome,
-    pack_limit,
-    packed,
-    payloads_of,
 )
 from .handshakes import DOWN, UP, Handshakes
 from .inbox import MAX_NOTE, Inbound, Inbox, MessageKey
 from .lease import Lease
 from .options import ClientOptions
+from .packing import pack_limit, packed, payloads_of
 from .publishing import Publishing
 from .send_window import INF, Outgoing, SendWindow
 

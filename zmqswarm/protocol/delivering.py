@@ -28,11 +28,10 @@ from .frames import (
     Held,
     PeerItem,
     Status,
-    pack_limit,
-    packed,
 )
 from .journaling import DeadRow, Put, Spill
 from .options import RouterOptions
+from .packing import pack_limit, packed
 from .router_state import ENTRY_COST, Entry, Mailbox, Registry, Session, deliver_item
 from .send_window import INF
 from .state_feed import LatencyWindow

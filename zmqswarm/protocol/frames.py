@@ -4,7 +4,7 @@ A zmqswarm message on the wire is a ZeroMQ multipart message. Its first part is 
 one of the Structs below, MessagePack-encoded as an array whose first element is the kind's
 integer tag. ``Send`` and ``Deliver`` carry a batch of items, and after the header come their
 payloads, opaque bytes nobody decodes: ``len(items)`` parts, one per item, in order; or, when
-the header's ``sizes`` is given, one part holding them all end to end (``payloads_of`` cuts it),
+the header's ``sizes`` is given, one part holding them all end to end (packing.py cuts it),
 which costs a batch two ZeroMQ parts instead of one per message. Every other kind is a single
 part. docs/protocol.md is the full specification.
 
@@ -56,10 +56,6 @@ __all__ = [
     "TopicValue",
     "Update",
     "Welcome",
-    "PACK_LIMIT",
-    "pack_limit",
-    "packed",
-    "payloads_of",
 ]
 
 PROTOCOL_VERSION = 1
@@ -183,7 +179,7 @@ class Send(Frame, tag=3, frozen=True):
 
     base: U53
     items: Annotated[list[SendItem], msgspec.Meta(max_length=1024)]
-    sizes: Annotated[list[U53], msgspec.Meta(max_length=1024)] = []  # packed: see payloads_of
+    sizes: Annotated[list[U53], msgspec.Meta(max_length=1024)] = []  # packed: see packing.py
 
 
 class Receipt(Frame, tag=4, frozen=True):
@@ -224,7 +220,7 @@ class Deliver(Frame, tag=6, frozen=True):
 
     session: int
     items: list[DeliverItem]
-    sizes: Annotated[list[U53], msgspec.Meta(max_length=1024)] = []  # packed: see payloads_of
+    sizes: Annotated[list[U53], msgspec.Meta(max_length=1024)] = []  # packed: see packing.py
 
 
 class Ack(Frame, tag=7, frozen=True):
@@ -482,32 +478,3 @@ AnyFrame = (
     | TopicValue
     | TopicTick
 )
-
-
-def payloads_of(sizes: list[int], count: int, parts: list[bytes]) -> list[bytes] | None:
-    """The ``count`` payloads after a Send's or a Deliver's header (``parts[0]``): the parts
-    that follow it, one an item; or, with ``sizes``, the one part that follows, cut into
-    pieces of those sizes. None if the parts do not fit the header."""
-    if not sizes:
-        return parts[1:] if len(parts) == count + 1 else None
-    if len(sizes) != count or len(parts) != 2 or sum(sizes) != len(parts[1]):
-        return None
-    body, out, end = parts[1], [], 0
-    for size in sizes:
-        start, end = end, end + size
-        out.append(body[start:end])
-    return out
-
-
-PACK_LIMIT = 1 << 20  # bytes a packed part holds at most, unless one payload is larger
-
-
-def pack_limit(max_payload: int) -> int:
-    """Bytes a packed part may hold for a receiver whose ``max_payload`` is this: one payload
-    always fits its ZMQ_MAXMSGSIZE (four times that), so a part up to one payload does."""
-    return min(PACK_LIMIT, max_payload)
-
-
-def packed(payloads: list[bytes]) -> tuple[list[int], bytes]:
-    """``payloads`` as one part, and the sizes that cut it back (``payloads_of``)."""
-    return [len(p) for p in payloads], b"".join(payloads)

@@ -51,11 +51,11 @@ from .frames import (
     Publish,
     Send,
     Update,
-    payloads_of,
 )
 from .inbox import MAX_NOTE
 from .journaling import Batch, Put, Restored, StreamRow
 from .options import RouterOptions
+from .packing import payloads_of
 from .router_state import Output, Registry, Session, Stream
 from .sessions import Sessions
 from .state_feed import LatencyWindow, StatePublisher
