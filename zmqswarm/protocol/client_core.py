@@ -336,9 +336,8 @@ class ClientCore:
             while batch := window.take(now, MAX_BATCH):
                 if limit:
                     self._emit_packed(batch, limit)
-                    continue
-                items = [SendItem(m.seq, m.to, m.prev, m.notify, m.ttl_ms) for m in batch]
-                self._emit([encode(Send(window.base, items)), *(m.payload for m in batch)])
+                else:
+                    self._emit_send(window.base, batch, pack=False)
             self._out.extend(self.publishing.frames(now))
         out, self._out = self._out, []
         return out
@@ -366,15 +365,20 @@ class ClientCore:
         for i, m in enumerate(batch):
             n = len(m.payload)
             if size + n > limit and i > start:
-                self._emit_send(base, batch[start:i])
+                self._emit_send(base, batch[start:i], pack=True)
                 start, size = i, 0
             size += n
-        self._emit_send(base, batch[start:])
+        self._emit_send(base, batch[start:], pack=True)
 
-    def _emit_send(self, base: int, run: list[Outgoing]) -> None:
+    def _emit_send(self, base: int, run: list[Outgoing], pack: bool) -> None:
+        """One Send for ``run``: its payloads packed in one part, or a part each."""
         items = [SendItem(m.seq, m.to, m.prev, m.notify, m.ttl_ms) for m in run]
-        sizes, body = packed([m.payload for m in run])
-        self._emit([encode(Send(base, items, sizes)), body])
+        payloads = [m.payload for m in run]
+        if pack:
+            sizes, body = packed(payloads)
+            self._emit([encode(Send(base, items, sizes)), body])
+        else:
+            self._emit([encode(Send(base, items)), *payloads])
 
     def _send_ack(self, now: float) -> None:
         upto = self.inbox.pending_ack()

@@ -109,7 +109,7 @@ class Delivery:
         part_cap = pack_limit(self.options.max_payload) if session.packed else INF
         while room > 0 and queue:
             items: list[DeliverItem] = []
-            parts: list[bytes] = [b""]
+            payloads: list[bytes] = []
             first = session.dseq + 1
             limit = min(room, MAX_BATCH)
             size = 0
@@ -129,15 +129,15 @@ class Delivery:
                 inflight.append((dseq, entry))
                 mb.inflight_bytes += len(entry.payload)
                 items.append(deliver_item(dseq, entry, now))
-                parts.append(entry.payload)
+                payloads.append(entry.payload)
                 size += len(entry.payload)
             if not items:
                 break
             if session.packed:
-                sizes, body = packed(parts[1:])
+                sizes, body = packed(payloads)
                 parts = [encode(Deliver(session.sid, items, sizes)), body]
             else:
-                parts[0] = encode(Deliver(session.sid, items))
+                parts = [encode(Deliver(session.sid, items)), *payloads]
             self.fx.send(session.identity, parts, first)
             room = max(0, room - len(items)) if room else 0
             self.fx.stats["delivered"] += len(items)
