@@ -129,6 +129,7 @@ class BaseClient:
         self._turn_limit = max(1, self.options.recv_window // 8)
         self._next_look = 0.0  # at the connection monitor
         self._next_peek = 0.0  # at the socket, from send()
+        self._woken = False  # a wait ended because the socket had input: no need to ask
         self._batching = 0  # open batch() blocks: sends made in them leave at the outermost end
         self._resumed: list[int] = []  # seqs an earlier process sent that go again
         if self._spool is not None:
@@ -156,12 +157,13 @@ class BaseClient:
         return self._core.next_deadline() - now
 
     def _send_turn(self, now: float) -> None:
-        """The turn after a send(): the frame leaves now; what arrived is taken at most every
-        ``_PEEK`` (receipts come every few ms): a tight send loop does not ask the socket on
-        every call."""
+        """The turn after a send(): the frame leaves first, then, at most every ``_PEEK``,
+        what arrived is taken and timers fire (receipts come every few ms): a message waits
+        for no bookkeeping, and a tight send loop does not ask the socket on every call."""
+        self._flush(now)
         if now >= self._next_peek:
             self._peek(now)
-        self._step(now)
+            self._step(now)
 
     def _recv_turn(self, now: float) -> None:
         """The turn after a recv() that found its message waiting: the engine steps at most
@@ -192,7 +194,8 @@ class BaseClient:
         sock, core = self._sock, self._core
         assert sock is not None
         limit = self._turn_limit
-        for parts in drain(sock, 1024):
+        woken, self._woken = self._woken, False
+        for parts in drain(sock, 1024, woken):
             core.receive(parts, now)
             if core.received_waiting >= limit:
                 break  # hand these over (and ack them) before taking more

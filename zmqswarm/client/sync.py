@@ -318,5 +318,8 @@ class Client(BaseClient):
             ready = self._poller.poll()
         else:
             ready = self._poller.poll(max(0, int(seconds * 1000) + 1) if seconds > 0 else 0)
-        if len(ready) > 1 or (ready and ready[0][0] is self._monitor):
-            self._next_look = 0.0
+        for sock, _ in ready:
+            if sock is self._monitor:
+                self._next_look = 0.0
+            else:
+                self._woken = True

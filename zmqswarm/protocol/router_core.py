@@ -268,9 +268,10 @@ class RouterCore:
     # -- output ---------------------------------------------------------------------------
 
     def take_output(self, now: float) -> list[Output]:
-        """Everything to send after a batch of input: receipts, deliveries, notices."""
-        self.acceptor.take_receipts(now)
+        """Everything to send after a batch of input: deliveries first (a message on its
+        way waits for nothing), then receipts and notices."""
         self.delivery.pump_touched(now)
+        self.acceptor.take_receipts(now)
         return self.fx.take_output()
 
     def take_logs(self) -> list[str]:

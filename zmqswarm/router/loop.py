@@ -263,6 +263,9 @@ class Router:
             if identity is not None:
                 parts = recv_parts(sock)
                 taken = handle(identity, parts, now)
+                # A steady rate brings a frame a turn: what it made leaves before the socket
+                # is asked for more (a system call) and before the timers.
+                self._flush(now)
                 # Ask for the next one or two (a steady rate rarely has more), then read
                 # until Again: an exception costs more than a question, once.
                 frames = 1
