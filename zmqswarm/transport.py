@@ -240,19 +240,12 @@ def readable(sock: zmq.Socket[Any]) -> bool:
     return bool(cast(int, _get(sock, _EVENTS)) & _POLLIN)
 
 
-def drain(sock: zmq.Socket[Any], limit: int, ready: bool = False) -> Iterator[list[bytes]]:
+def drain(sock: zmq.Socket[Any], limit: int) -> Iterator[list[bytes]]:
     """Up to ``limit`` waiting multipart messages, without blocking. The first few are asked
     for (``readable``, 1.4 us here), the rest read until zmq.Again (3.5 us, once): a turn
     mostly finds zero or one message at a steady rate, and then builds no exception, while a
-    backlog pays one exception, not one system call per message. ``ready``: a poll has just
-    said one waits, so the first is read without asking."""
+    backlog pays one exception, not one system call per message."""
     for taken in range(limit):
-        if taken == 0 and ready:
-            try:
-                yield recv_parts(sock, _NOBLOCK)
-            except zmq.Again:
-                return
-            continue
         if taken < ASK_FIRST:
             if not readable(sock):
                 return

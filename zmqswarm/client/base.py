@@ -129,7 +129,8 @@ class BaseClient:
         self._turn_limit = max(1, self.options.recv_window // 8)
         self._next_look = 0.0  # at the connection monitor
         self._next_peek = 0.0  # at the socket, from send()
-        self._woken = False  # a wait ended because the socket had input: no need to ask
+        self._taken: list[bytes] | None = None  # a frame a wait read: fed first
+        self._last_frame = -INF  # when the router last said something (a stream flows)
         self._batching = 0  # open batch() blocks: sends made in them leave at the outermost end
         self._resumed: list[int] = []  # seqs an earlier process sent that go again
         if self._spool is not None:
@@ -155,6 +156,16 @@ class BaseClient:
         if self._stores:
             return min(self._core.next_deadline(), self._sync(now)) - now
         return self._core.next_deadline() - now
+
+    def _quiet_for(self, now: float) -> float | None:
+        """How long a wait may start without a turn first: nothing is due (no timer, no
+        look at the monitor, nothing to send, no store to sync) and no input is known to
+        wait (a wait's poll sees any at once). None: turn first."""
+        core = self._core
+        if self._taken or self._stores or core.has_output or now >= self._next_look:
+            return None
+        due = core.next_deadline()
+        return due - now if now < due else None
 
     def _send_turn(self, now: float) -> None:
         """The turn after a send(): the frame leaves first, then, at most every ``_PEEK``,
@@ -194,9 +205,13 @@ class BaseClient:
         sock, core = self._sock, self._core
         assert sock is not None
         limit = self._turn_limit
-        woken, self._woken = self._woken, False
-        for parts in drain(sock, 1024, woken):
+        taken, self._taken = self._taken, None
+        if taken is not None:
+            core.receive(taken, now)
+            self._last_frame = now
+        for parts in drain(sock, 1024):
             core.receive(parts, now)
+            self._last_frame = now
             if core.received_waiting >= limit:
                 break  # hand these over (and ack them) before taking more
 

@@ -27,7 +27,7 @@ import zmq
 from zmqswarm.errors import ClientClosedError, RouterUnavailableError, WrongThreadError
 from zmqswarm.errors import ZsTimeoutError as _Timeout
 from zmqswarm.protocol import ClientOptions
-from zmqswarm.transport import clock
+from zmqswarm.transport import clock, recv_parts
 
 from .base import BaseClient, BaseTicket, Path
 
@@ -38,6 +38,8 @@ from .tickets import Message, MessageKey, TicketId, TicketState, WaitFor
 __all__ = ["Client", "Ticket"]
 
 T = TypeVar("T")
+_STREAMING = 0.1  # seconds since the router last spoke during which a wait reads the socket
+_NOBLOCK = int(zmq.NOBLOCK)
 
 
 class Ticket(BaseTicket["Client"]):
@@ -104,6 +106,7 @@ class Client(BaseClient):
             context=context, spool=spool, state=state, curve=curve,
         )  # fmt: skip
         self._owner = threading.get_ident()
+        self._rcvtimeo = -1  # the socket's RCVTIMEO as last set (ms; -1: libzmq's default)
         try:
             self._open()
         except BaseException:
@@ -296,11 +299,13 @@ class Client(BaseClient):
         """Turn and wait until ``done(now)`` returns something; ZsTimeoutError after
         ``timeout`` seconds. Every blocking call of the client waits here."""
         self._own()
-        deadline = None if timeout is None else clock() + timeout
+        now = clock()
+        deadline = None if timeout is None else now + timeout
         self._check_usable()
+        wait = self._quiet_for(now)  # a call right after a turn (recv after recv) skips one
         while True:
-            now = clock()
-            wait = self._turn(now)
+            if wait is None:
+                wait = self._turn(now)
             result = done(now)
             if result is not None:
                 return result
@@ -310,16 +315,39 @@ class Client(BaseClient):
                     raise _Timeout(f"{what} within {timeout} s")
                 wait = min(wait, deadline - now)
             self._wait(wait)
+            now, wait = clock(), None
 
     def _wait(self, seconds: float) -> None:
-        """Sleep in zmq's poll (GIL released) until the socket or its monitor has input, or
-        ``seconds`` pass. A monitor with news is looked at at once."""
+        """Sleep, GIL released, until the router says something or ``seconds`` pass; a frame
+        that came is read here, for the next turn. While a stream flows (the router spoke in
+        the last ``_STREAMING`` s), in a blocking read of the socket, bounded by the next look
+        at its monitor: libzmq waits on its own descriptor and hands the frame over in the
+        same call, a wake-up about 7 us of CPU cheaper than a poll and its reads. Idle, in
+        zmq's poll over the socket and its monitor, which sleeps until either has news (a
+        monitor with news is looked at at once)."""
+        sock = self._sock
+        assert sock is not None
+        now = clock()
+        if now - self._last_frame < _STREAMING:
+            limit = min(seconds, self._next_look - now)
+            ms = int(limit * 1000) + 1 if limit > 0 else 0
+            if ms != self._rcvtimeo:  # set only when it changes
+                sock.setsockopt(zmq.RCVTIMEO, ms)
+                self._rcvtimeo = ms
+            try:
+                self._taken = recv_parts(sock)
+            except zmq.Again:
+                pass
+            return
         if seconds == float("inf"):
             ready = self._poller.poll()
         else:
             ready = self._poller.poll(max(0, int(seconds * 1000) + 1) if seconds > 0 else 0)
-        for sock, _ in ready:
-            if sock is self._monitor:
+        for polled, _ in ready:
+            if polled is self._monitor:
                 self._next_look = 0.0
             else:
-                self._woken = True
+                try:
+                    self._taken = recv_parts(sock, _NOBLOCK)
+                except zmq.Again:
+                    pass
