@@ -306,6 +306,8 @@ class FuzzPeer:
                  lambda: self._send(m, valid()), _BAD_FRAME),
             Case("B09 packed, miscut", "a packed Send whose sizes do not cut its part",
                  lambda: self._send(m, packed_wrong(), HOSTILE + HOSTILE), _BAD_FRAME),
+            Case("B09 too many parts", "a Send with 10,000 payload parts (1,024 at most)",
+                 lambda: self._send(m, valid(), *[HOSTILE] * 10_000), _BAD_FRAME, every=16),
             Case("B09 single-part kind", "an Ack with a second part",
                  lambda: self._send(m, encode(Ack(self.sid, 0)), HOSTILE), _BAD_FRAME),
             Case("B10 empty header", "an empty first part",

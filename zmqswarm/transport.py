@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 import zmq
 
 from zmqswarm.errors import ConfigError
-from zmqswarm.protocol.codec import MAX_EPOCH
+from zmqswarm.protocol.codec import MAX_BATCH, MAX_EPOCH
 from zmqswarm.protocol.handshakes import CONNECTED, DOWN, UP
 
 if TYPE_CHECKING:  # pathlib costs ~10 ms to import: `zs send` never needs it
@@ -210,13 +210,18 @@ def tune(sock: zmq.Socket[Any]) -> None:
 
 def recv_parts(sock: zmq.Socket[Any], flags: int = 0) -> list[bytes]:
     """``recv_multipart`` for less: each part's more-flag is read off its Frame instead of a
-    ``getsockopt(RCVMORE)`` per part, a call into libzmq that costs more than the flag."""
+    ``getsockopt(RCVMORE)`` per part, a call into libzmq that costs more than the flag.
+
+    At most ``MAX_PARTS`` are kept, one more than any frame of the protocol has: the rest of
+    a longer one is read and dropped, and the core refuses what is kept (its part count is
+    wrong whatever its kind). libzmq limits each part's size, not their number."""
     recv = sock.recv
     frame = recv(flags, copy=False)
     parts = [frame.bytes]
     while frame.more:
         frame = recv(0, copy=False)
-        parts.append(frame.bytes)
+        if len(parts) < MAX_PARTS:
+            parts.append(frame.bytes)
     return parts
 
 
@@ -258,6 +263,7 @@ def drain(sock: zmq.Socket[Any], limit: int) -> Iterator[list[bytes]]:
 
 
 ASK_FIRST = 2  # messages a drain asks for before it reads until zmq.Again
+MAX_PARTS = 2 + MAX_BATCH  # parts kept of a frame: a header and 1,024 payloads, and one more
 _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
 _MORE = int(zmq.SNDMORE)

@@ -12,7 +12,7 @@ import zmq
 from zmqswarm.protocol.access import name_of
 from zmqswarm.protocol.codec import MAX_EPOCH
 from zmqswarm.router import Router
-from zmqswarm.transport import id_secret, new_epoch, peer_limits, routing_id
+from zmqswarm.transport import MAX_PARTS, id_secret, new_epoch, peer_limits, recv_parts, routing_id
 
 
 def test_epochs_are_random_and_within_53_bits() -> None:
@@ -75,4 +75,24 @@ def test_maxmsgsize_on_the_router_and_on_peers(tmp_path: Path) -> None:
         peer.disable_monitor()
         for sock in (monitor, peer, server):
             sock.close(0)
+        ctx.term()
+
+
+def test_a_frame_of_too_many_parts_is_cut_and_the_next_one_is_whole() -> None:
+    """Any frame with more parts than a header and 1,024 payloads is invalid: a reader keeps
+    one part past that (the core refuses it for its count) and drops the rest, so that ten
+    thousand parts cost no memory, and the frame after it comes whole."""
+    ctx: zmq.Context[Any] = zmq.Context()
+    a, b = ctx.socket(zmq.PAIR), ctx.socket(zmq.PAIR)
+    a.bind("inproc://parts")
+    b.connect("inproc://parts")
+    try:
+        b.send_multipart([b"h", *[b"x"] * 10_000])
+        b.send_multipart([b"h", *[b"y"] * 1024])
+        cut = recv_parts(a)
+        assert len(cut) == MAX_PARTS == 1026
+        assert recv_parts(a) == [b"h", *[b"y"] * 1024]
+    finally:
+        a.close(0)
+        b.close(0)
         ctx.term()

@@ -398,7 +398,7 @@ class Publish(Frame, tag=21, frozen=True):
     once per ``topic_interval`` (coalesced), and not at all if it equals the value it last
     published. At most once: a value a full router refuses is only counted."""
 
-    items: list[PublishItem]
+    items: Annotated[list[PublishItem], msgspec.Meta(max_length=1024)]
 
 
 class ObserveTopics(Frame, tag=22, frozen=True):
