@@ -13,16 +13,18 @@ due time, the first 8 bytes of its payload:
                   thread, the router's, and the router's own thread woken)
     router        the frame read -> its delivery handed to libzmq (decode, decide, encode)
     hand-off      the delivery's send calls into libzmq
-    to recipient  handed -> the recipient's poll returns (two I/O threads, a wake-up)
-    recipient     woken -> the call returns the message (read, decode, hand over)
+    to recipient  handed -> the recipient has read the frame (two I/O threads, a wake-up)
+    recipient     read -> the call returns the message (decode, hand over)
 
-The zmqswarm router is probed by wrapping the two transport calls its loop makes for a turn's
-first frame (``recv_parts``) and for every send (``send_routed``), the recipient by wrapping
-its Client's wait; the raw loop reads the clock at the same points. A probe is a clock read and
-an append. A message is counted where every probe saw it and in that order: the rest (a frame
-read later in a busy turn, or a message that was already waiting when its recipient asked) are
-left out, and counted. Percentiles are of each segment alone (p99s do not add up), median of
-the runs; the last column is zmqswarm's p50 minus the floor's.
+The zmqswarm router is probed by wrapping the transport calls its loop makes (``recv_parts``
+for a turn's first frame, ``recv_routed`` for the next, ``send_routed`` for every send), the
+recipient by wrapping its core's ``receive``; the raw loop and sink read the clock at the same
+points. A probe is a clock read and an append. A frame that was read after an earlier one
+(the router or the recipient busy with that) counts as read when its reader turned to it: the
+wait before that is in the wire segment. A message is counted where every probe saw it,
+in that order: the rest (a second message of one Deliver) are left out, and counted.
+Percentiles are of each segment alone (p99s do not add up), median of the runs; the last
+column is zmqswarm's p50 minus the floor's.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def _zs_router(url: str, q: Any) -> None:
     clock = time.monotonic_ns
     read: list[tuple[int, ...]] = []
     handed: list[tuple[int, ...]] = []
-    from zmqswarm.transport import recv_parts, send_routed
+    from zmqswarm.transport import recv_parts, recv_routed, send_routed
 
     names = vars(loop)  # the loop calls the transport's functions by the names it imported
 
@@ -77,13 +79,20 @@ def _zs_router(url: str, q: Any) -> None:
             read.append((_due_of(parts[-1]), t))
         return parts
 
+    def probed_take(sock: zmq.Socket[bytes], flags: int = 0) -> tuple[bytes, list[bytes]]:
+        t = clock()  # a later frame of a busy turn: it waited from here at most
+        identity, parts = recv_routed(sock, flags)
+        if len(parts) > 1:
+            read.append((_due_of(parts[-1]), t))
+        return identity, parts
+
     def probed_send(sock: zmq.Socket[bytes], identity: bytes, parts: list[bytes]) -> None:
         t = clock()
         send_routed(sock, identity, parts)
         if len(parts) > 1:  # a Deliver (receipts are one part)
             handed.append((_due_of(parts[-1]), t, clock()))
 
-    names.update(recv_parts=probed_recv, send_routed=probed_send)
+    names.update(recv_parts=probed_recv, recv_routed=probed_take, send_routed=probed_send)
     router = loop.Router([url])
     router.install_signal_handlers()
     router.run()
@@ -95,19 +104,21 @@ def _zs_sink(url: str, n: int, q: Any) -> None:
 
     clock = time.monotonic_ns
     with Client("sink", router=url) as client:
-        woken = [0]
-        wait = client._wait
+        core = client._core
+        read: dict[int, int] = {}
+        receive = core.receive
 
-        def probed_wait(seconds: float) -> None:
-            wait(seconds)
-            woken[0] = clock()
+        def probed_receive(parts: list[bytes], now: float) -> None:
+            if len(parts) > 1:  # a Deliver: its first payload leads its last part
+                read[_due_of(parts[-1])] = clock()
+            receive(parts, now)
 
-        client._wait = probed_wait  # type: ignore[method-assign]
+        core.receive = probed_receive  # type: ignore[method-assign]
         q.put("ready")
         got = []
         for _ in range(n):
-            msg = client.recv(timeout=30)
-            got.append((_due_of(msg.payload), woken[0], clock()))
+            due = _due_of(client.recv(timeout=30).payload)
+            got.append((due, read.get(due, 0), clock()))
         q.put(got)
 
 
@@ -171,10 +182,9 @@ def _raw_sink(url: str, n: int, q: Any) -> None:
     q.put("ready")
     got = []
     for _ in range(n):
-        sock.poll()  # as a Client waits: in zmq's poll, then a read
-        woken = clock()
         payload = sock.recv()
-        got.append((_due_of(payload), woken, clock()))
+        read = clock()
+        got.append((_due_of(payload), read, clock()))
     q.put(got)
     sock.close()
     ctx.term()
@@ -232,15 +242,15 @@ def segments(probes: Probes, warmup: int) -> tuple[dict[str, list[int]], int]:
     """Each counted message's segments in ns, and how many messages were left out."""
     read = {r[0]: r[1] for r in probes["read"]}
     handed = {due: (t0, t1) for due, t0, t1 in probes["handed"]}
-    got = {due: (woken, t) for due, woken, t in probes["got"]}
+    got = {due: (read_there, t) for due, read_there, t in probes["got"]}
     out: dict[str, list[int]] = {name: [] for name in (*SEGMENTS, "total")}
     left_out = 0
     for due, called, returned in probes["sent"][warmup:]:
         if due not in read or due not in handed or due not in got:
             left_out += 1
             continue
-        r, (h0, h1), (woken, back) = read[due], handed[due], got[due]
-        points = (due, called, returned, r, h0, h1, woken, back)
+        r, (h0, h1), (taken, back) = read[due], handed[due], got[due]
+        points = (due, called, returned, r, h0, h1, taken, back)
         if any(a > b for a, b in zip(points, points[1:], strict=False)):
             left_out += 1  # read later in a turn, or found waiting: not this hop's timing
             continue
