@@ -16,7 +16,7 @@ import pytest
 
 from zmqswarm import Client, NameTakenError, WrongThreadError, ZsTimeoutError
 from zmqswarm.observe import list_peers
-from zmqswarm.protocol import Send
+from zmqswarm.protocol import ClientOptions, Send
 
 from ..helpers import FakeRouter, Procs, backlog, router_stats, wait_for
 
@@ -151,6 +151,22 @@ def test_each_send_is_on_the_wire_at_once_and_a_batch_leaves_as_one_frame(
             alice.close(timeout=0)
     finally:
         router.close()
+
+
+def test_a_wait_inside_a_batch_sends_what_the_batch_gathered(procs: Procs) -> None:
+    """A call that waits inside ``batch()`` runs turns, and a turn sends what was gathered:
+    a ticket's wait gets its receipt, and a send that waits for room in a full outbox makes
+    that room, after a quiet spell too (the router silent, no timer due soon)."""
+    procs.router()
+    with Client("alice", router=procs.url, options=ClientOptions(max_outbox=8)) as alice:
+        alice.wait_ready(5)
+        time.sleep(0.2)  # a quiet spell (not a synchronisation): nothing has been said since
+        alice.poll()
+        with alice.batch():
+            assert alice.send("bob", b"x").wait("accepted", timeout=5).state == "accepted"
+            tickets = [alice.send("bob", b"%d" % i) for i in range(20)]  # 2.5 outboxes
+        assert tickets[-1].wait("accepted", timeout=5).state == "accepted"
+        assert alice.close(timeout=5) == []
 
 
 def test_recv_many_hands_over_what_waits_in_order_and_within_its_limit(procs: Procs) -> None:

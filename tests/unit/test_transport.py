@@ -81,7 +81,8 @@ def test_maxmsgsize_on_the_router_and_on_peers(tmp_path: Path) -> None:
 def test_a_frame_of_too_many_parts_is_cut_and_the_next_one_is_whole() -> None:
     """Any frame with more parts than a header and 1,024 payloads is invalid: a reader keeps
     one part past that (the core refuses it for its count) and drops the rest, so that ten
-    thousand parts cost no memory, and the frame after it comes whole."""
+    thousand parts make no list of ten thousand (libzmq holds them all until the frame is
+    whole: that part is libzmq's), and the frame after it comes whole."""
     ctx: zmq.Context[Any] = zmq.Context()
     a, b = ctx.socket(zmq.PAIR), ctx.socket(zmq.PAIR)
     a.bind("inproc://parts")

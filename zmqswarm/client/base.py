@@ -159,10 +159,12 @@ class BaseClient:
 
     def _quiet_for(self, now: float) -> float | None:
         """How long a wait may start without a turn first: nothing is due (no timer, no
-        look at the monitor, nothing to send, no store to sync) and no input is known to
-        wait (a wait's poll sees any at once). None: turn first."""
+        look at the monitor, nothing to send or gathered by ``batch()``, no store to sync)
+        and no input is known to wait (a wait sees any at once). None: turn first."""
         core = self._core
-        if self._taken or self._stores or core.has_output or now >= self._next_look:
+        if self._taken or self._stores or self._batching or now >= self._next_look:
+            return None
+        if core.has_output or core.window.has_ready():
             return None
         due = core.next_deadline()
         return due - now if now < due else None

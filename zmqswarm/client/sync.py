@@ -3,8 +3,10 @@ call (send, recv, ticket waits, poll, close): no I/O thread, no hand-off between
 
 ``send()`` has put its frame on the socket when it returns; libzmq's own I/O thread carries
 it from there, and keeps the connection alive with ZMTP heartbeats, so a caller that computes
-between calls delays nothing it has sent and loses nothing. A blocking call waits in zmq's
-poll, with the GIL released, for the socket, its connection monitor or the next timer.
+between calls delays nothing it has sent and loses nothing. A blocking call waits with the
+GIL released, for the socket, its connection monitor or the next timer: in zmq's poll over
+the socket and the monitor, or, while a stream flows, in a blocking read of the socket that
+looks at the monitor every 10 ms.
 
 Between calls, libzmq carries what was sent and keeps the connection alive; everything
 that takes a decision waits for the next call: receipts, retries of refused messages, a
@@ -302,7 +304,8 @@ class Client(BaseClient):
         now = clock()
         deadline = None if timeout is None else now + timeout
         self._check_usable()
-        wait = self._quiet_for(now)  # a call right after a turn (recv after recv) skips one
+        # A call right after a turn (recv after recv) skips one, when a wait follows.
+        wait = self._quiet_for(now) if timeout is None or timeout > 0 else None
         while True:
             if wait is None:
                 wait = self._turn(now)

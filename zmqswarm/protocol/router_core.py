@@ -267,6 +267,12 @@ class RouterCore:
 
     # -- output ---------------------------------------------------------------------------
 
+    def take_deliveries(self, now: float) -> list[Output]:
+        """What this turn's input made so far to deliver, and any answers it made (Nacks):
+        sent at once, before the turn reads on. Receipts wait for ``take_output``."""
+        self.delivery.pump_touched(now)
+        return self.fx.take_output()
+
     def take_output(self, now: float) -> list[Output]:
         """Everything to send after a batch of input: deliveries first (a message on its
         way waits for nothing), then receipts and notices."""

@@ -33,6 +33,7 @@ import zmq
 from zmqswarm.keys import ZAP_DOMAIN, ServerKeys
 from zmqswarm.protocol import Heartbeat, RouterCore, RouterOptions, encode
 from zmqswarm.protocol.access import Access
+from zmqswarm.protocol.router_state import Output
 from zmqswarm.transport import (
     ASK_FIRST,
     readable,
@@ -263,9 +264,10 @@ class Router:
             if identity is not None:
                 parts = recv_parts(sock)
                 taken = handle(identity, parts, now)
-                # A steady rate brings a frame a turn: what it made leaves before the socket
-                # is asked for more (a system call) and before the timers.
-                self._flush(now)
+                # A steady rate brings a frame a turn: what it delivers leaves before the
+                # socket is asked for more (a system call) and before the timers; receipts
+                # wait for the turn's end.
+                self._send_out(core.take_deliveries(now), now)
                 # Ask for the next one or two (a steady rate rarely has more), then read
                 # until Again: an exception costs more than a question, once.
                 frames = 1
@@ -362,9 +364,12 @@ class Router:
         self._next_look = min(self._next_look, self._sweeps.next_at())
 
     def _flush(self, now: float) -> None:
+        self._send_out(self.core.take_output(now), now)
+
+    def _send_out(self, outputs: list[Output], now: float) -> None:
         sock, core = self.sock, self.core
         failed: set[bytes] = set()
-        for identity, parts, first_dseq in core.take_output(now):
+        for identity, parts, first_dseq in outputs:
             if identity in failed:
                 if first_dseq:
                     core.undeliver(identity, first_dseq)
