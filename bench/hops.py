@@ -9,12 +9,13 @@ due time, the first 8 bytes of its payload:
 
     late          due -> the send call starts (the pacer's sleep: every path pays it)
     sender        the send call, from start to return
-    to router     the call returned -> the router reads the frame (the sender's libzmq I/O
-                  thread, the router's, and the router's own thread woken)
+    to router     the call returned -> the router has read the frame's routing id (the
+                  sender's libzmq I/O thread, the router's, and the router's thread woken)
     router        the frame read -> its delivery handed to libzmq (decode, decide, encode)
     hand-off      the delivery's send calls into libzmq
-    to recipient  handed -> the recipient has read the frame (two I/O threads, a wake-up)
-    recipient     read -> the call returns the message (decode, hand over)
+    to recipient  handed -> the recipient has the frame (two I/O threads, a wake-up, the
+                  read; a Client's, until it feeds the frame to its core)
+    recipient     has it -> the call returns the message (decode, hand over)
 
 The zmqswarm router is probed by wrapping the transport calls its loop makes (``recv_parts``
 for a turn's first frame, ``recv_routed`` for the next, ``send_routed`` for every send), the
@@ -23,8 +24,8 @@ points. A probe is a clock read and an append. A frame that was read after an ea
 (the router or the recipient busy with that) counts as read when its reader turned to it: the
 wait before that is in the wire segment. A message is counted where every probe saw it,
 in that order: the rest (a second message of one Deliver) are left out, and counted.
-Percentiles are of each segment alone (p99s do not add up), median of the runs; the last
-column is zmqswarm's p50 minus the floor's.
+Percentiles are of each segment alone (they do not add up to the total's), median of the
+runs; the last column is zmqswarm's p50 minus the floor's.
 """
 
 from __future__ import annotations
@@ -252,7 +253,7 @@ def segments(probes: Probes, warmup: int) -> tuple[dict[str, list[int]], int]:
         r, (h0, h1), (taken, back) = read[due], handed[due], got[due]
         points = (due, called, returned, r, h0, h1, taken, back)
         if any(a > b for a, b in zip(points, points[1:], strict=False)):
-            left_out += 1  # read later in a turn, or found waiting: not this hop's timing
+            left_out += 1  # a later message of one Deliver (no probe of its own read)
             continue
         for name, a, b in zip(SEGMENTS, points, points[1:], strict=False):
             out[name].append(b - a)
