@@ -338,6 +338,8 @@ class ClientCore:
                     self._emit_packed(batch, limit)
                 else:
                     self._emit_send(window.base, batch, pack=False)
+                if len(batch) < MAX_BATCH:
+                    break  # it stopped short: nothing more may leave now
             self._out.extend(self.publishing.frames(now))
         out, self._out = self._out, []
         return out
