@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
@@ -208,10 +209,8 @@ class BaseClient:
         assert sock is not None
         limit = self._turn_limit
         taken, self._taken = self._taken, None
-        if taken is not None:
-            core.receive(taken, now)
-            self._last_frame = now
-        for parts in drain(sock, 1024):
+        frames = drain(sock, 1024)
+        for parts in frames if taken is None else chain((taken,), frames):
             core.receive(parts, now)
             self._last_frame = now
             if core.received_waiting >= limit:
