@@ -39,6 +39,7 @@ from typing import Any
 
 import zmq
 
+from bench._hist import Histogram
 from bench._procs import (
     CTX,
     SINK,
@@ -261,11 +262,14 @@ def segments(probes: Probes, warmup: int) -> tuple[dict[str, list[int]], int]:
     return out, left_out
 
 
-def _percentile(values: list[int], pct: float) -> float:
+def _percentiles(values: list[int]) -> dict[int, float]:
+    """PCTS of ``values`` (ns) in us, from the benches' histogram; NaN if there are none."""
     if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))] / 1000
+        return {p: float("nan") for p in PCTS}
+    hist = Histogram()
+    for ns in values:
+        hist.record(ns)
+    return {p: hist.percentile(p) / 1000 for p in PCTS}
 
 
 PATHS: dict[str, Callable[[int, float, int], Probes]] = {"raw pyzmq": raw, "zmqswarm": zmqswarm}
@@ -287,11 +291,9 @@ def main() -> None:
     for run in range(args.runs):
         for name, path in PATHS.items() if run % 2 == 0 else reversed(PATHS.items()):
             segs, left_out = segments(path(args.rate, args.seconds, args.size), warmup)
-            pcts = {s: {p: _percentile(v, p) for p in PCTS} for s, v in segs.items()}
-            results[name].append(
-                {"pcts": pcts, "counted": len(segs["total"]), "left_out": left_out}
-            )
+            pcts = {s: _percentiles(v) for s, v in segs.items()}
             counted = len(segs["total"])
+            results[name].append({"pcts": pcts, "counted": counted, "left_out": left_out})
             print(f"run {run + 1}/{args.runs} {name}: {counted:,} counted, {left_out:,} left out")
     med = {
         name: {
