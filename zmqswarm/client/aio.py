@@ -16,19 +16,15 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from math import inf
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TypeVar
 
 import zmq
 
 from zmqswarm.errors import RouterUnavailableError, ZsTimeoutError
-from zmqswarm.protocol import ClientOptions
-from zmqswarm.transport import clock, readable, send_or_drop
+from zmqswarm.transport import clock, readable
 
-from .base import BaseClient, BaseTicket, Path
-
-if TYPE_CHECKING:
-    from zmqswarm.keys import ClientKeys
-from .tickets import Message, Outcome, TicketId, TicketState, WaitFor
+from .base import BaseClient
+from .tickets import BaseTicket, Message, Outcome, TicketId, TicketState, WaitFor
 
 __all__ = ["AsyncClient", "AsyncTicket"]
 
@@ -66,23 +62,7 @@ class AsyncClient(BaseClient):
 
     _publish_delay = 0.01  # a timer on the loop sends what waits
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        router: str | None = None,
-        auto_ack: bool = True,
-        block: bool = True,
-        options: ClientOptions | None = None,
-        context: zmq.Context[Any] | None = None,
-        spool: Path | None = None,
-        state: Path | None = None,
-        curve: ClientKeys | None = None,
-    ) -> None:
-        super().__init__(
-            name, router=router, auto_ack=auto_ack, block=block, options=options,
-            context=context, spool=spool, state=state, curve=curve,
-        )  # fmt: skip
+    def _attach(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._turn_due = False  # a turn is scheduled
         self._corked = False  # send() flushed eagerly in this loop iteration
@@ -111,11 +91,7 @@ class AsyncClient(BaseClient):
     def start(self) -> None:
         """Connect, on the running loop (``async with`` does this)."""
         self._loop = loop = asyncio.get_running_loop()
-        try:
-            self._open()
-        except BaseException:
-            self._close_stores()
-            raise
+        self._open()
         assert self._sock is not None and self._monitor is not None
         self._fds = [int(self._sock.getsockopt(zmq.FD)), int(self._monitor.getsockopt(zmq.FD))]
         loop.add_reader(self._fds[0], self._on_readable)
@@ -179,20 +155,35 @@ class AsyncClient(BaseClient):
         self._timer = None
         self._kick()
 
-    def _flush_now(self, now: float) -> None:
+    def _push(self, now: float) -> None:
         """Send at once, from the caller, then cork until the loop's next iteration, so that
         a burst of send() calls after this one is batched by a single turn. Only the send:
-        a new message's resend deadline falls after the one the armed timer waits for."""
-        sock = self._sock
-        assert sock is not None and self._loop is not None
-        for parts in self._core.outgoing(now):
-            send_or_drop(sock, parts)
+        a new message's resend deadline falls after the one the armed timer waits for. Corked
+        (or a turn is coming anyway): the turn sends it, with the others."""
+        if self._turn_due or self._corked or self._sock is None:
+            self._kick()
+            return
+        assert self._loop is not None
+        self._flush(now)
         self._corked = True
         self._loop.call_soon(self._uncork)
-        if readable(sock):
-            self._kick()  # the send may have eaten the descriptor's edge: read in a turn
         if self._timer is None:
             self._arm(self._core.next_deadline())
+
+    def _flush(self, now: float) -> None:
+        super()._flush(now)
+        assert self._sock is not None
+        if readable(self._sock):
+            self._kick()  # the send may have eaten the descriptor's edge: read in a turn
+
+    def _poke(self, due: float) -> None:
+        if due > clock():
+            self._arm(due)  # no turn per ack: the core holds Acks back up to ack_delay
+        else:
+            self._kick()
+
+    def _acks_due(self, now: float) -> None:
+        self._arm(self._core.ack_due())  # due later: a timer sends it
 
     def _uncork(self) -> None:
         self._corked = False
@@ -242,31 +233,18 @@ class AsyncClient(BaseClient):
     ) -> list[AsyncTicket]:
         """``send()`` for a batch to one recipient."""
         self._check_send(payloads)
-        count = len(payloads)
-        if not self._has_room(count):
+        if not self._has_room(count := len(payloads)):
             self._kick()  # a batch's gathered messages leave: receipts make the room
             await self._until(lambda: self._has_room(count) or None, None, "room in the outbox")
-        now = clock()
-        seqs = self._enqueue(to, payloads, notify, ttl, now)
-        if not self._batching:
-            self._end_batch(now)
-        return [AsyncTicket(self, seq) for seq in seqs]
-
-    def _end_batch(self, now: float) -> None:
-        if self._turn_due or self._corked:
-            self._kick()  # a turn is coming, or one just flushed: batch with the others
-        else:
-            self._flush_now(now)
+        return [AsyncTicket(self, seq) for seq in self._enqueue(to, payloads, notify, ttl)]
 
     def publish(self, topic: str, payload: bytes, *, ttl: float | None = None) -> None:
         """Publish the latest value of ``topic`` for observers (see ``Client.publish``). Not a
         coroutine: it never waits. A burst leaves as one frame every ``publish_delay`` at most."""
         now = clock()
         self._publish(topic, payload, ttl, now)
-        if self._turn_due or self._corked or self._sock is None:
-            self._kick()
-        else:
-            self._flush_now(now)
+        self._push(now)
+        if self._sock is not None:
             self._arm(self._core.next_deadline())  # a value held back leaves on time
 
     async def _wait_ticket(self, seq: int, state: WaitFor, timeout: float | None) -> Outcome:
@@ -306,7 +284,7 @@ class AsyncClient(BaseClient):
             msg = self._next_message(now)
             if msg is not None:
                 if self.auto_ack:
-                    self._arm(self._core.ack_due())  # due later: a timer sends it
+                    self._acks_due(now)
                 return msg
             if now >= deadline:
                 raise ZsTimeoutError(f"no message within {timeout} s")
@@ -325,13 +303,7 @@ class AsyncClient(BaseClient):
     async def recv_many(self, limit: int = 1024, timeout: float | None = None) -> list[Message]:
         """The messages waiting, ``limit`` at most (see ``Client.recv_many``)."""
         self._check_limit(limit)
-        first = await self.recv(timeout)
-        msgs = self._more_messages(first, limit, clock())
-        if self.auto_ack:
-            self._arm(self._core.ack_due())
-        if self._sock is not None and readable(self._sock):
-            self._kick()  # a ping's send may have eaten the descriptor's edge: read in a turn
-        return msgs
+        return self._more_messages(await self.recv(timeout), limit)
 
     def __aiter__(self) -> AsyncIterator[Message]:
         return self._iterate()
@@ -339,20 +311,6 @@ class AsyncClient(BaseClient):
     async def _iterate(self) -> AsyncIterator[Message]:
         while not self._closed:
             yield await self.recv()
-
-    def _ack_key(self, key: tuple[str, int, int], note: str) -> None:
-        super()._ack_key(key, note)
-        # No turn per ack: the core holds Acks back up to ack_delay anyway, so a timer for
-        # when the next one is due will do.
-        self._arm(self._core.ack_due())
-
-    def _hold_key(self, key: tuple[str, int, int], reason: str) -> None:
-        super()._hold_key(key, reason)
-        self._kick()
-
-    def set_state(self, state: str) -> None:
-        super().set_state(state)
-        self._kick()
 
     # -- closing --------------------------------------------------------------------------
 
@@ -362,7 +320,7 @@ class AsyncClient(BaseClient):
             return []
         if self._sock is None:  # never started
             self._closed = True
-            self._close_stores()
+            self._files.close()
             return self._unsent()
         self._kick()  # what a batch gathered leaves first
         try:

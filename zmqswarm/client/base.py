@@ -12,12 +12,11 @@ carries it, and answers ZMTP heartbeats, however long the caller then computes.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import chain
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import zmq
@@ -28,19 +27,10 @@ from zmqswarm.errors import (
     ClientClosedError,
     NameTakenError,
     RouterUnavailableError,
-    StoreError,
 )
 from zmqswarm.protocol import ClientCore, ClientOptions, Code
-from zmqswarm.protocol.client_events import (
-    Accepted,
-    Event,
-    Failed,
-    Refused,
-    SessionDown,
-    SessionUp,
-)
+from zmqswarm.protocol.client_events import Event, Refused, SessionDown, SessionUp
 from zmqswarm.protocol.codec import NAME_RULE, valid_name
-from zmqswarm.protocol.resume_log import SeenLog, SpoolLog
 from zmqswarm.transport import (
     clock,
     close_peer_socket,
@@ -56,20 +46,19 @@ from zmqswarm.transport import (
     send_or_drop,
 )
 
-from .store import Journal
-from .tickets import Message, MessageKey, Outcome, TicketBook, TicketId, TicketState, WaitFor
+from .files import ClientFiles, Path
+from .tickets import Message, MessageKey, Outcome, TicketBook, TicketId
 
 if TYPE_CHECKING:
     from zmqswarm.keys import ClientKeys
     from zmqswarm.protocol.inbox import Inbound
 
-__all__ = ["BaseClient", "BaseTicket"]
+__all__ = ["BaseClient", "Path"]
 
 log = logging.getLogger("zmqswarm.client")
 _PEEK = 0.0005  # seconds between looks at the socket from send()
 _LOOK = 0.01  # seconds between looks at the connection monitor
 INF = float("inf")
-Path = str | os.PathLike[str]
 
 
 def refusal_error(code: Code, reason: str, url: str) -> RouterUnavailableError:
@@ -84,6 +73,9 @@ def refusal_error(code: Code, reason: str, url: str) -> RouterUnavailableError:
 class BaseClient:
     """The shared layer. Drivers call ``_open`` once, ``_turn`` whenever they run, and wait
     for the socket (``_sock``, ``_monitor``) and for ``_core.next_deadline()`` between turns.
+    What they add is in the hooks: ``_attach``, ``_own``, ``_poke``, ``_acks_due`` and
+    ``_session_changed``; ``AsyncClient`` also has a ``_push`` of its own. The arguments are
+    the same for both (see ``Client``).
     """
 
     _publish_delay = 0.0  # ClientOptions.publish_delay when it is None: see there
@@ -92,11 +84,11 @@ class BaseClient:
         self,
         name: str,
         *,
-        router: str | None,
-        auto_ack: bool,
-        block: bool,
-        options: ClientOptions | None,
-        context: zmq.Context[Any] | None,
+        router: str | None = None,
+        auto_ack: bool = True,
+        block: bool = True,
+        options: ClientOptions | None = None,
+        context: zmq.Context[Any] | None = None,
         spool: Path | None = None,
         state: Path | None = None,
         curve: ClientKeys | None = None,
@@ -110,10 +102,9 @@ class BaseClient:
             self.options = msgspec.structs.replace(self.options, publish_delay=delay)
         self.url = resolve_router_url(router)
         self._keys = peer_keys(curve)
-        self._stores: list[Journal[Any]] = []
-        self._spool, self._state = self._open_stores(spool, state)
-        self.epoch = self._spool.log.epoch if self._spool else new_epoch()
-        hellos = self._spool.log.hellos if self._spool else 0
+        self._files = files = ClientFiles(name, spool, state, self.options.fsync_every)
+        self.epoch = files.spool.log.epoch if files.spool else new_epoch()
+        hellos = files.spool.log.hellos if files.spool else 0
         self._core = ClientCore(name, epoch=self.epoch, options=self.options, hellos=hellos)
         keys = self._keys
         secret = id_secret(keys.secret, name, self.epoch) if keys is not None else ""
@@ -134,17 +125,28 @@ class BaseClient:
         self._last_frame = -INF  # when the router last said something (a stream flows)
         self._batching = 0  # open batch() blocks: sends made in them leave at the outermost end
         self._resumed: list[int] = []  # seqs an earlier process sent that go again
-        if self._spool is not None:
-            self._resume(self._spool.log)
-        if self._state is not None:
-            self._core.inbox.seed(self._state.log.high, self._state.log.above)
+        if files.spool is not None:
+            self._resumed, expired = files.resume(self._core)
+            if expired:
+                self._on_events(expired, clock())
+        if files.state is not None:
+            self._core.inbox.seed(files.state.log.high, files.state.log.above)
+        self._attach()
+
+    def _attach(self) -> None:
+        """The driver's own start, at the end of ``__init__``: ``Client`` connects now,
+        ``AsyncClient`` once ``start()`` runs on its loop."""
 
     # -- the engine -----------------------------------------------------------------------
 
     def _open(self) -> None:
-        self._sock, self._monitor = open_peer_socket(
-            self._ctx, self.url, self._routing_id, self.options, self._keys
-        )
+        try:
+            self._sock, self._monitor = open_peer_socket(
+                self._ctx, self.url, self._routing_id, self.options, self._keys
+            )
+        except BaseException:
+            self._files.close()
+            raise
         self._core.connect(clock())
 
     def _turn(self, now: float, look: bool = False) -> float:
@@ -154,8 +156,8 @@ class BaseClient:
             self._look(now)
         self._feed(now)
         self._step(now)
-        if self._stores:
-            return min(self._core.next_deadline(), self._sync(now)) - now
+        if self._files:
+            return min(self._core.next_deadline(), self._files.sync(now)) - now
         return self._core.next_deadline() - now
 
     def _quiet_for(self, now: float) -> float | None:
@@ -163,17 +165,18 @@ class BaseClient:
         look at the monitor, nothing to send or gathered by ``batch()``, no store to sync)
         and no input is known to wait (a wait sees any at once). None: turn first."""
         core = self._core
-        if self._taken or self._stores or self._batching or now >= self._next_look:
+        if self._taken or self._files or self._batching or now >= self._next_look:
             return None
         if core.has_output or core.window.has_ready():
             return None
         due = core.next_deadline()
         return due - now if now < due else None
 
-    def _send_turn(self, now: float) -> None:
-        """The turn after a send(): the frame leaves first, then, at most every ``_PEEK``,
-        what arrived is taken and timers fire (receipts come every few ms): a message waits
-        for no bookkeeping, and a tight send loop does not ask the socket on every call."""
+    def _push(self, now: float) -> None:
+        """The turn after a send (or a batch's end): the frame leaves first, then, at most
+        every ``_PEEK``, what arrived is taken and timers fire (receipts come every few ms):
+        a message waits for no bookkeeping, and a tight send loop does not ask the socket on
+        every call. ``AsyncClient`` corks instead: see there."""
         self._flush(now)
         if now >= self._next_peek:
             self._peek(now)
@@ -237,9 +240,7 @@ class BaseClient:
     def _on_events(self, events: list[Event], now: float) -> None:
         self._book.on_events(events)
         session = any(isinstance(ev, SessionUp | SessionDown | Refused) for ev in events)
-        spool = self._spool
-        if spool is not None:
-            self._settle(spool, events, session, now)
+        self._files.settle(events, session, self._core.hellos, now)
         if session:
             self._session_changed()
 
@@ -267,13 +268,18 @@ class BaseClient:
         finally:
             self._batching -= 1
             if not self._batching and not self._closed:
-                self._end_batch(clock())
+                self._push(clock())
 
     def _own(self) -> None:
         """Raise if the calling thread may not use this client (``Client``: its owner's)."""
 
-    def _end_batch(self, now: float) -> None:
-        """Send what the batch gathered: the driver's turn after a send."""
+    def _poke(self, due: float) -> None:
+        """The application acted (an ack, a hold, a state) and made output due at ``due``:
+        the driver sees that it leaves by then."""
+        raise NotImplementedError
+
+    def _acks_due(self, now: float) -> None:
+        """Messages were handed over with auto_ack: the driver sends their Ack when due."""
         raise NotImplementedError
 
     # -- checks every call makes ----------------------------------------------------------
@@ -303,17 +309,18 @@ class BaseClient:
         return False
 
     def _enqueue(
-        self, to: str, payloads: list[bytes], notify: bool, ttl: float | None, now: float
+        self, to: str, payloads: list[bytes], notify: bool, ttl: float | None
     ) -> list[int]:
-        """Queue them in the core, which checks every argument first (ValueError)."""
+        """Queue them in the core, which checks every argument first (ValueError), and send
+        them unless a batch gathers them. The room for them was made first."""
+        now = clock()
         ttl_ms = int(ttl * 1000) if ttl else 0
-        core, spool = self._core, self._spool
-        if spool is not None:  # on disk before its frame can leave: send() promises it
-            core.check(to, payloads)
-            deadline = int(time.time() * 1000) + ttl_ms if ttl_ms else 0
-            seq = core.window.next_seq
-            spool.append(spool.log.add(seq, to, payloads, notify, deadline, spool.size), now)
-        return core.submit(to, payloads, now, notify=notify, ttl_ms=ttl_ms)
+        if self._files.spool is not None:
+            self._files.sent(self._core, to, payloads, notify, ttl_ms, now)
+        seqs = self._core.submit(to, payloads, now, notify=notify, ttl_ms=ttl_ms)
+        if not self._batching:
+            self._push(now)
+        return seqs
 
     # -- receiving ------------------------------------------------------------------------
 
@@ -327,24 +334,27 @@ class BaseClient:
             return None
         return self._message(received, now)
 
-    def _more_messages(self, first: Message, limit: int, now: float) -> list[Message]:
+    def _more_messages(self, first: Message, limit: int) -> list[Message]:
         """``first``, then the messages already taken that may be handed over now: ``limit``
         in all at most. No wait, and no look at the socket: what a burst brought."""
-        out, core, state = [first], self._core, self._state
+        now = clock()
+        out, core = [first], self._core
         # With a state and auto_ack: one write for the lot, before any is acked or returned.
-        later: list[MessageKey] | None = [] if state is not None and self.auto_ack else None
+        stated = self._files.state is not None and self.auto_ack
+        later: list[MessageKey] | None = [] if stated else None
         while len(out) < limit:
             received = core.take_message(now)
             if received is None:
                 break
             out.append(self._message(received, now, later))
         if later:
-            assert state is not None
-            state.append([state.log.acked(*key) for key in later], now)
+            self._files.acked(later, now)
             for key in later:
                 core.ack(key)
         if core.has_output:
             self._flush(now)  # a ping the hand-over asked for
+        if self.auto_ack:
+            self._acks_due(now)
         return out
 
     @staticmethod
@@ -362,27 +372,31 @@ class BaseClient:
         # compares expiry with time.monotonic().
         expires = time.monotonic() + (received.expires - now) if received.expires else 0.0
         msg = Message(key[0], received.payload, key, received.attempt, self, expires)
-        state = self._state
+        files = self._files
         if self.auto_ack:
             if later is not None:
                 later.append(key)
             else:
-                if state is not None:  # on disk before recv() returns it: never handed twice
-                    state.append([state.log.acked(*key)], now)
+                if files.state is not None:  # on disk before recv() returns it
+                    files.acked([key], now)
                 self._core.ack(key)
             msg._client = None
-        elif state is not None:
-            state.log.handed(*key)
+        elif files.state is not None:
+            files.handed(key)
         return msg
 
     def _ack_key(self, key: MessageKey, note: str) -> None:
-        state = self._state
-        if state is not None:  # on disk before the Ack can leave: ack() promises it
-            state.append([state.log.acked(*key)], clock())
+        self._own()
+        if self._files.state is not None:  # on disk before the Ack can leave
+            self._files.acked([key], clock())
         self._core.ack(key, note)
+        self._poke(self._core.ack_due())
 
     def _hold_key(self, key: MessageKey, reason: str) -> None:
-        self._core.hold(key, reason, clock())
+        self._own()
+        now = clock()
+        self._core.hold(key, reason, now)
+        self._poke(now)
 
     def _publish(self, topic: str, payload: bytes, ttl: float | None, now: float) -> None:
         self._check_usable()
@@ -391,79 +405,11 @@ class BaseClient:
     def set_state(self, state: str) -> None:
         """Tell the router what this peer is doing: ``zs peers`` shows it. Said again after
         every reconnect, forgotten when the session ends."""
+        self._own()
         self._check_usable()
-        self._core.set_state(state, clock())
-
-    # -- spool and state -------------------------------------------------------------------
-
-    def _open_stores(
-        self, spool: Path | None, state: Path | None
-    ) -> tuple[Journal[SpoolLog] | None, Journal[SeenLog] | None]:
-        """Take the spool and the state files (StoreInUseError if a live process holds one)."""
-        sync, name = self.options.fsync_every, self.name
-        sender = recipient = None
-        try:
-            if spool is not None:
-                sender = Journal.open(spool, lambda r: SpoolLog(r, name, new_epoch()), sync)
-                self._stores.append(sender)
-            if state is not None:
-                recipient = Journal.open(state, lambda r: SeenLog(r, name), sync)
-                self._stores.append(recipient)
-        except BaseException:
-            self._close_stores()
-            raise
-        return sender, recipient
-
-    def _resume(self, log: SpoolLog) -> None:
-        """Carry on the stream the spool holds: what an earlier process sent and the router
-        never receipted goes again, with the same seqs (the router drops what it has)."""
-        now_ms = int(time.time() * 1000)
-        unsent, expired = [], []
-        for seq in sorted(log.unsent):
-            m = log.unsent[seq]
-            ttl_ms = m.deadline_ms - now_ms if m.deadline_ms else 0
-            if m.deadline_ms and ttl_ms <= 0:
-                expired.append(Failed(seq, m.to, Code.EXPIRED, "ttl passed in the spool"))
-            else:
-                unsent.append((seq, m.to, m.payload, m.notify, ttl_ms))
-        self._core.resume(log.next_seq, unsent, clock())
-        self._resumed = sorted(log.unsent)
-        log.unsent = {}  # the send window holds them now
-        if expired:
-            self._on_events(list(expired), clock())
-
-    def _settle(
-        self, spool: Journal[SpoolLog], events: list[Event], session: bool, now: float
-    ) -> None:
-        """Receipted or abandoned: no later process sends them again. And after a session
-        event (Hellos follow) the spool keeps the attempts it reserves ahead of them."""
-        seqs = [s for ev in events if isinstance(ev, Accepted) for s in ev.seqs]
-        seqs += [ev.seq for ev in events if isinstance(ev, Failed)]
-        records = [spool.log.settle(seqs)] if seqs else []
-        if session:
-            records += spool.log.reserve(self._core.hellos)
-        try:
-            spool.append(records, now)
-        except StoreError as exc:  # not fatal: a later process resends, the router drops
-            log.warning("%s", exc)
-
-    def _sync(self, now: float) -> float:
-        """fsync the stores whose writes have waited ``fsync_every``; when the next is due."""
-        due = INF
-        for store in self._stores:
-            if now >= store.sync_due():
-                store.sync()
-            due = min(due, store.sync_due())
-        return due
-
-    def _close_stores(self) -> None:
-        stores, self._stores = self._stores, []
-        try:
-            for store in stores:
-                store.close()
-        finally:
-            for store in stores:
-                store.close()  # after a failure, the others all the same (a no-op if done)
+        now = clock()
+        self._core.set_state(state, now)
+        self._poke(now)
 
     # -- tickets --------------------------------------------------------------------------
 
@@ -517,58 +463,15 @@ class BaseClient:
             assert self._monitor is not None
             close_peer_socket(sock, self._monitor)
             self._sock = self._monitor = None
-        self._close_stores()  # what was never receipted stays in the spool
+        self._files.close()  # what was never receipted stays in the spool
         return unsent
 
     def _report_unsent(self, unsent: list[TicketId]) -> None:
         """Leaving a ``with`` block drops close()'s answer, so log it. An explicit close()
         only returns it: its caller says it in its own words (``zs send`` does, in one line)."""
-        if unsent and self._spool is not None:
+        spool = self._files.spool
+        if unsent and spool is not None:
             what = "%s closed with %d unreceipted messages, kept in %s for the next run"
-            log.warning(what, self.name, len(unsent), self._spool.path)
+            log.warning(what, self.name, len(unsent), spool.path)
         elif unsent:
             log.warning("%s closed with %d unreceipted messages", self.name, len(unsent))
-
-
-C = TypeVar("C", bound=BaseClient)
-
-
-class BaseTicket(Generic[C]):
-    """A sent message's ticket: its TicketId, and the client that can tell where it is."""
-
-    __slots__ = ("_client", "note", "seq")
-
-    def __init__(self, client: C, seq: int) -> None:
-        self._client = client
-        self.seq = seq
-        self.note = ""  # after wait("delivered"): how it went, if the recipient said
-
-    @property
-    def id(self) -> TicketId:
-        return TicketId(self._client.name, self._client.epoch, self.seq)
-
-    @property
-    def progress(self) -> str:
-        """The recipient's latest word on why it holds this message ("" if none): for
-        tickets sent with ``notify``, e.g. a tmux agent's ``dead: no live pane``."""
-        return self._client._ticket_progress(self.seq)
-
-    def _reached(self, want: WaitFor) -> Outcome | None:
-        """The outcome if the ticket has reached ``want`` (or failed), else None."""
-        outcome = self._client._ticket_outcome(self.seq)
-        state: TicketState = outcome[0]
-        if state in ("failed", "delivered") or (state == "accepted" and want == "accepted"):
-            return outcome
-        return None
-
-    def _settle(self, outcome: Outcome) -> None:
-        error = outcome[1]
-        if error is not None:
-            raise error
-        self.note = self._client._ticket_note(self.seq)
-
-    def __str__(self) -> str:
-        return str(self.id)
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.id}>"

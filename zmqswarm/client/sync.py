@@ -22,20 +22,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TypeVar
 
 import zmq
 
 from zmqswarm.errors import ClientClosedError, RouterUnavailableError, WrongThreadError
 from zmqswarm.errors import ZsTimeoutError as _Timeout
-from zmqswarm.protocol import ClientOptions
 from zmqswarm.transport import clock, recv_parts
 
-from .base import BaseClient, BaseTicket, Path
-
-if TYPE_CHECKING:
-    from zmqswarm.keys import ClientKeys
-from .tickets import Message, MessageKey, TicketId, TicketState, WaitFor
+from .base import BaseClient
+from .tickets import BaseTicket, Message, TicketId, TicketState, WaitFor
 
 __all__ = ["Client", "Ticket"]
 
@@ -90,30 +86,10 @@ class Client(BaseClient):
             default: the files ``$ZS_CURVE_SECRET`` and ``$ZS_ROUTER_KEY`` name, if set.
     """
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        router: str | None = None,
-        auto_ack: bool = True,
-        block: bool = True,
-        options: ClientOptions | None = None,
-        context: zmq.Context[Any] | None = None,
-        spool: Path | None = None,
-        state: Path | None = None,
-        curve: ClientKeys | None = None,
-    ) -> None:
-        super().__init__(
-            name, router=router, auto_ack=auto_ack, block=block, options=options,
-            context=context, spool=spool, state=state, curve=curve,
-        )  # fmt: skip
+    def _attach(self) -> None:
         self._owner = threading.get_ident()
         self._rcvtimeo = -1  # the socket's RCVTIMEO as last set (ms; -1: libzmq's default)
-        try:
-            self._open()
-        except BaseException:
-            self._close_stores()
-            raise
+        self._open()
         self._poller = zmq.Poller()
         self._poller.register(self._sock, zmq.POLLIN)
         self._poller.register(self._monitor, zmq.POLLIN)
@@ -152,18 +128,9 @@ class Client(BaseClient):
     def _send(self, to: str, payloads: list[bytes], notify: bool, ttl: float | None) -> list[int]:
         self._own()
         self._check_send(payloads)
-        if not self._has_room(len(payloads)):
-            count = len(payloads)
+        if not self._has_room(count := len(payloads)):
             self._run_until(lambda now: self._has_room(count) or None, None, "room in the outbox")
-        now = clock()
-        seqs = self._enqueue(to, payloads, notify, ttl, now)
-        if not self._batching:
-            self._send_turn(now)
-        return seqs
-
-    def _end_batch(self, now: float) -> None:
-        self._own()
-        self._send_turn(now)
+        return self._enqueue(to, payloads, notify, ttl)
 
     def publish(self, topic: str, payload: bytes, *, ttl: float | None = None) -> None:
         """Publish the latest value of ``topic`` for observers (``zs sub``, ``zs monitor``):
@@ -180,7 +147,7 @@ class Client(BaseClient):
         self._own()
         now = clock()
         self._publish(topic, payload, ttl, now)
-        self._send_turn(now)
+        self._push(now)
 
     def poll(self, timeout: float = 0.0) -> None:
         """Run the engine: take receipts and notices, resend what is due. With a ``timeout``,
@@ -216,11 +183,8 @@ class Client(BaseClient):
             self._recv_turn(now)
         else:
             msg = self._run_until(self._next_message, timeout, "no message")
-        if self.auto_ack and now >= core.ack_due():
-            # Its ack is due now (its sender waits on it, or the last went out a while ago):
-            # sent as recv() returns. Else it goes within ack_delay while the caller keeps
-            # calling (a blocking wait wakes for it), or on its next call.
-            self._flush(now)
+        if self.auto_ack:
+            self._acks_due(now)
         return msg
 
     def recv_many(self, limit: int = 1024, timeout: float | None = None) -> list[Message]:
@@ -229,12 +193,7 @@ class Client(BaseClient):
         handed over as ``recv()`` hands it over. For consumers of a steady stream: a call a
         burst instead of a call a message (Kafka's ``consume()``, Redis's COUNT)."""
         self._check_limit(limit)
-        first = self.recv(timeout)
-        now = clock()
-        msgs = self._more_messages(first, limit, now)
-        if self.auto_ack and now >= self._core.ack_due():
-            self._flush(now)
-        return msgs
+        return self._more_messages(self.recv(timeout), limit)
 
     def __iter__(self) -> Client:
         return self
@@ -244,21 +203,6 @@ class Client(BaseClient):
             return self.recv()
         except ClientClosedError:
             raise StopIteration from None
-
-    def _ack_key(self, key: MessageKey, note: str) -> None:
-        self._own()
-        super()._ack_key(key, note)
-        self._turn(clock())
-
-    def _hold_key(self, key: MessageKey, reason: str) -> None:
-        self._own()
-        super()._hold_key(key, reason)
-        self._turn(clock())
-
-    def set_state(self, state: str) -> None:
-        self._own()
-        super().set_state(state)
-        self._turn(clock())
 
     # -- closing --------------------------------------------------------------------------
 
@@ -285,6 +229,16 @@ class Client(BaseClient):
                 f" this is thread {threading.get_ident()}: use one Client per thread,"
                 " or an AsyncClient"
             )
+
+    def _poke(self, due: float) -> None:
+        self._turn(clock())  # a call into the client: the engine turns, due or not
+
+    def _acks_due(self, now: float) -> None:
+        """Due now (its sender waits on it, or the last went out a while ago): sent as the
+        call returns. Else it goes within ack_delay while the caller keeps calling (a
+        blocking wait wakes for it), or on its next call."""
+        if now >= self._core.ack_due():
+            self._flush(now)
 
     def _ticket_progress(self, seq: int) -> str:
         self._run()  # reading a ticket is a call into the client: the engine turns

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Literal, Protocol
+from typing import Generic, Literal, Protocol, TypeVar
 
 import msgspec
 
@@ -16,7 +16,16 @@ from zmqswarm.errors import DeliveryError
 from zmqswarm.protocol.client_events import Accepted, Event, Failed, Notified, Progressed
 from zmqswarm.protocol.inbox import MessageKey
 
-__all__ = ["Message", "MessageKey", "Outcome", "TicketBook", "TicketId", "TicketState", "WaitFor"]
+__all__ = [
+    "BaseTicket",
+    "Message",
+    "MessageKey",
+    "Outcome",
+    "TicketBook",
+    "TicketId",
+    "TicketState",
+    "WaitFor",
+]
 
 WaitFor = Literal["accepted", "delivered"]
 TicketState = Literal["pending", "accepted", "delivered", "failed"]
@@ -196,3 +205,59 @@ class TicketBook:
 
     def _name(self, seq: int) -> str:
         return str(TicketId(self.sender, self.epoch, seq))
+
+
+class Teller(Protocol):
+    """What a ticket needs of the client that sent it."""
+
+    name: str
+    epoch: int
+
+    def _ticket_outcome(self, seq: int) -> Outcome: ...
+    def _ticket_progress(self, seq: int) -> str: ...
+    def _ticket_note(self, seq: int) -> str: ...
+
+
+C = TypeVar("C", bound=Teller)
+
+
+class BaseTicket(Generic[C]):
+    """A sent message's ticket: its TicketId, and the client that can tell where it is. Each
+    driver adds ``state`` and ``wait()`` in its own way of waiting."""
+
+    __slots__ = ("_client", "note", "seq")
+
+    def __init__(self, client: C, seq: int) -> None:
+        self._client = client
+        self.seq = seq
+        self.note = ""  # after wait("delivered"): how it went, if the recipient said
+
+    @property
+    def id(self) -> TicketId:
+        return TicketId(self._client.name, self._client.epoch, self.seq)
+
+    @property
+    def progress(self) -> str:
+        """The recipient's latest word on why it holds this message ("" if none): for
+        tickets sent with ``notify``, e.g. a tmux agent's ``dead: no live pane``."""
+        return self._client._ticket_progress(self.seq)
+
+    def _reached(self, want: WaitFor) -> Outcome | None:
+        """The outcome if the ticket has reached ``want`` (or failed), else None."""
+        outcome = self._client._ticket_outcome(self.seq)
+        state: TicketState = outcome[0]
+        if state in ("failed", "delivered") or (state == "accepted" and want == "accepted"):
+            return outcome
+        return None
+
+    def _settle(self, outcome: Outcome) -> None:
+        error = outcome[1]
+        if error is not None:
+            raise error
+        self.note = self._client._ticket_note(self.seq)
+
+    def __str__(self) -> str:
+        return str(self.id)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.id}>"
