@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from zmqswarm import AsyncClient, Client, DeliveryError, StoreInUseError
+from zmqswarm import AsyncClient, Client, ConfigError, DeliveryError, StoreInUseError
 
 from ..helpers import Procs, handed, last_line, router_stats, wait_for
 from .test_faults import offline
@@ -223,3 +223,31 @@ def test_a_spooled_message_whose_ttl_passed_fails_and_is_not_sent(
         assert third.resumed == []  # settled, both: neither goes again
     with Client("bob", router=procs.url) as bob:
         assert bob.recv(timeout=5).text == "fresh"
+
+
+class _Interrupted(Exception):
+    pass
+
+
+@pytest.mark.timeout(30)
+def test_a_client_that_fails_to_start_lets_go_of_its_files(
+    procs: Procs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether the socket could not be made (a bad endpoint) or the start failed after it
+    was (here: the first turn, interrupted), the spool and the state are let go: the next
+    client opens them at once, and nothing is half-held."""
+    spool, state = tmp_path / "alice.spool", tmp_path / "alice.state"
+    with pytest.raises(ConfigError, match="cannot connect"):
+        Client("alice", router="tcp://127.0.0.1:notaport", spool=spool, state=state)
+
+    def interrupted(self: Client) -> float:
+        raise _Interrupted
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Client, "_run", interrupted)
+        with pytest.raises(_Interrupted):
+            Client("alice", router=procs.url, spool=spool, state=state)
+    procs.router()
+    with Client("alice", router=procs.url, spool=spool, state=state) as alice:
+        alice.send("alice", b"to myself").wait("accepted", 5)
+        assert alice.recv(timeout=5).text == "to myself"

@@ -156,10 +156,11 @@ class AsyncClient(BaseClient):
         self._kick()
 
     def _push(self, now: float) -> None:
-        """Send at once, from the caller, then cork until the loop's next iteration, so that
-        a burst of send() calls after this one is batched by a single turn. Only the send:
-        a new message's resend deadline falls after the one the armed timer waits for. Corked
-        (or a turn is coming anyway): the turn sends it, with the others."""
+        """After a send, a publish or a batch's end: send at once, from the caller, then cork
+        until the loop's next iteration, so that a burst of sends after this one is batched
+        by a single turn. Only the send: a new message's resend deadline falls after the one
+        the armed timer waits for. Corked, or a turn coming anyway (or not started yet): that
+        turn sends it, with the others."""
         if self._turn_due or self._corked or self._sock is None:
             self._kick()
             return

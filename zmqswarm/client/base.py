@@ -74,8 +74,8 @@ class BaseClient:
     """The shared layer. Drivers call ``_open`` once, ``_turn`` whenever they run, and wait
     for the socket (``_sock``, ``_monitor``) and for ``_core.next_deadline()`` between turns.
     What they add is in the hooks: ``_attach``, ``_own``, ``_poke``, ``_acks_due`` and
-    ``_session_changed``; ``AsyncClient`` also has a ``_push`` of its own. The arguments are
-    the same for both (see ``Client``).
+    ``_session_changed``; ``AsyncClient`` also sends in its own way (``_push``, ``_flush``).
+    The arguments are the same for both (see ``Client``).
     """
 
     _publish_delay = 0.0  # ClientOptions.publish_delay when it is None: see there
@@ -102,7 +102,20 @@ class BaseClient:
             self.options = msgspec.structs.replace(self.options, publish_delay=delay)
         self.url = resolve_router_url(router)
         self._keys = peer_keys(curve)
+        self._sock: zmq.Socket[bytes] | None = None
+        self._monitor: zmq.Socket[bytes] | None = None
         self._files = files = ClientFiles(name, spool, state, self.options.fsync_every)
+        try:
+            self._setup(files, auto_ack, block, context)
+            self._attach()
+        except BaseException:
+            self._abandon()
+            raise
+
+    def _setup(
+        self, files: ClientFiles, auto_ack: bool, block: bool, context: zmq.Context[Any] | None
+    ) -> None:
+        name = self.name
         self.epoch = files.spool.log.epoch if files.spool else new_epoch()
         hellos = files.spool.log.hellos if files.spool else 0
         self._core = ClientCore(name, epoch=self.epoch, options=self.options, hellos=hellos)
@@ -113,8 +126,6 @@ class BaseClient:
         self.block = block
         self._book = TicketBook(name, self.epoch)
         self._ctx = context or zmq.Context.instance()
-        self._sock: zmq.Socket[bytes] | None = None
-        self._monitor: zmq.Socket[bytes] | None = None
         self._closed = False
         # Take at most this many messages a turn before handing them over: a turn that took
         # a whole credit window first handed nothing over (and acked nothing) until its end.
@@ -131,11 +142,21 @@ class BaseClient:
                 self._on_events(expired, clock())
         if files.state is not None:
             self._core.inbox.seed(files.state.log.high, files.state.log.above)
-        self._attach()
 
     def _attach(self) -> None:
         """The driver's own start, at the end of ``__init__``: ``Client`` connects now,
         ``AsyncClient`` once ``start()`` runs on its loop."""
+
+    def _abandon(self) -> None:
+        """A start that failed: let go of the socket, if it was made, and of the files."""
+        sock, monitor = self._sock, self._monitor
+        self._sock = self._monitor = None
+        self._closed = True
+        try:
+            if sock is not None and monitor is not None:
+                close_peer_socket(sock, monitor)
+        finally:
+            self._files.close()
 
     # -- the engine -----------------------------------------------------------------------
 
@@ -144,10 +165,10 @@ class BaseClient:
             self._sock, self._monitor = open_peer_socket(
                 self._ctx, self.url, self._routing_id, self.options, self._keys
             )
+            self._core.connect(clock())
         except BaseException:
-            self._files.close()
+            self._abandon()
             raise
-        self._core.connect(clock())
 
     def _turn(self, now: float, look: bool = False) -> float:
         """One step of the engine: take what arrived, fire timers, send what is ready.
@@ -275,7 +296,7 @@ class BaseClient:
 
     def _poke(self, due: float) -> None:
         """The application acted (an ack, a hold, a state) and made output due at ``due``:
-        the driver sees that it leaves by then."""
+        the driver sees that it leaves by then (``Client`` turns at once: a call into it)."""
         raise NotImplementedError
 
     def _acks_due(self, now: float) -> None:
@@ -336,7 +357,8 @@ class BaseClient:
 
     def _more_messages(self, first: Message, limit: int) -> list[Message]:
         """``first``, then the messages already taken that may be handed over now: ``limit``
-        in all at most. No wait, and no look at the socket: what a burst brought."""
+        in all at most; their Acks are the driver's to send when due. No wait for more, and
+        no read of the socket: what a burst brought."""
         now = clock()
         out, core = [first], self._core
         # With a state and auto_ack: one write for the lot, before any is acked or returned.

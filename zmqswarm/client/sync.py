@@ -183,6 +183,7 @@ class Client(BaseClient):
             self._recv_turn(now)
         else:
             msg = self._run_until(self._next_message, timeout, "no message")
+            now = clock()  # after the wait: an ack due meanwhile leaves now
         if self.auto_ack:
             self._acks_due(now)
         return msg
