@@ -106,9 +106,9 @@ def apply_allow_list(
     access = core.access
     assert access is not None
     names = [access.keys.get(key, key) for key in sorted(removed)]
-    access.keys = dict(keys)
-    for key in sorted(removed):
+    for key in sorted(removed):  # while the key still has its name: the refusal says it
         core.revoke(key, now)
+    access.keys = dict(keys)
     return names
 
 
