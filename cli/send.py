@@ -242,8 +242,9 @@ def open_spooled(
     name to let go of it (agents run several at once)."""
     from zmqswarm.client.sync import Client
     from zmqswarm.errors import StoreInUseError
+    from zmqswarm.private import private_dir
 
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    private_dir(os.path.dirname(path))  # always ours (spool_path): 0700, its parents too
     deadline = time.monotonic() + timeout
     while True:
         try:

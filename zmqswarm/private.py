@@ -12,14 +12,14 @@ import stat
 
 from zmqswarm.errors import ConfigError
 
-__all__ = ["check_private_file", "private_dir"]
+__all__ = ["check_private_file", "make_dirs", "open_private", "private_dir"]
 
 
 def private_dir(path: str | os.PathLike[str]) -> None:
     """Make ``path`` (and its missing parents) with mode 0700; refuse one that is a symlink,
     belongs to another user, or that others may write to. A directory we own that others
     may only read or enter is tightened to 0700."""
-    os.makedirs(path, mode=0o700, exist_ok=True)
+    make_dirs(path)
     st = os.lstat(path)
     if stat.S_ISLNK(st.st_mode):
         raise ConfigError(f"{os.fspath(path)} is a symlink: give the real directory")
@@ -37,6 +37,45 @@ def private_dir(path: str | os.PathLike[str]) -> None:
         )
     if st.st_mode & 0o077:
         os.chmod(path, 0o700)
+
+
+def make_dirs(path: str | os.PathLike[str]) -> None:
+    """Make ``path`` and each of its missing parents with mode 0700 (``os.makedirs`` gives
+    the parents 0777 less the umask); leave alone the ones that exist: for a place the
+    user named, whose directories are theirs to set (``private_dir`` checks them too)."""
+    path = os.fspath(path)
+    head, tail = os.path.split(path)
+    if not tail:
+        head, tail = os.path.split(head)
+    if head and tail and not os.path.exists(head):
+        make_dirs(head)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
+
+
+def open_private(path: str | os.PathLike[str], flags: int) -> int:
+    """``os.open(path, flags)`` for a file that holds messages: made 0600 whatever the umask;
+    one that exists, ours, is tightened to 0600 if others may read it; another user's file,
+    or one that is not a regular file, is refused. ``flags`` should include ``O_CREAT``."""
+    fd = os.open(path, flags | os.O_CLOEXEC, 0o600)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{os.fspath(path)} is not a regular file")
+        if st.st_uid != os.getuid():
+            raise ConfigError(
+                f"{os.fspath(path)} belongs to uid {st.st_uid}, not to us ({os.getuid()}):"
+                " give a file of your own"
+            )
+        if st.st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def check_private_file(path: str | os.PathLike[str]) -> None:

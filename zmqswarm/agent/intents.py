@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 
+from zmqswarm.private import make_dirs, open_private
+
 __all__ = ["IntentLog"]
 
 
@@ -29,7 +31,10 @@ class IntentLog:
         self.open: dict[str, str] = {}  # unresolved ticket -> pane ("" if not recorded)
         self.finished: OrderedDict[str, None] = OrderedDict()  # most recent last
         self._lines = 0
-        os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+        # The default's directory is made private by run_agent; a path given with --journal
+        # may lie in the user's own directory (their cwd, say): its missing parts are made
+        # 0700, what exists is theirs and left as it is.
+        make_dirs(os.path.dirname(path) or ".")
         if os.path.exists(path):
             with open(path) as f:
                 for line in f:
@@ -41,7 +46,7 @@ class IntentLog:
                         self.open.pop(ticket, None)
                         self._remember(ticket)
                     self._lines += 1
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._fd = open_private(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
 
     def intend(self, ticket: str, pane: str) -> None:
         """Record that ``ticket`` is about to be pasted into ``pane``; durable before this
@@ -73,7 +78,7 @@ class IntentLog:
 
     def _compact(self) -> None:
         tmp = f"{self.path}.tmp"
-        with open(tmp, "w") as f:
+        with os.fdopen(open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "w") as f:
             f.writelines(f"D {t}\n" for t in self.finished)
             f.writelines(f"I {t} {pane}\n" for t, pane in sorted(self.open.items()))
             f.flush()

@@ -41,6 +41,7 @@ from zmqswarm.agent.panes import STATE, TAG, Pane, PaneWatch
 from zmqswarm.agent.profiles import Profile, load_profile
 from zmqswarm.agent.writer import PaneWriter
 from zmqswarm.errors import ConfigError
+from zmqswarm.private import private_dir
 
 if TYPE_CHECKING:
     from zmqswarm.keys import ClientKeys
@@ -183,13 +184,16 @@ async def run_agent(
     """Serve ``pane`` as peer ``name`` (or the pane tagged with ``name``; with ``tagged``,
     every tagged pane) until ``stop`` is set."""
     label = name or f"tagged-{socket_name or 'default'}"
+    if journal is None:
+        journal = default_journal(label)
+        private_dir(os.path.dirname(journal))  # ours ($XDG_STATE_HOME/zmqswarm): 0700
     agent = Agent(
         {name: pane} if name else {},
         tagged=tagged,
         router=router,
         socket_name=socket_name,
         socket_path=socket_path,
-        journal=journal or default_journal(label),
+        journal=journal,
         profile=profile,
         curve=curve,
     )

@@ -24,6 +24,7 @@ from zmqswarm.agent.profiles import Profile
 from zmqswarm.agent.screen import Probe, left_of, plain_draft, squeeze
 from zmqswarm.client.aio import AsyncClient
 from zmqswarm.client.tickets import Message
+from zmqswarm.private import open_private, private_dir
 from zmqswarm.protocol import ClientOptions
 
 if TYPE_CHECKING:
@@ -151,9 +152,9 @@ class PaneWriter:
             text = flatten(text, profile)
         if len(text) <= self.agent.max_paste and not (several and profile.multiline == "file"):
             return text
-        os.makedirs(self.agent.spool, mode=0o700, exist_ok=True)
+        private_dir(self.agent.spool)  # the bodies are the messages: ours alone, 0700 and 0600
         path = os.path.join(self.agent.spool, f"{str(msg.ticket).replace('/', '-')}.txt")
-        with open(path, "w") as f:
+        with os.fdopen(open_private(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "w") as f:
             f.write(msg.text)
         return f"the message is {len(msg.payload)} bytes: read {path}"
 

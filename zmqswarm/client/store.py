@@ -24,7 +24,8 @@ import os
 from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
-from zmqswarm.errors import StoreError, StoreInUseError
+from zmqswarm.errors import ConfigError, StoreError, StoreInUseError
+from zmqswarm.private import open_private
 from zmqswarm.protocol.resume_log import CLOSE_COMPACT_AT, COMPACT_AT, Scan, scan
 
 __all__ = ["Journal"]
@@ -62,7 +63,7 @@ class Journal(Generic[L]):
         lock = _take_lock(path)
         fd = -1
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            fd = _open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
             data = _read(fd)
             try:
                 found = scan(data)
@@ -152,7 +153,7 @@ class Journal(Generic[L]):
         over the old (a crash leaves one or the other, whole)."""
         head, ranges = self.log.compaction()
         tmp = f"{self.path}.tmp"
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        fd = _open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND)
         try:
             for i in range(0, len(head), _IOV):
                 os.writev(fd, head[i : i + _IOV])
@@ -180,8 +181,18 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
         done = os.write(fd, data)
 
 
+def _open(path: str, flags: int) -> int:
+    """The journal, its lock or a compaction's new file: 0600, whatever the umask or the mode
+    an earlier file had (zmqswarm.private). The directory is the user's choice, left as it
+    is: the files are what must not be readable by others."""
+    try:
+        return open_private(path, flags)
+    except ConfigError as exc:  # another user's file, or not a file
+        raise StoreError(str(exc)) from None
+
+
 def _take_lock(path: str) -> int:
-    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = _open(f"{path}.lock", os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -15,7 +15,7 @@ import zmq
 
 from zmqswarm.errors import ConfigError, RouterInUseError
 from zmqswarm.keys import ServerKeys, secure_server
-from zmqswarm.private import private_dir
+from zmqswarm.private import make_dirs, private_dir
 from zmqswarm.protocol import RouterCore, RouterOptions
 from zmqswarm.transport import default_router_url, heartbeats, ipc_path, readable
 
@@ -141,7 +141,8 @@ def _lock(url: str, path: Path) -> int:
     first and watch or replace the socket."""
     if url == default_router_url():
         private_dir(path.parent)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    else:  # a path the user named (in /tmp, say): what is missing is made 0700, not the rest
+        make_dirs(path.parent)
     fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
