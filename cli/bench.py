@@ -7,11 +7,18 @@ from __future__ import annotations
 import json
 import math
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .exits import FAILED, UNREACHABLE, fail
+from .common import CONFIG, CURVE_SECRET, ROUTER_KEY, keys
+from .exits import DENIED, ERROR, FAILED, UNREACHABLE, USAGE, exit_codes, fail
+from .params import typer_info
+
+if TYPE_CHECKING:
+    from zmqswarm.bench.workload import Spec
+
+NAMES = "bench-*"  # every peer's name (zmqswarm.bench.zs.name): a key must be let use them
 
 
 def bench_command(
@@ -21,8 +28,9 @@ def bench_command(
             "--router",
             "-r",
             metavar="URL",
-            help="Measure the router at URL (its CPU is not counted). Default: a private"
-            " router started for the run, on a free loopback TCP port.",
+            help="Measure the router at URL (its CPU is not counted). Default: the config's"
+            " [client] router (with --config), else a private router started for the run, on"
+            " a free loopback TCP port ($ZS_ROUTER is not read).",
         ),
     ] = None,
     journal: Annotated[
@@ -89,22 +97,43 @@ def bench_command(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the result as one JSON object.")
     ] = False,
+    curve_secret: Annotated[str | None, typer_info(CURVE_SECRET)] = None,
+    router_key: Annotated[str | None, typer_info(ROUTER_KEY)] = None,
+    config: Annotated[str | None, typer_info(CONFIG)] = None,
 ) -> None:
     """Send messages through a router and report msg/s, latency, CPU per message and
     whether every message arrived once and in order.
 
     Every message is receipted (publish acknowledged) and acked by its recipient; senders
     and recipients are processes of their own. Exit 4 if a message was lost, duplicated or
-    out of order, 3 if the router does not answer."""
+    out of order, 3 if the router does not answer, 8 if it refuses our CURVE key or names.
+
+    A router that requires CURVE keys is reached with --curve-secret and --router-key (or
+    $ZS_CURVE_SECRET and $ZS_ROUTER_KEY, or the config's [client] table), by every peer of
+    the run with that one key; the private router has no CURVE. The peers are named
+    bench-TAG-s0.., bench-TAG-r0.., bench-TAG-idle0.. and bench-TAG-probe0 (TAG: six hex
+    digits, new each run): a key may use them once the router's [router.names] lets it, e.g.
+    alice = ["alice", "alice.*", "bench-*"] (a key listed there may use only the names
+    listed)."""
     from zmqswarm.bench import zs
     from zmqswarm.bench.workload import Spec, run
+    from zmqswarm.config import load_config
 
-    if router and journal:
-        raise fail(2, "--journal is for the private router; not with --router")
+    with exit_codes():
+        cfg = load_config(config)
+    url = router or cfg.client.router  # not $ZS_ROUTER: a bench never loads a live router unasked
+    if url and journal:
+        given = "--router" if router else f"[client] router in {config}"
+        raise fail(USAGE, f"--journal is for the private router; not with {given}")
+    if not url and (curve_secret or router_key):
+        raise fail(
+            USAGE,
+            "--curve-secret and --router-key are for --router: the private router has no CURVE",
+        )
     if rate > 0 and rate / senders < 1 / seconds:
-        raise fail(2, f"--rate {rate:g} over --seconds {seconds:g} gives a sender no message")
-    if router:
-        _probe(router)
+        raise fail(USAGE, f"--rate {rate:g} over --seconds {seconds:g} gives a sender no message")
+    with exit_codes():
+        curve = keys(curve_secret, router_key, cfg.client) if url else None
     spec = Spec(
         system=zs.__name__,
         variant="+".join(v for v, on in (("journal", journal), ("batch", batch)) if on),
@@ -117,9 +146,15 @@ def bench_command(
         warmup=min(1.0, seconds / 5),
         window=window,
         idle=peers,
-        address=router or "",
+        address=url or "",
+        curve=curve,
     )
-    result = _run(spec, run, quiet=as_json)
+    if url:
+        _probe(spec, zs.name(spec, "probe", 0))
+    try:
+        result = _run(spec, run, quiet=as_json)
+    except (RuntimeError, TimeoutError) as exc:  # a worker that failed says why, in one line
+        raise fail(ERROR, str(exc)) from None
     out = {k: v for k, v in result.items() if k != "errors" or v}
     if as_json:
         sys.stdout.write(json.dumps(_finite(out)) + "\n")
@@ -129,16 +164,35 @@ def bench_command(
         raise fail(FAILED, "not every message arrived once and in order: see the checks")
 
 
-def _probe(url: str) -> None:
+def _probe(spec: Spec, name: str) -> None:
+    """The router at ``spec.address`` answers, and lets our key (if any) in under the
+    bench's names: else exit 3 or 8 before any worker starts."""
     from zmqswarm.client.sync import Client
-    from zmqswarm.errors import RouterUnavailableError
+    from zmqswarm.errors import AccessDeniedError, RouterUnavailableError
     from zmqswarm.protocol.options import ClientOptions
 
-    try:
-        with Client("zs-bench-probe", router=url, options=ClientOptions(send_only=True)) as c:
-            c.wait_ready(timeout=5)
-    except RouterUnavailableError as exc:
-        raise fail(UNREACHABLE, f"{exc}: is `zs router` running there?") from None
+    options = ClientOptions(send_only=True)
+    with exit_codes():  # a malformed URL, say
+        try:
+            with Client(name, router=spec.address, options=options, curve=spec.curve) as c:
+                c.wait_ready(timeout=5)
+        except AccessDeniedError as exc:
+            raise fail(DENIED, f"{exc}{_denied_hint(spec, name, str(exc))}") from None
+        except RouterUnavailableError as exc:
+            raise fail(UNREACHABLE, f"{exc}: is `zs router` running there?") from None
+
+
+def _denied_hint(spec: Spec, name: str, why: str) -> str:
+    """What to do about a refusal: give keys, or let the key use the bench's names (a
+    refusal of the name names it)."""
+    if spec.curve is None:
+        return " (zs bench takes --curve-secret FILE --router-key FILE, or $ZS_CURVE_SECRET ...)"
+    if name in why:
+        return (
+            f" (every peer of the bench is named {NAMES}: the router's [router.names] can let"
+            " the key use those names)"
+        )
+    return ""
 
 
 def _run(spec: Any, run: Any, quiet: bool) -> dict[str, Any]:
@@ -179,7 +233,10 @@ def _table(r: dict[str, Any]) -> None:
     table.add_column(style="bold")
     table.add_column()
     journaled = " (journal)" if "journal" in spec["variant"] else ""
-    table.add_row("router", spec["address"] or f"a private router{journaled}")
+    curve = " (CURVE)" if spec["curve"] else ""
+    table.add_row(
+        "router", f"{spec['address']}{curve}" if spec["address"] else f"a private router{journaled}"
+    )
     shape = f"{spec['senders']} -> {spec['recipients']}, {spec['size']} B"
     if "batch" in spec["variant"]:
         shape += ", sent in batches"

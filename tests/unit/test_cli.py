@@ -130,6 +130,18 @@ def test_help_texts_say_what_they_mean() -> None:
     assert "-q, --warnings-only  Log only warnings and errors." in router_help
 
 
+def test_bench_takes_the_keys_and_config_every_client_command_takes() -> None:
+    """The same options as `zs send` and `zs peers`, word for word: one declaration each."""
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+
+    def keys_options(name: str) -> list[tuple[Any, ...]]:
+        wanted = ("curve_secret", "router_key", "config")
+        params = {p.name: p for p in commands[name].params if p.name in wanted}
+        return [(p.opts, p.metavar, p.help, p.default) for p in map(params.__getitem__, wanted)]
+
+    assert keys_options("bench") == keys_options("send") == keys_options("peers")
+
+
 def test_version_and_shell_completion() -> None:
     from zmqswarm import __version__
 

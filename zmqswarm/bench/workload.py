@@ -47,9 +47,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .hist import Histogram
+
+if TYPE_CHECKING:
+    from zmqswarm.keys import ClientKeys
 
 HEADER = struct.Struct("<HHIq")  # sender, recipient, seq of the pair, due time (ns, 0: none)
 ALL = 0xFFFF  # the recipient of a fan-out message (and -1 its index in a publish)
@@ -62,7 +65,9 @@ PROFILE = "ZS_BENCH_PROFILE"  # a directory: profile every endpoint (and zmqswar
 @dataclass(frozen=True)
 class Spec:
     """What to run. ``count`` is per sender (closed loop); ``window`` is the producer's
-    unacknowledged publishes, ``batch`` the consumer's; ``address`` an existing broker."""
+    unacknowledged publishes, ``batch`` the consumer's; ``address`` an existing broker, and
+    ``curve`` the CURVE keys zmqswarm's peers reach it with (a result says only whether
+    there were any: never the keys)."""
 
     system: str
     variant: str = ""
@@ -81,6 +86,7 @@ class Spec:
     address: str = ""
     stall: float = 20.0  # a recipient that gets nothing new for this long gives up, and says
     tag: str = field(default_factory=lambda: os.urandom(3).hex())  # unique peer names
+    curve: ClientKeys | None = field(default=None, repr=False, compare=False)
 
     def per_sender(self) -> int:
         if self.rate > 0:
@@ -501,7 +507,7 @@ def _result(
     per_msg = {k: v / 1000 / delivered if delivered else math.nan for k, v in cpu.items()}
     return {
         "system": label(spec),
-        "spec": dataclasses.asdict(spec),
+        "spec": dataclasses.asdict(spec) | {"curve": spec.curve is not None},
         "version": broker.version,
         "broker_cpu_counted": bool(broker.pids),
         **counts,

@@ -4,7 +4,11 @@ sync ``Client`` peers. A publish is acknowledged by its receipt (with a journal:
 group commit's fsync), a delivery by the recipient's ack (``auto_ack``). A sender calls
 ``send()`` a message, or with variant "batch" sends each chunk inside ``Client.batch()``
 (``send_many()`` for each run to one recipient): the analogue of a peer's pipeline, a frame
-for up to 1,024 messages to any recipients."""
+for up to 1,024 messages to any recipients.
+
+Every peer is named ``bench-TAG-ROLEN`` (``name``): a CURVE router at ``Spec.address`` must
+let ``Spec.curve``'s key use the names ``bench-*`` (its ``[router.names]``). The private
+router has no CURVE, and its peers none either."""
 
 from __future__ import annotations
 
@@ -12,12 +16,15 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
 from zmqswarm.bench.workload import CTX, PROFILE, Broker, Spec, free_port, wait_port
 from zmqswarm.protocol.options import ClientOptions
+
+if TYPE_CHECKING:
+    from zmqswarm.keys import ClientKeys
 
 NAME = "zmqswarm"
 VARIANTS = ("", "journal", "batch", "journal+batch")
@@ -67,7 +74,22 @@ def prepare(spec: Spec, address: str) -> None:
 
 
 def name(spec: Spec, role: str, index: int) -> str:
+    """``bench-TAG-s0``, ``bench-TAG-r0``, ``bench-TAG-idle0``, ``bench-TAG-probe0`` (`zs
+    bench`'s check that the router answers); TAG: six hex digits, new each run."""
     return f"bench-{spec.tag}-{role}{index}"
+
+
+def curve(spec: Spec) -> ClientKeys | None:
+    """The keys a peer reaches the router with: ``Spec.curve`` at ``Spec.address``; none at
+    the private router, whatever $ZS_CURVE_SECRET and $ZS_ROUTER_KEY (which a ``Client``
+    given no keys would use) say in this worker."""
+    if spec.address:
+        return spec.curve
+    from zmqswarm.keys import ENV_CURVE_SECRET, ENV_ROUTER_KEY
+
+    for var in (ENV_CURVE_SECRET, ENV_ROUTER_KEY):
+        os.environ.pop(var, None)
+    return None
 
 
 class Sender:
@@ -77,7 +99,9 @@ class Sender:
         from zmqswarm.client.sync import Client
 
         options = ClientOptions(max_outbox=spec.window, send_only=True)
-        self.client = Client(name(spec, "s", index), router=address, options=options)
+        self.client = Client(
+            name(spec, "s", index), router=address, options=options, curve=curve(spec)
+        )
         self.client.wait_ready(timeout=30)
         self.names = [name(spec, "r", r) for r in range(spec.recipients)]
         self.window = spec.window
@@ -132,7 +156,9 @@ class Recipient:
 
         options = ClientOptions(recv_window=spec.batch)  # the credit it gives the router
         self.batch = spec.batch
-        self.client = Client(name(spec, "r", index), router=address, options=options)
+        self.client = Client(
+            name(spec, "r", index), router=address, options=options, curve=curve(spec)
+        )
         self.client.wait_ready(timeout=30)
 
     def take(self, timeout: float) -> list[bytes]:
@@ -162,7 +188,9 @@ class Idle:
         if Idle._ctx is None:
             Idle._ctx = zmq.Context()
             Idle._ctx.MAX_SOCKETS = 4096
-        self.client = Client(name(spec, "idle", index), router=address, context=Idle._ctx)
+        self.client = Client(
+            name(spec, "idle", index), router=address, context=Idle._ctx, curve=curve(spec)
+        )
         self.client.wait_ready(timeout=60)
 
     def close(self) -> None:
