@@ -115,9 +115,12 @@ def apply_allow_list(
 class Gatekeeper:
     """The ZAP endpoint, bound in the router's context before any CURVE socket binds."""
 
-    def __init__(self, context: zmq.Context[Any], allow: AllowList, domain: str) -> None:
+    def __init__(
+        self, context: zmq.Context[Any], allow: AllowList, domain: str, stats: dict[str, int]
+    ) -> None:
         self.allow = allow
         self.domain = domain.encode()
+        self.stats = stats  # the router's counters: zap_allowed, zap_refused
         self.sock: zmq.Socket[bytes] = context.socket(zmq.REP)
         self.sock.setsockopt(zmq.LINGER, 0)
         try:
@@ -125,8 +128,6 @@ class Gatekeeper:
         except zmq.ZMQError:
             self.sock.close(0)
             raise ConfigError("another ZAP handler is bound in this zmq context") from None
-        self.allowed = 0
-        self.refused = 0
         self.asked = False  # to re-read the allow list at the next refresh (SIGHUP)
         self._logged: dict[str, float] = {}  # peer address -> when a refusal was logged
         self._next_look = 0.0
@@ -149,10 +150,10 @@ class Gatekeeper:
         while readable(sock):
             request = sock.recv_multipart(zmq.NOBLOCK)
             reply = zap_reply(request, self.domain, self.allow.keys)
-            if reply[2] == b"200":
-                self.allowed += 1
-            else:
-                self.refused += 1
+            allowed = reply[2] == b"200"
+            counter = "zap_allowed" if allowed else "zap_refused"
+            self.stats[counter] = self.stats.get(counter, 0) + 1
+            if not allowed:
                 self._log_refusal(request, reply[3].decode())
             sock.send_multipart(reply)
             n += 1

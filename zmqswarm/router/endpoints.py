@@ -19,6 +19,8 @@ from zmqswarm.private import make_dirs, private_dir
 from zmqswarm.protocol import RouterCore, RouterOptions
 from zmqswarm.transport import default_router_url, heartbeats, ipc_path, readable
 
+from .subscriptions import feed_socket
+
 __all__ = [
     "MONITORED",
     "bind_endpoint",
@@ -158,8 +160,9 @@ def _lock(url: str, path: Path) -> int:
 def bind_pub(
     ctx: zmq.Context[Any], urls: list[str], keys: ServerKeys | None
 ) -> tuple[zmq.Socket[bytes], list[str]]:
-    """The observers' PUB socket, bound on ``urls``; and the endpoints it got."""
-    pub: zmq.Socket[bytes] = ctx.socket(zmq.PUB)
+    """The observers' feed (an XPUB whose subscriptions the router applies: see
+    subscriptions.py), bound on ``urls``; and the endpoints it got."""
+    pub = feed_socket(ctx)
     pub.setsockopt(zmq.LINGER, 0)
     pub.setsockopt(zmq.SNDHWM, 1000)  # a stalled observer misses Updates, then resyncs
     secure(pub, keys)

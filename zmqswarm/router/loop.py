@@ -57,6 +57,7 @@ from .endpoints import (
 )
 from .journal import Journal
 from .metrics import MetricsServer
+from .subscriptions import Subscriptions
 from .sweeps import Sweeps
 
 __all__ = ["Router"]
@@ -141,7 +142,8 @@ class Router:
             self.core.restore(self.journal.restored, time.monotonic())
         try:
             if allow is not None:  # before binding: with no handler, nobody gets in
-                self.gate = Gatekeeper(self._ctx, AllowList(allow), ZAP_DOMAIN)
+                stats = self.core.fx.stats
+                self.gate = Gatekeeper(self._ctx, AllowList(allow), ZAP_DOMAIN, stats)
                 assert self.core.access is not None
                 self.core.access.keys = dict(self.gate.allow.keys)
             self.sock = self._bind()
@@ -155,6 +157,7 @@ class Router:
         try:
             urls = publish if publish is not None else pub_urls(binds)
             self.pub, self.core.publish_endpoints[:] = bind_pub(self._ctx, urls, self.curve)
+            self.subscriptions = Subscriptions(self.core.stats, self.core.options.max_topics)
             if metrics:
                 self.metrics = MetricsServer(metrics, self.core, self._ctx)
         except BaseException:
@@ -324,6 +327,7 @@ class Router:
             urls = list(self.core.publish_endpoints)
             self.pub.close(0)
             self.pub, self.core.publish_endpoints[:] = rebind_pub(self._ctx, urls, self.curve)
+            self.subscriptions = Subscriptions(self.core.stats, self.core.options.max_topics)
             self._renew = True
             log.warning(
                 "revoked %s: their sessions ended; every connection is closed, to be opened"
@@ -387,6 +391,7 @@ class Router:
                     log.warning("send to %r failed: %s", identity, exc)
 
     def _publish(self, parts: list[bytes]) -> None:
+        self.subscriptions.read(self.pub)  # those that came before it: as a PUB would
         try:
             self.pub.send_multipart(parts, zmq.NOBLOCK)
         except zmq.Again:  # PUB drops at its HWM anyway: Updates and ticks are numbered
