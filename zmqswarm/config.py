@@ -39,6 +39,7 @@ class RouterConfig(_Base, frozen=True):
     mailbox_max_messages: int = 100_000
     mailbox_max_bytes: int = 64 << 20
     max_bytes: int = 1 << 30
+    max_mailboxes: int = 100_000  # one a name: a sender to ever new names fills them
     resident_bytes: int = 64 << 20
     max_attempts: int = 10
     dead_max: int = 10_000

@@ -1,10 +1,11 @@
 """Hostile inputs the catalogue's replay (test_hostile.py, bench.hostile) does not carry,
 each against a real router process: a flood of subscriptions on the observers' feed (B29),
-a tampered CURVE handshake (B05)."""
+a tampered CURVE handshake (B05), connection churn (B28)."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import threading
 import time
@@ -184,3 +185,37 @@ def test_a_tampered_curve_initiate_ends_the_connection_before_any_key_check(
     assert (stats["connections_accepted"], stats["connections_closed"], failed) == (1, 1, 1)
     assert stats.get("zap_allowed", 0) == 0 and stats.get("zap_refused", 0) == 0
     assert stats["accepted"] == 0
+
+
+def _fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def _rss_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmRSS:")[1].split()[0])
+
+
+def test_connection_churn_leaks_nothing(procs: Procs, tmp_path: Path) -> None:
+    """B28: 1,000 TCP connections opened and closed back to back (no greeting, then with a
+    half greeting) against a CURVE router: every one counted, its descriptors all given back,
+    its memory flat, and a legitimate client served after."""
+    keys = keyring(tmp_path / "keys", pairs=1)
+    router, url = curve_router(procs, keys)
+    host, port = url[len("tcp://") :].rsplit(":", 1)
+    with Client("s0", router=url, curve=keys_of(str(keys), "s0")) as s0:
+        s0.send("s0", b"warm").wait("accepted", 10)
+        assert s0.recv(timeout=10).payload == b"warm"
+        fds, rss = _fds(router.pid), _rss_kib(router.pid)
+        started = time.monotonic()
+        for i in range(1000):
+            with socket.create_connection((host, int(port)), timeout=5) as conn:
+                if i % 2:
+                    conn.sendall(b"\xff" + bytes(8) + b"\x7f")  # half a greeting, then gone
+        took = time.monotonic() - started
+        wait_for(lambda: _fds(router.pid) <= fds, 10, f"the router back to {fds} descriptors")
+        assert _rss_kib(router.pid) - rss < 8 << 10, "the router's memory grew"
+        s0.send("s0", b"after").wait("accepted", 10)
+        assert s0.recv(timeout=10).payload == b"after"
+    stats = router_stats(router)
+    assert stats["connections_accepted"] == stats["connections_closed"] == 1000 + 1, took

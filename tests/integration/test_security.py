@@ -19,10 +19,19 @@ from zmq.utils.monitor import recv_monitor_message
 
 from zmqswarm import Client
 from zmqswarm.errors import AccessDeniedError, RouterUnavailableError
-from zmqswarm.keys import ClientKeys, ServerKeys, client_keys, load_secret, new_keys, secure_server
+from zmqswarm.keys import (
+    ZAP_DOMAIN,
+    ClientKeys,
+    ServerKeys,
+    client_keys,
+    load_secret,
+    new_keys,
+    secure_server,
+)
 from zmqswarm.keys import trust as trust_key
 from zmqswarm.observe import list_peers
 from zmqswarm.protocol import PROTOCOL_VERSION, Code, Hello, Nack, decode, encode
+from zmqswarm.router.auth import AllowList, Gatekeeper
 from zmqswarm.transport import id_secret, routing_id
 
 from ..helpers import Procs, router_stats, stop_router, wait_for
@@ -340,6 +349,35 @@ def test_with_no_zap_handler_nobody_gets_in(keyring: Keyring, tmp_path: Path) ->
         assert not server.poll(1500)
         client.close(0)
         server.close(0)
+    finally:
+        ctx.term()
+
+
+def test_an_authenticator_that_stops_lets_nobody_new_in(keyring: Keyring, tmp_path: Path) -> None:
+    """The router's own ZAP handler (router/auth.py) lets alice in; then it stops (its
+    socket closed, as when the router's loop dies): bob, listed too, never gets in, while
+    alice's connection, authenticated before, still carries her frames."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    stats: dict[str, int] = {}
+    try:
+        gate = Gatekeeper(ctx, AllowList(keyring.allow), ZAP_DOMAIN, stats)
+        server = ctx.socket(zmq.ROUTER)
+        server.setsockopt(zmq.LINGER, 0)
+        secure_server(server, ServerKeys(*load_secret(keyring.secret("router"))))
+        url = f"ipc://{tmp_path}/gate"
+        server.bind(url)
+        alice = raw_dealer(ctx, url, keyring.client("alice"), b"alice/1")
+        alice.send(b"hello")
+        wait_for(lambda: gate.answer() >= 0 and bool(server.poll(10)), 10, "alice let in")
+        assert server.recv_multipart() == [b"alice/1", b"hello"] and stats["zap_allowed"] == 1
+        gate.close()  # the authenticator stops
+        bob = raw_dealer(ctx, url, keyring.client("bob"), b"bob/1")
+        bob.send(b"hello")
+        alice.send(b"still here")
+        assert server.poll(5000) and server.recv_multipart() == [b"alice/1", b"still here"]
+        assert not server.poll(1500)  # bob's handshake has nobody to ask: he never gets in
+        for sock in (alice, bob, server):
+            sock.close(0)
     finally:
         ctx.term()
 

@@ -23,12 +23,12 @@ def test_examples_exist() -> None:
 def test_values_reach_the_options(tmp_path: Path) -> None:
     path = tmp_path / "zs.toml"
     path.write_text(
-        "[router]\nheartbeat = 0.25\nmax-attempts = 3\nbind = ['ipc:///x']\n"
+        "[router]\nheartbeat = 0.25\nmax-attempts = 3\nmax-mailboxes = 9\nbind = ['ipc:///x']\n"
         "[client]\nmax-outbox = 7\nrecv-window = 5\nrouter = 'tcp://127.0.0.1:1'\n"
     )
     cfg = load_config(path)
     router, client = cfg.router.options(), cfg.client.options()
-    assert (router.heartbeat, router.max_attempts) == (0.25, 3)
+    assert (router.heartbeat, router.max_attempts, router.max_mailboxes) == (0.25, 3, 9)
     assert (client.max_outbox, client.recv_window) == (7, 5)
     assert cfg.router.publish is None  # the default: one PUB beside each bind
 
