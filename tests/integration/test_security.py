@@ -475,21 +475,16 @@ def test_a_loose_secret_key_is_refused(keyring: Keyring) -> None:
         keyring.client("alice")
 
 
-def test_a_journal_in_a_directory_others_may_write_is_refused(procs: Procs, tmp_path: Path) -> None:
-    shared = tmp_path / "shared"
+def test_a_journal_in_a_directory_others_may_write_or_behind_a_symlink_is_refused(
+    procs: Procs, tmp_path: Path
+) -> None:
+    shared, real, link = tmp_path / "shared", tmp_path / "real", tmp_path / "link"
     shared.mkdir()
     shared.chmod(0o777)
-    run = [
-        sys.executable,
-        "-m",
-        "zmqswarm.cli",
-        "router",
-        "-b",
-        procs.url,
-        "--data-dir",
-        str(shared),
-    ]
-    refused = subprocess.run(
-        [*run, "--data-dir", str(shared)], capture_output=True, text=True, timeout=30
-    )
+    real.mkdir(mode=0o700)
+    link.symlink_to(real)  # whoever may replace the link may swap the journal
+    run = [sys.executable, "-m", "zmqswarm.cli", "router", "-b", procs.url, "--data-dir"]
+    refused = subprocess.run([*run, str(shared)], capture_output=True, text=True, timeout=30)
     assert refused.returncode == 6 and "chmod 700" in refused.stderr
+    refused = subprocess.run([*run, str(link)], capture_output=True, text=True, timeout=30)
+    assert refused.returncode == 6 and "is a symlink" in refused.stderr, refused.stderr
