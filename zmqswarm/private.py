@@ -25,11 +25,7 @@ def private_dir(path: str | os.PathLike[str]) -> None:
         raise ConfigError(f"{os.fspath(path)} is a symlink: give the real directory")
     if not stat.S_ISDIR(st.st_mode):
         raise ConfigError(f"{os.fspath(path)} is not a directory")
-    if st.st_uid != os.getuid():
-        raise ConfigError(
-            f"{os.fspath(path)} belongs to uid {st.st_uid}, not to us ({os.getuid()}):"
-            " use a directory of your own"
-        )
+    _check_owner(path, st, "use a directory of your own")
     if st.st_mode & 0o022:
         raise ConfigError(
             f"{os.fspath(path)} may be written by others (mode {stat.S_IMODE(st.st_mode):04o}):"
@@ -65,11 +61,7 @@ def open_private(path: str | os.PathLike[str], flags: int) -> int:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise ConfigError(f"{os.fspath(path)} is not a regular file")
-        if st.st_uid != os.getuid():
-            raise ConfigError(
-                f"{os.fspath(path)} belongs to uid {st.st_uid}, not to us ({os.getuid()}):"
-                " give a file of your own"
-            )
+        _check_owner(path, st, "give a file of your own")
         if st.st_mode & 0o077:
             os.fchmod(fd, 0o600)
     except BaseException:
@@ -85,4 +77,11 @@ def check_private_file(path: str | os.PathLike[str]) -> None:
         raise ConfigError(
             f"{os.fspath(path)} is readable by others (mode {stat.S_IMODE(st.st_mode):04o}):"
             f" chmod 600 {os.fspath(path)}"
+        )
+
+
+def _check_owner(path: str | os.PathLike[str], st: os.stat_result, advice: str) -> None:
+    if st.st_uid != os.getuid():
+        raise ConfigError(
+            f"{os.fspath(path)} belongs to uid {st.st_uid}, not to us ({os.getuid()}): {advice}"
         )

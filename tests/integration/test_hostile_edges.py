@@ -218,4 +218,6 @@ def test_connection_churn_leaks_nothing(procs: Procs, tmp_path: Path) -> None:
         s0.send("s0", b"after").wait("accepted", 10)
         assert s0.recv(timeout=10).payload == b"after"
     stats = router_stats(router)
-    assert stats["connections_accepted"] == stats["connections_closed"] == 1000 + 1, took
+    # s0's own connection too; its close may come after the router has stopped listening.
+    assert stats["connections_accepted"] == 1000 + 1, took
+    assert stats["connections_closed"] in (1000, 1000 + 1)

@@ -333,17 +333,25 @@ def test_a_removed_key_file_is_noticed_without_a_signal(
             bob.recv(timeout=5)
 
 
+def curve_server(
+    ctx: zmq.Context[zmq.Socket[bytes]], keyring: Keyring, where: Path
+) -> tuple[zmq.Socket[bytes], str]:
+    """A bare ROUTER secured as the router's are (ZAP domain enforced), bound on ipc."""
+    server = ctx.socket(zmq.ROUTER)
+    server.setsockopt(zmq.LINGER, 0)
+    secure_server(server, ServerKeys(*load_secret(keyring.secret("router"))))
+    url = f"ipc://{where}/curve-server"
+    server.bind(url)
+    return server, url
+
+
 def test_with_no_zap_handler_nobody_gets_in(keyring: Keyring, tmp_path: Path) -> None:
     """The router's sockets enforce their ZAP domain: a CURVE server whose context has no ZAP
     handler (never started, or stopped) lets no key in, not even a listed one. libzmq's
     default would let every key in."""
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     try:
-        server = ctx.socket(zmq.ROUTER)
-        server.setsockopt(zmq.LINGER, 0)
-        secure_server(server, ServerKeys(*load_secret(keyring.secret("router"))))
-        url = f"ipc://{tmp_path}/no-handler"
-        server.bind(url)
+        server, url = curve_server(ctx, keyring, tmp_path)
         client = raw_dealer(ctx, url, keyring.client("alice"), b"alice/1")
         client.send(b"hello")
         assert not server.poll(1500)
@@ -361,11 +369,7 @@ def test_an_authenticator_that_stops_lets_nobody_new_in(keyring: Keyring, tmp_pa
     stats: dict[str, int] = {}
     try:
         gate = Gatekeeper(ctx, AllowList(keyring.allow), ZAP_DOMAIN, stats)
-        server = ctx.socket(zmq.ROUTER)
-        server.setsockopt(zmq.LINGER, 0)
-        secure_server(server, ServerKeys(*load_secret(keyring.secret("router"))))
-        url = f"ipc://{tmp_path}/gate"
-        server.bind(url)
+        server, url = curve_server(ctx, keyring, tmp_path)
         alice = raw_dealer(ctx, url, keyring.client("alice"), b"alice/1")
         alice.send(b"hello")
         wait_for(lambda: gate.answer() >= 0 and bool(server.poll(10)), 10, "alice let in")
