@@ -323,6 +323,22 @@ def test_a_key_replaced_under_the_same_name_cuts_off_the_old_key(
         new.send("bob", b"after the rotation").wait("accepted", 10)
 
 
+def test_zs_keys_revoke_cuts_a_live_key_off_at_once(
+    procs: Procs, keyring: Keyring, secured: subprocess.Popen[str]
+) -> None:
+    with Client("bob", router=procs.url, curve=keyring.client("bob")) as bob:
+        bob.wait_ready(10)
+        revoke = [sys.executable, "-m", "zmqswarm.cli", "keys", "revoke", "bob"]
+        revoke += ["--allow", str(keyring.allow), "--pid", str(secured.pid)]
+        done = subprocess.run(revoke, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        assert not (keyring.allow / "bob.key").exists()
+        started = time.monotonic()
+        with pytest.raises(AccessDeniedError, match="key 'bob' was revoked"):
+            bob.recv(timeout=5)
+        assert time.monotonic() - started < 1.0  # the signal, not the once-a-second look
+
+
 def test_a_removed_key_file_is_noticed_without_a_signal(
     procs: Procs, keyring: Keyring, secured: subprocess.Popen[str]
 ) -> None:
