@@ -142,7 +142,7 @@ class Router:
             self.core.restore(self.journal.restored, time.monotonic())
         try:
             if allow is not None:  # before binding: with no handler, nobody gets in
-                stats = self.core.fx.stats
+                stats = self.core.stats  # the counters observers see, as Subscriptions'
                 self.gate = Gatekeeper(self._ctx, AllowList(allow), ZAP_DOMAIN, stats)
                 assert self.core.access is not None
                 self.core.access.keys = dict(self.gate.allow.keys)
