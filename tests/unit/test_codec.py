@@ -26,8 +26,8 @@ from zmqswarm.protocol import (
     encode,
     valid_name,
 )
-from zmqswarm.protocol.codec import MAX_BATCH, MAX_EPOCH
-from zmqswarm.protocol.frames import AnyFrame, Frame
+from zmqswarm.protocol.codec import MAX_BATCH, MAX_EPOCH, AnyFrame
+from zmqswarm.protocol.frames import Frame
 from zmqswarm.protocol.packing import packed, payloads_of
 
 names = st.from_regex(r"[a-z0-9][a-z0-9._-]{0,20}", fullmatch=True)

@@ -17,9 +17,17 @@ import msgspec
 import pytest
 
 from zmqswarm.protocol import ClientOptions, RouterOptions
-from zmqswarm.protocol.codec import MAX_BATCH, MAX_EPOCH, MAX_HEADER, MAX_NAME, decode, encode
+from zmqswarm.protocol.codec import (
+    MAX_BATCH,
+    MAX_EPOCH,
+    MAX_HEADER,
+    MAX_NAME,
+    AnyFrame,
+    decode,
+    encode,
+)
 from zmqswarm.protocol.effects import STATS
-from zmqswarm.protocol.frames import AnyFrame, Code, Frame
+from zmqswarm.protocol.frames import Code, Frame
 from zmqswarm.transport import routing_id
 
 DOC = Path(__file__).parents[2] / "docs" / "protocol.md"

@@ -25,21 +25,19 @@ from zmqswarm.protocol import (
     topic_feed,
 )
 from zmqswarm.protocol.codec import decode, encode
-from zmqswarm.protocol.frames import (
+from zmqswarm.protocol.frames import Publish, PublishItem, Welcome
+from zmqswarm.protocol.observing import Connect, ObserverCore
+from zmqswarm.protocol.query_frames import (
     Observe,
     ObserveTopics,
     PeerItem,
-    Publish,
-    PublishItem,
     Snapshot,
     TopicItem,
     TopicSnapshot,
     TopicTick,
     TopicValue,
     Update,
-    Welcome,
 )
-from zmqswarm.protocol.observing import Connect, ObserverCore
 from zmqswarm.protocol.topic_feed import TICK_KEY, TOPIC_KEY, TopicCache, TopicView
 
 

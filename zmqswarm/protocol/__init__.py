@@ -12,16 +12,21 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .client_core import ClientCore
-    from .codec import MAX_BATCH, MAX_HEADER, DecodeFailure, decode, encode, valid_name
+    from .codec import (
+        MAX_BATCH,
+        MAX_HEADER,
+        AnyFrame,
+        DecodeFailure,
+        decode,
+        encode,
+        valid_name,
+    )
     from .dead_letters import DeadLetter
     from .frames import (
         PROTOCOL_VERSION,
         Ack,
-        AnyFrame,
         Bye,
         Code,
-        DeadItem,
-        DeadList,
         Deliver,
         Delivered,
         DeliverItem,
@@ -30,30 +35,34 @@ if TYPE_CHECKING:
         Held,
         Hello,
         Hold,
-        ListDead,
-        ListPeers,
         Nack,
-        Observe,
-        ObserveTopics,
-        PeerItem,
-        PeerList,
         PeerState,
         Publish,
         PublishItem,
         Receipt,
         Send,
         SendItem,
-        Snapshot,
         Status,
+        Welcome,
+    )
+    from .inbox import Inbound, Inbox, MessageKey
+    from .options import ClientOptions, RouterOptions
+    from .query_frames import (
+        DeadItem,
+        DeadList,
+        ListDead,
+        ListPeers,
+        Observe,
+        ObserveTopics,
+        PeerItem,
+        PeerList,
+        Snapshot,
         TopicItem,
         TopicSnapshot,
         TopicTick,
         TopicValue,
         Update,
-        Welcome,
     )
-    from .inbox import Inbound, Inbox, MessageKey
-    from .options import ClientOptions, RouterOptions
     from .router_core import RouterCore
     from .send_window import Failed, SendWindow
     from .state_feed import LatencyWindow, StatePublisher, WatchedState
@@ -65,11 +74,31 @@ _WHERE = {
     **dict.fromkeys(["ClientCore"], "client_core"),
     **dict.fromkeys(["ClientOptions", "RouterOptions"], "options"),
     **dict.fromkeys(
-        ["MAX_BATCH", "MAX_HEADER", "DecodeFailure", "decode", "encode", "valid_name"], "codec"
+        ["MAX_BATCH", "MAX_HEADER", "AnyFrame", "DecodeFailure", "decode", "encode", "valid_name"],
+        "codec",
     ),
     **dict.fromkeys(["Inbound", "Inbox", "MessageKey"], "inbox"),
     **dict.fromkeys(["DeadLetter"], "dead_letters"),
     **dict.fromkeys(["RouterCore"], "router_core"),
+    **dict.fromkeys(
+        [
+            "DeadItem",
+            "DeadList",
+            "ListDead",
+            "ListPeers",
+            "Observe",
+            "ObserveTopics",
+            "PeerItem",
+            "PeerList",
+            "Snapshot",
+            "TopicItem",
+            "TopicSnapshot",
+            "TopicTick",
+            "TopicValue",
+            "Update",
+        ],
+        "query_frames",
+    ),
     **dict.fromkeys(["Failed", "SendWindow"], "send_window"),
     **dict.fromkeys(["LatencyWindow", "StatePublisher", "WatchedState"], "state_feed"),
     **dict.fromkeys(["TopicCache", "TopicRecord", "TopicView"], "topic_feed"),

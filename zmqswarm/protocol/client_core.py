@@ -31,11 +31,10 @@ from collections import deque
 from zmqswarm.errors import LocalProtocolError
 
 from .client_events import Accepted, Event, Notified, Progressed, Refused, SessionDown, SessionUp
-from .codec import MAX_BATCH, NAME_RULE, DecodeFailure, decode, encode, valid_name
+from .codec import MAX_BATCH, NAME_RULE, AnyFrame, DecodeFailure, decode, encode, valid_name
 from .frames import (
     PROTOCOL_VERSION,
     Ack,
-    AnyFrame,
     Bye,
     Code,
     Deliver,

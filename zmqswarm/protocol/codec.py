@@ -13,9 +13,40 @@ import msgspec
 
 from zmqswarm.errors import RemoteProtocolError
 
-from .frames import AnyFrame, Code, Frame
+from .frames import (
+    Ack,
+    Bye,
+    Code,
+    Deliver,
+    Delivered,
+    Frame,
+    Heartbeat,
+    Held,
+    Hello,
+    Hold,
+    Nack,
+    PeerState,
+    Publish,
+    Receipt,
+    Send,
+    Welcome,
+)
+from .query_frames import (
+    DeadList,
+    ListDead,
+    ListPeers,
+    Observe,
+    ObserveTopics,
+    PeerList,
+    Snapshot,
+    TopicSnapshot,
+    TopicTick,
+    TopicValue,
+    Update,
+)
 
 __all__ = [
+    "AnyFrame",
     "MAX_BATCH",
     "MAX_EPOCH",
     "MAX_HEADER",
@@ -39,6 +70,14 @@ NAME_RULE = (
     f"a name is 1 to {MAX_NAME} characters: a letter or digit, then letters, digits"
     " and . _ : @ / + -"
 )
+
+AnyFrame = (
+    (Hello | Welcome | Send | Receipt | Nack | Deliver | Ack | Delivered | Heartbeat | Bye)
+    | (Hold | Held | PeerState | Publish)
+    | (ListDead | DeadList | ListPeers | PeerList)
+    | (Observe | Snapshot | Update | ObserveTopics | TopicSnapshot | TopicValue | TopicTick)
+)
+"""Every kind a header may be: what ``decode`` returns."""
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[AnyFrame] = msgspec.msgpack.Decoder(AnyFrame)

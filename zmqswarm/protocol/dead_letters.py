@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .codec import MAX_BATCH
-from .frames import Code, DeadItem, DeadList
+from .frames import Code
+from .query_frames import DeadItem, DeadList
 
 __all__ = ["DeadLetter", "DeadLetterStore"]
 

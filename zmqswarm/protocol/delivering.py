@@ -20,18 +20,11 @@ from collections import deque
 from .codec import MAX_BATCH, encode
 from .dead_letters import DeadLetterStore
 from .effects import Effects
-from .frames import (
-    Code,
-    Deliver,
-    Delivered,
-    DeliverItem,
-    Held,
-    PeerItem,
-    Status,
-)
+from .frames import Code, Deliver, Delivered, DeliverItem, Held, Status
 from .journaling import DeadRow, Put, Spill
 from .options import RouterOptions
 from .packing import pack_limit, packed
+from .query_frames import PeerItem
 from .router_state import ENTRY_COST, Entry, Mailbox, Registry, Session, deliver_item
 from .send_window import INF
 from .state_feed import LatencyWindow

@@ -19,8 +19,8 @@ from collections.abc import Generator
 from typing import NamedTuple
 
 from .codec import DecodeFailure, decode
-from .frames import (
-    Frame,
+from .frames import Frame
+from .query_frames import (
     Observe,
     ObserveTopics,
     Snapshot,

@@ -34,28 +34,12 @@ from .codec import DecodeFailure, decode, encode
 from .dead_letters import DeadLetter, DeadLetterStore
 from .delivering import Delivery
 from .effects import Effects
-from .frames import (
-    Ack,
-    Bye,
-    Code,
-    Heartbeat,
-    Hello,
-    Hold,
-    ListDead,
-    ListPeers,
-    Observe,
-    ObserveTopics,
-    PeerItem,
-    PeerList,
-    PeerState,
-    Publish,
-    Send,
-    Update,
-)
+from .frames import Ack, Bye, Code, Heartbeat, Hello, Hold, PeerState, Publish, Send
 from .inbox import MAX_NOTE
 from .journaling import Batch, Put, Restored, StreamRow
 from .options import RouterOptions
 from .packing import payloads_of
+from .query_frames import ListDead, ListPeers, Observe, ObserveTopics, PeerItem, PeerList, Update
 from .router_state import Output, Registry, Session, Stream
 from .sessions import Sessions
 from .state_feed import LatencyWindow, StatePublisher

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .frames import PeerItem, Snapshot, Update
+from .query_frames import PeerItem, Snapshot, Update
 
 __all__ = ["LatencyWindow", "StatePublisher", "WatchedState", "upper_edge"]
 

@@ -24,7 +24,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
 from .codec import encode
-from .frames import TopicItem, TopicSnapshot, TopicTick, TopicValue
+from .query_frames import TopicItem, TopicSnapshot, TopicTick, TopicValue
 
 __all__ = [
     "MAX_TOPIC",
