@@ -6,7 +6,11 @@ ends. Pure functions, no I/O.
 
 from __future__ import annotations
 
-__all__ = ["PACK_LIMIT", "pack_limit", "packed", "payloads_of"]
+from .codec import encode
+from .frames import Send, SendItem
+from .send_window import Outgoing
+
+__all__ = ["PACK_LIMIT", "pack_limit", "packed", "payloads_of", "send_frames"]
 
 
 def payloads_of(sizes: list[int], count: int, parts: list[bytes]) -> list[bytes] | None:
@@ -36,3 +40,28 @@ def pack_limit(max_payload: int) -> int:
 def packed(payloads: list[bytes]) -> tuple[list[int], bytes]:
     """``payloads`` as one part, and the sizes that cut it back (``payloads_of``)."""
     return [len(p) for p in payloads], b"".join(payloads)
+
+
+def send_frames(base: int, batch: list[Outgoing], limit: int) -> list[list[bytes]]:
+    """``batch`` as Send frames: packed, each part ``limit`` bytes at most (or one payload);
+    with ``limit`` 0 (a router that takes no packed Sends), one Send with a part a payload."""
+    if not limit:
+        return [_send(base, batch, pack=False)]
+    out, start, size = [], 0, 0
+    for i, m in enumerate(batch):
+        n = len(m.payload)
+        if size + n > limit and i > start:
+            out.append(_send(base, batch[start:i], pack=True))
+            start, size = i, 0
+        size += n
+    out.append(_send(base, batch[start:], pack=True))
+    return out
+
+
+def _send(base: int, run: list[Outgoing], pack: bool) -> list[bytes]:
+    items = [SendItem(m.seq, m.to, m.prev, m.notify, m.ttl_ms) for m in run]
+    payloads = [m.payload for m in run]
+    if pack:
+        sizes, body = packed(payloads)
+        return [encode(Send(base, items, sizes)), body]
+    return [encode(Send(base, items)), *payloads]
