@@ -1,12 +1,9 @@
-"""What both clients are, minus how they wait: the socket and its monitor, the turn that
-drives the core, argument checks, tickets, messages, acks, holds, state, the backpressure
-policy and closing. ``Client`` (sync.py) and ``AsyncClient`` (aio.py) add only how they wait
-for the socket and how they are woken; each call into them runs ``_turn`` on the caller's own
-thread (or loop), so there is no Python I/O thread and nothing to hand over between threads.
-
-A turn takes what the socket holds without blocking, fires the core's due timers and writes
-what is ready. What it writes is libzmq's from then on: libzmq's own I/O thread (C, no GIL)
-carries it, and answers ZMTP heartbeats, however long the caller then computes.
+"""What both clients are, minus how they wait: argument checks, tickets, messages, acks,
+holds, state, the backpressure policy and closing, over the turns of turns.py (the socket,
+its monitor, the turn that drives the core). ``Client`` (sync.py) and ``AsyncClient``
+(aio.py) add only how they wait for the socket and how they are woken; each call into them
+runs a turn on the caller's own thread (or loop), so there is no Python I/O thread and
+nothing to hand over between threads.
 """
 
 from __future__ import annotations
@@ -15,7 +12,6 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -29,25 +25,19 @@ from zmqswarm.errors import (
     RouterUnavailableError,
 )
 from zmqswarm.protocol import ClientCore, ClientOptions, Code
-from zmqswarm.protocol.client_events import Event, Refused, SessionDown, SessionUp
 from zmqswarm.protocol.codec import NAME_RULE, valid_name
 from zmqswarm.transport import (
     clock,
-    close_peer_socket,
-    drain,
     id_secret,
-    link_events,
     new_epoch,
-    open_peer_socket,
     peer_keys,
-    readable,
     resolve_router_url,
     routing_id,
-    send_or_drop,
 )
 
 from .files import ClientFiles, Path
 from .tickets import Message, MessageKey, Outcome, TicketBook, TicketId
+from .turns import Turns
 
 if TYPE_CHECKING:
     from zmqswarm.keys import ClientKeys
@@ -56,8 +46,6 @@ if TYPE_CHECKING:
 __all__ = ["BaseClient", "Path"]
 
 log = logging.getLogger("zmqswarm.client")
-_PEEK = 0.0005  # seconds between looks at the socket from send()
-_LOOK = 0.01  # seconds between looks at the connection monitor
 INF = float("inf")
 
 
@@ -70,7 +58,7 @@ def refusal_error(code: Code, reason: str, url: str) -> RouterUnavailableError:
     return RouterUnavailableError(reason, url=url)
 
 
-class BaseClient:
+class BaseClient(Turns):
     """The shared layer. Drivers call ``_open`` once, ``_turn`` whenever they run, and wait
     for the socket (``_sock``, ``_monitor``) and for ``_core.next_deadline()`` between turns.
     What they add is in the hooks: ``_attach``, ``_own``, ``_poke``, ``_acks_due`` and
@@ -130,11 +118,10 @@ class BaseClient:
         # Take at most this many messages a turn before handing them over: a turn that took
         # a whole credit window first handed nothing over (and acked nothing) until its end.
         self._turn_limit = max(1, self.options.recv_window // 8)
-        self._next_look = 0.0  # at the connection monitor
-        self._next_peek = 0.0  # at the socket, from send()
-        self._taken: list[bytes] | None = None  # a frame a wait read: fed first
-        self._last_frame = -INF  # when the router last said something (a stream flows)
-        self._batching = 0  # open batch() blocks: sends made in them leave at the outermost end
+        self._next_look = self._next_peek = 0.0
+        self._taken = None
+        self._last_frame = -INF
+        self._batching = 0
         self._resumed: list[int] = []  # seqs an earlier process sent that go again
         if files.spool is not None:
             self._resumed, expired = files.resume(self._core)
@@ -146,127 +133,6 @@ class BaseClient:
     def _attach(self) -> None:
         """The driver's own start, at the end of ``__init__``: ``Client`` connects now,
         ``AsyncClient`` once ``start()`` runs on its loop."""
-
-    def _abandon(self) -> None:
-        """A start that failed: let go of the socket, if it was made, and of the files."""
-        sock, monitor = self._sock, self._monitor
-        self._sock = self._monitor = None
-        self._closed = True
-        try:
-            if sock is not None and monitor is not None:
-                close_peer_socket(sock, monitor)
-        finally:
-            self._files.close()
-
-    # -- the engine -----------------------------------------------------------------------
-
-    def _open(self) -> None:
-        try:
-            self._sock, self._monitor = open_peer_socket(
-                self._ctx, self.url, self._routing_id, self.options, self._keys
-            )
-            self._core.connect(clock())
-        except BaseException:
-            self._abandon()
-            raise
-
-    def _turn(self, now: float, look: bool = False) -> float:
-        """One step of the engine: take what arrived, fire timers, send what is ready.
-        Returns the seconds until the core's next timer. ``look``: the monitor has news."""
-        if look or now >= self._next_look:
-            self._look(now)
-        self._feed(now)
-        self._step(now)
-        if self._files:
-            return min(self._core.next_deadline(), self._files.sync(now)) - now
-        return self._core.next_deadline() - now
-
-    def _quiet_for(self, now: float) -> float | None:
-        """How long a wait may start without a turn first: nothing is due (no timer, no
-        look at the monitor, nothing to send or gathered by ``batch()``, no store to sync)
-        and no input is known to wait (a wait sees any at once). None: turn first."""
-        core = self._core
-        if self._taken or self._files or self._batching or now >= self._next_look:
-            return None
-        if core.has_output or core.window.has_ready():
-            return None
-        due = core.next_deadline()
-        return due - now if now < due else None
-
-    def _push(self, now: float) -> None:
-        """The turn after a send (or a batch's end): the frame leaves first, then, at most
-        every ``_PEEK``, what arrived is taken and timers fire (receipts come every few ms):
-        a message waits for no bookkeeping, and a tight send loop does not ask the socket on
-        every call. ``AsyncClient`` corks instead: see there."""
-        self._flush(now)
-        if now >= self._next_peek:
-            self._peek(now)
-            self._step(now)
-
-    def _recv_turn(self, now: float) -> None:
-        """The turn after a recv() that found its message waiting: the engine steps at most
-        every ``_PEEK``, or when the hand-over asked for something (a ping for the lease)."""
-        if now >= self._next_peek:
-            self._peek(now)
-            self._step(now)
-        elif self._core.has_output:
-            self._flush(now)
-
-    def _peek(self, now: float) -> None:
-        self._next_peek = now + _PEEK
-        if now >= self._next_look:
-            self._look(now)
-        self._feed(now)
-
-    def _look(self, now: float) -> None:
-        """What the connection did (dropped, came back), from the socket's monitor. Asked
-        every ``_LOOK`` at most, or when a wait says the monitor has news."""
-        self._next_look = now + _LOOK
-        monitor, core = self._monitor, self._core
-        assert monitor is not None
-        if readable(monitor):
-            for event in link_events(monitor):
-                core.link_event(event, now)
-
-    def _feed(self, now: float) -> None:
-        sock, core = self._sock, self._core
-        assert sock is not None
-        limit = self._turn_limit
-        taken, self._taken = self._taken, None
-        frames = drain(sock, 1024)
-        for parts in frames if taken is None else chain((taken,), frames):
-            core.receive(parts, now)
-            self._last_frame = now
-            if core.received_waiting >= limit:
-                break  # hand these over (and ack them) before taking more
-
-    def _step(self, now: float) -> None:
-        core, sock = self._core, self._sock
-        assert sock is not None
-        core.tick(now)
-        events = core.events()
-        if events:
-            self._on_events(events, now)
-        for parts in core.outgoing(now):
-            send_or_drop(sock, parts)
-
-    def _flush(self, now: float) -> None:
-        """Send what is ready, firing no timers: after a call that made output outside a
-        turn (the hand-over gate's ping, a due ack)."""
-        sock = self._sock
-        assert sock is not None
-        for parts in self._core.outgoing(now):
-            send_or_drop(sock, parts)
-
-    def _on_events(self, events: list[Event], now: float) -> None:
-        self._book.on_events(events)
-        session = any(isinstance(ev, SessionUp | SessionDown | Refused) for ev in events)
-        self._files.settle(events, session, self._core.hellos, now)
-        if session:
-            self._session_changed()
-
-    def _session_changed(self) -> None:
-        """The session came up, went down or was refused: drivers wake who waits on it."""
 
     # -- batching ---------------------------------------------------------------------------
 
@@ -475,16 +341,9 @@ class BaseClient:
         they leave). Returns the tickets the router never receipted."""
         unsent = self._unsent()
         self._closed = True
-        core = self._core
-        if core.state != "closed":
-            core.close(now)
-        sock = self._sock
-        if sock is not None:
-            for parts in core.outgoing(now):
-                send_or_drop(sock, parts)
-            assert self._monitor is not None
-            close_peer_socket(sock, self._monitor)
-            self._sock = self._monitor = None
+        if self._core.state != "closed":
+            self._core.close(now)
+        self._close_socket(now)
         self._files.close()  # what was never receipted stays in the spool
         return unsent
 
