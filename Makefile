@@ -35,8 +35,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Two streams side by side, the tmux tests and the rest (tests/conftest.py): each mostly waits.
 test: $(STAMP) tmux nft lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q

@@ -13,6 +13,18 @@ import pytest
 from .helpers import Procs
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``), the tmux tests run on
+    one worker and every other test on the other: two streams, each in order, that mostly
+    wait (on pastes, on fault timings), so that no two timing-sensitive tests of the same
+    kind ever run at once."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        group = "tmux" if item.nodeid.startswith("tests/tmux/") else "sockets"
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(autouse=True, scope="session")
 def private_state_home() -> Iterator[None]:
     """Routers started by tests keep their journals in a directory the session removes, not
