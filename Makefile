@@ -37,7 +37,7 @@ lint: $(STAMP)
 
 # Two streams side by side, the tmux tests and the rest (tests/conftest.py): each mostly waits.
 test: $(STAMP) tmux nft lint
-	$(BIN)/pytest -n 2 --dist loadgroup
+	$(BIN)/pytest -n 2
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q

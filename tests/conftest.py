@@ -7,22 +7,31 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from .helpers import Procs
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``), the tmux tests run on
-    one worker and every other test on the other: two streams, each in order, that mostly
-    wait (on pastes, on fault timings), so that no two timing-sensitive tests of the same
-    kind ever run at once."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        group = "tmux" if item.nodeid.startswith("tests/tmux/") else "sockets"
-        item.add_marker(pytest.mark.xdist_group(group))
+def stream_of(nodeid: str) -> str:
+    """The stream a test runs in under ``make test``: the tmux tests, or the others."""
+    return "tmux" if nodeid.startswith("tests/tmux/") else "sockets"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under pytest-xdist (``make test`` runs ``-n 2``), the tmux tests run on one worker and
+    every other test on the other: two streams, each in order, that mostly wait (on pastes,
+    on fault timings), so that no two tests of the same stream ever run at once. A scheduler
+    of our own, not ``xdist_group`` marks, which pytest 9.2 no longer applies (xdist #1386)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class TwoStreams(LoadScopeScheduling):  # type: ignore[misc]  # xdist is untyped
+        def _split_scope(self, nodeid: str) -> str:
+            return stream_of(nodeid)
+
+    return TwoStreams(config, log)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -49,7 +49,7 @@ def namespaces() -> Iterator[Net]:
     tool = next((t for t in ("nft", "iptables") if shutil.which(t)), None)
     if tool is None:
         pytest.skip("needs nft or iptables to drop packets: apt-get install -y nftables")
-    tag = f"{os.getpid() % 100_000}{next(_serial)}"
+    tag = f"{os.getpid() % 100_000}x{next(_serial)}"  # "x": pid 12 + 34 is not pid 123 + 4
     net = Net(f"zsr{tag}", f"zsp{tag}", tool)
     try:
         run("ip", "netns", "add", net.router_ns)

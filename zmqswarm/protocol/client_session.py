@@ -1,5 +1,5 @@
-"""ClientSession: a client's session with its router, from Hello to Bye. ClientCore
-(client_core.py) carries messages over it.
+"""ClientSession: a client's session with its router, from its Hello until it is closed
+(``ClientCore.close`` says Bye). ClientCore (client_core.py) carries messages over it.
 
 The state changes only through ``TRANSITIONS``; a call the current state does not allow
 raises ``LocalProtocolError``::

@@ -1,4 +1,5 @@
-"""Every frame of the zmqswarm wire protocol, one msgspec Struct per kind.
+"""The frames of the peers' sessions, one msgspec Struct per kind (queries and the
+observers' feed: query_frames.py).
 
 A zmqswarm message on the wire is a ZeroMQ multipart message. Its first part is the header:
 one of the Structs below, MessagePack-encoded as an array whose first element is the kind's
