@@ -36,8 +36,10 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # Two streams side by side, the tmux tests and the rest (tests/conftest.py): each mostly waits.
+# Then, alone, the tests that assert a time budget (or load the machine): marked solo.
 test: $(STAMP) tmux nft lint
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 2 -m "not solo"
+	$(BIN)/pytest -m solo
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q

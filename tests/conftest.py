@@ -23,7 +23,8 @@ def stream_of(nodeid: str) -> str:
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Under pytest-xdist (``make test`` runs ``-n 2``), the tmux tests run on one worker and
     every other test on the other: two streams, each in order, that mostly wait (on pastes,
-    on fault timings), so that no two tests of the same stream ever run at once. A scheduler
+    on fault timings), so that no two tests of the same stream ever run at once; the tests
+    marked ``solo`` (a time budget asserted) run after both, alone. A scheduler
     of our own, not ``xdist_group`` marks, which pytest 9.2 no longer applies (xdist #1386)."""
     from xdist.scheduler import LoadScopeScheduling
 

@@ -126,6 +126,7 @@ def test_async_recv_waits_leave_nothing_behind_and_close_ends_them(tmp_path: Pat
     asyncio.run(main())
 
 
+@pytest.mark.solo
 def test_async_recv_times_out_on_time_when_another_timer_comes_first(tmp_path: Path) -> None:
     """A recv() timeout rides on the client's one timer. When that timer is set for
     something sooner (here the turn that comes every 0.5 s while no router answers), the

@@ -21,6 +21,7 @@ from zmqswarm.protocol import ClientOptions, Send
 from ..helpers import FakeRouter, Procs, backlog, router_stats, wait_for
 
 
+@pytest.mark.solo
 def test_a_caller_computing_for_seconds_keeps_its_session_and_its_mail(
     procs: Procs,
 ) -> None:
@@ -55,6 +56,7 @@ def test_a_caller_computing_for_seconds_keeps_its_session_and_its_mail(
     assert stats["redelivered"] == 0 and stats["disconnected"] == 0
 
 
+@pytest.mark.solo
 def test_a_stopped_client_is_offline_within_2_s_and_its_mail_moves_on(procs: Procs) -> None:
     procs.router()
     with Client("alice", router=procs.url) as alice:

@@ -139,6 +139,7 @@ DEAD_RATE = 1000  # alice still sends throughout the window after the kill
 WINDOW = 3.0  # seconds over which the router's CPU is measured
 
 
+@pytest.mark.solo
 @pytest.mark.timeout(60)
 def test_a_dead_recipient_costs_the_router_no_spin_and_no_phantom_deliveries(
     procs: Procs, tmp_path: Path

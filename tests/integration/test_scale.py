@@ -21,6 +21,7 @@ ZS = [sys.executable, "-m", "zmqswarm.cli"]
 PEERS = 1000
 
 
+@pytest.mark.solo
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_a_thousand_peers_connecting_at_once_are_welcomed_and_shown_online_within_2s(

@@ -323,6 +323,7 @@ def test_a_key_replaced_under_the_same_name_cuts_off_the_old_key(
         new.send("bob", b"after the rotation").wait("accepted", 10)
 
 
+@pytest.mark.solo
 def test_zs_keys_revoke_cuts_a_live_key_off_at_once(
     procs: Procs, keyring: Keyring, secured: subprocess.Popen[str]
 ) -> None:

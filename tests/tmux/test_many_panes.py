@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from zmqswarm import Client
 
 from ..helpers import Procs, wait_for
@@ -48,6 +50,7 @@ def start_tagged_recorders(socket: str, outs: list[Path]) -> list[str]:
     return panes
 
 
+@pytest.mark.solo
 def test_one_agent_process_serves_fifty_tagged_panes(
     procs: Procs, tmux_socket: str, tmp_path: Path
 ) -> None:

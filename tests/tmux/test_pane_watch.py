@@ -40,6 +40,7 @@ async def within(seconds: float, condition: Callable[[], bool], what: str) -> fl
     return loop.time() - start
 
 
+@pytest.mark.solo
 def test_pane_deaths_tmux_does_not_announce_arrive_through_the_hooks(tmux_socket: str) -> None:
     # Panes in a session the watch is not attached to; the dying ones are never the active
     # pane, so no %window-pane-changed either: only the hooks can tell. (Not remain-on-exit:
