@@ -21,7 +21,13 @@ stores as it is.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 import msgspec
+
+if TYPE_CHECKING:
+    from .router_state import Stream
 
 __all__ = ["Batch", "DeadRow", "JournalLog", "Put", "PutRow", "Restored", "Spill", "StreamRow"]
 
@@ -124,8 +130,15 @@ class JournalLog:
             self.puts or self.done or self.attempts or self.streams or self.forgotten
         ) or bool(self.dead or self.dead_upto or self.reads)
 
-    def take(self, rows: list[StreamRow]) -> Batch:
-        """Close the batch being filled (``rows``: the changed streams as they stand now)."""
+    def take(self, streams: Mapping[tuple[str, int], Stream]) -> Batch:
+        """Close the batch being filled, with the changed ones of ``streams`` (the sender
+        watermarks) as they stand now."""
+        rows = []
+        for key in self.streams:
+            s = streams.get(key)
+            if s is not None:
+                seen = s.last_seen + self.wall_offset
+                rows.append(StreamRow(key[0], key[1], s.wm, sorted(s.above), seen))
         batch = Batch(
             self.number, self.puts, self.done, self.attempts, rows, self.forgotten,
             self.dead, self.dead_upto, self.reads,

@@ -36,7 +36,7 @@ from .delivering import Delivery
 from .effects import Effects
 from .frames import Ack, Bye, Code, Heartbeat, Hello, Hold, PeerState, Publish, Send
 from .inbox import MAX_NOTE
-from .journaling import Batch, Put, Restored, StreamRow
+from .journaling import Batch, Put, Restored
 from .options import RouterOptions
 from .packing import payloads_of
 from .query_frames import ListDead, ListPeers, Observe, ObserveTopics, PeerItem, PeerList, Update
@@ -296,14 +296,7 @@ class RouterCore:
         journal = fx.journal
         if journal is None or not (journal.pending() or fx.waiting_for(journal.number)):
             return None
-        streams = self.acceptor.streams
-        rows = []
-        for key in journal.streams:
-            s = streams.get(key)
-            if s is not None:
-                seen = s.last_seen + journal.wall_offset
-                rows.append(StreamRow(key[0], key[1], s.wm, sorted(s.above), seen))
-        return journal.take(rows)
+        return journal.take(self.acceptor.streams)
 
     def durable(self, number: int, now: float) -> None:
         """The journal has batches up to ``number`` on disk: what waited for them may go out,
