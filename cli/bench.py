@@ -16,7 +16,7 @@ from .exits import DENIED, ERROR, FAILED, UNREACHABLE, USAGE, exit_codes, fail
 from .params import typer_info
 
 if TYPE_CHECKING:
-    from zmqswarm.bench.workload import Spec
+    from zmqswarm.bench.spec import Spec
 
 NAMES = "bench-*"  # every peer's name (zmqswarm.bench.zs.name): a key must be let use them
 
@@ -116,7 +116,8 @@ def bench_command(
     alice = ["alice", "alice.*", "bench-*"] (a key listed there may use only the names
     listed)."""
     from zmqswarm.bench import zs
-    from zmqswarm.bench.workload import Spec, run
+    from zmqswarm.bench.spec import Spec
+    from zmqswarm.bench.workload import run
     from zmqswarm.config import load_config
 
     with exit_codes():

@@ -37,7 +37,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from zmqswarm.bench.workload import Spec, run
+from zmqswarm.bench.spec import Spec
+from zmqswarm.bench.workload import run
 
 # (module, variant) of every system, and the producer window and consumer batch it runs
 # with: the best of one sweep (--sweep) on this machine, 1to1 64 B.

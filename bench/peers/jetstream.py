@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from zmqswarm.bench.workload import Broker, Spec, free_port, wait_port
+from zmqswarm.bench.machine import free_port, wait_port
+from zmqswarm.bench.spec import Broker, Spec
 
 NAME = "NATS JetStream"
 VARIANTS = ("file", "memory")

@@ -13,7 +13,8 @@ import os
 import pstats
 import tempfile
 
-from zmqswarm.bench.workload import PROFILE, Spec, run
+from zmqswarm.bench.spec import PROFILE, Spec
+from zmqswarm.bench.workload import run
 
 
 def top(path: str, n: int) -> list[tuple[float, str]]:

@@ -11,7 +11,8 @@ from contextlib import contextmanager
 
 import zmq
 
-from zmqswarm.bench.workload import CTX, Broker, Spec, free_port, wait_port
+from zmqswarm.bench.machine import free_port, wait_port
+from zmqswarm.bench.spec import CTX, Broker, Spec
 
 NAME = "raw pyzmq"
 VARIANTS = ("", "receipts")

@@ -8,7 +8,8 @@ import random
 import pytest
 
 from zmqswarm.bench.hist import Histogram
-from zmqswarm.bench.workload import HEADER, Spec, Tally
+from zmqswarm.bench.spec import HEADER, Spec
+from zmqswarm.bench.worker import Tally
 
 
 def payload(sender: int, recipient: int, seq: int, due: int = 0) -> bytes:

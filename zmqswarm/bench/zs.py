@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import zmq
 
-from zmqswarm.bench.workload import CTX, PROFILE, Broker, Spec, free_port, wait_port
+from zmqswarm.bench.machine import free_port, wait_port
+from zmqswarm.bench.spec import CTX, PROFILE, Broker, Spec
 from zmqswarm.protocol.options import ClientOptions
 
 if TYPE_CHECKING:
