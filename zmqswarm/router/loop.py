@@ -43,7 +43,7 @@ from zmqswarm.transport import (
     send_routed,
 )
 
-from .auth import AllowList, Gatekeeper, apply_allow_list
+from .auth import AllowList, Gatekeeper
 from .crash import crash_point
 from .endpoints import (
     MONITORED,
@@ -52,11 +52,10 @@ from .endpoints import (
     check_exposure,
     connection_events,
     pub_urls,
-    rebind_pub,
-    renew_router,
 )
 from .journal import Journal
 from .metrics import MetricsServer
+from .revocation import Revocation
 from .subscriptions import Subscriptions
 from .sweeps import Sweeps
 
@@ -69,7 +68,7 @@ _NOBLOCK = int(zmq.NOBLOCK)
 _MONITOR_EVERY = 0.05  # seconds between looks at the connection monitor
 
 
-class Router:
+class Router(Revocation):
     """A zmqswarm router bound to one or more endpoints.
 
     Args:
@@ -309,41 +308,6 @@ class Router:
 
     def _admit(self, identity: zmq.Frame, parts: list[bytes], now: float) -> int:
         return self.core.admit(identity.bytes, str(identity.get("User-Id")), parts, now)
-
-    def reload(self) -> None:
-        """Read the allow list again at the next turn (SIGHUP): a key whose file is gone is
-        revoked, and its live sessions end."""
-        if self.gate is not None:
-            self.gate.asked = True
-
-    def _revoke(self, removed_keys: set[str] | None, now: float) -> None:
-        if removed_keys is None or self.gate is None:
-            return
-        removed = apply_allow_list(self.core, self.gate.allow.keys, removed_keys, now)
-        if removed:
-            # libzmq checks a key only at the handshake and cannot close one peer's
-            # connection: both sockets are made anew, and every peer and observer must pass
-            # the allow list again to reconnect.
-            urls = list(self.core.publish_endpoints)
-            self.pub.close(0)
-            self.pub, self.core.publish_endpoints[:] = rebind_pub(self._ctx, urls, self.curve)
-            self.subscriptions = Subscriptions(self.core.stats, self.core.options.max_topics)
-            self._renew = True
-            log.warning(
-                "revoked %s: their sessions ended; every connection is closed, to be opened"
-                " again through the allow list",
-                ", ".join(sorted(removed)),
-            )
-
-    def _renew_router(self, now: float) -> None:
-        """Close the ROUTER socket, and every connection with it, and bind a new one. The
-        others reconnect (in about 50 ms) and resume their sessions; what was on its way
-        goes again, as after any drop."""
-        self._renew = False
-        self.sock, self.monitor = renew_router(
-            self._ctx, self.sock, self.monitor, self.endpoints, self.core, self.curve
-        )
-        self._sweeps.renewed(now)
 
     def _reachable(self, identity: bytes) -> bool:
         """Probe: ROUTER_MANDATORY fails at once if the peer's connection is gone."""
