@@ -80,25 +80,6 @@ _WHERE = {
     **dict.fromkeys(["Inbound", "Inbox", "MessageKey"], "inbox"),
     **dict.fromkeys(["DeadLetter"], "dead_letters"),
     **dict.fromkeys(["RouterCore"], "router_core"),
-    **dict.fromkeys(
-        [
-            "DeadItem",
-            "DeadList",
-            "ListDead",
-            "ListPeers",
-            "Observe",
-            "ObserveTopics",
-            "PeerItem",
-            "PeerList",
-            "Snapshot",
-            "TopicItem",
-            "TopicSnapshot",
-            "TopicTick",
-            "TopicValue",
-            "Update",
-        ],
-        "query_frames",
-    ),
     **dict.fromkeys(["Failed", "SendWindow"], "send_window"),
     **dict.fromkeys(["LatencyWindow", "StatePublisher", "WatchedState"], "state_feed"),
     **dict.fromkeys(["TopicCache", "TopicRecord", "TopicView"], "topic_feed"),
@@ -106,7 +87,10 @@ _WHERE = {
 
 
 def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name, "frames")
+    module = _WHERE.get(name)
+    if module is None:  # a frame: the two frames modules say which are theirs
+        queries = importlib.import_module(f"{__name__}.query_frames")
+        module = "query_frames" if name in queries.__all__ else "frames"
     try:
         value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
     except AttributeError:
