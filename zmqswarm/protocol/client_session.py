@@ -93,6 +93,11 @@ class ClientSession:
         return self._hellos
 
     @property
+    def has_events(self) -> bool:
+        """Events wait to be taken (``events``)."""
+        return bool(self._events)
+
+    @property
     def sending(self) -> bool:
         """Messages may leave now: the session is up, or a Hello on a live link went ahead
         of them (the router takes a connection's frames in order)."""
