@@ -3,7 +3,9 @@
 Each message carries the time it was *scheduled* to be sent, so a sender that falls behind
 cannot hide the queueing it causes (no coordinated omission). All paths are measured in the
 same run: (a) raw DEALER -> Python ROUTER -> DEALER, blocking at both ends, and with asyncio
-ends (the floor for an asyncio client), (b) zmqswarm Client -> router -> Client and
+ends (the floor for an asyncio client), (a') the minimal reliable loop of bench/minimal.py
+(the least Python that keeps receipts, dedup, a mailbox and acks: the yardstick for what
+zmqswarm's structure costs), (b) zmqswarm Client -> router -> Client and
 AsyncClient -> router -> AsyncClient, with receipts and acks, (c) the raw path and Client
 again with a sender that keeps the GIL busy between sends (it spins until each is due, as a
 runner that computes would). Percentiles come from a histogram; the first second is warm-up.
@@ -34,7 +36,7 @@ from typing import Any
 
 import zmq
 
-from bench import _procs
+from bench import _procs, minimal
 from bench._hist import Histogram
 from bench._procs import cpu_ns, median, raw_path, raw_sink_socket, wakeups, write_json, zs_path
 from zmqswarm.transport import readable
@@ -261,6 +263,30 @@ def raw_async(rate: int, seconds: float, size: int) -> Run:
     return lat, cpu
 
 
+def _minimal_sink(url: str, n: int, q: Any) -> None:
+    ctx, sock = minimal.sink_socket(url)
+    q.put("ready")
+    lat: list[int] = []
+    unpack = STAMP.unpack_from
+    minimal.receive(sock, n, lambda payload: lat.append(time.monotonic_ns() - unpack(payload)[0]))
+    q.put(lat)
+    sock.close(500)  # the last ack leaves
+    ctx.term()
+
+
+def minimal_reliable(rate: int, seconds: float, size: int) -> Run:
+    """bench/minimal.py's path: the least Python that keeps the contract's core."""
+    n = int(rate * seconds) + 1  # + the message that opens the path
+    with minimal.path(n, _minimal_sink) as (sender, q, pids):
+        sender.send(STAMP.pack(0))
+        while sender.pending:  # receipted: the path is up before the clock
+            sender.sock.poll(1000)
+            sender.take_receipts()
+        cpu = _metered(pids, n, lambda: _paced(sender.send, rate, seconds, size))
+        lat: list[int] = q.get(timeout=60)
+    return lat[1:], cpu
+
+
 def _zs_sink(url: str, n: int, q: Any) -> None:
     from zmqswarm.client.sync import Client
 
@@ -330,6 +356,7 @@ PATHS: tuple[tuple[str, Callable[[int, float, int], Run]], ...] = (
     ("pacer alone (lateness)", pacer),
     ("raw pyzmq router", raw),
     ("raw, asyncio ends", raw_async),
+    ("minimal reliable loop", minimal_reliable),
     ("zmqswarm Client", zmqswarm),
     ("zmqswarm AsyncClient", zmqswarm_async),
     ("raw, busy sender", raw_busy),
