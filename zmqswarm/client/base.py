@@ -120,7 +120,6 @@ class BaseClient(Turns):
         self._turn_limit = max(1, self.options.recv_window // 8)
         self._next_look = self._next_peek = 0.0
         self._taken = None
-        self._owed = False
         self._last_frame = -INF
         self._batching = 0
         self._resumed: list[int] = []  # seqs an earlier process sent that go again

@@ -57,7 +57,6 @@ class Turns:
     _next_look: float  # when to look at the connection monitor
     _next_peek: float  # when send() next looks at the socket
     _taken: list[bytes] | None  # a frame a wait read: fed first
-    _owed: bool  # a frame was fed and handed over outside a turn: the next call turns first
     _last_frame: float  # when the router last said something (a stream flows)
     _batching: int  # open batch() blocks: sends made in them leave at the outermost end
 
@@ -98,9 +97,7 @@ class Turns:
         look at the monitor, nothing to send or gathered by ``batch()``, no store to sync)
         and no input is known to wait (a wait sees any at once). None: turn first."""
         core = self._core
-        if self._owed or self._taken or self._files or self._batching:
-            return None
-        if now >= self._next_look:
+        if self._taken or self._files or self._batching or now >= self._next_look:
             return None
         if core.has_output or core.window.has_ready():
             return None
@@ -113,14 +110,14 @@ class Turns:
         a message waits for no bookkeeping, and a tight send loop does not ask the socket on
         every call. ``AsyncClient`` corks instead: see there."""
         self._flush(now)
-        if self._owed or now >= self._next_peek:
+        if now >= self._next_peek:
             self._peek(now)
             self._step(now)
 
     def _recv_turn(self, now: float) -> None:
         """The turn after a recv() that found its message waiting: the engine steps at most
         every ``_PEEK``, or when the hand-over asked for something (a ping for the lease)."""
-        if self._owed or now >= self._next_peek:
+        if now >= self._next_peek:
             self._peek(now)
             self._step(now)
         elif self._core.has_output:
@@ -157,7 +154,6 @@ class Turns:
     def _step(self, now: float) -> None:
         core, sock = self._core, self._sock
         assert sock is not None
-        self._owed = False
         core.tick(now)
         events = core.events()
         if events:
