@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from zmqswarm import Client, NameTakenError, WrongThreadError, ZsTimeoutError
+from zmqswarm import Client, DeliveryError, NameTakenError, WrongThreadError, ZsTimeoutError
 from zmqswarm.observe import list_peers
 from zmqswarm.protocol import ClientOptions, Send
 
@@ -204,6 +204,22 @@ def test_a_ticket_already_settled_needs_no_round_trip(procs: Procs) -> None:
             assert time.monotonic() - start < 0.1
         finally:
             os.kill(int(procs.children[0].pid), signal.SIGCONT)
+
+
+def test_a_refusal_read_while_its_ticket_waits_fails_the_ticket(procs: Procs) -> None:
+    """The frame a wait reads is handed over before the rest of the turn only when it brought
+    no events: a Nack read while ``wait()`` blocks must reach the ticket as a failure."""
+    config = procs.tmp / "router.toml"
+    config.write_text("[router]\nmax-payload = 1000\n")
+    procs.router("--config", str(config))
+    with Client("alice", router=procs.url) as alice:
+        alice.wait_ready(10)
+        too_big = alice.send("bob", b"x" * 2000)
+        fits = alice.send("bob", b"x" * 1000)
+        with pytest.raises(DeliveryError, match="too_large"):
+            too_big.wait("accepted", timeout=10)  # the Nack comes while this waits
+        assert too_big.state == "failed"
+        assert fits.wait("accepted", timeout=10).state == "accepted"
 
 
 def test_leaving_a_with_block_logs_what_close_could_not_hand_over(
