@@ -76,6 +76,31 @@ def test_async_ack_notes_and_holds_reach_the_sender(procs: Procs) -> None:
     asyncio.run(main())
 
 
+def test_a_message_after_a_silence_reaches_a_waiting_recv_at_once(procs: Procs) -> None:
+    """bob's lease on his session lapses while nothing comes (it lasts half the router's
+    liveness timeout): the message that ends the silence is handed over one round trip
+    later, not when bob's waiting recv() times out (zs agent's writers wait in 1 s recvs)."""
+    procs.router()
+
+    async def main() -> None:
+        async with (
+            AsyncClient("alice", router=procs.url) as alice,
+            AsyncClient("bob", router=procs.url) as bob,
+        ):
+            await (await alice.send("bob", b"first")).wait("accepted", timeout=10)
+            assert (await bob.recv(timeout=10)).payload == b"first"
+            loop = asyncio.get_running_loop()
+            waiting = asyncio.ensure_future(bob.recv(timeout=30))
+            await asyncio.sleep(1.5)  # the fault: a silence longer than bob's lease, not a sync
+            sent = loop.time()
+            await alice.send("bob", b"second")
+            msg = await asyncio.wait_for(waiting, 10)
+            assert msg.payload == b"second"
+            assert loop.time() - sent < 0.5, f"handed over after {loop.time() - sent:.2f} s"
+
+    asyncio.run(main())
+
+
 def test_async_peer_state_reaches_zs_peers(procs: Procs) -> None:
     from zmqswarm.observe.query import list_peers
 

@@ -146,6 +146,20 @@ def test_nothing_is_handed_over_on_a_stale_lease_until_the_router_confirms() -> 
     assert core.take_message(5.0 + LIVENESS_MS / 2000 + 0.01) is None  # and it lasts so long
 
 
+def test_a_delivery_after_a_silence_asks_the_router_at_once() -> None:
+    """The ping that renews a lapsed lease leaves with the turn that took the delivery, not
+    when the application next asks for a message: a reader waiting for one (AsyncClient's
+    recv(), zs agent's writers) is woken only once the message may be handed over."""
+    core = ready_core(ack_delay=0.0)
+    core.receive([encode(Deliver(1, [DeliverItem(1, "alice", 3, 1, 1)])), b"x"], 5.0)
+    assert not core.deliverable(5.0)  # the lease ran out in the silence
+    (ping,) = [f for p in core.outgoing(5.0) if isinstance(f := decode(p[0]), Heartbeat)]
+    core.receive([encode(ping)], 5.001)  # the router's echo
+    assert core.deliverable(5.001)
+    msg = core.take_message(5.001)
+    assert msg is not None and msg.key == ("alice", 3, 1)
+
+
 def test_a_lease_is_renewed_ahead_while_messages_flow() -> None:
     core = ready_core(ack_delay=0.0)
     now, waited = 0.0, 0

@@ -274,6 +274,11 @@ class ClientCore(ClientSession):
         self._received.extend(inbox.on_deliver(frame, payloads, now))
         if inbox.gap:
             self._lost("deliveries came with a gap", now)
+        elif self._received and self.lease.wants_ping(now):
+            # Renewed as the mail comes, not when the application next asks for it: after a
+            # silence, a reader that waits for a message would otherwise wait for its own
+            # timeout before anyone asked the router.
+            self._send_ping(now)
 
     def _on_nack(self, seq: int, code_int: int, reason: str, retry_ms: int, now: float) -> None:
         try:
