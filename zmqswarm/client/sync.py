@@ -274,21 +274,8 @@ class Client(BaseClient):
                 wait = min(wait, deadline - now)
             self._wait(wait)
             now, wait = clock(), None
-            taken = self._taken
-            if taken is not None:
-                # What the wait read may be what is waited for (a delivery): it is handed
-                # over before the rest of a turn, whose timers and the socket's other frames
-                # wait for the next wait or turn, as they would have without this frame. A
-                # frame that brought events (a receipt, a refusal, a notice) takes the whole
-                # turn first: tickets and the session learn of them there.
-                self._taken = None
-                core = self._core
-                core.receive(taken, now)
-                self._last_frame = now
-                if not core.has_events:
-                    result = done(now)
-                    if result is not None:
-                        return result
+            if self._feed_taken(now) and (result := done(now)) is not None:
+                return result  # what the wait read, handed over before the rest of a turn
 
     def _wait(self, seconds: float) -> None:
         """Sleep, GIL released, until the router says something or ``seconds`` pass; a frame

@@ -151,6 +151,20 @@ class Turns:
             if core.received_waiting >= limit:
                 break  # hand these over (and ack them) before taking more
 
+    def _feed_taken(self, now: float) -> bool:
+        """Feed the frame a wait read, alone. True if it brought no events: what it
+        delivered may then be handed over before the rest of a turn, whose timers and the
+        socket's other frames wait for the next wait or turn, as they would have without
+        this frame. A frame that brought events (a receipt, a refusal, a notice) must take
+        the whole turn first: tickets and the session learn of them there."""
+        taken, self._taken = self._taken, None
+        if taken is None:
+            return False
+        core = self._core
+        core.receive(taken, now)
+        self._last_frame = now
+        return not core.has_events
+
     def _step(self, now: float) -> None:
         core, sock = self._core, self._sock
         assert sock is not None
