@@ -160,6 +160,17 @@ def test_a_delivery_after_a_silence_asks_the_router_at_once() -> None:
     assert msg is not None and msg.key == ("alice", 3, 1)
 
 
+def test_a_delivery_read_while_reconnecting_sends_no_ping() -> None:
+    """A Deliver still in the socket when the link dropped is taken for the Welcome to judge;
+    it asks nothing of the router: the Hello on the new link renews the lease."""
+    core = ready_core(ack_delay=0.0)
+    core.link_down(1.0)
+    core.receive([encode(Deliver(1, [DeliverItem(1, "alice", 3, 1, 1)])), b"x"], 1.0)
+    assert not any(isinstance(decode(p[0]), Heartbeat) for p in core.outgoing(1.0))
+    core.tick(2.0)
+    assert not any(isinstance(decode(p[0]), Heartbeat) for p in core.outgoing(2.0))
+
+
 def test_a_lease_is_renewed_ahead_while_messages_flow() -> None:
     core = ready_core(ack_delay=0.0)
     now, waited = 0.0, 0

@@ -259,7 +259,7 @@ class Client(BaseClient):
         now = clock()
         deadline = None if timeout is None else now + timeout
         self._check_usable()
-        # A call right after a turn (recv after recv) skips one, when a wait follows.
+        # Nothing due and nothing known to wait (recv after recv): no turn before the wait.
         wait = self._quiet_for(now) if timeout is None or timeout > 0 else None
         while True:
             if wait is None:
@@ -279,12 +279,12 @@ class Client(BaseClient):
 
     def _wait(self, seconds: float) -> None:
         """Sleep, GIL released, until the router says something or ``seconds`` pass; a frame
-        that came is read here, for the next turn. While a stream flows (the router spoke in
-        the last ``_STREAMING`` s), in a blocking read of the socket, bounded by the next look
-        at its monitor: libzmq waits on its own descriptor and hands the frame over in the
-        same call, a wake-up about 7 us of CPU cheaper than a poll and its reads. Idle, in
-        zmq's poll over the socket and its monitor, which sleeps until either has news (a
-        monitor with news is looked at at once)."""
+        that came is read here (``_feed_taken`` or the next turn feeds it). While a stream
+        flows (the router spoke in the last ``_STREAMING`` s), in a blocking read of the
+        socket, bounded by the next look at its monitor: libzmq waits on its own descriptor
+        and hands the frame over in the same call, a wake-up about 7 us of CPU cheaper than a
+        poll and its reads. Idle, in zmq's poll over the socket and its monitor, which sleeps
+        until either has news (a monitor with news is looked at at once)."""
         sock = self._sock
         assert sock is not None
         now = clock()

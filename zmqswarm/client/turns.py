@@ -155,11 +155,13 @@ class Turns:
         """Feed the frame a wait read, alone. True if it brought no events: what it
         delivered may then be handed over before the rest of a turn, whose timers and the
         socket's other frames wait for the next wait or turn, as they would have without
-        this frame. A frame that brought events (a receipt, a refusal, a notice) must take
-        the whole turn first: tickets and the session learn of them there."""
-        taken, self._taken = self._taken, None
-        if taken is None:
+        this frame. False, and the frame left for the turn, if the monitor has news (a
+        dropped connection ends the lease before anything is handed over). A frame that
+        brought events (a receipt, a refusal, a notice) takes the whole turn first: tickets
+        and the session learn of them there."""
+        if self._taken is None or now >= self._next_look:
             return False
+        taken, self._taken = self._taken, None
         core = self._core
         core.receive(taken, now)
         self._last_frame = now

@@ -137,7 +137,8 @@ class ClientCore(ClientSession):
 
     @property
     def has_output(self) -> bool:
-        """Frames wait to be sent (``outgoing``): a ping the hand-over gate asked for."""
+        """Frames wait to be sent (``outgoing``): a ping that renews the lease, asked for by a
+        delivery or by the hand-over gate."""
         return bool(self._out)
 
     @property
@@ -274,7 +275,7 @@ class ClientCore(ClientSession):
         self._received.extend(inbox.on_deliver(frame, payloads, now))
         if inbox.gap:
             self._lost("deliveries came with a gap", now)
-        elif self._received and self.lease.wants_ping(now):
+        elif self.state == READY and self._received and self.lease.wants_ping(now):
             # Renewed as the mail comes, not when the application next asks for it: after a
             # silence, a reader that waits for a message would otherwise wait for its own
             # timeout before anyone asked the router.
