@@ -279,7 +279,10 @@ def minimal_reliable(rate: int, seconds: float, size: int) -> Run:
     n = int(rate * seconds) + 1  # + the message that opens the path
     with minimal.path(n, _minimal_sink) as (sender, q, pids):
         sender.send(STAMP.pack(0))
+        opened_by = time.monotonic() + 30
         while sender.pending:  # receipted: the path is up before the clock
+            if time.monotonic() > opened_by:
+                raise TimeoutError("the minimal loop's router never receipted its first message")
             sender.sock.poll(1000)
             sender.take_receipts()
         cpu = _metered(pids, n, lambda: _paced(sender.send, rate, seconds, size))
